@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+
+#include "util.h"
+
+/* securelinkd.conf: an INI file with the sections [daemon], [keys], [links]
+ * and [nginx]. Every key has a default; see conf/securelinkd.conf. */
+
+#define CONFIG_DEFAULT_PATH "/etc/securelink/securelinkd.conf"
+
+typedef enum ReloadMethod {
+	RELOAD_SYSTEMD, /* systemd:UNIT, sd-bus ReloadOrTryRestartUnit */
+	RELOAD_PIDFILE, /* pidfile:PATH, SIGHUP to the master */
+	RELOAD_EXEC,    /* exec:CMD ARGS..., run without a shell */
+	RELOAD_NONE,
+	_RELOAD_METHOD_MAX,
+} ReloadMethod;
+
+typedef enum KeyMode {
+	KEY_MODE_LOCAL,
+	KEY_MODE_DERIVED,
+	_KEY_MODE_MAX,
+} KeyMode;
+
+typedef struct Config {
+	/* [daemon] */
+	char *socket;          /* /run/securelink/securelinkd.sock */
+	char *state_directory; /* /var/lib/securelink */
+	char *admin_group;     /* securelink-admin */
+	unsigned max_connections; /* 1024 */
+	usec_t idle_timeout;   /* 60s */
+
+	/* [keys] */
+	KeyMode mode;          /* local */
+	char *master_key_file; /* NULL: systemd credential securelink-master */
+	usec_t rotate_every;   /* 24h */
+	usec_t max_link_ttl;   /* 24h */
+	usec_t default_link_ttl; /* 1h */
+	usec_t activation_delay; /* 2s */
+	usec_t clock_skew;     /* 30s */
+
+	/* [links] */
+	char *base_url;           /* "" (answers are paths) */
+	char *media_url;          /* /media/ ; always starts and ends with '/' */
+	char **private_prefixes;  /* relative to media_url, each ends with '/'; NULL-terminated */
+	char **public_prefixes;   /* ditto */
+	char *token_param;        /* token */
+	char *expires_param;      /* expires */
+	char *key_param;          /* kid */
+	bool bind_ip;             /* no */
+
+	/* [nginx] */
+	char *keys_file;       /* /etc/nginx/securelink/keys.conf */
+	char *locations_file;  /* /etc/nginx/securelink/locations.conf */
+	char *media_root;      /* /var/www/html/media/ ; ends with '/' */
+	char **test_command;   /* argv: nginx -t -q */
+	ReloadMethod reload;   /* systemd:nginx.service */
+	char *reload_target;   /* unit name or pid file; NULL otherwise */
+	char **reload_command; /* argv for exec:, NULL otherwise */
+} Config;
+
+/* Returns a Config holding every default, or NULL when out of memory. */
+Config *config_new(void);
+Config *config_free(Config *c);
+static inline void config_freep(Config **c)
+{
+	config_free(*c);
+}
+
+/* Loads path over the defaults. On error returns a negative errno and sets
+ * *ret_error to one malloc'd line naming the file, the line and the key, and
+ * the fix: `securelinkd.conf:14: max_link_ttl: "3x" is not a duration (use
+ * 90s, 15m, 24h, 7d)`. A file that does not exist is an error too. */
+int config_load(const char *path, Config **ret, char **ret_error);
+
+/* Same, from a string; name is what error messages call the file. */
+int config_load_string(const char *text, const char *name, Config **ret, char **ret_error);
+
+/* Whether the decoded URL path needs a signed link, following
+ * django-nginx-secure-links: only private prefixes -> those are private; only
+ * public prefixes -> everything under media_url except those is private;
+ * neither -> everything under media_url is private. Paths outside media_url
+ * are public. */
+bool config_path_is_private(const Config *c, const char *path);
+
+const char *reload_method_to_string(ReloadMethod m);
+const char *key_mode_to_string(KeyMode m);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Replaces path with data so that a crash leaves either the old or the new
+ * file, never a mix: temp file in the same directory, fsync, rename, fsync of
+ * the directory. The new file gets mode (umask ignored). With keep_prev set,
+ * the file being replaced is kept as prev_path (hard link, renamed into place)
+ * before the new one takes its name, so path always exists.
+ * Returns 0 or a negative errno; on failure the old file is untouched. */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode,
+		      const char *prev_path);
+
+/* Reads a whole regular file of at most max_size bytes. The buffer is
+ * NUL-terminated (not counted in ret_size). Returns 0, -EFBIG when larger,
+ * or a negative errno. */
+int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size);

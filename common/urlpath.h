@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+
+/* The URL path codec. nginx hashes $uri, the percent-DECODED, normalised path;
+ * links must carry a percent-ENCODED path that nginx decodes back to exactly
+ * the bytes we hashed. */
+
+/* Decodes a URL path the way nginx computes $uri from it: percent-escapes
+ * decoded (a decoded '/' counts as a separator), runs of '/' merged into one.
+ * Input must start with '/', hold no spaces, control bytes, '?' or '#'; raw
+ * UTF-8 (bytes >= 0x80) is passed through. Rejected: bad or truncated escapes,
+ * a decoded NUL, "." and ".." segments (also when written as %2E).
+ * Returns 0 with a malloc'd NUL-terminated path, or -EINVAL with *ret_reason
+ * set to a static one-line reason ("bad percent-escape", ...). */
+int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reason);
+
+/* Encodes a decoded path canonically: every byte except A-Z a-z 0-9 - . _ ~ and
+ * '/' becomes %XX (upper-case hex). urlpath_decode(urlpath_encode(p)) == p for
+ * every path urlpath_decode() produces. Returns 0 or -ENOMEM. */
+int urlpath_encode(const char *path, char **ret);
+
+/* Splits a SIGN/VERIFY target into its origin and path. A target starting
+ * with '/' has an empty origin. An absolute "http://" or "https://" URL keeps
+ * "scheme://host[:port]" as origin (host: letters, digits, '-', '.', or a
+ * bracketed IPv6 literal; port 1-65535), lower-cased scheme; the path is the
+ * rest, "/" when empty. A query string or fragment is rejected.
+ * Returns 0 with both malloc'd (path still encoded), or -EINVAL with a static
+ * reason. */
+int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
+			 const char **ret_reason);

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* The key ring: the model, its decisions (pure: every function that needs the
+ * time takes `now`), and its file format. Secrets live in sodium_malloc'd
+ * memory that is read-only except while it is written, and wiped when freed. */
+
+#define KEYRING_FILE      "keyring"
+#define KEYRING_PREV_FILE "keyring.prev"
+#define KEYRING_MAX_KEYS  64
+#define KEY_SECRET_BYTES  32 /* random bytes; the secret is their base64url */
+#define KEY_SECRET_MAX    256 /* longest secret string, legacy ones included */
+
+typedef enum KeyState {
+	KEY_PUBLISHED, /* in the nginx snippet, not yet signing */
+	KEY_ACTIVE,    /* signing; exactly one at a time once the ring has run */
+	KEY_RETIRED,   /* no longer signing; kept until drop_after */
+	_KEY_STATE_MAX,
+} KeyState;
+
+typedef struct Key {
+	uint32_t kid;
+	KeyState state;
+	bool legacy;      /* imported secret: the map's default while it lives */
+	usec_t published; /* CLOCK_REALTIME; 0 = not yet */
+	usec_t activated;
+	usec_t retired;
+	usec_t drop_after;
+	char *secret;     /* sodium_malloc'd, NUL-terminated, read-only */
+} Key;
+
+typedef struct KeyRing {
+	uint32_t next_kid; /* kids increase and are never reused */
+	size_t n_keys;
+	Key *keys;         /* ordered by kid */
+} KeyRing;
+
+KeyRing *keyring_new(void);
+KeyRing *keyring_free(KeyRing *r);
+static inline void keyring_freep(KeyRing **r)
+{
+	keyring_free(*r);
+}
+
+/* The active key, or NULL. */
+Key *keyring_active(const KeyRing *r);
+Key *keyring_find(const KeyRing *r, uint32_t kid);
+/* The newest key in state published (a rotation in progress), or NULL. */
+Key *keyring_pending(const KeyRing *r);
+/* The key nginx uses for links without a kid: a living legacy key, else the
+ * active key, else the newest published key; NULL only for an empty ring. */
+const Key *keyring_default(const KeyRing *r);
+
+/* Adds a key with 32 fresh random bytes in state published at now.
+ * Returns 0 with *ret_kid set, -E2BIG when the ring is full. */
+int keyring_add_random(KeyRing *r, usec_t now, uint32_t *ret_kid);
+
+/* Adds an imported legacy secret as a retired key that nginx keeps as its
+ * default until now + max_link_ttl + clock_skew. The secret must be 1 to
+ * KEY_SECRET_MAX bytes nginx can hold literally inside double quotes: no '"',
+ * '\\', '$', control bytes; -EINVAL otherwise. */
+int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_link_ttl,
+		       usec_t clock_skew, uint32_t *ret_kid);
+
+/* Makes kid (published) the active key at now; the previous active key is
+ * retired with drop_after = now + max_link_ttl + clock_skew. With revoke, every
+ * other key is removed instead. Returns 0 or -ENOENT / -EINVAL. */
+int keyring_activate(KeyRing *r, uint32_t kid, usec_t now, usec_t max_link_ttl, usec_t clock_skew,
+		     bool revoke);
+
+/* Removes keys whose drop_after has passed. Returns how many were removed. */
+int keyring_drop_expired(KeyRing *r, usec_t now);
+
+/* Serialises the ring into its file format, in sodium_malloc'd memory: the
+ * caller frees it with keyring_text_free(). */
+int keyring_serialize(const KeyRing *r, char **ret, size_t *ret_size);
+void keyring_text_free(char *text, size_t size);
+
+/* Parses the file format, checksum and every field checked. On error returns
+ * -EBADMSG with *ret_error one malloc'd line naming the line and what is
+ * wrong (never any secret). */
+int keyring_parse(const char *text, size_t size, KeyRing **ret, char **ret_error);
+
+/* Loads dir/keyring, falling back to dir/keyring.prev when it is missing or
+ * corrupt (*ret_used_prev is set then). Returns -ENOENT when neither exists
+ * (a first start), -EBADMSG with *ret_error when no good copy exists. */
+int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret_error);
+
+/* Saves atomically as dir/keyring (mode 0600), keeping the replaced file as
+ * dir/keyring.prev. */
+int keyring_save(const KeyRing *r, const char *dir);
+
+const char *key_state_to_string(KeyState s);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "proto.h"
+#include "sign.h"
+
+/* Signing and verifying whole links: the logic behind SIGN and VERIFY, with
+ * no I/O. `now` is CLOCK_REALTIME in seconds. */
+
+/* Signs target (a path or an absolute http(s) URL, see urlpath_split_target)
+ * until `expires` (unix seconds, > now) with the active key. A target outside
+ * every private prefix is public: the answer is its canonical URL without
+ * parameters. The answer is base_url (when the target has no origin) or the
+ * target's origin, the canonical percent-encoded path, then
+ * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>".
+ * With bind_ip, ip is required (and hashed after the path).
+ * Returns 0 with *ret_url malloc'd, or -EINVAL with *ret_code/*ret_message
+ * (static) set; -ENOKEY (code unavailable) when no key is active. */
+int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
+	      const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message);
+
+typedef enum LinkVerdict {
+	LINK_VALID,
+	LINK_EXPIRED,
+	LINK_INVALID,
+	LINK_PUBLIC,
+	_LINK_VERDICT_MAX,
+} LinkVerdict;
+
+/* Checks a link as nginx would at `now`: the kid selects the key (no kid:
+ * keyring_default()), the token must match, expires must be > now.
+ * *ret_kid and *ret_expires are set for valid and expired links, *ret_reason
+ * (static) for invalid ones. Returns 0, or -EINVAL with code/message for a
+ * URL that cannot be parsed at all. */
+int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
+		int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
+		const char **ret_reason, ProtoError *ret_code, const char **ret_message);

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+
+#include "config.h"
+#include "keyring.h"
+
+/* The two nginx snippets. The keys file (in http {}) holds the secrets in a
+ * map from the kid parameter to the secret; the locations file (in server {})
+ * holds no secret. */
+
+/* Renders the keys file for every key of the ring into sodium_malloc'd memory
+ * (free with keyring_text_free()). The map's default is keyring_default(),
+ * never an empty string. Returns 0, -ENOKEY for an empty ring, or -ENOMEM. */
+int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_size);
+
+/* Renders the locations file: one location per private prefix with
+ * secure_link, public prefixes plain. Returns 0 or -ENOMEM. */
+int render_locations_file(const Config *c, char **ret, size_t *ret_size);
+
+/* The include lines an admin adds to nginx's http {} and server {}. */
+int render_include_lines(const Config *c, char **ret);

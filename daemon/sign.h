@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* nginx's secure_link token:
+ *   base64url_nopad(MD5("<expires><uri>[<ip>] <secret>"))
+ * where uri is the DECODED path ($uri) and secret the exact string nginx's
+ * keys map holds. */
+
+#define SIGN_TOKEN_LEN 22 /* 16 bytes of MD5 as unpadded base64url */
+
+typedef struct Signer Signer;
+
+/* Fetches OpenSSL's MD5 once. Returns 0 or -ENOMEM / -EOPNOTSUPP. */
+int signer_new(Signer **ret);
+Signer *signer_free(Signer *s);
+static inline void signer_freep(Signer **s)
+{
+	signer_free(*s);
+}
+
+/* Computes the token into ret_token (SIGN_TOKEN_LEN chars plus NUL). ip may be
+ * NULL. The hash input is built in locked memory and wiped afterwards.
+ * Returns 0 or a negative errno. */
+int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, const char *secret,
+		 char ret_token[static SIGN_TOKEN_LEN + 1]);
+
+/* Constant-time comparison of two tokens of SIGN_TOKEN_LEN chars. */
+bool signer_token_equal(const char *a, const char *b);
