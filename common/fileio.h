@@ -11,7 +11,7 @@
  * before the new one takes its name, so path always exists.
  * Returns 0 or a negative errno; on failure the old file is untouched. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode,
-		      const char *prev_path);
+                      const char *prev_path);
 
 /* Reads a whole regular file of at most max_size bytes. The buffer is
  * NUL-terminated (not counted in ret_size). Returns 0, -EFBIG when larger,

@@ -15,18 +15,18 @@
 
 typedef uint64_t usec_t;
 
-#define USEC_PER_MSEC ((usec_t)1000ULL)
-#define USEC_PER_SEC  ((usec_t)1000000ULL)
+#define USEC_PER_MSEC   ((usec_t)1000ULL)
+#define USEC_PER_SEC    ((usec_t)1000000ULL)
 #define USEC_PER_MINUTE (60ULL * USEC_PER_SEC)
-#define USEC_PER_HOUR (60ULL * USEC_PER_MINUTE)
-#define USEC_PER_DAY  (24ULL * USEC_PER_HOUR)
-#define USEC_INFINITY ((usec_t)UINT64_MAX)
+#define USEC_PER_HOUR   (60ULL * USEC_PER_MINUTE)
+#define USEC_PER_DAY    (24ULL * USEC_PER_HOUR)
+#define USEC_INFINITY   ((usec_t)UINT64_MAX)
 
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define STRLEN(s)     (sizeof("" s "") - 1)
-#define streq(a, b)   (strcmp((a), (b)) == 0)
-#define _unused_      __attribute__((unused))
-#define _cleanup_(f)  __attribute__((cleanup(f)))
+#define ELEMENTSOF(x)  (sizeof(x) / sizeof((x)[0]))
+#define STRLEN(s)      (sizeof("" s "") - 1)
+#define streq(a, b)    (strcmp((a), (b)) == 0)
+#define _unused_       __attribute__((unused))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 
 static inline void freep(void *p)
@@ -56,9 +56,9 @@ static inline void strv_freep(char ***l)
 	strv_free(*l);
 }
 
-#define _cleanup_free_   _cleanup_(freep)
-#define _cleanup_close_  _cleanup_(closep)
-#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_free_      _cleanup_(freep)
+#define _cleanup_close_     _cleanup_(closep)
+#define _cleanup_fclose_    _cleanup_(fclosep)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
 /* Steals a pointer out of a cleanup variable: returns it and leaves NULL. */
