@@ -1,5 +1,496 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "urlpath.h"
+#include "util.h"
+
+/* Known answers observed from nginx 1.22.1 (Debian 12's /usr/sbin/nginx, default
+ * merge_slashes) with `location / { return 200 "$uri"; }`, each request path sent
+ * verbatim (curl --path-as-is, or a raw socket for bytes curl would not send). The
+ * expected column is nginx's response body, not our code's output. */
+typedef struct {
+	const char *in;
+	const char *uri; /* nginx's $uri */
+} NginxAnswer;
+
+static const NginxAnswer nginx_answers[] = {
+	{ "/a%2Fb", "/a/b" },
+	{ "/a%2f%2Fb", "/a/b" },
+	{ "/a//b", "/a/b" },
+	{ "/a%2F%2F%2Fb", "/a/b" },
+	{ "/a/%2F/b", "/a/b" },
+	{ "/a%2F/%2F/b/", "/a/b/" },
+	{ "/a%20b", "/a b" },
+	{ "/a+b", "/a+b" },
+	{ "/a%2Bb", "/a+b" },
+	{ "/a%2bb", "/a+b" },
+	{ "/a%25b", "/a%b" },
+	{ "/a%2541", "/a%41" },
+	{ "/a%252F", "/a%2F" },
+	{ "/a%25%32%46", "/a%2F" },
+	{ "/a%2541%2F", "/a%41/" },
+	{ "/caf%C3%A9", "/caf\xc3\xa9" },
+	{ "/a%c3%a9", "/a\xc3\xa9" },
+	{ "/caf\xc3\xa9", "/caf\xc3\xa9" },
+	{ "/\xff\x80", "/\xff\x80" },
+	{ "/%C3%A9%E2%82%AC", "/\xc3\xa9\xe2\x82\xac" },
+	{ "/a%3Fb", "/a?b" },
+	{ "/a%3fb", "/a?b" },
+	{ "/a%23b", "/a#b" },
+	{ "/a%3F%23", "/a?#" },
+	{ "/a/%3F", "/a/?" },
+	{ "/a/", "/a/" },
+	{ "/a//", "/a/" },
+	{ "/a%2F", "/a/" },
+	{ "/", "/" },
+	{ "//", "/" },
+	{ "/%2F", "/" },
+	{ "/a/...", "/a/..." },
+	{ "/a/.b", "/a/.b" },
+	{ "/a/b.", "/a/b." },
+	{ "/a%2E", "/a." },
+	{ "/a/.%2E.", "/a/..." },
+	{ "/a%01b", "/a\001b" },
+	{ "/a%7Fb", "/a\177b" },
+	{ "/a%FFb", "/a\377b" },
+	{ "/a\\b", "/a\\b" },
+	{ "/a\"b<>", "/a\"b<>" },
+	{ "/a;b=c&d", "/a;b=c&d" },
+	{ "/a%3B", "/a;" },
+	{ "/~user/-_.", "/~user/-_." },
+	{ "/A%41%61", "/AAa" },
+	{ "/%7E%2D%5F%2E", "/~-_." },
+};
+
+/* Paths nginx 1.22.1 answered with 400 Bad Request: we must reject them too. */
+static const char *const nginx_400[] = {
+	"/a%00b", "/a%2", "/a%", "/a%G1", "/a%1G", "/..", "/%2E%2E", "/a\001b", "/a\177b", "/a\tb",
+};
+
+/* Paths in which nginx 1.22.1 resolved a "." or ".." segment (observed $uri in the
+ * comment): we refuse those rather than sign a path that names another file. */
+static const char *const nginx_resolves_dots[] = {
+	"/a/./b",        /* /a/b */
+	"/a/%2E/b",      /* /a/b */
+	"/a/%2e%2E/b",   /* /b */
+	"/a/b/..",       /* /a/ */
+	"/a/.",          /* /a/ */
+	"/a%2F.",        /* /a/ */
+	"/a%2F%2E%2E",   /* / */
+	"/a/%2E%2E",     /* / */
+	"/a/..%2F",      /* / */
+	"/a/b%2F..%2Fc", /* /a/c */
+};
+
+static void assert_decodes_to(const char *in, size_t len, const char *want)
+{
+	_cleanup_free_ char *out = NULL;
+	const char *reason = NULL;
+	int r;
+
+	r = urlpath_decode(in, len, &out, &reason);
+	if (r != 0)
+		fail_msg("decoding \"%s\" failed: %s", in, reason ? reason : "(no reason)");
+	assert_non_null(out);
+	assert_string_equal(out, want);
+}
+
+static void assert_rejected(const char *in, size_t len, const char *want_reason)
+{
+	char *out = NULL;
+	const char *reason = NULL;
+
+	assert_int_equal(urlpath_decode(in, len, &out, &reason), -EINVAL);
+	assert_null(out);
+	assert_non_null(reason);
+	if (want_reason)
+		assert_string_equal(reason, want_reason);
+}
+
+static void test_decode_matches_nginx_uri(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(nginx_answers); i++)
+		assert_decodes_to(nginx_answers[i].in, strlen(nginx_answers[i].in),
+		                  nginx_answers[i].uri);
+}
+
+static void test_decode_rejects_what_nginx_answers_400(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(nginx_400); i++)
+		assert_rejected(nginx_400[i], strlen(nginx_400[i]), NULL);
+}
+
+static void test_decode_rejects_dot_segment(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(nginx_resolves_dots); i++)
+		assert_rejected(nginx_resolves_dots[i], strlen(nginx_resolves_dots[i]),
+		                "'.' or '..' segment in path");
+	assert_rejected("/.", 2, "'.' or '..' segment in path");
+	assert_rejected("/..", 3, "'.' or '..' segment in path");
+	assert_rejected("//./a", 5, "'.' or '..' segment in path");
+	assert_rejected("/%2e%2e/a", 9, "'.' or '..' segment in path");
+}
+
+static void test_decode_rejects_bad_escape(void **state)
+{
+	assert_rejected("/a%G1", 5, "bad percent-escape");
+	assert_rejected("/a%1G", 5, "bad percent-escape");
+	assert_rejected("/a%%41", 6, "bad percent-escape");
+	assert_rejected("/a%-1b", 6, "bad percent-escape");
+	assert_rejected("/a%", 3, "truncated percent-escape");
+	assert_rejected("/a%2", 4, "truncated percent-escape");
+	/* The escape is cut by len, even though more bytes follow in memory. */
+	assert_rejected("/a%41", 4, "truncated percent-escape");
+}
+
+static void test_decode_rejects_decoded_nul(void **state)
+{
+	assert_rejected("/a%00b", 6, "decoded NUL byte in path");
+	assert_rejected("/%00", 4, "decoded NUL byte in path");
+}
+
+static void test_decode_rejects_raw_query_and_fragment(void **state)
+{
+	/* nginx starts $args at a raw '?' and ends $uri at a raw '#' ("/a?b" and "/a#b"
+	 * both gave $uri "/a"), so neither may appear raw in a path we sign. */
+	assert_rejected("/a?b", 4, NULL);
+	assert_rejected("/a#b", 4, NULL);
+	assert_rejected("/a?", 3, NULL);
+	assert_rejected("/#", 2, NULL);
+}
+
+static void test_decode_rejects_space_and_control_bytes(void **state)
+{
+	static const char nul_inside[] = "/a\0b";
+
+	assert_rejected("/a b", 4, NULL);
+	assert_rejected("/a\x1f", 3, NULL);
+	assert_rejected("/a\x7f", 3, NULL);
+	assert_rejected("/a\r\n", 4, NULL);
+	/* A raw NUL inside the given length is a control byte, not the end. */
+	assert_rejected(nul_inside, sizeof(nul_inside) - 1, NULL);
+}
+
+static void test_decode_rejects_missing_leading_slash(void **state)
+{
+	assert_rejected("", 0, "path must start with '/'");
+	assert_rejected(NULL, 0, "path must start with '/'");
+	assert_rejected("a/b", 3, "path must start with '/'");
+	assert_rejected("%2Fa", 4, "path must start with '/'");
+	assert_rejected("http://x/a", 10, "path must start with '/'");
+}
+
+static void test_decode_honours_len(void **state)
+{
+	assert_decodes_to("/ab/cd", 3, "/ab");
+	assert_decodes_to("/a%41xyz", 5, "/aA");
+}
+
+static void test_decode_accepts_null_reason(void **state)
+{
+	char *out = NULL;
+
+	assert_int_equal(urlpath_decode("/a%", 3, &out, NULL), -EINVAL);
+	assert_null(out);
+}
+
+/* Encoder. Expected strings follow the rule in urlpath.h: A-Z a-z 0-9 - . _ ~ and '/'
+ * stay, everything else is %XX upper-case. */
+static void assert_encodes_to(const char *in, const char *want)
+{
+	_cleanup_free_ char *out = NULL;
+
+	assert_int_equal(urlpath_encode(in, &out), 0);
+	assert_string_equal(out, want);
+}
+
+static void test_encode_escapes_all_but_unreserved_and_slash(void **state)
+{
+	assert_encodes_to("/", "/");
+	assert_encodes_to("", "");
+	assert_encodes_to("/media/private/a-b_c.d~e/F9.txt", "/media/private/a-b_c.d~e/F9.txt");
+	assert_encodes_to("/a b+c%d", "/a%20b%2Bc%25d");
+	assert_encodes_to("/a?b#c&d=e;f", "/a%3Fb%23c%26d%3De%3Bf");
+	assert_encodes_to("/caf\xc3\xa9", "/caf%C3%A9");
+	assert_encodes_to("/\x01\x7f\xff", "/%01%7F%FF");
+	assert_encodes_to("/\"'<>\\^`{|}", "/%22%27%3C%3E%5C%5E%60%7B%7C%7D");
+	assert_encodes_to("/!$()*,:@[]", "/%21%24%28%29%2A%2C%3A%40%5B%5D");
+}
+
+/* nginx 1.22.1 answered the request path "/x%01%02...%FF" (every byte but NUL and
+ * '/', each escaped) with $uri "/x" followed by those 254 raw bytes. Our encoder must
+ * produce exactly that request for that path, and our decoder must read it back. */
+static void test_encode_of_all_bytes_is_what_nginx_decodes(void **state)
+{
+	char path[2 + 255 + 1], enc[2 + 3 * 255 + 1];
+	_cleanup_free_ char *out = NULL;
+	size_t n = 0, m = 0;
+
+	path[n++] = '/';
+	path[n++] = 'x';
+	enc[m++] = '/';
+	enc[m++] = 'x';
+	for (int b = 1; b < 256; b++) {
+		if (b == '/')
+			continue;
+		path[n++] = (char)b;
+		if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') ||
+		    b == '-' || b == '.' || b == '_' || b == '~')
+			enc[m++] = (char)b;
+		else
+			m += (size_t)snprintf(enc + m, sizeof(enc) - m, "%%%02X", b);
+	}
+	path[n] = '\0';
+	enc[m] = '\0';
+
+	assert_int_equal(urlpath_encode(path, &out), 0);
+	assert_string_equal(out, enc);
+	assert_decodes_to(out, strlen(out), path);
+}
+
+static void assert_round_trip(const char *path)
+{
+	_cleanup_free_ char *enc = NULL, *dec = NULL, *enc2 = NULL;
+	const char *reason = NULL;
+
+	assert_int_equal(urlpath_encode(path, &enc), 0);
+	for (const char *p = enc; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      strchr("-._~/%", c)))
+			fail_msg("encoding of a path left byte 0x%02x raw", c);
+	}
+	if (urlpath_decode(enc, strlen(enc), &dec, &reason) != 0)
+		fail_msg("decode(encode(p)) failed: %s", reason);
+	assert_int_equal(strlen(dec), strlen(path));
+	assert_memory_equal(dec, path, strlen(path));
+	/* And the encoding is canonical: re-encoding gives the same link. */
+	assert_int_equal(urlpath_encode(dec, &enc2), 0);
+	assert_string_equal(enc2, enc);
+}
+
+static void test_round_trip_every_byte_value(void **state)
+{
+	for (int b = 1; b < 256; b++) {
+		char p[8];
+
+		if (b == '/') {
+			assert_round_trip("/a/b/");
+			continue;
+		}
+		/* The byte at the start, middle and end of a segment, and doubled ('.' alone
+		 * would be a dot segment, which no decoded path holds). */
+		snprintf(p, sizeof(p), "/%cx", b);
+		assert_round_trip(p);
+		snprintf(p, sizeof(p), "/x%c/", b);
+		assert_round_trip(p);
+		snprintf(p, sizeof(p), "/x%cy", b);
+		assert_round_trip(p);
+		snprintf(p, sizeof(p), "/%c%c%c", b, b, b);
+		assert_round_trip(p);
+	}
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Builds a random path of the shape urlpath_decode() produces: starts with '/', no
+ * empty segment except possibly after a trailing '/', no NUL, no "." or ".." segment. */
+static void random_decoded_path(uint64_t *seed, char *buf, size_t size)
+{
+	size_t n = 0, nseg = xorshift(seed) % 6;
+
+	buf[n++] = '/';
+	for (size_t s = 0; s < nseg; s++) {
+		size_t seglen = 1 + xorshift(seed) % 12, start = n;
+
+		if (n + seglen + 2 >= size)
+			break;
+		for (size_t i = 0; i < seglen; i++) {
+			uint64_t r = xorshift(seed);
+			unsigned char c;
+
+			/* Bias towards the bytes with special meaning. */
+			if (r % 4 == 0)
+				c = (unsigned char)"%.+?#~ \\"[(r >> 8) % 8];
+			else
+				c = (unsigned char)(1 + (r >> 8) % 255);
+			if (c == '/')
+				c = '.';
+			buf[n++] = (char)c;
+		}
+		if ((n - start == 1 && buf[start] == '.') ||
+		    (n - start == 2 && buf[start] == '.' && buf[start + 1] == '.'))
+			buf[n++] = 'z';
+		if (s + 1 < nseg || xorshift(seed) % 3 == 0)
+			buf[n++] = '/';
+	}
+	buf[n] = '\0';
+}
+
+static void test_round_trip_generated_paths(void **state)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	char buf[128];
+
+	for (int i = 0; i < 100000; i++) {
+		random_decoded_path(&seed, buf, sizeof(buf));
+		assert_round_trip(buf);
+	}
+}
+
+static void test_decode_is_idempotent_through_encode(void **state)
+{
+	/* For every input nginx accepted, encoding our decoded path gives a link nginx
+	 * maps to the same $uri. */
+	for (size_t i = 0; i < ELEMENTSOF(nginx_answers); i++)
+		assert_round_trip(nginx_answers[i].uri);
+}
+
+/* urlpath_split_target */
+static void assert_split(const char *target, const char *want_origin, const char *want_path)
+{
+	_cleanup_free_ char *origin = NULL, *path = NULL;
+	const char *reason = NULL;
+
+	if (urlpath_split_target(target, &origin, &path, &reason) != 0)
+		fail_msg("splitting \"%s\" failed: %s", target, reason ? reason : "(no reason)");
+	assert_string_equal(origin, want_origin);
+	assert_string_equal(path, want_path);
+}
+
+static void assert_split_rejected(const char *target, const char *want_reason)
+{
+	char *origin = NULL, *path = NULL;
+	const char *reason = NULL;
+
+	assert_int_equal(urlpath_split_target(target, &origin, &path, &reason), -EINVAL);
+	assert_null(origin);
+	assert_null(path);
+	assert_non_null(reason);
+	if (want_reason)
+		assert_string_equal(reason, want_reason);
+}
+
+static void test_split_path_has_empty_origin(void **state)
+{
+	assert_split("/media/private/a%20b.txt", "", "/media/private/a%20b.txt");
+	assert_split("/", "", "/");
+	assert_split("//host/x", "", "//host/x");
+}
+
+static void test_split_absolute_url(void **state)
+{
+	assert_split("http://example.com/media/a.txt", "http://example.com", "/media/a.txt");
+	assert_split("https://Example.COM:8443/a", "https://Example.COM:8443", "/a");
+	assert_split("HTTPS://cdn-1.example.com", "https://cdn-1.example.com", "/");
+	assert_split("HtTp://127.0.0.1:1/", "http://127.0.0.1:1", "/");
+	assert_split("http://h:65535/x/y/", "http://h:65535", "/x/y/");
+	assert_split("http://[::1]:8080/a", "http://[::1]:8080", "/a");
+	assert_split("https://[2001:db8::a:192.0.2.1]", "https://[2001:db8::a:192.0.2.1]", "/");
+}
+
+static void test_split_rejects_query_and_fragment(void **state)
+{
+	assert_split_rejected("/a?b=c", "query string or fragment in target");
+	assert_split_rejected("/a#frag", "query string or fragment in target");
+	assert_split_rejected("https://h/a?x", "query string or fragment in target");
+	assert_split_rejected("https://h?x", "query string or fragment in target");
+	assert_split_rejected("https://h#x", "query string or fragment in target");
+}
+
+static void test_split_rejects_other_schemes_and_relative(void **state)
+{
+	const char *want = "target must be a path starting with '/' or an http(s) URL";
+
+	assert_split_rejected("", want);
+	assert_split_rejected("media/a.txt", want);
+	assert_split_rejected("ftp://h/a", want);
+	assert_split_rejected("http:/h/a", want);
+	assert_split_rejected("httpx://h/a", want);
+}
+
+static void test_split_rejects_bad_host(void **state)
+{
+	assert_split_rejected("http:///a", "missing host in target");
+	assert_split_rejected("http://", "missing host in target");
+	assert_split_rejected("http://:80/a", "missing host in target");
+	assert_split_rejected("http://user@h/a", "bad host in target");
+	assert_split_rejected("http://h_x/a", "bad host in target");
+	assert_split_rejected("http://h%41/a", "bad host in target");
+	assert_split_rejected("http://h\\a", "bad host in target");
+	assert_split_rejected("http://[::1]x/a", "bad host in target");
+	assert_split_rejected("http://[]/a", "bad IPv6 literal in target");
+	assert_split_rejected("http://[::1/a", "bad IPv6 literal in target");
+	assert_split_rejected("http://[127.0.0.1]/a", "bad IPv6 literal in target");
+	assert_split_rejected("http://[fe80::1%25eth0]/a", "bad IPv6 literal in target");
+}
+
+static void test_split_rejects_bad_port(void **state)
+{
+	const char *want = "bad port in target (use 1-65535)";
+
+	assert_split_rejected("http://h:/a", want);
+	assert_split_rejected("http://h:0/a", want);
+	assert_split_rejected("http://h:080/a", want);
+	assert_split_rejected("http://h:65536/a", want);
+	assert_split_rejected("http://h:99999/a", want);
+	assert_split_rejected("http://h:123456/a", want);
+	assert_split_rejected("http://h:18446744073709551617/a", want);
+	assert_split_rejected("http://h:-1/a", want);
+	assert_split_rejected("http://[::1]:/a", want);
+	assert_split_rejected("http://h:8x/a", "bad host in target");
+}
+
+static void test_split_accepts_null_reason(void **state)
+{
+	char *origin = NULL, *path = NULL;
+
+	assert_int_equal(urlpath_split_target("ftp://h/", &origin, &path, NULL), -EINVAL);
+	assert_null(origin);
+	assert_null(path);
+}
+
 int main(void)
 {
-	return 77;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decode_matches_nginx_uri),
+		cmocka_unit_test(test_decode_rejects_what_nginx_answers_400),
+		cmocka_unit_test(test_decode_rejects_dot_segment),
+		cmocka_unit_test(test_decode_rejects_bad_escape),
+		cmocka_unit_test(test_decode_rejects_decoded_nul),
+		cmocka_unit_test(test_decode_rejects_raw_query_and_fragment),
+		cmocka_unit_test(test_decode_rejects_space_and_control_bytes),
+		cmocka_unit_test(test_decode_rejects_missing_leading_slash),
+		cmocka_unit_test(test_decode_honours_len),
+		cmocka_unit_test(test_decode_accepts_null_reason),
+		cmocka_unit_test(test_encode_escapes_all_but_unreserved_and_slash),
+		cmocka_unit_test(test_encode_of_all_bytes_is_what_nginx_decodes),
+		cmocka_unit_test(test_round_trip_every_byte_value),
+		cmocka_unit_test(test_round_trip_generated_paths),
+		cmocka_unit_test(test_decode_is_idempotent_through_encode),
+		cmocka_unit_test(test_split_path_has_empty_origin),
+		cmocka_unit_test(test_split_absolute_url),
+		cmocka_unit_test(test_split_rejects_query_and_fragment),
+		cmocka_unit_test(test_split_rejects_other_schemes_and_relative),
+		cmocka_unit_test(test_split_rejects_bad_host),
+		cmocka_unit_test(test_split_rejects_bad_port),
+		cmocka_unit_test(test_split_accepts_null_reason),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
