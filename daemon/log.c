@@ -52,13 +52,13 @@ int log_internal(int priority, int error, const char *message_id, const char *fo
 
 	if (to_journal) {
 		if (message_id)
-			sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority,
-					"MESSAGE_ID=%s", message_id, "SYSLOG_IDENTIFIER=securelinkd",
-					error ? "ERRNO=%i" : NULL, error, NULL);
+			sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority, "MESSAGE_ID=%s",
+			                message_id, "SYSLOG_IDENTIFIER=securelinkd",
+			                error ? "ERRNO=%i" : NULL, error, NULL);
 		else
 			sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority,
-					"SYSLOG_IDENTIFIER=securelinkd", error ? "ERRNO=%i" : NULL,
-					error, NULL);
+			                "SYSLOG_IDENTIFIER=securelinkd", error ? "ERRNO=%i" : NULL,
+			                error, NULL);
 	} else {
 		fprintf(stderr, "securelinkd: %s\n", buf);
 	}

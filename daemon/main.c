@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "log.h"
+#include "manager.h"
+#include "version.h"
+
+/* Exit codes, as in sysexits.h: systemd shows them, the docs list them. */
+#define EXIT_USAGE   64
+#define EXIT_DATAERR 65 /* the key ring is corrupt and has no good copy */
+#define EXIT_CONFIG  78
+
+static const char *arg_config = CONFIG_DEFAULT_PATH;
+static bool arg_check_config;
+
+static void help(void)
+{
+	printf("Usage: securelinkd [-c FILE] [--check-config] [--version]\n"
+	       "\n"
+	       "Owns the signing keys of nginx's secure_link module: rotates them, writes the\n"
+	       "nginx snippets, reloads nginx, and signs links on a Unix socket.\n"
+	       "\n"
+	       "  -c, --config FILE  configuration file (default %s)\n"
+	       "      --check-config check the configuration and exit\n"
+	       "  -h, --help         show this help\n"
+	       "      --version      show the version\n"
+	       "\n"
+	       "See securelinkd(8) and securelinkd.conf(5).\n",
+	       CONFIG_DEFAULT_PATH);
+}
+
+static int parse_argv(int argc, char *argv[])
+{
+	enum {
+		ARG_CHECK_CONFIG = 0x100,
+		ARG_VERSION
+	};
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			arg_config = optarg;
+			break;
+		case ARG_CHECK_CONFIG:
+			arg_check_config = true;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("securelinkd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "securelinkd: try --help\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "securelinkd: unexpected argument '%s' (try --help)\n",
+		        argv[optind]);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)sd_notify(false, "STOPPING=1");
+	log_info("Stopping on signal %u", si->ssi_signo);
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	manager_reload_config(userdata);
+	return 0;
+}
+
+static int run(int argc, char *argv[])
+{
+	_cleanup_(manager_freep) Manager *m = NULL;
+	_cleanup_(config_freep) Config *config = NULL;
+	_cleanup_(keyring_freep) KeyRing *ring = NULL;
+	_cleanup_free_ char *error = NULL;
+	sd_event *e = NULL;
+	bool used_prev = false;
+	sigset_t mask;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+	log_open();
+
+	r = config_load(arg_config, &config, &error);
+	if (r < 0) {
+		fprintf(stderr, "securelinkd: %s\n", error);
+		return EXIT_CONFIG;
+	}
+	if (arg_check_config) {
+		printf("securelinkd: %s: configuration OK\n", arg_config);
+		return EXIT_SUCCESS;
+	}
+
+	/* Key material must not end up in a core dump, nor be readable through
+	 * ptrace by another process of the same uid. */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		return log_error_errno(errno, "Failed to make the process undumpable: %m"),
+		       EXIT_FAILURE;
+	if (sodium_init() < 0)
+		return log_error("Failed to initialise libsodium"), EXIT_FAILURE;
+
+	if (mkdir(config->state_directory, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(errno, "Failed to create %s: %m", config->state_directory),
+		       EXIT_FAILURE;
+
+	r = keyring_load(config->state_directory, &ring, &used_prev, &error);
+	if (r == -ENOENT) {
+		ring = keyring_new();
+		if (!ring)
+			return log_error("Out of memory"), EXIT_FAILURE;
+		log_info("No key ring in %s yet; creating the first key", config->state_directory);
+	} else if (r < 0) {
+		/* Never replace a ring that cannot be read: every live link
+		 * depends on it. */
+		log_error("Refusing to start: %s", error ? error : strerror(-r));
+		return EXIT_DATAERR;
+	} else if (used_prev)
+		log_event(LOG_WARNING, SL_MESSAGE_KEYRING_FALLBACK,
+		          "The key ring in %s was unreadable; using keyring.prev: %s",
+		          config->state_directory, error ? error : "");
+
+	/* sd-event handles these signals; child processes need SIGCHLD blocked. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&e);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_FAILURE;
+
+	r = manager_new(e, arg_config, TAKE_PTR(config), TAKE_PTR(ring), &m);
+	if (r < 0) {
+		sd_event_unref(e);
+		return log_error_errno(r, "Failed to set up: %m"), EXIT_FAILURE;
+	}
+
+	(void)sd_event_add_signal(e, NULL, SIGTERM, on_sigterm, m);
+	(void)sd_event_add_signal(e, NULL, SIGINT, on_sigterm, m);
+	(void)sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
+	/* WATCHDOG=1 from the event loop itself: a stuck loop stops it. */
+	(void)sd_event_set_watchdog(e, true);
+
+	r = manager_start(m);
+	if (r < 0) {
+		sd_event_unref(e);
+		return log_error_errno(r, "Failed to start: %m"), EXIT_FAILURE;
+	}
+
+	(void)sd_notify(false, "READY=1");
+	log_info("Listening on %s", m->config->socket);
+
+	r = sd_event_loop(e);
+	m = manager_free(m);
+	sd_event_unref(e);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char *argv[])
+{
+	return run(argc, argv);
+}

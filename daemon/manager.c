@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
+
+#include "fileio.h"
+#include "link.h"
+#include "log.h"
+#include "manager.h"
+#include "render.h"
+#include "status.h"
+
+#define NGINX_TIMEOUT (30 * USEC_PER_SEC)
+#define RETRY_MIN     USEC_PER_SEC
+#define RETRY_MAX     (60 * USEC_PER_SEC)
+#define SNIPPET_MAX   (1024 * 1024)
+
+static void manager_step(Manager *m);
+
+int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret)
+{
+	Manager *m;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->event = sd_event_ref(e);
+	m->config_path = strdup(config_path);
+	if (!m->config_path) {
+		manager_free(m);
+		return -ENOMEM;
+	}
+	r = signer_new(&m->signer);
+	if (r < 0) {
+		manager_free(m);
+		return r;
+	}
+	m->config = config;
+	m->ring = ring;
+	m->nginx_ok = true;
+	*ret = m;
+	return 0;
+}
+
+static void waiters_fail(Manager *m, ProtoError code, const char *message);
+
+Manager *manager_free(Manager *m)
+{
+	if (!m)
+		return NULL;
+	waiters_fail(m, PROTO_UNAVAILABLE, "securelinkd is stopping (try again)");
+	free(m->waiters);
+	nginx_op_free(m->nginx_op);
+	sd_event_source_disable_unref(m->timer);
+	server_free(m->server);
+	signer_free(m->signer);
+	keyring_free(m->ring);
+	config_free(m->config);
+	free(m->config_path);
+	free(m->nginx_error);
+	sd_event_unref(m->event);
+	free(m);
+	return NULL;
+}
+
+static uint32_t ring_max_kid(const KeyRing *r)
+{
+	return r->n_keys > 0 ? r->keys[r->n_keys - 1].kid : 0;
+}
+
+static StatusInfo status_info(const Manager *m)
+{
+	return (StatusInfo){
+		.next_rotation = rotation_due(m->ring, m->config),
+		.last_reload = m->last_reload,
+		.nginx_ok = m->nginx_ok,
+		.nginx_error = m->nginx_error,
+		.n_signed = m->n_signed,
+		.n_errors = m->n_errors,
+		.n_rotations = m->n_rotations,
+	};
+}
+
+static void notify_status(Manager *m)
+{
+	StatusInfo info = status_info(m);
+	_cleanup_free_ char *line = NULL;
+
+	if (status_format_line(m->ring, &info, &line) >= 0)
+		(void)sd_notifyf(false, "STATUS=%s", line);
+}
+
+/* Writes one snippet unless the file already holds exactly this text.
+ * Returns 1 when written, 0 when unchanged. */
+static int write_if_changed(const char *path, const char *text, size_t size, mode_t mode)
+{
+	_cleanup_free_ char *old = NULL;
+	size_t old_size;
+	bool same;
+	int r;
+
+	r = read_file(path, SNIPPET_MAX, &old, &old_size);
+	same = r >= 0 && old_size == size && sodium_memcmp(old, text, size) == 0;
+	if (old) {
+		/* The old keys file holds secrets too. */
+		sodium_memzero(old, old_size);
+	}
+	if (same)
+		return 0;
+	r = write_file_atomic(path, text, size, mode, NULL);
+	return r < 0 ? r : 1;
+}
+
+/* Renders both snippets from the ring and config and writes what differs.
+ * Returns 1 when something was written, 0 when the files were current. */
+static int write_snippets(Manager *m)
+{
+	char *keys = NULL, *locations = NULL;
+	size_t keys_size = 0, locations_size = 0;
+	int r, changed = 0;
+
+	r = render_keys_file(m->ring, m->config, &keys, &keys_size);
+	if (r < 0)
+		return log_error_errno(r, "Failed to render the keys file: %m");
+	/* The keys file holds secrets: readable by root and nginx's group only. */
+	r = write_if_changed(m->config->keys_file, keys, keys_size, 0640);
+	keyring_text_free(keys, keys_size);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m", m->config->keys_file);
+	changed |= r;
+
+	r = render_locations_file(m->config, &locations, &locations_size);
+	if (r < 0)
+		return log_error_errno(r, "Failed to render the locations file: %m");
+	r = write_if_changed(m->config->locations_file, locations, locations_size, 0644);
+	free(locations);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m", m->config->locations_file);
+	changed |= r;
+
+	return changed;
+}
+
+static void set_nginx_error(Manager *m, const char *message)
+{
+	free(m->nginx_error);
+	m->nginx_error = message ? strdup(message) : NULL;
+	m->nginx_ok = !message;
+}
+
+static void schedule_retry(Manager *m, const char *message)
+{
+	usec_t backoff = RETRY_MIN;
+
+	m->failures++;
+	for (unsigned i = 1; i < m->failures && backoff < RETRY_MAX; i++)
+		backoff *= 2;
+	if (backoff > RETRY_MAX)
+		backoff = RETRY_MAX;
+	m->rotation.sync_needed = true;
+	m->rotation.retry_at = now_realtime() + backoff;
+	set_nginx_error(m, message);
+	log_event(LOG_ERR, SL_MESSAGE_NGINX_FAILED,
+	          "Publishing keys to nginx failed: %s; retrying in %" PRIu64 "s", message,
+	          backoff / USEC_PER_SEC);
+	notify_status(m);
+}
+
+/* Answers every waiting ROTATE/IMPORT with an error: the client must not
+ * hang while securelinkd retries in the background. */
+static void waiters_fail(Manager *m, ProtoError code, const char *message)
+{
+	char line[512];
+
+	proto_format_error(line, sizeof(line), code, message);
+	line[strcspn(line, "\n")] = '\0';
+	for (size_t i = 0; i < m->n_waiters; i++)
+		conn_reply_deferred(m->waiters[i].conn, line);
+	m->n_waiters = 0;
+}
+
+static void waiters_answer(Manager *m)
+{
+	const Key *active = keyring_active(m->ring);
+	bool settled = !m->rotation.sync_needed && !m->nginx_op;
+	size_t j = 0;
+
+	for (size_t i = 0; i < m->n_waiters; i++) {
+		Waiter *w = &m->waiters[i];
+		char line[64];
+
+		if (w->kind == WAIT_IMPORT && m->rotation.confirmed_kid >= w->kid)
+			snprintf(line, sizeof(line), "OK kid=%" PRIu32, w->kid);
+		else if (w->kind == WAIT_ROTATE && active && active->kid > w->kid && settled)
+			/* Done once a key newer than the one active when it was
+			 * asked is active and nginx has the ring (after a revoke:
+			 * without the old keys). */
+			snprintf(line, sizeof(line), "OK kid=%" PRIu32, active->kid);
+		else {
+			m->waiters[j++] = *w;
+			continue;
+		}
+		conn_reply_deferred(w->conn, line);
+	}
+	m->n_waiters = j;
+}
+
+static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid)
+{
+	Waiter *w = reallocarray(m->waiters, m->n_waiters + 1, sizeof(Waiter));
+
+	if (!w)
+		return -ENOMEM;
+	m->waiters = w;
+	m->waiters[m->n_waiters++] = (Waiter){ .conn = conn_defer(c), .kind = kind, .kid = kid };
+	return 0;
+}
+
+/* Persists the ring. On failure the in-memory ring goes back to what is on
+ * disk: nothing may be published or signed that a restart would not know. */
+static int save_ring(Manager *m)
+{
+	_cleanup_free_ char *error = NULL;
+	KeyRing *old = NULL;
+	bool used_prev;
+	int r, k;
+
+	r = keyring_save(m->ring, m->config->state_directory);
+	if (r >= 0)
+		return 0;
+
+	log_error_errno(r, "Failed to save the key ring in %s: %m", m->config->state_directory);
+	k = keyring_load(m->config->state_directory, &old, &used_prev, &error);
+	if (k >= 0) {
+		keyring_free(m->ring);
+		m->ring = old;
+	} else
+		log_error("Failed to re-read the key ring after a failed save: %s",
+		          error ? error : strerror(-k));
+	return r;
+}
+
+static void manager_apply_config(Manager *m);
+
+static void on_nginx_done(void *userdata, const NginxResult *result)
+{
+	Manager *m = userdata;
+	uint32_t kid = m->syncing_kid;
+
+	m->nginx_op = nginx_op_free(m->nginx_op);
+
+	if (result->error < 0) {
+		schedule_retry(m, result->message ? result->message : strerror(-result->error));
+		waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
+	} else {
+		m->failures = 0;
+		m->rotation.retry_at = 0;
+		m->rotation.confirmed_kid = kid;
+		m->rotation.confirmed_at = now_realtime();
+		if (result->reloaded)
+			m->last_reload = m->rotation.confirmed_at;
+		set_nginx_error(m, NULL);
+		if (result->not_running)
+			log_info("nginx is not running; it reads the keys from %s when it starts",
+			         m->config->keys_file);
+		log_event(LOG_INFO, SL_MESSAGE_KEY_PUBLISHED,
+		          "Keys up to %" PRIu32 " are published to nginx%s", kid,
+		          result->reloaded ? " (reload confirmed)" : "");
+	}
+
+	if (m->reload_config_pending)
+		manager_apply_config(m);
+	manager_step(m);
+}
+
+static void start_sync(Manager *m)
+{
+	bool force = ring_max_kid(m->ring) > m->rotation.confirmed_kid;
+	int r;
+
+	/* Only this sync's outcome may clear the flag; a change made while it
+	 * runs sets it again. */
+	m->rotation.sync_needed = false;
+
+	r = write_snippets(m);
+	if (r < 0) {
+		schedule_retry(m, "cannot write the nginx snippets (see the journal)");
+		waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
+		return;
+	}
+	m->syncing_kid = ring_max_kid(m->ring);
+
+	if (r == 0 && !force) {
+		/* nginx already has exactly these files. */
+		m->rotation.confirmed_kid = m->syncing_kid;
+		return;
+	}
+
+	r = nginx_apply(m->event, m->config, NGINX_TIMEOUT, on_nginx_done, m, &m->nginx_op);
+	if (r < 0) {
+		log_error_errno(r, "Failed to start the nginx test: %m");
+		schedule_retry(m, "cannot run the nginx test command");
+	}
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	manager_step(userdata);
+	return 0;
+}
+
+static void arm_timer(Manager *m, usec_t when)
+{
+	int r;
+
+	if (when == USEC_INFINITY) {
+		if (m->timer)
+			(void)sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+		return;
+	}
+	if (!m->timer) {
+		r = sd_event_add_time(m->event, &m->timer, CLOCK_REALTIME, when, 10 * USEC_PER_MSEC,
+		                      on_timer, m);
+		if (r < 0) {
+			log_error_errno(r, "Failed to arm the rotation timer: %m");
+			return;
+		}
+		return;
+	}
+	(void)sd_event_source_set_time(m->timer, when);
+	(void)sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
+}
+
+static void do_publish(Manager *m)
+{
+	uint32_t kid;
+	int r;
+
+	r = keyring_add_random(m->ring, now_realtime(), &kid);
+	if (r < 0) {
+		log_error_errno(r, "Failed to create a new key: %m");
+		schedule_retry(m, "cannot create a new key (see the journal)");
+		return;
+	}
+	r = save_ring(m);
+	if (r < 0) {
+		schedule_retry(m, "cannot save the key ring (disk full?)");
+		waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
+		return;
+	}
+	m->rotation.rotate_requested = false;
+	m->rotation.sync_needed = true;
+	log_info("Created key %" PRIu32 "; publishing it to nginx", kid);
+}
+
+static void do_activate(Manager *m)
+{
+	Key *pending = keyring_pending(m->ring);
+	uint32_t kid = pending->kid;
+	bool revoke = m->revoke_requested;
+	int r;
+
+	r = keyring_activate(m->ring, kid, now_realtime(), m->config->max_link_ttl,
+	                     m->config->clock_skew, revoke);
+	if (r < 0) {
+		log_error_errno(r, "Failed to activate key %" PRIu32 ": %m", kid);
+		return;
+	}
+	r = save_ring(m);
+	if (r < 0) {
+		schedule_retry(m, "cannot save the key ring (disk full?)");
+		return;
+	}
+	m->revoke_requested = false;
+	m->rotation.activate_now = false;
+	m->n_rotations++;
+	if (revoke)
+		/* The older keys left the ring: they must leave nginx now. */
+		m->rotation.sync_needed = true;
+	log_event(LOG_INFO, SL_MESSAGE_KEY_ACTIVATED, "Key %" PRIu32 " is active%s", kid,
+	          revoke ? "; every older key is revoked" : "");
+}
+
+static void do_drop(Manager *m)
+{
+	int n, r;
+
+	n = keyring_drop_expired(m->ring, now_realtime());
+	r = save_ring(m);
+	if (r < 0) {
+		schedule_retry(m, "cannot save the key ring (disk full?)");
+		return;
+	}
+	m->rotation.sync_needed = true;
+	log_event(LOG_INFO, SL_MESSAGE_KEY_DROPPED,
+	          "Dropped %d key(s) whose links have all expired", n);
+}
+
+/* Runs the state machine until it has to wait for time or for nginx. */
+static void manager_step(Manager *m)
+{
+	for (unsigned guard = 0; guard < 16; guard++) {
+		usec_t when = USEC_INFINITY;
+		RotationAction a;
+
+		if (m->nginx_op)
+			break;
+
+		a = rotation_next(m->ring, m->config, &m->rotation, now_realtime(), &when);
+		switch (a) {
+		case ROTATION_SYNC:
+			start_sync(m);
+			continue;
+		case ROTATION_PUBLISH:
+			do_publish(m);
+			continue;
+		case ROTATION_ACTIVATE:
+			do_activate(m);
+			continue;
+		case ROTATION_DROP:
+			do_drop(m);
+			continue;
+		case ROTATION_WAIT:
+		default:
+			arm_timer(m, when);
+			break;
+		}
+		break;
+	}
+	waiters_answer(m);
+	notify_status(m);
+}
+
+int manager_start(Manager *m)
+{
+	const Key *pending = keyring_pending(m->ring);
+	int r;
+
+	r = write_snippets(m);
+	if (r < 0)
+		return r;
+	/* A key that was published before a restart may never have reached
+	 * nginx: the daemon may have died between writing and reloading. */
+	m->rotation.confirmed_kid = pending ? pending->kid - 1 : ring_max_kid(m->ring);
+	m->rotation.sync_needed = r > 0 || pending;
+
+	r = server_new(m->event, m->config, manager_handle_line, m, &m->server);
+	if (r < 0)
+		return r;
+
+	manager_step(m);
+	return 0;
+}
+
+static void manager_apply_config(Manager *m)
+{
+	_cleanup_free_ char *error = NULL;
+	Config *c = NULL;
+	int r;
+
+	m->reload_config_pending = false;
+	r = config_load(m->config_path, &c, &error);
+	if (r < 0) {
+		log_error("Configuration not reloaded, keeping the running one: %s", error);
+		return;
+	}
+	/* The socket and the state directory belong to the running process. */
+	if (!streq(c->socket, m->config->socket) ||
+	    !streq(c->state_directory, m->config->state_directory)) {
+		log_warning("socket and state_directory changes take effect at the next restart, "
+		            "ignoring.");
+		free(c->socket);
+		free(c->state_directory);
+		c->socket = strdup(m->config->socket);
+		c->state_directory = strdup(m->config->state_directory);
+		if (!c->socket || !c->state_directory) {
+			config_free(c);
+			log_error("Out of memory while reloading the configuration, keeping the "
+			          "running one.");
+			return;
+		}
+	}
+	config_free(m->config);
+	m->config = c;
+	server_set_config(m->server, c);
+	m->rotation.sync_needed = true;
+	m->rotation.retry_at = 0;
+	log_info("Configuration reloaded from %s", m->config_path);
+}
+
+void manager_reload_config(Manager *m)
+{
+	(void)sd_notify(false, "RELOADING=1");
+	if (m->nginx_op)
+		/* The running nginx operation uses the current config. */
+		m->reload_config_pending = true;
+	else {
+		manager_apply_config(m);
+		manager_step(m);
+	}
+	(void)sd_notify(false, "READY=1");
+}
+
+static void handle_sign(Manager *m, Conn *c, const Request *req)
+{
+	const Config *cfg = m->config;
+	int64_t now = (int64_t)(now_realtime() / USEC_PER_SEC), expires;
+	int64_t max_ttl = (int64_t)(cfg->max_link_ttl / USEC_PER_SEC);
+	_cleanup_free_ char *url = NULL;
+	const char *message;
+	ProtoError code;
+	int r;
+
+	if (req->has_expires)
+		expires = req->expires;
+	else if (req->has_ttl) {
+		/* nginx refuses an empty or zero expires: links that never
+		 * expire cannot exist. */
+		if (req->ttl <= 0) {
+			conn_reply_error(c, PROTO_BAD_TTL,
+			                 "ttl must be a positive number of seconds");
+			goto fail;
+		}
+		if (req->ttl > max_ttl) {
+			conn_reply_error(c, PROTO_TTL_TOO_LONG,
+			                 "ttl is longer than max_link_ttl (ask for less)");
+			goto fail;
+		}
+		expires = now + req->ttl;
+	} else
+		expires = now + (int64_t)(cfg->default_link_ttl / USEC_PER_SEC);
+
+	if (expires <= now) {
+		conn_reply_error(c, PROTO_BAD_TTL, "expires is not in the future");
+		goto fail;
+	}
+	if (expires - now > max_ttl) {
+		conn_reply_error(c, PROTO_TTL_TOO_LONG,
+		                 "expires is further away than max_link_ttl (ask for less)");
+		goto fail;
+	}
+
+	r = link_sign(cfg, m->ring, m->signer, req->arg, expires, req->ip, &url, &code, &message);
+	if (r < 0) {
+		conn_reply_error(c, code, message);
+		goto fail;
+	}
+	conn_replyf(c, "OK %s", url);
+	m->n_signed++;
+	return;
+fail:
+	m->n_errors++;
+}
+
+static void handle_verify(Manager *m, Conn *c, const Request *req)
+{
+	static const char *const verdicts[_LINK_VERDICT_MAX] = {
+		[LINK_VALID] = "valid",
+		[LINK_EXPIRED] = "expired",
+	};
+	const char *reason = NULL, *message = NULL;
+	LinkVerdict verdict;
+	uint32_t kid = 0;
+	int64_t expires = 0;
+	ProtoError code;
+	int r;
+
+	r = link_verify(m->config, m->ring, m->signer, req->arg, req->ip,
+	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
+	                &code, &message);
+	if (r < 0) {
+		m->n_errors++;
+		conn_reply_error(c, code, message);
+		return;
+	}
+	switch (verdict) {
+	case LINK_VALID:
+	case LINK_EXPIRED:
+		conn_replyf(c, "OK %s kid=%" PRIu32 " expires=%" PRId64, verdicts[verdict], kid,
+		            expires);
+		break;
+	case LINK_PUBLIC:
+		conn_reply(c, "OK public");
+		break;
+	default:
+		conn_replyf(c, "OK invalid %s", reason ? reason : "bad token");
+		break;
+	}
+}
+
+static void handle_rotate(Manager *m, Conn *c, const Request *req)
+{
+	const Key *active = keyring_active(m->ring);
+
+	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0) < 0) {
+		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	/* A rotation already on its way serves this request too. */
+	if (!keyring_pending(m->ring))
+		m->rotation.rotate_requested = true;
+	if (req->revoke) {
+		m->revoke_requested = true;
+		m->rotation.activate_now = true;
+	}
+	/* A request after a failure means: try now. */
+	m->rotation.retry_at = 0;
+	log_info("Rotation%s requested over the socket", req->revoke ? " with revoke" : "");
+	manager_step(m);
+}
+
+static void handle_import(Manager *m, Conn *c, const Request *req)
+{
+	size_t arg_len = strlen(req->arg), secret_len = 0;
+	unsigned char *secret;
+	uint32_t kid;
+	int r;
+
+	secret = sodium_malloc(arg_len + 1);
+	if (!secret) {
+		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	r = sodium_base642bin(secret, arg_len, req->arg, arg_len, NULL, &secret_len, NULL,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (r < 0 || secret_len == 0) {
+		sodium_free(secret);
+		conn_reply_error(c, PROTO_BAD_REQUEST,
+		                 "IMPORT takes the legacy secret as unpadded base64url");
+		return;
+	}
+	secret[secret_len] = '\0';
+	if (memchr(secret, '\0', secret_len)) {
+		sodium_free(secret);
+		conn_reply_error(c, PROTO_BAD_REQUEST, "the legacy secret contains a NUL byte");
+		return;
+	}
+
+	r = keyring_add_legacy(m->ring, (const char *)secret, now_realtime(),
+	                       m->config->max_link_ttl, m->config->clock_skew, &kid);
+	sodium_free(secret);
+	if (r == -EINVAL) {
+		conn_reply_error(c, PROTO_BAD_REQUEST,
+		                 "the legacy secret holds a '\"', '\\', '$' or control byte nginx "
+		                 "cannot quote; it was not imported (rotate links instead)");
+		return;
+	}
+	if (r < 0) {
+		conn_reply_error(c, PROTO_INTERNAL, "cannot add the key (the ring is full?)");
+		return;
+	}
+	if (save_ring(m) < 0) {
+		conn_reply_error(c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
+		return;
+	}
+	if (waiter_add(m, c, WAIT_IMPORT, kid) < 0) {
+		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	m->rotation.sync_needed = true;
+	m->rotation.retry_at = 0;
+	log_event(LOG_NOTICE, SL_MESSAGE_KEY_IMPORTED,
+	          "Imported a legacy key as %" PRIu32
+	          "; it serves links without kid until it is dropped",
+	          kid);
+	manager_step(m);
+}
+
+static void handle_status(Manager *m, Conn *c)
+{
+	StatusInfo info = status_info(m);
+	_cleanup_free_ char *json = NULL;
+
+	if (status_format_json(m->ring, m->config, &info, &json) < 0) {
+		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	conn_replyf(c, "OK %s", json);
+}
+
+void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, size_t len)
+{
+	Manager *m = userdata;
+	const char *message;
+	ProtoError code;
+	Request req;
+
+	if (proto_parse_line(line, len, &req, &code, &message) < 0) {
+		m->n_errors++;
+		conn_reply_error(c, code, message);
+		return;
+	}
+
+	switch (req.verb) {
+	case VERB_PING:
+		conn_reply(c, "OK pong");
+		break;
+	case VERB_SIGN:
+		handle_sign(m, c, &req);
+		break;
+	case VERB_VERIFY:
+		handle_verify(m, c, &req);
+		break;
+	case VERB_STATUS:
+		handle_status(m, c);
+		break;
+	case VERB_ROTATE:
+	case VERB_IMPORT:
+		if (!peer->admin) {
+			m->n_errors++;
+			conn_reply_error(c, PROTO_FORBIDDEN,
+			                 req.verb == VERB_ROTATE
+			                     ? "ROTATE needs root or the admin_group"
+			                     : "IMPORT needs root or the admin_group");
+			break;
+		}
+		if (req.verb == VERB_ROTATE)
+			handle_rotate(m, c, &req);
+		else
+			handle_import(m, c, &req);
+		break;
+	default:
+		conn_reply_error(c, PROTO_INTERNAL, "unhandled verb");
+		break;
+	}
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "nginx.h"
+#include "rotation.h"
+#include "server.h"
+#include "sign.h"
+
+/* securelinkd's state and the glue between the socket server, the key ring,
+ * the rotation state machine and nginx. */
+
+typedef enum WaitKind {
+	WAIT_ROTATE, /* answered once the new key is active */
+	WAIT_IMPORT, /* answered once nginx has the imported key */
+} WaitKind;
+
+typedef struct Waiter {
+	Conn *conn;
+	WaitKind kind;
+	uint32_t kid; /* WAIT_IMPORT: the imported key */
+} Waiter;
+
+typedef struct Manager {
+	sd_event *event;
+	char *config_path;
+	Config *config;
+	KeyRing *ring;
+	Signer *signer;
+	Server *server;
+
+	sd_event_source *timer;
+	NginxOp *nginx_op;
+	uint32_t syncing_kid; /* highest kid in the files being applied */
+	RotationInput rotation;
+	bool revoke_requested;
+	bool reload_config_pending; /* SIGHUP arrived while nginx was busy */
+	unsigned failures;
+
+	Waiter *waiters;
+	size_t n_waiters;
+
+	usec_t last_reload;
+	bool nginx_ok;
+	char *nginx_error;
+	uint64_t n_signed, n_errors, n_rotations;
+} Manager;
+
+/* Takes ownership of config and ring. Returns 0 or a negative errno. */
+int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret);
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m)
+{
+	manager_free(*m);
+}
+
+/* Writes the snippets if they differ from the ring's rendering (so they exist
+ * before READY=1), binds or takes the socket, and starts the state machine. */
+int manager_start(Manager *m);
+
+/* SIGHUP: re-reads the config; a bad one is reported and the old one kept. */
+void manager_reload_config(Manager *m);
+
+/* The socket server's handler. */
+void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, size_t len);

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "proto.h"
+#include "status.h"
+
+/* A growing string; every append checks for allocation failure once, at
+ * the end, through the error flag. */
+typedef struct Buf {
+	char *data;
+	size_t len, size;
+	bool oom;
+} Buf;
+
+static void buf_printf(Buf *b, const char *format, ...) _printf_(2, 3);
+static void buf_printf(Buf *b, const char *format, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, format);
+		n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->size - b->len : 0,
+		              format, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->data && b->len + (size_t)n < b->size) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t want = (b->size ? b->size : 256);
+		while (want <= b->len + (size_t)n)
+			want *= 2;
+		char *p = realloc(b->data, want);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->data = p;
+		b->size = want;
+	}
+}
+
+static void buf_time(Buf *b, const char *name, usec_t t, bool comma)
+{
+	if (t == 0 || t == USEC_INFINITY)
+		buf_printf(b, "\"%s\":null%s", name, comma ? "," : "");
+	else
+		buf_printf(b, "\"%s\":%" PRIu64 "%s", name, t / USEC_PER_SEC, comma ? "," : "");
+}
+
+int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info, char **ret)
+{
+	const Key *active = keyring_active(r);
+	Buf b = {};
+
+	buf_printf(&b, "{");
+	if (active)
+		buf_printf(&b, "\"active_kid\":%" PRIu32 ",", active->kid);
+	else
+		buf_printf(&b, "\"active_kid\":null,");
+	buf_time(&b, "next_rotation", info->next_rotation, true);
+	buf_printf(&b, "\"mode\":\"%s\",", key_mode_to_string(c->mode));
+	buf_printf(&b, "\"keys\":[");
+	for (size_t i = 0; i < r->n_keys; i++) {
+		const Key *k = &r->keys[i];
+
+		buf_printf(&b, "%s{\"kid\":%" PRIu32 ",\"state\":\"%s\",\"legacy\":%s,",
+		           i ? "," : "", k->kid, key_state_to_string(k->state),
+		           k->legacy ? "true" : "false");
+		buf_time(&b, "published", k->published, true);
+		buf_time(&b, "activated", k->activated, true);
+		buf_time(&b, "retired", k->retired, true);
+		buf_time(&b, "drop_after", k->drop_after, false);
+		buf_printf(&b, "}");
+	}
+	buf_printf(&b, "],\"nginx\":{");
+	buf_time(&b, "last_reload", info->last_reload, true);
+	buf_printf(&b, "\"ok\":%s,", info->nginx_ok ? "true" : "false");
+	if (info->nginx_error) {
+		_cleanup_free_ char *e = NULL;
+
+		if (json_escape(info->nginx_error, &e) < 0)
+			b.oom = true;
+		else
+			buf_printf(&b, "\"error\":\"%s\"", e);
+	} else
+		buf_printf(&b, "\"error\":null");
+	buf_printf(&b,
+	           "},\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
+	           ",\"rotations\":%" PRIu64 "}}",
+	           info->n_signed, info->n_errors, info->n_rotations);
+
+	if (b.oom) {
+		free(b.data);
+		return -ENOMEM;
+	}
+	*ret = b.data;
+	return 0;
+}
+
+int status_format_line(const KeyRing *r, const StatusInfo *info, char **ret)
+{
+	const Key *active = keyring_active(r);
+	char when[64] = "none";
+	int n;
+
+	if (info->next_rotation != USEC_INFINITY) {
+		time_t t = (time_t)(info->next_rotation / USEC_PER_SEC);
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+
+	if (active)
+		n = asprintf(ret, "active key %" PRIu32 ", next rotation %s; nginx: %s",
+		             active->kid, when,
+		             info->nginx_ok      ? "ok"
+		             : info->nginx_error ? info->nginx_error
+		                                 : "failed");
+	else
+		n = asprintf(ret, "no active key yet (publishing to nginx); nginx: %s",
+		             info->nginx_ok      ? "ok"
+		             : info->nginx_error ? info->nginx_error
+		                                 : "failed");
+	return n < 0 ? -ENOMEM : 0;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "keyring.h"
+
+/* What STATUS reports besides the ring. */
+typedef struct StatusInfo {
+	usec_t next_rotation; /* USEC_INFINITY: none scheduled */
+	usec_t last_reload;   /* 0: never */
+	bool nginx_ok;
+	const char *nginx_error; /* NULL when ok */
+	uint64_t n_signed;
+	uint64_t n_errors;
+	uint64_t n_rotations;
+} StatusInfo;
+
+/* Formats STATUS's one-line JSON (DESIGN.md field names; times in unix
+ * seconds, null when unset). Never includes a secret. Returns 0 or -ENOMEM. */
+int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info, char **ret);
+
+/* The one-line sd_notify STATUS= text: active kid, next rotation, nginx. */
+int status_format_line(const KeyRing *r, const StatusInfo *info, char **ret);
