@@ -99,3 +99,13 @@ size_t strv_length(char *const *l);
 /* Current CLOCK_REALTIME / CLOCK_MONOTONIC time in microseconds. */
 usec_t now_realtime(void);
 usec_t now_monotonic(void);
+
+/* malloc'd copy of size bytes, or NULL. */
+static inline void *memdup(const void *p, size_t size)
+{
+	void *q = malloc(size ? size : 1);
+
+	if (q && size)
+		memcpy(q, p, size);
+	return q;
+}
