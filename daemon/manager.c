@@ -16,6 +16,7 @@
 #define SNIPPET_MAX   (1024 * 1024)
 
 static void manager_step(Manager *m);
+static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size);
 
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret)
 {
@@ -175,8 +176,10 @@ static void waiters_fail(Manager *m, ProtoError code, const char *message)
 
 	proto_format_error(line, sizeof(line), code, message);
 	line[strcspn(line, "\n")] = '\0';
-	for (size_t i = 0; i < m->n_waiters; i++)
+	for (size_t i = 0; i < m->n_waiters; i++) {
 		conn_reply_deferred(m->waiters[i].conn, line);
+		free(m->waiters[i].line);
+	}
 	m->n_waiters = 0;
 }
 
@@ -184,11 +187,11 @@ static void waiters_answer(Manager *m)
 {
 	const Key *active = keyring_active(m->ring);
 	bool settled = !m->rotation.sync_needed && !m->nginx_op;
+	char line[PROTO_LINE_MAX + 64];
 	size_t j = 0;
 
 	for (size_t i = 0; i < m->n_waiters; i++) {
 		Waiter *w = &m->waiters[i];
-		char line[64];
 
 		if (w->kind == WAIT_IMPORT && m->rotation.confirmed_kid >= w->kid)
 			snprintf(line, sizeof(line), "OK kid=%" PRIu32, w->kid);
@@ -197,23 +200,42 @@ static void waiters_answer(Manager *m)
 			 * asked is active and nginx has the ring (after a revoke:
 			 * without the old keys). */
 			snprintf(line, sizeof(line), "OK kid=%" PRIu32, active->kid);
-		else {
+		else if (w->kind == WAIT_SIGN && active) {
+			const char *message;
+			ProtoError code;
+			Request req;
+
+			if (proto_parse_line(w->line, w->len, &req, &code, &message) < 0)
+				proto_format_error(line, sizeof(line), code, message);
+			else
+				sign_reply(m, &req, line, sizeof(line));
+			line[strcspn(line, "\n")] = '\0';
+		} else {
 			m->waiters[j++] = *w;
 			continue;
 		}
 		conn_reply_deferred(w->conn, line);
+		free(w->line);
 	}
 	m->n_waiters = j;
 }
 
-static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid)
+static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const char *line,
+                      size_t len)
 {
 	Waiter *w = reallocarray(m->waiters, m->n_waiters + 1, sizeof(Waiter));
+	char *copy = NULL;
 
 	if (!w)
 		return -ENOMEM;
 	m->waiters = w;
-	m->waiters[m->n_waiters++] = (Waiter){ .conn = conn_defer(c), .kind = kind, .kid = kid };
+	if (line) {
+		copy = memdup(line, len + 1);
+		if (!copy)
+			return -ENOMEM;
+	}
+	m->waiters[m->n_waiters++] =
+	    (Waiter){ .conn = conn_defer(c), .kind = kind, .kid = kid, .line = copy, .len = len };
 	return 0;
 }
 
@@ -502,7 +524,9 @@ void manager_reload_config(Manager *m)
 	(void)sd_notify(false, "READY=1");
 }
 
-static void handle_sign(Manager *m, Conn *c, const Request *req)
+/* Formats the answer to SIGN into buf (without LF). Returns true when a link
+ * was signed. */
+static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 {
 	const Config *cfg = m->config;
 	int64_t now = (int64_t)(now_realtime() / USEC_PER_SEC), expires;
@@ -518,13 +542,13 @@ static void handle_sign(Manager *m, Conn *c, const Request *req)
 		/* nginx refuses an empty or zero expires: links that never
 		 * expire cannot exist. */
 		if (req->ttl <= 0) {
-			conn_reply_error(c, PROTO_BAD_TTL,
-			                 "ttl must be a positive number of seconds");
+			code = PROTO_BAD_TTL;
+			message = "ttl must be a positive number of seconds";
 			goto fail;
 		}
 		if (req->ttl > max_ttl) {
-			conn_reply_error(c, PROTO_TTL_TOO_LONG,
-			                 "ttl is longer than max_link_ttl (ask for less)");
+			code = PROTO_TTL_TOO_LONG;
+			message = "ttl is longer than max_link_ttl (ask for less)";
 			goto fail;
 		}
 		expires = now + req->ttl;
@@ -532,25 +556,44 @@ static void handle_sign(Manager *m, Conn *c, const Request *req)
 		expires = now + (int64_t)(cfg->default_link_ttl / USEC_PER_SEC);
 
 	if (expires <= now) {
-		conn_reply_error(c, PROTO_BAD_TTL, "expires is not in the future");
+		code = PROTO_BAD_TTL;
+		message = "expires is not in the future (give a later unix time, or ttl=)";
 		goto fail;
 	}
 	if (expires - now > max_ttl) {
-		conn_reply_error(c, PROTO_TTL_TOO_LONG,
-		                 "expires is further away than max_link_ttl (ask for less)");
+		code = PROTO_TTL_TOO_LONG;
+		message = "expires is further away than max_link_ttl (ask for less)";
 		goto fail;
 	}
 
 	r = link_sign(cfg, m->ring, m->signer, req->arg, expires, req->ip, &url, &code, &message);
-	if (r < 0) {
-		conn_reply_error(c, code, message);
+	if (r < 0)
+		goto fail;
+	if ((size_t)snprintf(buf, size, "OK %s", url) >= size) {
+		code = PROTO_BAD_TARGET;
+		message = "the signed link would be longer than a protocol line";
 		goto fail;
 	}
-	conn_replyf(c, "OK %s", url);
 	m->n_signed++;
-	return;
+	return true;
 fail:
 	m->n_errors++;
+	proto_format_error(buf, size, code, message);
+	buf[strcspn(buf, "\n")] = '\0';
+	return false;
+}
+
+static void handle_sign(Manager *m, Conn *c, const Request *req, const char *line, size_t len)
+{
+	char buf[PROTO_LINE_MAX + 64];
+
+	/* At the very first start no key is active until nginx has the first
+	 * one: hold the request (and the connection's later ones) until then,
+	 * rather than failing a client that came a moment early. */
+	if (line && waiter_add(m, c, WAIT_SIGN, 0, line, len) >= 0)
+		return;
+	sign_reply(m, req, buf, sizeof(buf));
+	conn_reply(c, buf);
 }
 
 static void handle_verify(Manager *m, Conn *c, const Request *req)
@@ -593,7 +636,7 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 {
 	const Key *active = keyring_active(m->ring);
 
-	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0) < 0) {
+	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0, NULL, 0) < 0) {
 		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
@@ -654,7 +697,7 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 		conn_reply_error(c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
 		return;
 	}
-	if (waiter_add(m, c, WAIT_IMPORT, kid) < 0) {
+	if (waiter_add(m, c, WAIT_IMPORT, kid, NULL, 0) < 0) {
 		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
@@ -682,9 +725,15 @@ static void handle_status(Manager *m, Conn *c)
 void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, size_t len)
 {
 	Manager *m = userdata;
+	_cleanup_free_ char *line_copy = NULL;
 	const char *message;
 	ProtoError code;
 	Request req;
+
+	/* The parser works in place; a request held until the first key is
+	 * active needs the line as it came. */
+	if (!keyring_active(m->ring) && keyring_pending(m->ring))
+		line_copy = memdup(line, len + 1);
 
 	if (proto_parse_line(line, len, &req, &code, &message) < 0) {
 		m->n_errors++;
@@ -697,7 +746,7 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 		conn_reply(c, "OK pong");
 		break;
 	case VERB_SIGN:
-		handle_sign(m, c, &req);
+		handle_sign(m, c, &req, line_copy, len);
 		break;
 	case VERB_VERIFY:
 		handle_verify(m, c, &req);

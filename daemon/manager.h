@@ -17,12 +17,15 @@
 typedef enum WaitKind {
 	WAIT_ROTATE, /* answered once the new key is active */
 	WAIT_IMPORT, /* answered once nginx has the imported key */
+	WAIT_SIGN,   /* first start: answered once the first key is active */
 } WaitKind;
 
 typedef struct Waiter {
 	Conn *conn;
 	WaitKind kind;
 	uint32_t kid; /* WAIT_IMPORT: the imported key */
+	char *line;   /* WAIT_SIGN: a copy of the request line */
+	size_t len;
 } Waiter;
 
 typedef struct Manager {
