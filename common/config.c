@@ -1,1 +1,1323 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "fileio.h"
+
+/* A config file is a few kilobytes; anything this large is the wrong file. */
+#define CONFIG_MAX_SIZE (256U * 1024U)
+/* Longest line accepted, without its line feed. */
+#define CONFIG_LINE_MAX 4096U
+/* Longest value echoed back in an error message. */
+#define ECHO_MAX 64U
+/* No duration needs more than ten years, and the cap keeps sums such as
+ * retired + max_link_ttl + clock_skew far from overflowing usec_t. */
+#define DURATION_MAX (3650ULL * USEC_PER_DAY)
+/* nginx's $arg_NAME: a short identifier. */
+#define PARAM_NAME_MAX 64U
+#define UNIT_NAME_MAX  255U
+#define SUN_PATH_SIZE  sizeof(((struct sockaddr_un *)NULL)->sun_path)
+
+#define DURATION_FIX "use 90s, 15m, 24h, 7d"
+#define NGINX_UNSAFE_FIX                                                                           \
+	"nginx cannot hold it safely; use one without whitespace, quotes, \\, $, {, }, ; or #"
+#define NO_SHELL_FIX                                                                               \
+	"commands run without a shell: write the program and its arguments separated by spaces"
+
+typedef struct Parser Parser;
+typedef struct KeyDef KeyDef;
+typedef int (*KeyParser)(Parser *p, const KeyDef *k, const char *value, void *field);
+
+struct KeyDef {
+	const char *section;
+	const char *key;
+	KeyParser parse;
+	size_t offset;     /* of the field in Config */
+	const char *shown; /* the default as written in the file, for messages */
+	bool allow_empty;  /* an empty value means "none" */
+	usec_t min;        /* durations only: smallest value accepted */
+};
+
+struct Parser {
+	Config *config;
+	const char *name; /* what messages call the file */
+	const char *text; /* reader position */
+	size_t left;
+	unsigned line;      /* line the reader handed to inih last */
+	unsigned *key_line; /* per KeyDef: line that set it, 0 for the default */
+	int r;              /* first error */
+	char *error;
+};
+
+static const char *const sections[] = { "daemon", "keys", "links", "nginx" };
+
+static const char *const reload_method_table[_RELOAD_METHOD_MAX] = {
+	[RELOAD_SYSTEMD] = "systemd",
+	[RELOAD_PIDFILE] = "pidfile",
+	[RELOAD_EXEC] = "exec",
+	[RELOAD_NONE] = "none",
+};
+
+static const char *const key_mode_table[_KEY_MODE_MAX] = {
+	[KEY_MODE_LOCAL] = "local",
+	[KEY_MODE_DERIVED] = "derived",
+};
+
+const char *reload_method_to_string(ReloadMethod m)
+{
+	if ((unsigned)m >= _RELOAD_METHOD_MAX)
+		return NULL;
+	return reload_method_table[m];
+}
+
+const char *key_mode_to_string(KeyMode m)
+{
+	if ((unsigned)m >= _KEY_MODE_MAX)
+		return NULL;
+	return key_mode_table[m];
+}
+
+/* Error reporting */
+
+/* Copies s into buf for a message: printable ASCII and UTF-8 as is, quotes
+ * and backslashes escaped, control bytes as \xNN, long values cut with "...".
+ * Config values are not secret, but they must not smuggle terminal escapes
+ * or line breaks into a one-line error. */
+static const char *echo(char *buf, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	assert(size >= ECHO_MAX + 8);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (n >= ECHO_MAX) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(buf + n, size - n, "\\x%02x", c);
+			n += 4;
+		} else
+			buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+#define ECHO_BUF_SIZE (ECHO_MAX + 8)
+#define ECHO(s)       echo((char[ECHO_BUF_SIZE]){ 0 }, ECHO_BUF_SIZE, (s))
+
+/* Records the first error as one line: "name:line: key: message". line 0
+ * leaves the line out (a default that conflicts with another key), key NULL
+ * leaves the key out. Returns r. */
+_printf_(5, 6) static int parser_error(Parser *p, unsigned line, const char *key, int r,
+                                       const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	char where[32] = "";
+	va_list ap;
+	int k;
+
+	assert(r < 0);
+	if (p->r < 0)
+		return p->r;
+	p->r = r;
+
+	va_start(ap, fmt);
+	k = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (k < 0) {
+		msg = NULL;
+		p->r = -ENOMEM;
+		return -ENOMEM;
+	}
+
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%u", line);
+	if (asprintf(&p->error, "%s%s: %s%s%s", p->name, where, key ? key : "", key ? ": " : "",
+	             msg) < 0) {
+		p->error = NULL;
+		p->r = -ENOMEM;
+		return -ENOMEM;
+	}
+	return r;
+}
+
+/* The common shape: key: "value" what (fix). */
+static int value_error(Parser *p, const KeyDef *k, const char *value, const char *what,
+                       const char *fix)
+{
+	return parser_error(p, p->line, k->key, -EINVAL, "\"%s\" %s (%s)", ECHO(value), what, fix);
+}
+
+/* Character checks */
+
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* What the message calls a byte. */
+static const char *describe_char(char buf[static 32], unsigned char c)
+{
+	if (c == ' ')
+		return "a space";
+	if (c == '\t')
+		return "a tab";
+	if (is_control(c)) {
+		snprintf(buf, 32, "control byte \\x%02x", c);
+		return buf;
+	}
+	snprintf(buf, 16, "'%c'", c);
+	return buf;
+}
+
+/* Values that end up inside the nginx config (paths, names in locations and
+ * includes) are written unquoted or inside double quotes; none of these bytes
+ * can appear there without changing what nginx parses. */
+static const char *find_nginx_unsafe(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (is_control(c) || isspace(c) || strchr("\"'\\${};#", c))
+			return s;
+	}
+	return NULL;
+}
+
+static int check_nginx_safe(Parser *p, const KeyDef *k, const char *value)
+{
+	const char *bad = find_nginx_unsafe(value);
+	char what[64], c[32];
+
+	if (!bad)
+		return 0;
+	snprintf(what, sizeof(what), "contains %s", describe_char(c, (unsigned char)*bad));
+	return value_error(p, k, value, what, NGINX_UNSAFE_FIX);
+}
+
+static int check_no_control(Parser *p, const KeyDef *k, const char *value)
+{
+	for (const char *s = value; *s; s++)
+		if (is_control((unsigned char)*s))
+			return value_error(p, k, value, "contains a control byte", "remove it");
+	return 0;
+}
+
+/* Whether path (absolute or relative) has a "." or ".." segment. */
+static bool has_dot_segment(const char *path)
+{
+	for (const char *s = path; *s;) {
+		size_t n;
+
+		s += strspn(s, "/");
+		n = strcspn(s, "/");
+		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return true;
+		s += n;
+	}
+	return false;
+}
+
+/* Paths */
+
+enum {
+	PATH_FILE = 0,            /* no trailing '/' */
+	PATH_DIRECTORY = 1,       /* trailing '/' removed */
+	PATH_DIRECTORY_SLASH = 2, /* trailing '/' added */
+};
+
+/* Checks an absolute file system path and returns a normalised copy:
+ * repeated slashes merged, trailing slash as the kind wants. "." and ".."
+ * are refused rather than resolved, so that "is it inside media_root"
+ * compares what the kernel will open. */
+static int make_absolute_path(Parser *p, const KeyDef *k, const char *value, int kind, char **ret)
+{
+	_cleanup_free_ char *s = NULL;
+	size_t n = 0;
+	int r;
+
+	r = check_no_control(p, k, value);
+	if (r < 0)
+		return r;
+	if (value[0] != '/')
+		return value_error(p, k, value, "is not an absolute path",
+		                   "write it starting with '/'");
+	if (has_dot_segment(value))
+		return value_error(p, k, value, "contains a '.' or '..' segment",
+		                   "write the path without them");
+
+	s = malloc(strlen(value) + 2);
+	if (!s)
+		return -ENOMEM;
+	for (const char *i = value; *i; i++)
+		if (*i != '/' || n == 0 || s[n - 1] != '/')
+			s[n++] = *i;
+	if (n > 1 && s[n - 1] == '/')
+		n--;
+	s[n] = '\0';
+
+	if (kind == PATH_FILE && (streq(s, "/") || value[strlen(value) - 1] == '/'))
+		return value_error(p, k, value, "names a directory",
+		                   "give the path of a file, without a trailing '/'");
+	if (kind == PATH_DIRECTORY_SLASH && !streq(s, "/")) {
+		s[n++] = '/';
+		s[n] = '\0';
+	}
+
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+static void replace_string(void *field, char *s)
+{
+	char **f = field;
+
+	free(*f);
+	*f = s;
+}
+
+static int parse_file_path(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+	int r;
+
+	r = make_absolute_path(p, k, value, PATH_FILE, &s);
+	if (r < 0)
+		return r;
+	replace_string(field, s);
+	return 0;
+}
+
+static int parse_optional_file_path(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	if (value[0] == '\0') {
+		replace_string(field, NULL);
+		return 0;
+	}
+	return parse_file_path(p, k, value, field);
+}
+
+static int parse_socket_path(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	_cleanup_free_ char *s = NULL;
+	char fix[64];
+	int r;
+
+	r = make_absolute_path(p, k, value, PATH_FILE, &s);
+	if (r < 0)
+		return r;
+	/* sockaddr_un.sun_path holds the path and its NUL. */
+	if (strlen(s) >= SUN_PATH_SIZE) {
+		snprintf(fix, sizeof(fix), "use a path of at most %zu bytes", SUN_PATH_SIZE - 1);
+		return value_error(p, k, value, "is too long for a Unix socket", fix);
+	}
+	replace_string(field, TAKE_PTR(s));
+	return 0;
+}
+
+static int parse_directory(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+	int r;
+
+	r = make_absolute_path(p, k, value, PATH_DIRECTORY, &s);
+	if (r < 0)
+		return r;
+	replace_string(field, s);
+	return 0;
+}
+
+/* A path nginx reads: keys_file and locations_file in include lines. */
+static int parse_nginx_file(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	int r;
+
+	r = check_nginx_safe(p, k, value);
+	if (r < 0)
+		return r;
+	return parse_file_path(p, k, value, field);
+}
+
+/* media_root, the alias target of every location: always ends with '/', as
+ * nginx's alias for a prefix location ending in '/' must. */
+static int parse_nginx_directory(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+	int r;
+
+	r = check_nginx_safe(p, k, value);
+	if (r < 0)
+		return r;
+	r = make_absolute_path(p, k, value, PATH_DIRECTORY_SLASH, &s);
+	if (r < 0)
+		return r;
+	replace_string(field, s);
+	return 0;
+}
+
+/* [links] */
+
+/* Checks a URL path piece that becomes part of an nginx location: nginx
+ * matches locations against the normalised $uri, which never holds "//",
+ * "." or "..", so such a location would never match. */
+static int check_location_path(Parser *p, const KeyDef *k, const char *whole, const char *piece)
+{
+	int r;
+
+	r = check_nginx_safe(p, k, whole);
+	if (r < 0)
+		return r;
+	if (strstr(piece, "//"))
+		return value_error(p, k, whole, "contains \"//\"",
+		                   "nginx merges slashes in $uri; write one '/'");
+	if (has_dot_segment(piece))
+		return value_error(p, k, whole, "contains a '.' or '..' segment",
+		                   "nginx resolves them in $uri; write the path without them");
+	return 0;
+}
+
+/* Returns a copy of s that ends with '/'. */
+static char *with_trailing_slash(const char *s)
+{
+	size_t n = strlen(s);
+	char *t = malloc(n + 2);
+
+	if (!t)
+		return NULL;
+	memcpy(t, s, n);
+	if (n == 0 || s[n - 1] != '/')
+		t[n++] = '/';
+	t[n] = '\0';
+	return t;
+}
+
+static int parse_media_url(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+	int r;
+
+	if (value[0] != '/')
+		return value_error(p, k, value, "does not start with '/'",
+		                   "write the URL path, e.g. /media/");
+	r = check_location_path(p, k, value, value);
+	if (r < 0)
+		return r;
+	s = with_trailing_slash(value);
+	if (!s)
+		return -ENOMEM;
+	replace_string(field, s);
+	return 0;
+}
+
+static int parse_prefixes(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	_cleanup_strv_free_ char **l = NULL;
+	char ***f = field;
+	size_t i;
+	int r;
+
+	r = strv_split(value, &l);
+	if (r < 0)
+		return r;
+
+	for (i = 0; l[i]; i++) {
+		char *s;
+
+		if (l[i][0] == '/') {
+			/* The fix shows what they probably meant: the same
+			 * prefix without the slash and without media_url. */
+			const char *media = p->config->media_url + 1;
+			const char *rel = l[i] + strspn(l[i], "/");
+			char fix[ECHO_BUF_SIZE + 96];
+
+			if (media[0] != '\0' && strncmp(rel, media, strlen(media)) == 0 &&
+			    rel[strlen(media)] != '\0')
+				rel += strlen(media);
+			snprintf(fix, sizeof(fix),
+			         "prefixes are relative to media_url: write \"%s\"", ECHO(rel));
+			return value_error(p, k, l[i], "starts with '/'", fix);
+		}
+		r = check_location_path(p, k, l[i], l[i]);
+		if (r < 0)
+			return r;
+
+		s = with_trailing_slash(l[i]);
+		if (!s)
+			return -ENOMEM;
+		free(l[i]);
+		l[i] = s;
+
+		/* Each prefix becomes a location; nginx refuses a config
+		 * with the same location twice. */
+		for (size_t j = 0; j < i; j++)
+			if (streq(l[j], l[i]))
+				return value_error(p, k, l[i], "is listed twice", "remove one");
+	}
+
+	strv_free(*f);
+	*f = TAKE_PTR(l);
+	return 0;
+}
+
+/* An absolute http(s) URL of scheme://host[:port] only: links are
+ * base_url + path, and nginx hashes only the path. */
+static int parse_base_url(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	const char *fix =
+	    "use scheme://host[:port] such as https://files.example.com, or leave it empty";
+	_cleanup_free_ char *s = NULL;
+	const char *host, *port;
+	size_t n;
+
+	if (value[0] == '\0') {
+		s = strdup("");
+		if (!s)
+			return -ENOMEM;
+		replace_string(field, TAKE_PTR(s));
+		return 0;
+	}
+
+	if (strncasecmp(value, "https://", STRLEN("https://")) == 0)
+		host = value + STRLEN("https://");
+	else if (strncasecmp(value, "http://", STRLEN("http://")) == 0)
+		host = value + STRLEN("http://");
+	else
+		return value_error(p, k, value, "is not an http:// or https:// URL", fix);
+
+	n = strlen(host);
+	while (n > 0 && host[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return value_error(p, k, value, "has no host", fix);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		if (c == '/')
+			return value_error(
+			    p, k, value, "has a path",
+			    "the path comes from media_url; use scheme://host[:port]");
+		if (!isalnum(c) && !strchr(".-:[]_", c))
+			return value_error(p, k, value,
+			                   "has a character not allowed in a host name", fix);
+	}
+
+	/* A port after the last ':' outside an IPv6 literal. */
+	port = memrchr(host, ':', n);
+	if (port && !memchr(port, ']', n - (size_t)(port - host))) {
+		char digits[8];
+		size_t m = n - (size_t)(port - host) - 1;
+		uint64_t v;
+
+		if (m == 0 || m >= sizeof(digits))
+			return value_error(p, k, value, "has a bad port", fix);
+		memcpy(digits, port + 1, m);
+		digits[m] = '\0';
+		if (parse_u64(digits, &v) < 0 || v == 0 || v > 65535)
+			return value_error(p, k, value, "has a bad port", fix);
+		if (port == host)
+			return value_error(p, k, value, "has no host", fix);
+	}
+
+	s = strndup(value, (size_t)(host - value) + n);
+	if (!s)
+		return -ENOMEM;
+	replace_string(field, TAKE_PTR(s));
+	return 0;
+}
+
+/* token_param, expires_param, key_param: nginx reads them as $arg_NAME. */
+static int parse_param_name(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+
+	if (strlen(value) > PARAM_NAME_MAX)
+		return value_error(p, k, value, "is too long", "use at most 64 characters");
+	for (const char *i = value; *i; i++)
+		if (!isalnum((unsigned char)*i) && *i != '_')
+			return value_error(
+			    p, k, value, "is not a parameter name",
+			    "nginx reads it as $arg_NAME: use only A-Z, a-z, 0-9 and _");
+	s = strdup(value);
+	if (!s)
+		return -ENOMEM;
+	replace_string(field, s);
+	return 0;
+}
+
+static int parse_bool(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	int b = parse_boolean(value);
+
+	if (b < 0)
+		return value_error(p, k, value, "is not a boolean", "use yes or no");
+	*(bool *)field = b;
+	return 0;
+}
+
+/* [daemon] and [keys] */
+
+static int parse_group(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+
+	/* The portable user/group name set, as useradd(8) accepts it. */
+	if (strlen(value) > 32 || value[0] == '-')
+		return value_error(p, k, value, "is not a group name",
+		                   "use letters, digits, '_', '.' and '-', at most 32");
+	for (const char *i = value; *i; i++)
+		if (!isalnum((unsigned char)*i) && !strchr("_.-", *i))
+			return value_error(p, k, value, "is not a group name",
+			                   "use letters, digits, '_', '.' and '-', at most 32");
+	s = strdup(value);
+	if (!s)
+		return -ENOMEM;
+	replace_string(field, s);
+	return 0;
+}
+
+static int parse_connections(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	uint64_t v;
+	int r;
+
+	r = parse_u64(value, &v);
+	if (r == -EINVAL)
+		return value_error(p, k, value, "is not a number", "use 1 to 65536");
+	if (r < 0 || v < 1 || v > 65536)
+		return value_error(p, k, value, "is out of range", "use 1 to 65536");
+	*(unsigned *)field = (unsigned)v;
+	return 0;
+}
+
+static int parse_time(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char fix[64], shown[32];
+	usec_t v;
+	int r;
+
+	r = parse_duration(value, &v);
+	if (r == -EINVAL)
+		return value_error(p, k, value, "is not a duration", DURATION_FIX);
+	if (r < 0 || v > DURATION_MAX)
+		return value_error(p, k, value, "is too long", "use at most 3650d");
+	if (v < k->min) {
+		if (k->min <= 1)
+			snprintf(fix, sizeof(fix), "use more than 0, e.g. %s", k->shown);
+		else
+			snprintf(fix, sizeof(fix), "use at least %s, e.g. %s",
+			         format_duration(shown, sizeof(shown), k->min), k->shown);
+		return value_error(p, k, value, "is too short", fix);
+	}
+	*(usec_t *)field = v;
+	return 0;
+}
+
+static int parse_mode(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	for (unsigned i = 0; i < _KEY_MODE_MAX; i++)
+		if (streq(value, key_mode_table[i])) {
+			*(KeyMode *)field = (KeyMode)i;
+			return 0;
+		}
+	return value_error(p, k, value, "is not a key mode", "use local or derived");
+}
+
+/* [nginx] commands */
+
+/* Splits a command line on spaces and tabs into argv. There is no shell, so
+ * quotes, escapes, variables and redirections would be passed on literally:
+ * refuse them rather than run something the admin did not mean. */
+static int parse_argv(Parser *p, const KeyDef *k, const char *whole, const char *cmd, char ***ret)
+{
+	_cleanup_strv_free_ char **l = NULL;
+	size_t n = 0, i = 0;
+	const char *s;
+
+	for (s = cmd; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char what[64], d[32];
+
+		if (c == ' ' || c == '\t')
+			continue;
+		if (is_control(c))
+			return value_error(p, k, whole, "contains a control byte", "remove it");
+		if (strchr("\"'\\`$|&;<>", c)) {
+			snprintf(what, sizeof(what), "contains %s", describe_char(d, c));
+			return value_error(p, k, whole, what, NO_SHELL_FIX);
+		}
+	}
+
+	for (s = cmd;;) {
+		s += strspn(s, " \t");
+		if (!*s)
+			break;
+		n++;
+		s += strcspn(s, " \t");
+	}
+	if (n == 0)
+		return value_error(
+		    p, k, whole, "has no command",
+		    "write the program and its arguments, e.g. /usr/sbin/nginx -s reload");
+
+	l = calloc(n + 1, sizeof(char *));
+	if (!l)
+		return -ENOMEM;
+	for (s = cmd;;) {
+		size_t m;
+
+		s += strspn(s, " \t");
+		if (!*s)
+			break;
+		m = strcspn(s, " \t");
+		l[i] = strndup(s, m);
+		if (!l[i])
+			return -ENOMEM;
+		i++;
+		s += m;
+	}
+
+	/* An absolute path, or a bare name looked up in PATH; a relative path
+	 * would depend on the daemon's working directory. */
+	if (l[0][0] != '/' && strchr(l[0], '/'))
+		return value_error(
+		    p, k, whole, "runs a relative path",
+		    "use an absolute path such as /usr/sbin/nginx, or a bare command name");
+	if (l[0][0] == '/' && has_dot_segment(l[0]))
+		return value_error(p, k, whole, "contains a '.' or '..' segment",
+		                   "write the program's path without them");
+
+	*ret = TAKE_PTR(l);
+	return 0;
+}
+
+static int parse_command(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char **l, ***f = field;
+	int r;
+
+	r = parse_argv(p, k, value, value, &l);
+	if (r < 0)
+		return r;
+	strv_free(*f);
+	*f = l;
+	return 0;
+}
+
+static int parse_reload(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	const char *fix = "use systemd:nginx.service, pidfile:/run/nginx.pid, "
+	                  "exec:/usr/sbin/nginx -s reload or none";
+	Config *c = p->config;
+	_cleanup_free_ char *target = NULL;
+	_cleanup_strv_free_ char **command = NULL;
+	ReloadMethod m;
+	const char *arg;
+	int r;
+
+	if (streq(value, "none"))
+		m = RELOAD_NONE;
+	else if (strncmp(value, "systemd:", STRLEN("systemd:")) == 0) {
+		size_t n;
+
+		m = RELOAD_SYSTEMD;
+		arg = value + STRLEN("systemd:");
+		arg += strspn(arg, " \t");
+		n = strlen(arg);
+		if (n == 0 || n > UNIT_NAME_MAX - STRLEN(".service"))
+			return value_error(p, k, value, "has no valid unit name",
+			                   "use e.g. systemd:nginx.service");
+		for (const char *i = arg; *i; i++)
+			if (!isalnum((unsigned char)*i) && !strchr(":_.@\\-", *i))
+				return value_error(p, k, value, "has no valid unit name",
+				                   "use e.g. systemd:nginx.service");
+		/* D-Bus wants the full unit name; systemctl's habit of
+		 * completing "nginx" to "nginx.service" is what admins expect. */
+		if (asprintf(&target, "%s%s", arg, strchr(arg, '.') ? "" : ".service") < 0) {
+			target = NULL;
+			return -ENOMEM;
+		}
+	} else if (strncmp(value, "pidfile:", STRLEN("pidfile:")) == 0) {
+		m = RELOAD_PIDFILE;
+		arg = value + STRLEN("pidfile:");
+		arg += strspn(arg, " \t");
+		r = make_absolute_path(p, k, arg, PATH_FILE, &target);
+		if (r < 0)
+			return r;
+	} else if (strncmp(value, "exec:", STRLEN("exec:")) == 0) {
+		m = RELOAD_EXEC;
+		r = parse_argv(p, k, value, value + STRLEN("exec:"), &command);
+		if (r < 0)
+			return r;
+	} else
+		return value_error(p, k, value, "is not a reload method", fix);
+
+	c->reload = m;
+	free(c->reload_target);
+	c->reload_target = TAKE_PTR(target);
+	strv_free(c->reload_command);
+	c->reload_command = TAKE_PTR(command);
+	return 0;
+}
+
+/* The key table */
+
+#define FIELD(f) offsetof(Config, f)
+#define KEY(s, k, fn, f, def, ...)                                                                 \
+	{                                                                                          \
+		.section = (s), .key = (k), .parse = (fn), .offset = FIELD(f), .shown = (def),     \
+		__VA_ARGS__                                                                        \
+	}
+
+static const KeyDef key_table[] = {
+	KEY("daemon", "socket", parse_socket_path, socket, "/run/securelink/securelinkd.sock"),
+	KEY("daemon", "state_directory", parse_directory, state_directory, "/var/lib/securelink"),
+	KEY("daemon", "admin_group", parse_group, admin_group, "securelink-admin"),
+	KEY("daemon", "max_connections", parse_connections, max_connections, "1024"),
+	KEY("daemon", "idle_timeout", parse_time, idle_timeout, "60s", .min = 1),
+
+	KEY("keys", "mode", parse_mode, mode, "local"),
+	KEY("keys", "master_key_file", parse_optional_file_path, master_key_file, "",
+	    .allow_empty = true),
+	KEY("keys", "rotate_every", parse_time, rotate_every, "24h", .min = USEC_PER_SEC),
+	KEY("keys", "max_link_ttl", parse_time, max_link_ttl, "24h", .min = USEC_PER_SEC),
+	KEY("keys", "default_link_ttl", parse_time, default_link_ttl, "1h", .min = USEC_PER_SEC),
+	KEY("keys", "activation_delay", parse_time, activation_delay, "2s"),
+	KEY("keys", "clock_skew", parse_time, clock_skew, "30s"),
+
+	KEY("links", "base_url", parse_base_url, base_url, "", .allow_empty = true),
+	KEY("links", "media_url", parse_media_url, media_url, "/media/"),
+	KEY("links", "private_prefixes", parse_prefixes, private_prefixes, "", .allow_empty = true),
+	KEY("links", "public_prefixes", parse_prefixes, public_prefixes, "", .allow_empty = true),
+	KEY("links", "token_param", parse_param_name, token_param, "token"),
+	KEY("links", "expires_param", parse_param_name, expires_param, "expires"),
+	KEY("links", "key_param", parse_param_name, key_param, "kid"),
+	KEY("links", "bind_ip", parse_bool, bind_ip, "no"),
+
+	KEY("nginx", "keys_file", parse_nginx_file, keys_file, "/etc/nginx/securelink/keys.conf"),
+	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
+	    "/etc/nginx/securelink/locations.conf"),
+	KEY("nginx", "media_root", parse_nginx_directory, media_root, "/var/www/html/media/"),
+	KEY("nginx", "test_command", parse_command, test_command, "nginx -t -q"),
+	KEY("nginx", "reload", parse_reload, reload, "systemd:nginx.service"),
+};
+
+static const KeyDef *key_lookup(const char *section, const char *key)
+{
+	for (size_t i = 0; i < ELEMENTSOF(key_table); i++)
+		if (streq(key_table[i].key, key) &&
+		    (!section || streq(key_table[i].section, section)))
+			return key_table + i;
+	return NULL;
+}
+
+static unsigned key_line(const Parser *p, const char *key)
+{
+	const KeyDef *k = key_lookup(NULL, key);
+
+	assert(k);
+	return p->key_line[k - key_table];
+}
+
+static bool section_known(const char *s)
+{
+	for (size_t i = 0; i < ELEMENTSOF(sections); i++)
+		if (streq(s, sections[i]))
+			return true;
+	return false;
+}
+
+/* Defaults */
+
+Config *config_new(void)
+{
+	_cleanup_(config_freep) Config *c = NULL;
+
+	c = calloc(1, sizeof(Config));
+	if (!c)
+		return NULL;
+
+	c->max_connections = 1024;
+	c->idle_timeout = 60 * USEC_PER_SEC;
+	c->mode = KEY_MODE_LOCAL;
+	c->rotate_every = 24 * USEC_PER_HOUR;
+	c->max_link_ttl = 24 * USEC_PER_HOUR;
+	c->default_link_ttl = USEC_PER_HOUR;
+	c->activation_delay = 2 * USEC_PER_SEC;
+	c->clock_skew = 30 * USEC_PER_SEC;
+	c->bind_ip = false;
+	c->reload = RELOAD_SYSTEMD;
+
+	c->socket = strdup("/run/securelink/securelinkd.sock");
+	c->state_directory = strdup("/var/lib/securelink");
+	c->admin_group = strdup("securelink-admin");
+	c->base_url = strdup("");
+	c->media_url = strdup("/media/");
+	/* Empty lists are empty arrays, never NULL: callers iterate them. */
+	c->private_prefixes = calloc(1, sizeof(char *));
+	c->public_prefixes = calloc(1, sizeof(char *));
+	c->token_param = strdup("token");
+	c->expires_param = strdup("expires");
+	c->key_param = strdup("kid");
+	c->keys_file = strdup("/etc/nginx/securelink/keys.conf");
+	c->locations_file = strdup("/etc/nginx/securelink/locations.conf");
+	c->media_root = strdup("/var/www/html/media/");
+	c->reload_target = strdup("nginx.service");
+	if (!c->socket || !c->state_directory || !c->admin_group || !c->base_url || !c->media_url ||
+	    !c->private_prefixes || !c->public_prefixes || !c->token_param || !c->expires_param ||
+	    !c->key_param || !c->keys_file || !c->locations_file || !c->media_root ||
+	    !c->reload_target)
+		return NULL;
+	if (strv_split("nginx -t -q", &c->test_command) < 0)
+		return NULL;
+
+	return TAKE_PTR(c);
+}
+
+Config *config_free(Config *c)
+{
+	if (!c)
+		return NULL;
+	free(c->socket);
+	free(c->state_directory);
+	free(c->admin_group);
+	free(c->master_key_file);
+	free(c->base_url);
+	free(c->media_url);
+	strv_free(c->private_prefixes);
+	strv_free(c->public_prefixes);
+	free(c->token_param);
+	free(c->expires_param);
+	free(c->key_param);
+	free(c->keys_file);
+	free(c->locations_file);
+	free(c->media_root);
+	strv_free(c->test_command);
+	free(c->reload_target);
+	strv_free(c->reload_command);
+	free(c);
+	return NULL;
+}
+
+/* Parsing */
+
+/* Section headers never reach the handler, so an empty or misspelt section
+ * would pass silently; the reader checks them as it hands lines to inih. */
+static int check_section_line(Parser *p, const char *line)
+{
+	const char *s = line, *end, *rest;
+	_cleanup_free_ char *name = NULL;
+
+	if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	s += strspn(s, " \t\r\f\v");
+	if (*s != '[')
+		return 0;
+	end = strchr(s, ']');
+	if (!end)
+		return parser_error(
+		    p, p->line, NULL, -EINVAL,
+		    "section header without ']' (write [daemon], [keys], [links] or [nginx])");
+
+	name = strndup(s + 1, (size_t)(end - s - 1));
+	if (!name)
+		return -ENOMEM;
+	if (!section_known(name))
+		return parser_error(
+		    p, p->line, NULL, -EINVAL,
+		    "[%s]: unknown section (use [daemon], [keys], [links] or [nginx])", ECHO(name));
+
+	/* Only whitespace, then maybe a comment: inih ignores anything
+	 * after ']', which would hide typos. */
+	rest = end + 1;
+	rest += strspn(rest, " \t\r\n\f\v");
+	if (*rest != '\0' && !(rest > end + 1 && strchr(";#", *rest)))
+		return parser_error(
+		    p, p->line, NULL, -EINVAL,
+		    "[%s]: text after the section header (put comments on their own line)", name);
+	return 0;
+}
+
+/* fgets() for inih over our buffer, one whole line per call, so p->line is
+ * the number of the line inih is working on when it calls the handler. */
+static char *config_reader(char *buf, int size, void *userdata)
+{
+	Parser *p = userdata;
+	const char *nl;
+	size_t n;
+
+	if (p->r < 0 || p->left == 0)
+		return NULL;
+
+	nl = memchr(p->text, '\n', p->left);
+	n = nl ? (size_t)(nl - p->text) + 1 : p->left;
+	p->line++;
+
+	if (size < 0 || n + 1 > (size_t)size) {
+		parser_error(p, p->line, NULL, -EINVAL, "line longer than %u bytes (shorten it)",
+		             CONFIG_LINE_MAX);
+		return NULL;
+	}
+	memcpy(buf, p->text, n);
+	buf[n] = '\0';
+	p->text += n;
+	p->left -= n;
+
+	if (check_section_line(p, buf) < 0)
+		return NULL;
+	return buf;
+}
+
+static bool is_quoted(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0];
+}
+
+static int config_handler(void *userdata, const char *section, const char *name, const char *value)
+{
+	Parser *p = userdata;
+	const KeyDef *k;
+	unsigned *line;
+
+	if (p->r < 0)
+		return 0;
+
+	if (name[0] == '\0') {
+		parser_error(p, p->line, NULL, -EINVAL,
+		             "line without a key before '=' (write key = value)");
+		return 0;
+	}
+
+	k = key_lookup(section, name);
+	if (!k) {
+		const KeyDef *other = key_lookup(NULL, name);
+
+		if (section[0] == '\0' || !section_known(section)) {
+			if (other)
+				parser_error(p, p->line, name, -EINVAL,
+				             "outside any section (put it under [%s])",
+				             other->section);
+			else
+				parser_error(p, p->line, ECHO(name), -EINVAL,
+				             "unknown key outside any section (keys go under "
+				             "[daemon], [keys], [links] or [nginx])");
+		} else if (other)
+			parser_error(p, p->line, name, -EINVAL,
+			             "belongs in [%s], not [%s] (move it there)", other->section,
+			             section);
+		else {
+			char known[512] = "";
+
+			for (size_t i = 0; i < ELEMENTSOF(key_table); i++)
+				if (streq(key_table[i].section, section)) {
+					if (known[0])
+						strncat(known, ", ",
+						        sizeof(known) - strlen(known) - 1);
+					strncat(known, key_table[i].key,
+					        sizeof(known) - strlen(known) - 1);
+				}
+			parser_error(p, p->line, ECHO(name), -EINVAL,
+			             "unknown key in [%s] (known keys there: %s)", section, known);
+		}
+		return 0;
+	}
+
+	line = &p->key_line[k - key_table];
+	if (*line > 0) {
+		parser_error(p, p->line, k->key, -EINVAL,
+		             "set twice, first on line %u (keep one of them)", *line);
+		return 0;
+	}
+
+	if (value[0] == '\0' && !k->allow_empty) {
+		parser_error(
+		    p, p->line, k->key, -EINVAL,
+		    "empty value (write a value such as %s, or remove the line for the default)",
+		    k->shown);
+		return 0;
+	}
+	if (is_quoted(value)) {
+		value_error(p, k, value, "is quoted", "write the value without quotes");
+		return 0;
+	}
+
+	if (k->parse(p, k, value, (uint8_t *)p->config + k->offset) < 0) {
+		/* Out of memory is the only failure that comes without a
+		 * message of its own. */
+		if (p->r == 0)
+			p->r = -ENOMEM;
+		return 0;
+	}
+	*line = p->line;
+	return 1;
+}
+
+/* Names the key a conflict is reported on: the one set later in the file,
+ * since that is the line the admin most likely just edited. */
+static const char *later_key(const Parser *p, const char *a, const char *b)
+{
+	return key_line(p, b) > key_line(p, a) ? b : a;
+}
+
+static int fail_on(Parser *p, const char *key, const char *fmt, ...) _printf_(3, 4);
+static int fail_on(Parser *p, const char *key, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		return -ENOMEM;
+	return parser_error(p, key_line(p, key), key, -EINVAL, "%s", msg);
+}
+
+static bool path_inside(const char *path, const char *dir_slash)
+{
+	return strncmp(path, dir_slash, strlen(dir_slash)) == 0;
+}
+
+/* Whether dir (no trailing slash) is the directory dir_slash names. */
+static bool dir_is(const char *dir, const char *dir_slash)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(dir, dir_slash, n) == 0 && streq(dir_slash + n, "/");
+}
+
+/* Checks between keys, once the whole file is read. */
+static int config_verify(Parser *p)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} params[] = {
+		{ "token_param", FIELD(token_param) },
+		{ "expires_param", FIELD(expires_param) },
+		{ "key_param", FIELD(key_param) },
+	};
+	const Config *c = p->config;
+	char a[32], b[32];
+	const char *key;
+
+	if (c->private_prefixes[0] && c->public_prefixes[0]) {
+		key = later_key(p, "private_prefixes", "public_prefixes");
+		return fail_on(p, key,
+		               "cannot be combined with %s (set only one: private_prefixes lists "
+		               "what needs a signed link, public_prefixes what does not)",
+		               streq(key, "private_prefixes") ? "public_prefixes"
+		                                              : "private_prefixes");
+	}
+
+	if (c->default_link_ttl > c->max_link_ttl) {
+		key = later_key(p, "max_link_ttl", "default_link_ttl");
+		return fail_on(p, key, "default_link_ttl %s is longer than max_link_ttl %s (%s)",
+		               format_duration(a, sizeof(a), c->default_link_ttl),
+		               format_duration(b, sizeof(b), c->max_link_ttl),
+		               "lower default_link_ttl or raise max_link_ttl");
+	}
+
+	/* A key must be live in nginx before it signs, so the next rotation
+	 * cannot come before the current key has been activated. */
+	if (c->activation_delay >= c->rotate_every) {
+		key = later_key(p, "rotate_every", "activation_delay");
+		return fail_on(p, key,
+		               "activation_delay %s is not shorter than rotate_every %s (%s)",
+		               format_duration(a, sizeof(a), c->activation_delay),
+		               format_duration(b, sizeof(b), c->rotate_every),
+		               "lower activation_delay or raise rotate_every");
+	}
+
+	/* In a fleet every host must derive the same keys; a master key with
+	 * mode = local would silently give each host its own. */
+	if (c->master_key_file && c->mode != KEY_MODE_DERIVED)
+		return fail_on(
+		    p, "master_key_file",
+		    "is set but mode is local (set mode = derived, or remove master_key_file)");
+
+	for (size_t i = 0; i < ELEMENTSOF(params); i++)
+		for (size_t j = i + 1; j < ELEMENTSOF(params); j++) {
+			const char *x = *(char *const *)((const uint8_t *)c + params[i].offset);
+			const char *y = *(char *const *)((const uint8_t *)c + params[j].offset);
+
+			if (streq(x, y)) {
+				key = later_key(p, params[i].key, params[j].key);
+				return fail_on(
+				    p, key,
+				    "same parameter name as %s (give each parameter its own name)",
+				    key == params[i].key ? params[j].key : params[i].key);
+			}
+		}
+
+	if (streq(c->keys_file, c->locations_file))
+		return fail_on(
+		    p, later_key(p, "keys_file", "locations_file"),
+		    "keys_file and locations_file are the same file (give each its own path)");
+
+	/* nginx serves everything under media_root: a secret in there would be
+	 * one request away from anyone. (Symlinks are the admin's business.) */
+	if (path_inside(c->keys_file, c->media_root))
+		return fail_on(p, later_key(p, "keys_file", "media_root"),
+		               "keys_file %s is inside media_root %s, nginx would serve the keys "
+		               "(move it, e.g. to /etc/nginx/securelink/)",
+		               c->keys_file, c->media_root);
+	if (c->master_key_file && path_inside(c->master_key_file, c->media_root))
+		return fail_on(p, later_key(p, "master_key_file", "media_root"),
+		               "master_key_file %s is inside media_root %s, nginx would serve it "
+		               "(move it out)",
+		               c->master_key_file, c->media_root);
+	if (path_inside(c->state_directory, c->media_root) ||
+	    dir_is(c->state_directory, c->media_root))
+		return fail_on(p, later_key(p, "state_directory", "media_root"),
+		               "state_directory %s is inside media_root %s, nginx would serve the "
+		               "keyring (move it out)",
+		               c->state_directory, c->media_root);
+	return 0;
+}
+
+int config_load_string(const char *text, const char *name, Config **ret, char **ret_error)
+{
+	_cleanup_(config_freep) Config *c = NULL;
+	unsigned key_lines[ELEMENTSOF(key_table)] = { 0 };
+	Parser p = {
+		.name = name ?: "<string>",
+		.text = text,
+		.left = strlen(text),
+		.key_line = key_lines,
+	};
+	int r;
+
+	assert(text);
+	assert(ret);
+
+	c = config_new();
+	if (!c)
+		return -ENOMEM;
+	p.config = c;
+
+	/* Debian builds inih with its options as process-wide globals (so
+	 * loading is not thread-safe). Set every one we rely on, each time:
+	 * multi-line values would let an indented line silently extend the
+	 * previous key; inline comments count only after whitespace (inih's
+	 * rule), so "a;b" stays one value. The line buffer is on the heap and
+	 * exactly our limit: the reader hands over whole lines and refuses
+	 * longer ones, so inih never splits a line in two. */
+	ini_allow_multiline = false;
+	ini_allow_bom = true;
+	ini_start_comment_prefixes = (char *)";#";
+	ini_allow_inline_comments = true;
+	ini_inline_comment_prefixes = (char *)";#";
+	ini_use_stack = false;
+	ini_max_line = CONFIG_LINE_MAX + 2; /* line feed and NUL */
+	ini_initial_alloc = CONFIG_LINE_MAX + 2;
+	ini_allow_realloc = false;
+	ini_stop_on_first_error = true;
+	ini_allow_no_value = false;
+
+	r = ini_parse_stream(config_reader, &p, config_handler, &p);
+	if (p.r == 0) {
+		if (r == -2)
+			p.r = -ENOMEM;
+		else if (r != 0)
+			parser_error(
+			    &p, (unsigned)r, NULL, -EINVAL,
+			    "not a \"key = value\" line, [section] or comment (write key = value)");
+		else
+			(void)config_verify(&p);
+	}
+
+	if (p.r < 0) {
+		if (ret_error)
+			*ret_error = TAKE_PTR(p.error);
+		free(p.error);
+		return p.r;
+	}
+
+	*ret = TAKE_PTR(c);
+	if (ret_error)
+		*ret_error = NULL;
+	return 0;
+}
+
+int config_load(const char *path, Config **ret, char **ret_error)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *base;
+	size_t size;
+	int r;
+
+	assert(path);
+	assert(ret);
+
+	r = read_file(path, CONFIG_MAX_SIZE, &text, &size);
+	if (r < 0) {
+		const char *why = r == -EBADFD ? "not a regular file" : strerror(-r);
+
+		if (ret_error && asprintf(ret_error, "%s: cannot read config: %s", path, why) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+
+	/* read_file() stops at nothing: a NUL inside the file would cut the
+	 * text short, so find it here and say where. */
+	if (memchr(text, '\0', size)) {
+		unsigned line = 1;
+
+		for (const char *s = text; *s; s++)
+			line += *s == '\n';
+		if (ret_error &&
+		    asprintf(ret_error, "%s:%u: contains a NUL byte (is this a text file?)",
+		             strrchr(path, '/') ? strrchr(path, '/') + 1 : path, line) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+
+	/* Messages name the file as the admin knows it, without the directory. */
+	base = strrchr(path, '/');
+	base = base && base[1] ? base + 1 : path;
+	return config_load_string(text, base, ret, ret_error);
+}
+
+bool config_path_is_private(const Config *c, const char *path)
+{
+	size_t n;
+
+	assert(c);
+	assert(path);
+
+	n = strlen(c->media_url);
+	if (strncmp(path, c->media_url, n) != 0)
+		return false;
+	path += n;
+
+	/* Prefixes end with '/', so "private/" covers "private/a.pdf" but not
+	 * "private2/a.pdf": a location per prefix matches the same way. */
+	if (c->private_prefixes[0]) {
+		for (char **i = c->private_prefixes; *i; i++)
+			if (strncmp(path, *i, strlen(*i)) == 0)
+				return true;
+		return false;
+	}
+	for (char **i = c->public_prefixes; *i; i++)
+		if (strncmp(path, *i, strlen(*i)) == 0)
+			return false;
+	return true;
+}
