@@ -13,7 +13,7 @@
 #define KEYRING_FILE      "keyring"
 #define KEYRING_PREV_FILE "keyring.prev"
 #define KEYRING_MAX_KEYS  64
-#define KEY_SECRET_BYTES  32 /* random bytes; the secret is their base64url */
+#define KEY_SECRET_BYTES  32  /* random bytes; the secret is their base64url */
 #define KEY_SECRET_MAX    256 /* longest secret string, legacy ones included */
 
 typedef enum KeyState {
@@ -31,13 +31,13 @@ typedef struct Key {
 	usec_t activated;
 	usec_t retired;
 	usec_t drop_after;
-	char *secret;     /* sodium_malloc'd, NUL-terminated, read-only */
+	char *secret; /* sodium_malloc'd, NUL-terminated, read-only */
 } Key;
 
 typedef struct KeyRing {
 	uint32_t next_kid; /* kids increase and are never reused */
 	size_t n_keys;
-	Key *keys;         /* ordered by kid */
+	Key *keys; /* ordered by kid */
 } KeyRing;
 
 KeyRing *keyring_new(void);
@@ -65,13 +65,13 @@ int keyring_add_random(KeyRing *r, usec_t now, uint32_t *ret_kid);
  * KEY_SECRET_MAX bytes nginx can hold literally inside double quotes: no '"',
  * '\\', '$', control bytes; -EINVAL otherwise. */
 int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_link_ttl,
-		       usec_t clock_skew, uint32_t *ret_kid);
+                       usec_t clock_skew, uint32_t *ret_kid);
 
 /* Makes kid (published) the active key at now; the previous active key is
  * retired with drop_after = now + max_link_ttl + clock_skew. With revoke, every
  * other key is removed instead. Returns 0 or -ENOENT / -EINVAL. */
 int keyring_activate(KeyRing *r, uint32_t kid, usec_t now, usec_t max_link_ttl, usec_t clock_skew,
-		     bool revoke);
+                     bool revoke);
 
 /* Removes keys whose drop_after has passed. Returns how many were removed. */
 int keyring_drop_expired(KeyRing *r, usec_t now);

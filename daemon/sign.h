@@ -26,7 +26,7 @@ static inline void signer_freep(Signer **s)
  * NULL. The hash input is built in locked memory and wiped afterwards.
  * Returns 0 or a negative errno. */
 int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, const char *secret,
-		 char ret_token[static SIGN_TOKEN_LEN + 1]);
+                 char ret_token[static SIGN_TOKEN_LEN + 1]);
 
 /* Constant-time comparison of two tokens of SIGN_TOKEN_LEN chars. */
 bool signer_token_equal(const char *a, const char *b);
