@@ -200,10 +200,14 @@ const Key *keyring_default(const KeyRing *r)
 		if (r->keys[i - 1].legacy)
 			return &r->keys[i - 1];
 
-	k = keyring_active(r);
+	/* The newest key that is not retired: a pending key before the active
+	 * one. Activation then leaves the rendered snippet unchanged, so it
+	 * needs no second reload; either is a real secret nobody outside
+	 * securelinkd knows. */
+	k = keyring_pending(r);
 	if (k)
 		return k;
-	k = keyring_pending(r);
+	k = keyring_active(r);
 	if (k)
 		return k;
 	/* Only retired keys (a hand-made ring): still never an empty default. */

@@ -53,7 +53,9 @@ Key *keyring_find(const KeyRing *r, uint32_t kid);
 /* The newest key in state published (a rotation in progress), or NULL. */
 Key *keyring_pending(const KeyRing *r);
 /* The key nginx uses for links without a kid: a living legacy key, else the
- * active key, else the newest published key; NULL only for an empty ring. */
+ * newest key that is not retired (a pending key before the active one, so
+ * that activating it does not change the keys file); NULL only for an empty
+ * ring. */
 const Key *keyring_default(const KeyRing *r);
 
 /* Adds a key with 32 fresh random bytes in state published at now.

@@ -1,1 +1,372 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "link.h"
+#include "urlpath.h"
+#include "util.h"
+
+#define MD5_LEN 16
+/* nginx's secure_link refuses a token longer than this before decoding. */
+#define NGINX_TOKEN_MAX 24
+
+static int fail(ProtoError *ret_code, const char **ret_message, ProtoError code,
+                const char *message, int r)
+{
+	if (ret_code)
+		*ret_code = code;
+	if (ret_message)
+		*ret_message = message;
+	return r;
+}
+
+/* A basic sanity check: proto_parse_line() already brought ip= into the form
+ * nginx's $remote_addr has; this only keeps junk out of the hash input. */
+static bool ip_is_valid(const char *ip)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (!ip || strnlen(ip, INET6_ADDRSTRLEN) >= INET6_ADDRSTRLEN)
+		return false;
+	return inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1;
+}
+
+/* Splits a target into its origin and its decoded path ($uri as nginx will
+ * compute it). */
+static int target_decode(const char *target, size_t len, char **ret_origin, char **ret_decoded,
+                         ProtoError *ret_code, const char **ret_message)
+{
+	_cleanup_free_ char *t = NULL, *origin = NULL, *path = NULL, *decoded = NULL;
+	const char *reason = NULL;
+	int r;
+
+	t = strndup(target, len);
+	if (!t)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+
+	r = urlpath_split_target(t, &origin, &path, &reason);
+	if (r == -EINVAL)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad target", r);
+	if (r < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", r);
+
+	r = urlpath_decode(path, strlen(path), &decoded, &reason);
+	if (r == -EINVAL)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad path", r);
+	if (r < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", r);
+
+	*ret_origin = TAKE_PTR(origin);
+	*ret_decoded = TAKE_PTR(decoded);
+	return 0;
+}
+
+/* origin or base_url, then the canonical path: one allocation, no
+ * double slash when base_url ends with one. */
+static int url_base(const char *origin, const Config *c, const char *decoded, char **ret)
+{
+	_cleanup_free_ char *encoded = NULL;
+	const char *base = origin && *origin ? origin : (c->base_url ?: "");
+	size_t bl = strlen(base);
+	char *u;
+	int r;
+
+	r = urlpath_encode(decoded, &encoded);
+	if (r < 0)
+		return r;
+
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	if (asprintf(&u, "%.*s%s", (int)bl, base, encoded) < 0)
+		return -ENOMEM;
+	*ret = u;
+	return 0;
+}
+
+int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
+              const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
+{
+	_cleanup_free_ char *origin = NULL, *decoded = NULL, *base = NULL;
+	char token[SIGN_TOKEN_LEN + 1];
+	const Key *k;
+	char *url;
+	int q;
+
+	assert(c);
+	assert(r);
+	assert(s);
+	assert(ret_url);
+
+	if (!target)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
+
+	q = target_decode(target, strlen(target), &origin, &decoded, ret_code, ret_message);
+	if (q < 0)
+		return q;
+
+	/* Public: nginx serves it without any check, a token would only be
+	 * noise. */
+	if (!config_path_is_private(c, decoded)) {
+		q = url_base(origin, c, decoded, ret_url);
+		if (q < 0)
+			return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
+		return 0;
+	}
+
+	/* nginx's module rejects an empty or zero expires: such a link could
+	 * never be served. Whether it lies in the past is the caller's call. */
+	if (expires <= 0)
+		return fail(ret_code, ret_message, PROTO_BAD_TTL,
+		            "expires must be a unix time in the future", -EINVAL);
+
+	/* Only the active key signs: a published key may not be in nginx
+	 * yet, a retired one is on its way out. */
+	k = keyring_active(r);
+	if (!k)
+		return fail(ret_code, ret_message, PROTO_UNAVAILABLE,
+		            "no active key (is a key rotation still waiting for nginx?)", -ENOKEY);
+
+	if (c->bind_ip && !ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= is required when bind_ip = yes", -EINVAL);
+	if (c->bind_ip && !ip_is_valid(ip))
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+
+	/* The hash covers the decoded path, which is $uri to nginx; the
+	 * client's address only when nginx's expression has $remote_addr. */
+	q = signer_token(s, expires, decoded, c->bind_ip ? ip : NULL, k->secret, token);
+	if (q == -E2BIG)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
+
+	q = url_base(origin, c, decoded, &base);
+	if (q < 0) {
+		sodium_memzero(token, sizeof(token));
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
+	}
+
+	q = asprintf(&url, "%s?%s=%s&%s=%" PRId64 "&%s=%" PRIu32, base, c->token_param, token,
+	             c->expires_param, expires, c->key_param, k->kid);
+	sodium_memzero(token, sizeof(token));
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+
+	*ret_url = url;
+	return 0;
+}
+
+/* nginx's $arg_<name> (ngx_http_arg()): the first "name=" that starts the
+ * query or follows a '&', the name compared case-insensitively; the value
+ * runs to the next '&' and is NOT percent-decoded. ';' separates nothing.
+ * Returns false when the parameter is absent. */
+static bool query_arg(const char *query, size_t len, const char *name, const char **ret_value,
+                      size_t *ret_len)
+{
+	size_t nl = strlen(name);
+
+	for (size_t i = 0; i + nl < len; i++) {
+		const char *amp;
+
+		if (i > 0 && query[i - 1] != '&')
+			continue;
+		if (strncasecmp(query + i, name, nl) != 0 || query[i + nl] != '=')
+			continue;
+
+		*ret_value = query + i + nl + 1;
+		amp = memchr(*ret_value, '&', len - (i + nl + 1));
+		*ret_len = amp ? (size_t)(amp - *ret_value) : len - (i + nl + 1);
+		return true;
+	}
+	return false;
+}
+
+/* nginx's ngx_decode_base64url(): base64url digits up to the first '='
+ * (anything after it is ignored), leftover bits of the last digit ignored.
+ * nginx also refuses 4n+1 digits; those never decode to MD5_LEN bytes here
+ * either. out must hold len * 3 / 4 bytes. Returns the decoded length or
+ * -EINVAL. */
+static int nginx_base64url_decode(const char *s, size_t len, uint8_t *out)
+{
+	uint8_t v[4];
+	size_t n = 0, d = 0;
+
+	for (n = 0; n < len && s[n] != '='; n++) {
+		char ch = s[n];
+
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return -EINVAL;
+	}
+
+	for (size_t i = 0; i < n; i += 4) {
+		size_t m = n - i < 4 ? n - i : 4;
+
+		for (size_t j = 0; j < m; j++) {
+			char ch = s[i + j];
+
+			v[j] = ch >= 'A' && ch <= 'Z'   ? (uint8_t)(ch - 'A')
+			       : ch >= 'a' && ch <= 'z' ? (uint8_t)(ch - 'a' + 26)
+			       : ch >= '0' && ch <= '9' ? (uint8_t)(ch - '0' + 52)
+			       : ch == '-'              ? 62
+			                                : 63;
+		}
+		if (m > 1)
+			out[d++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		if (m > 2)
+			out[d++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
+		if (m > 3)
+			out[d++] = (uint8_t)(v[2] << 6 | v[3]);
+	}
+	return (int)d;
+}
+
+/* The key nginx's map picks for the kid parameter's raw text: an exact map
+ * entry (the decimal kid), else the default. */
+static const Key *key_for_kid_text(const KeyRing *r, const char *text, size_t len, bool *ret_known)
+{
+	char buf[sizeof("4294967295")];
+
+	for (size_t i = 0; i < r->n_keys; i++) {
+		int k = snprintf(buf, sizeof(buf), "%" PRIu32, r->keys[i].kid);
+
+		if ((size_t)k == len && memcmp(buf, text, len) == 0) {
+			*ret_known = true;
+			return &r->keys[i];
+		}
+	}
+	*ret_known = false;
+	return keyring_default(r);
+}
+
+static int invalid(LinkVerdict *ret_verdict, const char **ret_reason, const char *reason)
+{
+	*ret_verdict = LINK_INVALID;
+	if (ret_reason)
+		*ret_reason = reason;
+	return 0;
+}
+
+int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
+                int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
+                const char **ret_reason, ProtoError *ret_code, const char **ret_message)
+{
+	_cleanup_free_ char *origin = NULL, *decoded = NULL;
+	const char *query = "", *token, *exp, *kid;
+	size_t url_len, query_len = 0, token_len = 0, exp_len = 0, kid_len = 0;
+	uint8_t want[NGINX_TOKEN_MAX], got[NGINX_TOKEN_MAX];
+	char computed[SIGN_TOKEN_LEN + 1];
+	uint64_t expires = 0;
+	bool has_kid, known;
+	const Key *k;
+	const char *p;
+	int q, n;
+
+	assert(c);
+	assert(r);
+	assert(s);
+	assert(ret_verdict);
+
+	if (!url)
+		return fail(ret_code, ret_message, PROTO_BAD_REQUEST, "missing URL", -EINVAL);
+
+	/* A client never sends the fragment; nginx sees the path up to the
+	 * first '?' and the rest as $args. */
+	url_len = strcspn(url, "#");
+	p = memchr(url, '?', url_len);
+	if (p) {
+		query = p + 1;
+		query_len = url_len - (size_t)(query - url);
+		url_len = (size_t)(p - url);
+	}
+
+	q = target_decode(url, url_len, &origin, &decoded, ret_code, ret_message);
+	if (q < 0)
+		return q;
+
+	if (!config_path_is_private(c, decoded)) {
+		*ret_verdict = LINK_PUBLIC;
+		return 0;
+	}
+
+	if (c->bind_ip && !ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= is required when bind_ip = yes", -EINVAL);
+	if (c->bind_ip && !ip_is_valid(ip))
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+
+	/* An absent parameter is an empty $arg_ to nginx. */
+	if (!query_arg(query, query_len, c->token_param, &token, &token_len))
+		token_len = 0;
+	if (!query_arg(query, query_len, c->expires_param, &exp, &exp_len))
+		exp_len = 0;
+	has_kid = query_arg(query, query_len, c->key_param, &kid, &kid_len);
+
+	/* nginx splits "$arg_token,$arg_expires" at the first ',': a ',' in
+	 * the token spoils the expires; either way no such token decodes. */
+	if (token_len == 0)
+		return invalid(ret_verdict, ret_reason, "missing token");
+	if (exp_len == 0)
+		return invalid(ret_verdict, ret_reason, "missing expires");
+
+	/* ngx_atotm(): digits only, no overflow, and > 0. nginx hashes the
+	 * expires text as sent; we hash its canonical digits, so a leading
+	 * zero is refused here (only a holder of the secret could make such a
+	 * link valid for nginx; securelinkd never does). */
+	for (size_t i = 0; i < exp_len; i++) {
+		if (exp[i] < '0' || exp[i] > '9')
+			return invalid(ret_verdict, ret_reason, "bad expires");
+		if (expires > ((uint64_t)INT64_MAX - (uint64_t)(exp[i] - '0')) / 10)
+			return invalid(ret_verdict, ret_reason, "bad expires");
+		expires = expires * 10 + (uint64_t)(exp[i] - '0');
+	}
+	if (expires == 0 || exp[0] == '0')
+		return invalid(ret_verdict, ret_reason, "bad expires");
+
+	if (token_len > NGINX_TOKEN_MAX)
+		return invalid(ret_verdict, ret_reason, "bad token");
+	n = nginx_base64url_decode(token, token_len, got);
+	if (n != MD5_LEN)
+		return invalid(ret_verdict, ret_reason, "bad token");
+
+	/* Like nginx's map: the kid's raw text picks a key, anything else
+	 * (absent, unknown, "041") falls back to the default key. */
+	k = key_for_kid_text(r, has_kid ? kid : "", has_kid ? kid_len : 0, &known);
+	if (!k)
+		return invalid(ret_verdict, ret_reason, "no key in the ring");
+
+	q = signer_token(s, (int64_t)expires, decoded, c->bind_ip ? ip : NULL, k->secret, computed);
+	if (q == -E2BIG)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
+	n = nginx_base64url_decode(computed, SIGN_TOKEN_LEN, want);
+	sodium_memzero(computed, sizeof(computed));
+	assert(n == MD5_LEN);
+
+	/* Compared as bytes, like nginx: "...g" and "...h" may decode alike. */
+	q = sodium_memcmp(want, got, MD5_LEN);
+	sodium_memzero(want, sizeof(want));
+	if (q != 0)
+		return invalid(ret_verdict, ret_reason,
+		               has_kid && kid_len > 0 && !known ? "unknown kid" : "bad token");
+
+	/* nginx: a good token with expires < now is "0" (410); expires == now
+	 * still passes. */
+	*ret_verdict = (int64_t)expires < now ? LINK_EXPIRED : LINK_VALID;
+	if (ret_kid)
+		*ret_kid = k->kid;
+	if (ret_expires)
+		*ret_expires = (int64_t)expires;
+	return 0;
+}

@@ -18,10 +18,10 @@
  * target's origin, the canonical percent-encoded path, then
  * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>".
  * With bind_ip, ip is required (and hashed after the path).
- * Returns 0 with *ret_url malloc'd, or -EINVAL with *ret_code/*ret_message
+ * Returns 0 with *ret_url malloc'd, or -EINVAL with *ret_code and *ret_message
  * (static) set; -ENOKEY (code unavailable) when no key is active. */
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
-	      const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message);
+              const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message);
 
 typedef enum LinkVerdict {
 	LINK_VALID,
@@ -37,5 +37,5 @@ typedef enum LinkVerdict {
  * (static) for invalid ones. Returns 0, or -EINVAL with code/message for a
  * URL that cannot be parsed at all. */
 int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
-		int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
-		const char **ret_reason, ProtoError *ret_code, const char **ret_message);
+                int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
+                const char **ret_reason, ProtoError *ret_code, const char **ret_message);

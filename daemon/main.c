@@ -142,10 +142,25 @@ static int run(int argc, char *argv[])
 		 * depends on it. */
 		log_error("Refusing to start: %s", error ? error : strerror(-r));
 		return EXIT_DATAERR;
-	} else if (used_prev)
+	} else if (used_prev) {
+		_cleanup_free_ char *bad = NULL, *aside = NULL;
+
 		log_event(LOG_WARNING, SL_MESSAGE_KEYRING_FALLBACK,
 		          "The key ring in %s was unreadable; using keyring.prev: %s",
 		          config->state_directory, error ? error : "");
+		/* Keep the unreadable file for a post-mortem, and out of the way:
+		 * the next save would otherwise push it over the good
+		 * keyring.prev. */
+		if (asprintf(&bad, "%s/" KEYRING_FILE, config->state_directory) < 0 ||
+		    asprintf(&aside, "%s/" KEYRING_FILE ".corrupt", config->state_directory) < 0)
+			return log_error("Out of memory"), EXIT_FAILURE;
+		if (rename(bad, aside) < 0 && errno != ENOENT)
+			log_warning_errno(errno, "Failed to move %s aside, ignoring: %m", bad);
+		r = keyring_save(ring, config->state_directory);
+		if (r < 0)
+			return log_error_errno(r, "Failed to save the recovered key ring: %m"),
+			       EXIT_FAILURE;
+	}
 
 	/* sd-event handles these signals; child processes need SIGCHLD blocked. */
 	sigemptyset(&mask);

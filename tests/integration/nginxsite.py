@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: MIT
+"""A real nginx in a private directory, serving what securelink renders.
+
+Readiness signals, never sleeps: with `daemon on`, the nginx command returns
+only once the master has bound the listening socket and written its pid file;
+after a reload, the master's children (/proc/PID/task/PID/children) are
+replaced by new workers; at stop, the master's pid disappears.
+"""
+
+import ctypes
+import http.client
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+
+NGINX = "/usr/sbin/nginx"
+# Upper bound for a reload or a stop; only reached when something is broken.
+TIMEOUT = 15.0
+POLL = 0.02
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    """nginx's master daemonizes: its parent exits and the master is
+    re-parented. As a subreaper, this process becomes that parent, so the
+    master can be waited for (and reaped) like any child."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def build_dir():
+    return os.environ.get("SECURELINK_BUILD_DIR") or os.path.abspath("build")
+
+
+def core_tool_path():
+    return os.path.join(build_dir(), "tests", "integration", "securelink-core-tool")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_user():
+    """The `user` directive: only meaningful (and only allowed to switch)
+    when nginx starts as root."""
+    if os.geteuid() != 0:
+        return None
+    for user, group in (("www-data", "www-data"), ("nobody", "nogroup")):
+        try:
+            pwd.getpwnam(user)
+            return f"{user} {group}"
+        except KeyError:
+            continue
+    return None
+
+
+def encode_target(path, minimal=False):
+    """A SIGN target for a decoded path: fully percent-encoded, or (minimal)
+    with only what a target cannot hold raw encoded, so raw UTF-8, '+', ';',
+    "'", '(', ')', '=', '&' go through as they are."""
+    if not minimal:
+        return urllib.parse.quote(path, safe="/")
+    out = []
+    for ch in path:
+        if ch in "% #?" or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("".join(f"%{b:02X}" for b in ch.encode()))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class Site:
+    def __init__(self, directory, tool, links):
+        self.dir = directory
+        self.tool = tool
+        self.links = links
+        self.port = None
+        self.conf = os.path.join(directory, "securelinkd.conf")
+        self.nginx_conf = os.path.join(directory, "nginx.conf")
+        self.error_log = os.path.join(directory, "error.log")
+        self.pid_file = os.path.join(directory, "nginx.pid")
+        self.root = os.path.join(directory, "www")
+        self.media = os.path.join(self.root, "media")
+        self.keys_file = os.path.join(directory, "snippets", "keys.conf")
+        self.locations_file = os.path.join(directory, "snippets", "locations.conf")
+        self.state = os.path.join(directory, "state")
+        self.master_pid = None
+
+    # setup
+
+    def setup(self):
+        for d in (self.media, os.path.dirname(self.keys_file), self.state,
+                  os.path.join(self.dir, "tmp")):
+            os.makedirs(d, exist_ok=True)
+        # The workers run as an unprivileged user when we are root: they must
+        # be able to reach and read the media, nothing else.
+        for d in (self.dir, self.root, self.media):
+            os.chmod(d, 0o755)
+
+        lines = [
+            "[daemon]",
+            f"state_directory = {self.state}",
+            "[links]",
+            "media_url = /media/",
+        ]
+        lines += [f"{k} = {v}" for k, v in self.links.items()]
+        lines += [
+            "[nginx]",
+            f"keys_file = {self.keys_file}",
+            f"locations_file = {self.locations_file}",
+            f"media_root = {self.media}/",
+            "reload = none",
+        ]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+        self.tool_run("render")
+        self.write_nginx_conf()
+
+    def write_nginx_conf(self):
+        self.port = free_port()
+        tmp = os.path.join(self.dir, "tmp")
+        user = worker_user()
+        conf = f"""
+{"user " + user + ";" if user else ""}
+daemon on;
+pid {self.pid_file};
+error_log {self.error_log} info;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    # the keys map (secrets)
+    include {self.keys_file};
+
+    server {{
+        listen 127.0.0.1:{self.port};
+        server_name localhost;
+        # Everything outside securelink's locations: served plainly.
+        root {self.root};
+
+        include {self.locations_file};
+    }}
+}}
+"""
+        with open(self.nginx_conf, "w") as f:
+            f.write(conf)
+
+    def add_file(self, relpath, data=None):
+        """Creates media/<relpath> (relpath is the decoded URL path below
+        /media/) and returns its content."""
+        if data is None:
+            data = ("content of " + relpath + "\n").encode()
+        full = os.path.join(self.media, relpath)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        d = os.path.dirname(full)
+        while len(d) >= len(self.media):
+            os.chmod(d, 0o755)
+            d = os.path.dirname(d)
+        with open(full, "wb") as f:
+            f.write(data)
+        os.chmod(full, 0o644)
+        return data
+
+    # the core tool
+
+    def tool_run(self, verb, *args):
+        p = subprocess.run([self.tool, verb, "-c", self.conf, *args],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        if p.returncode != 0:
+            raise RuntimeError(f"securelink-core-tool {verb} failed: {p.stderr.strip()}")
+        return p.stdout.strip()
+
+    def sign(self, path, expires=None, ip=None, minimal=False):
+        """Signs the decoded path; returns the URL the core answers with."""
+        if expires is None:
+            expires = int(time.time()) + 3600
+        args = [encode_target(path, minimal), str(expires)]
+        if ip is not None:
+            args.append(ip)
+        return self.tool_run("sign", *args)
+
+    def rotate(self):
+        self.tool_run("rotate")
+
+    def keys(self):
+        """The keys map as nginx reads it: (default, {kid: secret})."""
+        with open(self.keys_file) as f:
+            text = f.read()
+        default = re.search(r'^\s*default\s+"([^"]*)";', text, re.M).group(1)
+        kids = dict(re.findall(r'^\s*"(\d+)"\s+"([^"]*)";', text, re.M))
+        return default, kids
+
+    # nginx
+
+    def nginx(self, *args):
+        return subprocess.run([NGINX, "-p", self.dir + "/", "-c", self.nginx_conf,
+                               "-e", self.error_log, *args],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+
+    def error_log_text(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def start(self):
+        become_subreaper()
+        p = self.nginx()
+        if p.returncode != 0:
+            raise RuntimeError(f"nginx failed to start: {p.stderr.strip()}\n{self.error_log_text()}")
+        # `daemon on`: the command returned after the master bound the port
+        # and wrote the pid file.
+        with open(self.pid_file) as f:
+            self.master_pid = int(f.read().strip())
+
+    def workers(self):
+        pid = self.master_pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                return set(int(x) for x in f.read().split())
+        except FileNotFoundError:
+            return set()
+
+    def reload(self):
+        """nginx -s reload, then wait until the master's workers have been
+        replaced: the signal alone proves nothing, nginx reloads
+        asynchronously (and keeps the old workers on a bad config)."""
+        old = self.workers()
+        assert old, "nginx has no workers before the reload"
+        p = self.nginx("-s", "reload")
+        assert p.returncode == 0, f"nginx -s reload: {p.stderr.strip()}"
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            now = self.workers()
+            if now and not (now & old):
+                return
+            time.sleep(POLL)
+        raise AssertionError("nginx did not replace its workers after the reload:\n"
+                             + self.error_log_text())
+
+    def _alive(self, pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                # A zombie nobody reaps (the master's parent is gone) is dead.
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    def stop(self):
+        pid = self.master_pid
+        if pid is None:
+            return
+        self.master_pid = None
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                # Not our child (no subreaper): watch /proc instead.
+                if not self._alive(pid):
+                    return
+            time.sleep(POLL)
+        os.kill(pid, signal.SIGKILL)
+        raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+
+    # HTTP
+
+    def get(self, url):
+        """GETs a path-and-query (or an absolute URL on this server) exactly
+        as written: no re-quoting, no redirects. Returns (status, body)."""
+        parts = urllib.parse.urlsplit(url)
+        target = url if not parts.scheme else (parts.path + ("?" + parts.query if parts.query else ""))
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+        try:
+            conn.request("GET", target)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
