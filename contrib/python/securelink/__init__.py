@@ -1,0 +1,385 @@
+# SPDX-License-Identifier: MIT
+"""Client for securelinkd, the daemon that signs nginx secure_link URLs.
+
+Standard library only. The application never holds the signing secret: it
+asks securelinkd over its Unix socket (DESIGN.md, "Wire protocol")::
+
+    import securelink
+    client = securelink.Client()          # $SECURELINK_SOCKET or the default path
+    url = client.sign("/media/private/report 2024.pdf", ttl=600)
+    urls = client.sign_many(paths)         # pipelined, thousands per round trip
+
+Paths are URL paths as they appear in a link: "%XX" escapes are decoded by
+the daemon, raw UTF-8 is fine. Bytes the protocol cannot carry raw (space,
+control bytes, DEL) are percent-encoded here, so "a b.pdf" is sent as
+"a%20b.pdf" and means the same file. A literal '%', '?' or '#' in a file
+name must be percent-encoded by the caller (urllib.parse.quote does it),
+because in a URL path they are an escape, a query and a fragment.
+
+Failures raise securelink.Error; its .code is the daemon's ERR code
+("bad-target", "bad-ttl", "ttl-too-long", "bad-ip", "forbidden",
+"unavailable", ...) or one of the client's own: "unreachable" (cannot
+connect), "disconnected" (connection lost twice in one call), "timeout" (no
+progress for `timeout` seconds), "protocol" (an answer that makes no sense),
+"line-too-long" (refused before sending).
+"""
+
+import dataclasses
+import errno as _errno
+import json
+import os
+import selectors
+import socket as _socket
+import threading
+import weakref
+
+__all__ = ["Client", "Error", "Verdict", "DEFAULT_SOCKET"]
+
+DEFAULT_SOCKET = "/run/securelink/securelinkd.sock"
+
+# The daemon's limit: a request line is at most 8192 bytes including the LF.
+# A longer line gets "ERR line-too-long" and the connection is closed, which
+# would break pipelining, so such a request is refused before it is sent.
+LINE_MAX = 8192
+
+# How much request data is queued for the socket at a time. Answers are read
+# whenever the socket has them, also while requests are still being written:
+# the daemon stops reading once its bounded output buffer is full, so a
+# client that wrote everything before reading would deadlock with it.
+_CHUNK = 64 * 1024
+
+# Longest answer line accepted (STATUS lists every key, still far below).
+_ANSWER_MAX = 1 << 20
+
+# Bytes that cannot travel raw in a target: the protocol separates fields by
+# one space and lines by LF, and forbids control bytes.
+_UNSAFE = frozenset(list(range(0x00, 0x21)) + [0x7F])
+
+
+class Error(Exception):
+    """A failed request. .code is the daemon's ERR code or one of the
+    client's own (see the module documentation); .message says what and how
+    to fix it. .index is set by sign_many() to the position of the path that
+    failed, else None."""
+
+    def __init__(self, code, message, index=None):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.index = index
+
+    def __str__(self):
+        return f"{self.code}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """VERIFY's answer. status is "valid", "expired", "invalid" or "public";
+    kid and expires are set for valid and expired links, reason for invalid
+    ones."""
+
+    status: str
+    kid: int = None
+    expires: int = None
+    reason: str = None
+
+    @property
+    def valid(self):
+        """True when nginx would serve the link: signed and unexpired, or public."""
+        return self.status in ("valid", "public")
+
+
+class _Broken(Exception):
+    """The connection broke (EOF, EPIPE, ECONNRESET): worth one reconnect."""
+
+
+def _encode_field(text, what):
+    """Percent-encodes the bytes a target or URL cannot hold raw; keeps
+    everything else, raw UTF-8 included, as the daemon accepts it."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    raw = text.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+    if not any(b in _UNSAFE for b in raw):
+        return raw
+    return b"".join(b"%%%02X" % b if b in _UNSAFE else bytes((b,)) for b in raw)
+
+
+def _ip_option(ip):
+    if ip is None:
+        return b""
+    if not isinstance(ip, str):
+        raise TypeError(f"ip must be a str, not {type(ip).__name__}")
+    # Only what would break the framing is checked here; whether it is an
+    # address is the daemon's call (it answers ERR bad-ip).
+    if not ip or not ip.isascii() or any(c <= " " or c == "\x7f" for c in ip):
+        raise Error("bad-ip", f"ip {ip!r} is not an IPv4 or IPv6 address")
+    return b" ip=" + ip.encode("ascii")
+
+
+def _int_option(name, value):
+    # bool is an int subclass, and True seconds is surely a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int (seconds), not {type(value).__name__}")
+    return b" %s=%d" % (name.encode(), value)
+
+
+def _check_line(line, what):
+    if len(line) > LINE_MAX:
+        raise Error("line-too-long",
+                    f"{what} makes a request of {len(line)} bytes, "
+                    f"the daemon accepts at most {LINE_MAX}")
+    return line
+
+
+def _sign_line(path, ttl=None, expires=None, ip=None):
+    if ttl is not None and expires is not None:
+        raise ValueError("give ttl or expires, not both")
+    line = b"SIGN " + _encode_field(path, "path")
+    if ttl is not None:
+        line += _int_option("ttl", ttl)
+    if expires is not None:
+        line += _int_option("expires", expires)
+    line += _ip_option(ip) + b"\n"
+    return _check_line(line, f"path {path[:60]!r}...")
+
+
+def _connect_hint(err):
+    if err in (_errno.EACCES, _errno.EPERM):
+        return ("the socket is mode 0660: run the application as a member of the "
+                "socket's group (securelink)")
+    return ("is securelinkd running (systemctl status securelinkd.socket)? "
+            "Set SECURELINK_SOCKET or Client(socket=...) if it listens elsewhere")
+
+
+class Client:
+    """A connection to securelinkd, opened on first use and kept.
+
+    socket: path of the daemon's socket; default $SECURELINK_SOCKET, else
+    /run/securelink/securelinkd.sock. timeout: seconds a call may go without
+    any progress (connect, send or answer) before it fails with "timeout".
+
+    Safe to share between threads (calls are serialised) and across fork():
+    a child process opens its own connection.
+    """
+
+    def __init__(self, socket=None, timeout=5.0):
+        self.socket = socket or os.environ.get("SECURELINK_SOCKET") or DEFAULT_SOCKET
+        self.timeout = timeout
+        self._sock = None
+        self._lock = threading.Lock()
+        _clients.add(self)
+
+    def __repr__(self):
+        return f"securelink.Client(socket={self.socket!r})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        with self._lock:
+            self._close()
+
+    # public calls
+
+    def ping(self):
+        """Returns True when the daemon answers; raises Error otherwise."""
+        rest = self._one(b"PING\n")
+        if rest != "pong":
+            raise Error("protocol", f"unexpected answer to PING: {rest[:80]!r}")
+        return True
+
+    def sign(self, path, ttl=None, expires=None, ip=None):
+        """Returns the signed URL for path (a URL path beginning with '/', or
+        an absolute http(s) URL whose scheme://host[:port] is kept). ttl:
+        lifetime in seconds (default: the daemon's default_link_ttl), or
+        expires: a unix time; ip: bind the link to a client address (needed
+        when the daemon has bind_ip = yes). A path outside the private
+        prefixes comes back as a plain, canonical URL."""
+        return self._one(_sign_line(path, ttl=ttl, expires=expires, ip=ip))
+
+    def sign_many(self, paths, ttl=None):
+        """Signs every path with one pipelined exchange; returns the URLs in
+        the order of paths. Every path is checked before anything is sent. If
+        the daemon refuses some, every answer is still read (the connection
+        stays in step) and the first refusal is raised, with .index set."""
+        lines = [_sign_line(p, ttl=ttl) for p in paths]
+        answers = self._exchange(lines)
+        for i, (ok, rest) in enumerate(answers):
+            if not ok:
+                code, message = rest
+                raise Error(code, f"{message} (path {paths[i]!r})", index=i)
+        return [rest for _, rest in answers]
+
+    def verify(self, url, ip=None):
+        """Asks the daemon whether url carries a valid signature (what nginx
+        would decide, without fetching). Returns a Verdict."""
+        line = b"VERIFY " + _encode_field(url, "url") + _ip_option(ip) + b"\n"
+        rest = self._one(_check_line(line, "the url"))
+        status, _, detail = rest.partition(" ")
+        if status in ("valid", "expired"):
+            fields = dict(kv.partition("=")[::2] for kv in detail.split())
+            try:
+                return Verdict(status, kid=int(fields["kid"]), expires=int(fields["expires"]))
+            except (KeyError, ValueError):
+                pass
+        elif status == "invalid":
+            return Verdict(status, reason=detail)
+        elif status == "public" and not detail:
+            return Verdict(status)
+        raise Error("protocol", f"unexpected answer to VERIFY: {rest[:80]!r}")
+
+    def status(self):
+        """Returns the daemon's STATUS as a dict (active_kid, next_rotation,
+        keys, nginx, counters)."""
+        rest = self._one(b"STATUS\n")
+        try:
+            return json.loads(rest)
+        except ValueError:
+            raise Error("protocol", f"STATUS answer is not JSON: {rest[:80]!r}") from None
+
+    # the exchange
+
+    def _one(self, line):
+        ((ok, rest),) = self._exchange([line])
+        if not ok:
+            raise Error(*rest)
+        return rest
+
+    def _exchange(self, lines):
+        """Sends lines (each ending in LF) and returns one (ok, rest) per
+        line, in order: rest is the text after "OK ", or (code, message) for
+        an ERR answer. A broken connection is reopened once per call and the
+        unanswered requests are sent again: every request this class makes
+        (PING, SIGN, VERIFY, STATUS) is idempotent, so a request the daemon
+        got before the break does no harm when repeated."""
+        answers = []
+        with self._lock:
+            retried = False
+            while True:
+                self._connect()
+                try:
+                    self._pump(lines, len(answers), answers)
+                    return answers
+                except _Broken as e:
+                    self._close()
+                    if retried:
+                        raise Error("disconnected",
+                                    f"connection to {self.socket} lost again after "
+                                    f"reconnecting ({e}); is securelinkd restarting?") from None
+                    retried = True
+                except BaseException:
+                    # Timeout, protocol error, KeyboardInterrupt: answers may
+                    # still be on their way, so this connection is out of step.
+                    self._close()
+                    raise
+
+    def _connect(self):
+        if self._sock is not None:
+            return
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            s.settimeout(self.timeout)
+            s.connect(self.socket)
+            s.setblocking(False)
+        except _socket.timeout:
+            s.close()
+            raise Error("unreachable", f"cannot connect to {self.socket}: timed out after "
+                        f"{self.timeout}s (is securelinkd overloaded or stopped?)") from None
+        except OSError as e:
+            s.close()
+            raise Error("unreachable", f"cannot connect to {self.socket}: "
+                        f"{os.strerror(e.errno) if e.errno else e} ({_connect_hint(e.errno)})") from None
+        self._sock = s
+
+    def _close(self):
+        s, self._sock = self._sock, None
+        if s is not None:
+            s.close()
+
+    def _pump(self, lines, start, answers):
+        """Writes lines[start:] and reads their answers at the same time,
+        appending them to answers."""
+        sock = self._sock
+        want = len(lines)
+        nxt = start
+        out = bytearray()
+        inbuf = b""
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            mask = selectors.EVENT_READ | selectors.EVENT_WRITE
+            while len(answers) < want:
+                while len(out) < _CHUNK and nxt < want:
+                    out += lines[nxt]
+                    nxt += 1
+                m = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
+                if m != mask:
+                    sel.modify(sock, m)
+                    mask = m
+                events = sel.select(self.timeout)
+                if not events:
+                    raise Error("timeout", f"securelinkd at {self.socket} did not answer "
+                                f"within {self.timeout}s ({len(answers)} of {want} answers)")
+                ev = events[0][1]
+                if ev & selectors.EVENT_WRITE and out:
+                    try:
+                        n = sock.send(out)
+                    except (BlockingIOError, InterruptedError):
+                        n = 0
+                    except (BrokenPipeError, ConnectionResetError) as e:
+                        raise _Broken(e.strerror) from None
+                    del out[:n]
+                if ev & selectors.EVENT_READ:
+                    try:
+                        data = sock.recv(_CHUNK)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except ConnectionResetError as e:
+                        raise _Broken(e.strerror) from None
+                    if not data:
+                        raise _Broken("end of file")
+                    inbuf += data
+                    if b"\n" not in data:
+                        if len(inbuf) > _ANSWER_MAX:
+                            raise Error("protocol", f"securelinkd sent more than {_ANSWER_MAX}"
+                                        " bytes without ending the answer line")
+                        continue
+                    *complete, inbuf = inbuf.split(b"\n")
+                    if len(answers) + len(complete) > want:
+                        raise Error("protocol", f"securelinkd sent {len(answers) + len(complete)}"
+                                    f" answers to {want} requests")
+                    for raw in complete:
+                        answers.append(_parse_answer(raw))
+        finally:
+            sel.close()
+
+
+_clients = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # The child must not read answers meant for the parent: it drops the
+    # inherited connection (close() never calls shutdown(), so the parent's
+    # stays up) and opens its own. The lock is new: another thread may have
+    # held it at fork() and that thread does not exist in the child.
+    for c in list(_clients):
+        c._lock = threading.Lock()
+        c._close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _parse_answer(raw):
+    text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+    if text.startswith("OK ") or text == "OK":
+        return True, text[3:]
+    if text.startswith("ERR "):
+        code, _, message = text[4:].partition(" ")
+        if code:
+            return False, (code, message)
+    raise Error("protocol", f"unexpected answer from securelinkd: {text[:80]!r}")

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: MIT
+"""Django storage whose url() returns links signed by securelinkd.
+
+A drop-in for django-nginx-secure-links' nginx_secure_links.storages.FileStorage:
+
+    STORAGES / DEFAULT_FILE_STORAGE = "securelink.django.SecureLinkStorage"
+    SECURELINK_SOCKET = "/run/securelink/securelinkd.sock"   # optional
+
+Files are stored exactly as by Django's FileSystemStorage (MEDIA_ROOT,
+MEDIA_URL). What changes is who signs: the secret lives in securelinkd, not
+in settings, and securelinkd's own configuration decides which paths are
+private. Settings of django-nginx-secure-links:
+
+  SECURE_LINK_EXPIRATION_SECONDS  lifetime of a link when url() gets no
+        lifetime; unset: securelinkd's default_link_ttl.
+  SECURE_LINK_PRIVATE_PREFIXES / SECURE_LINK_PUBLIC_PREFIXES  securelinkd's
+        private_prefixes / public_prefixes decide. When one of these settings
+        is given, url() also checks that securelinkd signs every name the
+        setting calls private, and raises ImproperlyConfigured if it answers
+        with an unsigned link instead: nginx would serve that file to anyone.
+        Both given is ImproperlyConfigured, as before.
+  SECURE_LINK_SECRET_KEY  unused: import it once with
+        `securelinkctl import-key`, so old links keep working, then delete it.
+  SECURE_LINK_TOKEN_FIELD / SECURE_LINK_EXPIRES_FIELD  unused: securelinkd's
+        token_param / expires_param name the query parameters.
+
+url(name, lifetime=None): lifetime in seconds; None means the default above.
+lifetime=0 (a link that never expires) cannot be had: nginx's secure_link
+refuses links without an expiry time, so it raises ValueError, as a negative
+lifetime does.
+"""
+
+import warnings
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import FileSystemStorage
+
+from securelink import Client
+
+
+class SecureLinkStorage(FileSystemStorage):
+    def __init__(
+        self,
+        *args,
+        socket=None,
+        timeout=5.0,
+        expires_seconds=None,
+        private_prefixes=None,
+        public_prefixes=None,
+        nginx_secret_key=None,
+        token_field_name=None,
+        expires_field_name=None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self._socket = socket
+        self._timeout = timeout
+        self._expires_seconds = expires_seconds
+        self._private_prefixes = private_prefixes
+        self._public_prefixes = public_prefixes
+        self._client = None
+        if nginx_secret_key is not None or getattr(settings, "SECURE_LINK_SECRET_KEY", None):
+            warnings.warn(
+                "SECURE_LINK_SECRET_KEY is not used by securelink: import it with "
+                "`securelinkctl import-key` (links signed with it keep working) and remove "
+                "it from the settings",
+                stacklevel=2,
+            )
+        # token_field_name, expires_field_name: accepted for compatibility,
+        # securelinkd's token_param / expires_param decide.
+
+    @property
+    def client(self):
+        """One Client per storage, connected on first use and kept."""
+        if self._client is None:
+            socket = self._socket or getattr(settings, "SECURELINK_SOCKET", None)
+            self._client = Client(socket=socket, timeout=self._timeout)
+        return self._client
+
+    @property
+    def expires_seconds(self):
+        if self._expires_seconds is not None:
+            return self._expires_seconds
+        return getattr(settings, "SECURE_LINK_EXPIRATION_SECONDS", None)
+
+    def _prefixes(self):
+        private = self._private_prefixes
+        if private is None:
+            private = getattr(settings, "SECURE_LINK_PRIVATE_PREFIXES", None) or []
+        public = self._public_prefixes
+        if public is None:
+            public = getattr(settings, "SECURE_LINK_PUBLIC_PREFIXES", None) or []
+        if private and public:
+            raise ImproperlyConfigured(
+                "Only SECURE_LINK_PRIVATE_PREFIXES or SECURE_LINK_PUBLIC_PREFIXES "
+                "should be specified, not both"
+            )
+        return list(private), list(public)
+
+    def _app_says_private(self, url):
+        """None when neither prefix setting is given (securelinkd alone
+        decides), else whether the settings call url private, with
+        django-nginx-secure-links' rules."""
+        private, public = self._prefixes()
+        if private:
+            return any(url.startswith(self.base_url + p) for p in private)
+        if public:
+            return not any(url.startswith(self.base_url + p) for p in public)
+        return None
+
+    def url(self, name, lifetime=None):
+        if lifetime is None:
+            ttl = self.expires_seconds
+        elif lifetime <= 0:
+            raise ValueError(
+                "The value of `lifetime` should be positive: nginx's secure_link "
+                "refuses links that never expire"
+            )
+        else:
+            ttl = int(lifetime)
+        # base_url + filepath_to_uri(name): spaces and other unsafe bytes
+        # percent-encoded, as Django's own storages do; securelinkd hashes
+        # the decoded path, which is what nginx checks.
+        url = super().url(name)
+        app_says_private = self._app_says_private(url)
+        signed = self.client.sign(url, ttl=ttl)
+        if "?" not in signed and app_says_private:
+            raise ImproperlyConfigured(
+                f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
+                "but securelinkd signs it as public, so nginx would serve it to anyone: "
+                "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
+                "to match the settings"
+            )
+        return signed
