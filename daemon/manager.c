@@ -456,8 +456,24 @@ static void manager_step(Manager *m)
 
 int manager_start(Manager *m)
 {
-	const Key *pending = keyring_pending(m->ring);
+	const Key *pending;
 	int r;
+
+	/* A first start: the snippets must hold a real key before READY=1, so
+	 * the first key is created (not yet active) before anything is written. */
+	if (m->ring->n_keys == 0) {
+		uint32_t kid;
+
+		r = keyring_add_random(m->ring, now_realtime(), &kid);
+		if (r < 0)
+			return log_error_errno(r, "Failed to create the first key: %m");
+		r = keyring_save(m->ring, m->config->state_directory);
+		if (r < 0)
+			return log_error_errno(r, "Failed to save the key ring in %s: %m",
+			                       m->config->state_directory);
+		log_info("Created the first key %" PRIu32 "; publishing it to nginx", kid);
+	}
+	pending = keyring_pending(m->ring);
 
 	r = write_snippets(m);
 	if (r < 0)
