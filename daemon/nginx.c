@@ -1,0 +1,1194 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "fileio.h"
+#include "nginx.h"
+
+/* Child processes are watched with sd_event_add_child(), which requires
+ * SIGCHLD to be blocked in the calling thread (and therefore in the whole
+ * single-threaded daemon): securelinkd blocks it at start, before creating
+ * the event loop. nginx_apply() checks and returns -EBUSY otherwise. */
+
+/* How much of a child's stderr is kept for the error report; the rest is
+ * read and thrown away so a chatty child never blocks on a full pipe. */
+#define STDERR_KEEP 4096
+/* Longest line of a message people read. */
+#define MESSAGE_LINE_MAX 512
+/* A pid file holds a decimal pid and a newline. */
+#define PID_FILE_MAX 64
+/* /proc/PID/task/PID/children: pids separated by spaces; nginx has a few
+ * workers per CPU, this is plenty. */
+#define CHILDREN_MAX (256 * 1024)
+#define CMDLINE_MAX  4096
+/* nginx gives no notification when new workers run: poll /proc this often. */
+#define POLL_INTERVAL_USEC (10 * USEC_PER_MSEC)
+
+#define SYSTEMD_DEST         "org.freedesktop.systemd1"
+#define SYSTEMD_PATH         "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER      "org.freedesktop.systemd1.Manager"
+#define SYSTEMD_UNIT         "org.freedesktop.systemd1.Unit"
+#define SYSTEMD_SERVICE      "org.freedesktop.systemd1.Service"
+#define DBUS_PROPERTIES      "org.freedesktop.DBus.Properties"
+#define SYSTEMD_NO_SUCH_UNIT "org.freedesktop.systemd1.NoSuchUnit"
+
+typedef enum Stage {
+	STAGE_START,
+	STAGE_TEST,
+	STAGE_RELOAD_EXEC,
+	STAGE_SYSTEMD_QUERY,
+	STAGE_SYSTEMD_JOB,
+	STAGE_CONFIRM,
+	STAGE_DONE,
+} Stage;
+
+struct NginxOp {
+	sd_event *event;
+	nginx_done_t done;
+	void *userdata;
+	usec_t timeout;
+	Stage stage;
+
+	/* Copied from the Config: the caller may reload its config while we run. */
+	char **test_command;
+	ReloadMethod reload;
+	char *reload_target;
+	char **reload_command;
+
+	/* Starts the work, and later delivers the result: done is always
+	 * called from here, never from inside nginx_apply() nor from inside a
+	 * child or D-Bus callback. */
+	sd_event_source *defer_source;
+	sd_event_source *timeout_source;
+	NginxResult result;
+
+	/* The child running test_command or reload_command. */
+	const char *child_name;
+	sd_event_source *child_source;
+	sd_event_source *stderr_source;
+	int stderr_fd;
+	char stderr_buf[STDERR_KEEP];
+	size_t stderr_size;
+
+	/* Confirmation: the master and the children it had before the reload. */
+	pid_t master;
+	pid_t *snapshot;
+	size_t n_snapshot;
+	sd_event_source *poll_source;
+
+	/* systemd: */
+	sd_bus *bus;
+	sd_bus_slot *call_slot;
+	sd_bus_slot *match_slot;
+	char *unit_path;
+	char *job_path;
+};
+
+static int op_start_reload(NginxOp *op);
+static int op_confirm_start(NginxOp *op);
+
+static char **strv_copy(char *const *l)
+{
+	_cleanup_strv_free_ char **copy = NULL;
+	size_t n = strv_length(l);
+
+	copy = calloc(n + 1, sizeof(char *));
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = strdup(l[i]);
+		if (!copy[i])
+			return NULL;
+	}
+	return TAKE_PTR(copy);
+}
+
+/* Messages end up in the journal, STATUS JSON and sd_notify STATUS=: one
+ * line, no control bytes, bounded length. Text from nginx and from config
+ * values is not trusted to be any of that. */
+static void sanitize_line(char *s)
+{
+	size_t n = 0;
+
+	for (char *p = s; *p; p++, n++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (n >= MESSAGE_LINE_MAX) {
+			*p = '\0';
+			break;
+		}
+		if (c == '\t')
+			*p = ' ';
+		else if (c < 0x20 || c == 0x7f)
+			*p = '?';
+	}
+}
+
+/* Picks the line of a child's stderr that explains the failure. nginx may
+ * print warnings before the error ("[warn] the "user" directive makes sense
+ * only if ..."), so a line with an error level wins; else the first line that
+ * is not blank. Returns a malloc'd, trimmed line, or NULL when there is none
+ * (or no memory). */
+static char *stderr_pick_line(const char *buf, size_t size)
+{
+	static const char *const levels[] = { "[emerg]", "[alert]", "[crit]", "[error]" };
+	const char *first = NULL, *chosen = NULL;
+	size_t first_len = 0, chosen_len = 0;
+
+	for (size_t i = 0; i < size && !chosen;) {
+		const char *line = buf + i, *nl = memchr(line, '\n', size - i);
+		size_t len = nl ? (size_t)(nl - line) : size - i;
+
+		i += len + 1;
+		/* Trim, treating every control byte (NUL, CR, ...) as space. */
+		while (len > 0 && ((unsigned char)line[0] <= ' ' || line[0] == 0x7f)) {
+			line++;
+			len--;
+		}
+		while (len > 0 && ((unsigned char)line[len - 1] <= ' ' || line[len - 1] == 0x7f))
+			len--;
+		if (len == 0)
+			continue;
+		if (!first) {
+			first = line;
+			first_len = len;
+		}
+		for (size_t l = 0; l < ELEMENTSOF(levels); l++)
+			if (memmem(line, len, levels[l], strlen(levels[l]))) {
+				chosen = line;
+				chosen_len = len;
+				break;
+			}
+	}
+	if (!chosen) {
+		chosen = first;
+		chosen_len = first_len;
+	}
+	if (!chosen)
+		return NULL;
+	if (chosen_len > MESSAGE_LINE_MAX)
+		chosen_len = MESSAGE_LINE_MAX;
+
+	char *s = malloc(chosen_len + 1);
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < chosen_len; i++) {
+		unsigned char c = (unsigned char)chosen[i];
+		s[i] = c == '\t' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	s[chosen_len] = '\0';
+	return s;
+}
+
+static void op_release_child(NginxOp *op)
+{
+	/* The child source owns the process: dropping it before the child
+	 * exited sends SIGKILL and reaps it, so nothing outlives the op. */
+	op->child_source = sd_event_source_unref(op->child_source);
+	op->stderr_source = sd_event_source_disable_unref(op->stderr_source);
+	if (op->stderr_fd >= 0) {
+		close(op->stderr_fd);
+		op->stderr_fd = -1;
+	}
+}
+
+static void op_release_bus(NginxOp *op)
+{
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	op->match_slot = sd_bus_slot_unref(op->match_slot);
+	op->bus = sd_bus_close_unref(op->bus);
+}
+
+/* Stops everything that could still fire, except the bus, which may be the
+ * one dispatching us right now: it is closed from the defer source. */
+static void op_stop(NginxOp *op)
+{
+	op->stage = STAGE_DONE;
+	op->timeout_source = sd_event_source_disable_unref(op->timeout_source);
+	op->poll_source = sd_event_source_disable_unref(op->poll_source);
+	op_release_child(op);
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	op->match_slot = sd_bus_slot_unref(op->match_slot);
+}
+
+/* Ends the op with result fields already set in op->result; done follows
+ * from the defer source. Returns op->result.error, so that a step can end
+ * with `return op_fail(...)`, like log_error_errno(): a negative return of a
+ * step means it failed and that failure is already the op's result. */
+static int op_finish(NginxOp *op)
+{
+	int r;
+
+	assert(op->stage != STAGE_DONE);
+	op_stop(op);
+	if (op->result.message)
+		sanitize_line(op->result.message);
+
+	r = sd_event_source_set_enabled(op->defer_source, SD_EVENT_ONESHOT);
+	/* Enabling an existing defer source does not allocate; it cannot
+	 * fail short of a bug. */
+	assert(r >= 0);
+	(void)r;
+	return op->result.error;
+}
+
+static int op_succeed(NginxOp *op, bool reloaded, bool not_running)
+{
+	op->result.error = 0;
+	op->result.reloaded = reloaded;
+	op->result.not_running = not_running;
+	return op_finish(op);
+}
+
+static int op_fail(NginxOp *op, int error, const char *format, ...) _printf_(3, 4);
+static int op_fail(NginxOp *op, int error, const char *format, ...)
+{
+	va_list ap;
+
+	assert(error < 0);
+	op->result.error = error;
+	op->result.reloaded = false;
+	op->result.not_running = false;
+	free(op->result.message);
+	/* Out of memory leaves the message NULL; the errno still tells. */
+	va_start(ap, format);
+	if (vasprintf(&op->result.message, format, ap) < 0)
+		op->result.message = NULL;
+	va_end(ap);
+	return op_finish(op);
+}
+
+static const char *timeout_string(const NginxOp *op, char *buf, size_t size)
+{
+	return format_duration(buf, size, op->timeout);
+}
+
+/* ---- reading /proc and pid files ---- */
+
+/* Strict pid: decimal, no sign, 1..INT_MAX. */
+static int parse_pid(const char *s, pid_t *ret)
+{
+	uint64_t v;
+	int r;
+
+	r = parse_u64(s, &v);
+	if (r < 0)
+		return r;
+	if (v == 0 || v > INT_MAX)
+		return -ERANGE;
+	*ret = (pid_t)v;
+	return 0;
+}
+
+/* Reads the pid nginx wrote: "<pid>\n". Returns -ENOENT when the file is
+ * missing, -EINVAL when it holds anything else. */
+static int read_pid_file(const char *path, pid_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t size;
+	int r;
+
+	r = read_file(path, PID_FILE_MAX, &buf, &size);
+	if (r == -EFBIG)
+		return -EINVAL;
+	if (r < 0)
+		return r;
+	if (strlen(buf) != size)
+		return -EINVAL;
+	if (size > 0 && buf[size - 1] == '\n')
+		buf[--size] = '\0';
+	return parse_pid(buf, ret);
+}
+
+/* Whether pid exists: signal 0 checks without sending anything. */
+static bool pid_is_alive(pid_t pid)
+{
+	return kill(pid, 0) >= 0 || errno == EPERM;
+}
+
+/* A stale pid file may name a pid that was reused by an unrelated process;
+ * SIGHUP would kill most programs. nginx on Linux rewrites its command line
+ * to "nginx: master process <argv>", which identifies a master. Returns 1, 0,
+ * or -ENOENT when the process is gone. */
+static int pid_is_nginx_master(pid_t pid)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t size;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	r = read_file(path, CMDLINE_MAX, &buf, &size);
+	if (r == -EFBIG)
+		return 0;
+	if (r < 0)
+		return r;
+	return memmem(buf, size, "master process", STRLEN("master process")) != NULL;
+}
+
+/* Reads the children of pid from /proc (CONFIG_PROC_CHILDREN). nginx's
+ * master is single-threaded, so its main thread's list is all of them. */
+static int read_children(pid_t pid, pid_t **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ pid_t *pids = NULL;
+	char path[64], *p, *saveptr = NULL;
+	size_t size, n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	r = read_file(path, CHILDREN_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	if (strlen(buf) != size)
+		return -EBADMSG;
+
+	/* "1 2 3 ": at most one pid per two bytes. */
+	pids = calloc(size / 2 + 1, sizeof(pid_t));
+	if (!pids)
+		return -ENOMEM;
+	for (p = strtok_r(buf, " \n", &saveptr); p; p = strtok_r(NULL, " \n", &saveptr)) {
+		r = parse_pid(p, &pids[n]);
+		if (r < 0)
+			return -EBADMSG;
+		n++;
+	}
+	*ret = TAKE_PTR(pids);
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- child processes ---- */
+
+static int fd_move_above_stdio(int fd)
+{
+	int copy;
+
+	if (fd > STDERR_FILENO)
+		return fd;
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	if (copy < 0)
+		return -errno;
+	close(fd);
+	return copy;
+}
+
+static void child_write(const char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0) {
+		ssize_t k = write(STDERR_FILENO, s, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;
+		s += k;
+		n -= (size_t)k;
+	}
+}
+
+/* Runs in the forked child: only async-signal-safe calls from here on. */
+_Noreturn static void child_exec(char **argv, int null_fd, int stderr_fd)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t ss;
+	int saved;
+
+	/* The daemon blocks SIGCHLD (and may ignore SIGPIPE): a blocked mask
+	 * and ignored signals survive exec, nginx must not inherit them. */
+	for (int sig = 1; sig < _NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&ss);
+	(void)sigprocmask(SIG_SETMASK, &ss, NULL);
+
+	/* The fds are above stdio (fd_move_above_stdio), so dup2 really
+	 * duplicates and clears close-on-exec. */
+	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
+	    dup2(stderr_fd, STDERR_FILENO) < 0)
+		_exit(127);
+	/* Sockets passed by systemd are not close-on-exec; nginx gets none of
+	 * our fds. */
+	(void)close_range(STDERR_FILENO + 1, ~0U, 0);
+
+	execvp(argv[0], argv);
+	saved = errno;
+	child_write("cannot execute ");
+	child_write(argv[0]);
+	child_write(": ");
+	child_write(strerrordesc_np(saved) ?: "unknown error");
+	child_write("\n");
+	_exit(127);
+}
+
+/* Reads what the child wrote to stderr without blocking: keeps the first
+ * STDERR_KEEP bytes, discards the rest. Returns 1 at end of file, 0 when
+ * the pipe is empty for now. */
+static int op_read_stderr(NginxOp *op)
+{
+	for (;;) {
+		char scratch[4096];
+		char *to = scratch;
+		size_t room = sizeof(scratch);
+		ssize_t n;
+
+		if (op->stderr_size < sizeof(op->stderr_buf)) {
+			to = op->stderr_buf + op->stderr_size;
+			room = sizeof(op->stderr_buf) - op->stderr_size;
+		}
+		n = read(op->stderr_fd, to, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return 1; /* nothing more will come: treat as the end */
+		}
+		if (n == 0)
+			return 1;
+		if (to != scratch)
+			op->stderr_size += (size_t)n;
+	}
+}
+
+static int on_stderr(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	NginxOp *op = userdata;
+
+	if (op_read_stderr(op) > 0) {
+		/* The child closed stderr (it may still be running); the child
+		 * source decides when the step ends. */
+		op->stderr_source = sd_event_source_disable_unref(op->stderr_source);
+		close(op->stderr_fd);
+		op->stderr_fd = -1;
+	}
+	return 0;
+}
+
+/* Describes how the child ended when it left nothing on stderr. */
+static char *child_status_string(const char *name, const siginfo_t *si)
+{
+	char *s = NULL;
+	int r;
+
+	if (si->si_code == CLD_EXITED)
+		r = asprintf(&s, "%s exited with status %d", name, si->si_status);
+	else
+		r = asprintf(&s, "%s was killed by signal SIG%s", name,
+		             sigabbrev_np(si->si_status) ?: "?");
+	return r < 0 ? NULL : s;
+}
+
+static int op_child_exited(NginxOp *op, const siginfo_t *si)
+{
+	_cleanup_free_ char *line = NULL;
+	bool ok = si->si_code == CLD_EXITED && si->si_status == 0;
+
+	/* The child is gone, so everything it wrote is in the pipe: read it
+	 * now rather than waiting for the io source, then stop watching. A
+	 * grandchild holding the pipe open does not delay us. */
+	if (op->stderr_fd >= 0)
+		(void)op_read_stderr(op);
+	op_release_child(op);
+
+	if (!ok) {
+		line = stderr_pick_line(op->stderr_buf, op->stderr_size);
+		if (!line)
+			line = child_status_string(op->child_name, si);
+	}
+
+	switch (op->stage) {
+	case STAGE_TEST:
+		if (!ok)
+			/* Not EINVAL: that is what callers use for their own bad
+			 * arguments; this is nginx refusing the files. */
+			return op_fail(op, -EBADMSG, "nginx test failed: %s", line ?: "?");
+		return op_start_reload(op);
+
+	case STAGE_RELOAD_EXEC:
+		if (!ok)
+			return op_fail(op, -EIO, "nginx reload failed: %s", line ?: "?");
+		/* Without a pid there is no master to watch: the command's
+		 * success ("nginx -s reload" sent the signal) is all we can
+		 * know. Use pidfile: or systemd: for a confirmed reload. */
+		return op_succeed(op, true, false);
+
+	default:
+		assert(false);
+		return -EINVAL;
+	}
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	NginxOp *op = userdata;
+
+	op_child_exited(op, si);
+	return 0;
+}
+
+/* Starts argv as a child of the event loop: stdin and stdout /dev/null,
+ * stderr a pipe we read. */
+static int op_spawn(NginxOp *op, char **argv)
+{
+	_cleanup_close_ int null_fd = -1, pipe_r = -1, pipe_w = -1;
+	int pipefd[2], r;
+	pid_t pid;
+
+	assert(argv && argv[0]);
+	assert(!op->child_source);
+
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (null_fd < 0)
+		return -errno;
+	/* The child's end stays blocking: a program writing to a
+	 * non-blocking stderr could lose its message on EAGAIN. */
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pipe_r = pipefd[0];
+	pipe_w = pipefd[1];
+	if (fcntl(pipe_r, F_SETFL, O_NONBLOCK) < 0)
+		return -errno;
+
+	null_fd = fd_move_above_stdio(null_fd);
+	if (null_fd < 0)
+		return null_fd;
+	pipe_w = fd_move_above_stdio(pipe_w);
+	if (pipe_w < 0)
+		return pipe_w;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		child_exec(argv, null_fd, pipe_w);
+
+	r = sd_event_add_child(op->event, &op->child_source, pid, WEXITED, on_child, op);
+	if (r < 0) {
+		(void)kill(pid, SIGKILL);
+		(void)waitpid(pid, NULL, 0);
+		return r;
+	}
+	/* From here the source owns the process: unref kills and reaps it. */
+	r = sd_event_source_set_child_process_own(op->child_source, true);
+	if (r < 0) {
+		(void)kill(pid, SIGKILL);
+		op->child_source = sd_event_source_unref(op->child_source);
+		(void)waitpid(pid, NULL, 0);
+		return r;
+	}
+
+	op->stderr_size = 0;
+	op->child_name = argv[0];
+	op->stderr_fd = TAKE_FD(pipe_r);
+	r = sd_event_add_io(op->event, &op->stderr_source, op->stderr_fd, EPOLLIN, on_stderr, op);
+	if (r < 0) {
+		op_release_child(op);
+		return r;
+	}
+	return 0;
+}
+
+/* ---- confirmation: new workers under the master ---- */
+
+static bool snapshot_contains(const NginxOp *op, pid_t pid)
+{
+	for (size_t i = 0; i < op->n_snapshot; i++)
+		if (op->snapshot[i] == pid)
+			return true;
+	return false;
+}
+
+/* Remembers the master's children before the reload. */
+static int op_snapshot(NginxOp *op, pid_t master)
+{
+	free(op->snapshot);
+	op->snapshot = NULL;
+	op->n_snapshot = 0;
+	op->master = master;
+	return read_children(master, &op->snapshot, &op->n_snapshot);
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	_cleanup_free_ pid_t *children = NULL;
+	NginxOp *op = userdata;
+	size_t n;
+	int r;
+
+	r = read_children(op->master, &children, &n);
+	if (r == -ENOENT || (r >= 0 && !pid_is_alive(op->master))) {
+		op_fail(op, -ESRCH,
+		        "nginx master process %d exited during the reload (see nginx's error log)",
+		        (int)op->master);
+		return 0;
+	}
+	if (r < 0) {
+		op_fail(op, r, "cannot read the children of nginx master process %d: %s",
+		        (int)op->master, strerror(-r));
+		return 0;
+	}
+
+	/* nginx starts the new workers first, then tells the old ones to quit:
+	 * one pid we did not see before means the new configuration is live. */
+	for (size_t i = 0; i < n; i++)
+		if (!snapshot_contains(op, children[i])) {
+			op_succeed(op, true, false);
+			return 0;
+		}
+
+	r = sd_event_source_set_time_relative(s, POLL_INTERVAL_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		op_fail(op, r, "cannot wait for nginx's new workers: %s", strerror(-r));
+	return 0;
+}
+
+static int op_confirm_start(NginxOp *op)
+{
+	int r;
+
+	op->stage = STAGE_CONFIRM;
+	/* Check at once: nginx may already have started its new workers. */
+	r = sd_event_add_time_relative(op->event, &op->poll_source, CLOCK_MONOTONIC, 0, 0, on_poll,
+	                               op);
+	if (r < 0)
+		return op_fail(op, r, "cannot wait for nginx's new workers: %s", strerror(-r));
+	return 0;
+}
+
+/* ---- reload: pid file ---- */
+
+static int op_reload_pidfile(NginxOp *op)
+{
+	pid_t pid;
+	int r;
+
+	r = read_pid_file(op->reload_target, &pid);
+	if (r == -ENOENT)
+		/* nginx removes its pid file when it exits: not running, and it
+		 * reads the files on disk when it starts. */
+		return op_succeed(op, false, true);
+	if (r < 0)
+		return op_fail(op, r == -ENOMEM ? r : -EINVAL, "pid file %s: %s", op->reload_target,
+		               r == -EINVAL || r == -ERANGE ? "does not hold a pid" : strerror(-r));
+	if (!pid_is_alive(pid))
+		return op_succeed(op, false, true);
+
+	r = pid_is_nginx_master(pid);
+	if (r == -ENOENT)
+		return op_succeed(op, false, true);
+	if (r < 0)
+		return op_fail(op, r, "cannot read /proc/%d/cmdline: %s", (int)pid, strerror(-r));
+	if (r == 0)
+		return op_fail(op, -ESRCH,
+		               "pid file %s names process %d, which is not an nginx master process "
+		               "(stale pid file?)",
+		               op->reload_target, (int)pid);
+
+	r = op_snapshot(op, pid);
+	if (r == -ENOENT && !pid_is_alive(pid))
+		return op_succeed(op, false, true);
+	if (r < 0)
+		return op_fail(op, r,
+		               "cannot read the children of nginx master process %d: %s (a kernel "
+		               "with CONFIG_PROC_CHILDREN is needed to confirm reloads)",
+		               (int)pid, strerror(-r));
+
+	/* SIGHUP makes the master re-read its configuration and, if it is
+	 * good, start new workers; if not, it logs why and keeps the old ones. */
+	if (kill(pid, SIGHUP) < 0) {
+		r = -errno;
+		if (r == -ESRCH)
+			return op_succeed(op, false, true);
+		return op_fail(op, r, "cannot send SIGHUP to nginx master process %d: %s", (int)pid,
+		               strerror(-r));
+	}
+	return op_confirm_start(op);
+}
+
+/* ---- reload: systemd over D-Bus ---- */
+
+/* Fails with the D-Bus error when there is one (its message says what
+ * systemd or polkit refused), else with r. */
+static int op_fail_bus(NginxOp *op, const sd_bus_error *error, int r, const char *what)
+{
+	if (error && sd_bus_error_is_set(error)) {
+		/* A positive errno; EIO for names it does not know. */
+		int k = sd_bus_error_get_errno(error);
+
+		return op_fail(op, k > 0 ? -k : -EIO, "%s %s: %s", what, op->reload_target,
+		               error->message ?: error->name);
+	}
+	if (r >= 0)
+		r = -EIO;
+	return op_fail(op, r, "%s %s: %s", what, op->reload_target, strerror(-r));
+}
+
+static int on_main_pid_after(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	uint32_t pid;
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot read the main PID of");
+		return 0;
+	}
+	r = sd_bus_message_read(m, "v", "u", &pid);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot read the main PID of");
+		return 0;
+	}
+	if (pid == 0 || pid > INT_MAX) {
+		op_fail(op, -ESRCH,
+		        "%s has no main process after its reload (see journalctl -u %s)",
+		        op->reload_target, op->reload_target);
+		return 0;
+	}
+	/* Usually the same master; after a restart a new one, whose children
+	 * are all new, which is just as good. */
+	op->master = (pid_t)pid;
+	op_confirm_start(op);
+	return 0;
+}
+
+static int op_get_property(NginxOp *op, const char *interface, const char *property,
+                           sd_bus_message_handler_t handler)
+{
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	return sd_bus_call_method_async(op->bus, &op->call_slot, SYSTEMD_DEST, op->unit_path,
+	                                DBUS_PROPERTIES, "Get", handler, op, "ss", interface,
+	                                property);
+}
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	const char *job, *unit, *result;
+	uint32_t id;
+	int r;
+
+	if (op->stage != STAGE_SYSTEMD_JOB || !op->job_path)
+		return 0;
+	r = sd_bus_message_read(m, "uoss", &id, &job, &unit, &result);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot read systemd's job result for");
+		return 0;
+	}
+	if (!streq(job, op->job_path))
+		return 0;
+
+	if (!streq(result, "done")) {
+		op_fail(op, -EIO,
+		        "systemd could not reload %s: job result \"%s\" (see journalctl -u %s)",
+		        op->reload_target, result, op->reload_target);
+		return 0;
+	}
+
+	op->stage = STAGE_CONFIRM;
+	/* The job is done when ExecReload returned; nginx's reload is still
+	 * asynchronous behind it: find the master and watch its workers. */
+	r = op_get_property(op, SYSTEMD_SERVICE, "MainPID", on_main_pid_after);
+	if (r < 0)
+		op_fail_bus(op, NULL, r, "cannot read the main PID of");
+	return 0;
+}
+
+static int on_reload_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	const char *job;
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot reload");
+		return 0;
+	}
+	r = sd_bus_message_read(m, "o", &job);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot reload");
+		return 0;
+	}
+	/* systemd sends this reply when it queues the job, and JobRemoved
+	 * only later on the same connection, so the path is known in time. */
+	op->job_path = strdup(job);
+	if (!op->job_path)
+		op_fail(op, -ENOMEM, "cannot reload %s: out of memory", op->reload_target);
+	return 0;
+}
+
+static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	int r;
+
+	if (op->stage != STAGE_SYSTEMD_JOB)
+		return 0;
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot watch systemd's jobs for");
+		return 0;
+	}
+
+	/* systemd emits JobRemoved on the system bus only while some client
+	 * is subscribed; the subscription ends with our connection. */
+	r = sd_bus_call_method_async(op->bus, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+	                             "Subscribe", NULL, NULL, "");
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot subscribe to systemd's jobs for");
+		return 0;
+	}
+	r = sd_bus_call_method_async(op->bus, &op->call_slot, SYSTEMD_DEST, SYSTEMD_PATH,
+	                             SYSTEMD_MANAGER, "ReloadOrTryRestartUnit", on_reload_reply, op,
+	                             "ss", op->reload_target, "replace");
+	if (r < 0)
+		op_fail_bus(op, NULL, r, "cannot reload");
+	return 0;
+}
+
+static int on_main_pid_before(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	uint32_t pid;
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot read the main PID of");
+		return 0;
+	}
+	r = sd_bus_message_read(m, "v", "u", &pid);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot read the main PID of");
+		return 0;
+	}
+	if (pid > INT_MAX) {
+		op_fail(op, -EBADMSG, "systemd reported an invalid main PID for %s",
+		        op->reload_target);
+		return 0;
+	}
+
+	/* Snapshot before the reload is requested, or new workers that come up
+	 * fast would be taken for old ones. A unit still starting has no main
+	 * PID yet: an empty snapshot, the workers it starts count. */
+	if (pid > 0) {
+		r = op_snapshot(op, (pid_t)pid);
+		if (r < 0 && r != -ENOENT) {
+			op_fail(op, r,
+			        "cannot read the children of %s's main process %" PRIu32 ": %s",
+			        op->reload_target, pid, strerror(-r));
+			return 0;
+		}
+	}
+
+	op->stage = STAGE_SYSTEMD_JOB;
+	/* The match is in place before the reload is requested, so the
+	 * JobRemoved signal cannot slip past us. */
+	r = sd_bus_match_signal_async(op->bus, &op->match_slot, SYSTEMD_DEST, SYSTEMD_PATH,
+	                              SYSTEMD_MANAGER, "JobRemoved", on_job_removed,
+	                              on_match_installed, op);
+	if (r < 0)
+		op_fail_bus(op, NULL, r, "cannot watch systemd's jobs for");
+	return 0;
+}
+
+static int on_active_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	const char *state;
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot read the state of");
+		return 0;
+	}
+	r = sd_bus_message_read(m, "v", "s", &state);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot read the state of");
+		return 0;
+	}
+
+	/* "activating" counts as running: nginx may have read the old files
+	 * already, and a reload job waits for the start to finish. */
+	if (!streq(state, "active") && !streq(state, "reloading") && !streq(state, "activating")) {
+		op_succeed(op, false, true);
+		return 0;
+	}
+
+	r = op_get_property(op, SYSTEMD_SERVICE, "MainPID", on_main_pid_before);
+	if (r < 0)
+		op_fail_bus(op, NULL, r, "cannot read the main PID of");
+	return 0;
+}
+
+static int on_get_unit(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	NginxOp *op = userdata;
+	const char *path;
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, SYSTEMD_NO_SUCH_UNIT)) {
+		/* Not loaded means not running. */
+		op_succeed(op, false, true);
+		return 0;
+	}
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot find");
+		return 0;
+	}
+	r = sd_bus_message_read(m, "o", &path);
+	if (r < 0) {
+		op_fail_bus(op, NULL, r, "cannot find");
+		return 0;
+	}
+	op->unit_path = strdup(path);
+	if (!op->unit_path) {
+		op_fail(op, -ENOMEM, "cannot find %s: out of memory", op->reload_target);
+		return 0;
+	}
+
+	r = op_get_property(op, SYSTEMD_UNIT, "ActiveState", on_active_state);
+	if (r < 0)
+		op_fail_bus(op, NULL, r, "cannot read the state of");
+	return 0;
+}
+
+static int op_reload_systemd(NginxOp *op)
+{
+	int r;
+
+	op->stage = STAGE_SYSTEMD_QUERY;
+	r = sd_bus_open_system(&op->bus);
+	if (r < 0)
+		return op_fail(op, r, "cannot connect to the system bus to reload %s: %s",
+		               op->reload_target, strerror(-r));
+	r = sd_bus_attach_event(op->bus, op->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return op_fail(op, r, "cannot connect to the system bus to reload %s: %s",
+		               op->reload_target, strerror(-r));
+
+	r = sd_bus_call_method_async(op->bus, &op->call_slot, SYSTEMD_DEST, SYSTEMD_PATH,
+	                             SYSTEMD_MANAGER, "GetUnit", on_get_unit, op, "s",
+	                             op->reload_target);
+	if (r < 0)
+		return op_fail_bus(op, NULL, r, "cannot find");
+	return 0;
+}
+
+/* ---- the op ---- */
+
+static int op_start_reload(NginxOp *op)
+{
+	int r;
+
+	switch (op->reload) {
+	case RELOAD_PIDFILE:
+		return op_reload_pidfile(op);
+
+	case RELOAD_EXEC:
+		op->stage = STAGE_RELOAD_EXEC;
+		r = op_spawn(op, op->reload_command);
+		if (r < 0)
+			return op_fail(op, r, "cannot run %s: %s", op->reload_command[0],
+			               strerror(-r));
+		return 0;
+
+	case RELOAD_SYSTEMD:
+		return op_reload_systemd(op);
+
+	case RELOAD_NONE:
+		/* Someone else reloads nginx; the files are written and tested. */
+		return op_succeed(op, false, false);
+
+	default:
+		assert(false);
+		return -EINVAL;
+	}
+}
+
+static int op_start(NginxOp *op)
+{
+	int r;
+
+	if (!op->test_command || !op->test_command[0])
+		return op_start_reload(op);
+
+	op->stage = STAGE_TEST;
+	r = op_spawn(op, op->test_command);
+	if (r < 0)
+		return op_fail(op, r, "nginx test failed: cannot run %s: %s", op->test_command[0],
+		               strerror(-r));
+	return 0;
+}
+
+static int on_defer(sd_event_source *s, void *userdata)
+{
+	NginxOp *op = userdata;
+	NginxResult result;
+
+	if (op->stage == STAGE_START) {
+		(void)op_start(op);
+		return 0;
+	}
+
+	assert(op->stage == STAGE_DONE);
+	/* Outside any bus dispatch now: the connection can go. */
+	op_release_bus(op);
+	result = op->result;
+	op->result.message = NULL;
+	/* done may free the op: touch nothing of it afterwards. */
+	op->done(op->userdata, &result);
+	free(result.message);
+	return 0;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	NginxOp *op = userdata;
+	char buf[32];
+
+	/* op_fail() stops everything: a child still running is killed and
+	 * reaped at once, not when the caller frees the op. */
+	switch (op->stage) {
+	case STAGE_START:
+	case STAGE_TEST:
+		op_fail(op, -ETIMEDOUT, "nginx test timed out after %s: %s was killed",
+		        timeout_string(op, buf, sizeof(buf)),
+		        op->test_command ? op->test_command[0] : "?");
+		break;
+	case STAGE_RELOAD_EXEC:
+		op_fail(op, -ETIMEDOUT, "nginx reload timed out after %s: %s was killed",
+		        timeout_string(op, buf, sizeof(buf)), op->reload_command[0]);
+		break;
+	case STAGE_SYSTEMD_QUERY:
+	case STAGE_SYSTEMD_JOB:
+		op_fail(op, -ETIMEDOUT,
+		        "systemd did not reload %s within %s (see journalctl -u %s)",
+		        op->reload_target, timeout_string(op, buf, sizeof(buf)), op->reload_target);
+		break;
+	case STAGE_CONFIRM:
+		op_fail(op, -ETIMEDOUT,
+		        "nginx master process %d started no new workers within %s: it probably "
+		        "rejected the new configuration (see nginx's error log)",
+		        (int)op->master, timeout_string(op, buf, sizeof(buf)));
+		break;
+	default:
+		assert(false);
+	}
+	return 0;
+}
+
+NginxOp *nginx_op_free(NginxOp *op)
+{
+	if (!op)
+		return NULL;
+
+	op->timeout_source = sd_event_source_disable_unref(op->timeout_source);
+	op->poll_source = sd_event_source_disable_unref(op->poll_source);
+	op->defer_source = sd_event_source_disable_unref(op->defer_source);
+	op_release_child(op);
+	op_release_bus(op);
+	sd_event_unref(op->event);
+
+	strv_free(op->test_command);
+	free(op->reload_target);
+	strv_free(op->reload_command);
+	free(op->result.message);
+	free(op->snapshot);
+	free(op->unit_path);
+	free(op->job_path);
+	free(op);
+	return NULL;
+}
+
+int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done, void *userdata,
+                NginxOp **ret)
+{
+	_cleanup_(nginx_op_freep) NginxOp *op = NULL;
+	sigset_t ss;
+	int r;
+
+	assert(e);
+	assert(c);
+	assert(done);
+	assert(ret);
+
+	if (timeout == 0)
+		return -EINVAL;
+	if ((unsigned)c->reload >= _RELOAD_METHOD_MAX)
+		return -EINVAL;
+	if ((c->reload == RELOAD_PIDFILE || c->reload == RELOAD_SYSTEMD) && !c->reload_target)
+		return -EINVAL;
+	if (c->reload == RELOAD_EXEC && (!c->reload_command || !c->reload_command[0]))
+		return -EINVAL;
+
+	/* sd_event_add_child() needs SIGCHLD blocked; fail here, where the
+	 * caller sees it, rather than later from the loop. */
+	if ((c->test_command && c->test_command[0]) || c->reload == RELOAD_EXEC) {
+		if (sigprocmask(SIG_SETMASK, NULL, &ss) < 0)
+			return -errno;
+		if (!sigismember(&ss, SIGCHLD))
+			return -EBUSY;
+	}
+
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->event = sd_event_ref(e);
+	op->stderr_fd = -1;
+	op->done = done;
+	op->userdata = userdata;
+	op->timeout = timeout;
+	op->stage = STAGE_START;
+	op->reload = c->reload;
+
+	if (c->test_command && c->test_command[0]) {
+		op->test_command = strv_copy(c->test_command);
+		if (!op->test_command)
+			return -ENOMEM;
+	}
+	if (c->reload == RELOAD_PIDFILE || c->reload == RELOAD_SYSTEMD) {
+		op->reload_target = strdup(c->reload_target);
+		if (!op->reload_target)
+			return -ENOMEM;
+	}
+	if (c->reload == RELOAD_EXEC) {
+		op->reload_command = strv_copy(c->reload_command);
+		if (!op->reload_command)
+			return -ENOMEM;
+	}
+
+	/* Never start (or finish) from inside nginx_apply(): the caller gets
+	 * its op before any callback runs. */
+	r = sd_event_add_defer(e, &op->defer_source, on_defer, op);
+	if (r < 0)
+		return r;
+	if (timeout != USEC_INFINITY) {
+		r = sd_event_add_time_relative(e, &op->timeout_source, CLOCK_MONOTONIC, timeout, 0,
+		                               on_timeout, op);
+		if (r < 0)
+			return r;
+	}
+
+	*ret = TAKE_PTR(op);
+	return 0;
+}
