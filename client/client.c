@@ -1,0 +1,805 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "securelink-client.h"
+#include "util.h"
+
+#define _public_ __attribute__((visibility("default")))
+
+static inline void *mfree(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+/* Answers are one line each; STATUS's JSON is the longest. Anything beyond
+ * this is not securelinkd talking. */
+#define ANSWER_MAX (64U * 1024U)
+#define READ_CHUNK (64U * 1024U)
+/* Pipelining: at most this many requests in flight, and this much request
+ * text queued before it is written. Both bound our memory only: the kernel's
+ * socket buffers and the daemon's bounded output buffer bound the rest, and
+ * since answers are read while requests are written, neither side waits on
+ * the other. */
+#define WINDOW    4096U
+#define OUT_BATCH (256U * 1024U)
+
+struct SlClient {
+	int fd;
+	int broken; /* 0, or the negative errno every later call returns */
+	uint64_t timeout;
+
+	/* Request bytes not yet written: out[out_start..out_len). */
+	char *out;
+	size_t out_start, out_len, out_size;
+
+	/* Answer bytes read and not yet consumed: in[in_start..in_len). */
+	char *in;
+	size_t in_start, in_len, in_size;
+
+	SlError last_error;
+	char *last_message;
+};
+
+static const char *const error_table[_SL_ERROR_MAX] = {
+	[SL_ERROR_NONE] = "ok",
+	[SL_ERROR_BAD_REQUEST] = "bad-request",
+	[SL_ERROR_UNKNOWN_VERB] = "unknown-verb",
+	[SL_ERROR_LINE_TOO_LONG] = "line-too-long",
+	[SL_ERROR_BAD_TARGET] = "bad-target",
+	[SL_ERROR_BAD_TTL] = "bad-ttl",
+	[SL_ERROR_TTL_TOO_LONG] = "ttl-too-long",
+	[SL_ERROR_BAD_IP] = "bad-ip",
+	[SL_ERROR_FORBIDDEN] = "forbidden",
+	[SL_ERROR_UNAVAILABLE] = "unavailable",
+	[SL_ERROR_INTERNAL] = "internal",
+	[SL_ERROR_UNKNOWN] = "unknown",
+};
+
+_public_ const char *sl_error_to_string(SlError e)
+{
+	if ((unsigned)e >= _SL_ERROR_MAX)
+		return NULL;
+	return error_table[e];
+}
+
+_public_ SlError sl_error_from_string(const char *s)
+{
+	/* "ok" and "unknown" are our names, not codes the daemon sends. */
+	for (unsigned i = SL_ERROR_NONE + 1; i < SL_ERROR_UNKNOWN; i++)
+		if (s && streq(s, error_table[i]))
+			return (SlError)i;
+	return SL_ERROR_UNKNOWN;
+}
+
+_public_ const char *sl_client_socket_path(const char *path)
+{
+	const char *e;
+
+	if (path)
+		return path;
+	e = getenv("SECURELINK_SOCKET");
+	if (e && *e)
+		return e;
+	return SL_CLIENT_DEFAULT_SOCKET;
+}
+
+_public_ int sl_client_connect(const char *path, SlClient **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	SlClient *c;
+	size_t l;
+	int flags;
+
+	assert(ret);
+
+	path = sl_client_socket_path(path);
+	l = strlen(path);
+	if (l == 0)
+		return -EINVAL;
+	if (l >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, l);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Connect blocking: on a Unix socket a non-blocking connect fails with
+	 * EAGAIN when the listen backlog is full instead of waiting a moment. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	/* From here on every read and write goes through poll(): the socket is
+	 * ours alone, so changing its flags affects nobody else. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = TAKE_FD(fd);
+	*ret = c;
+	return 0;
+}
+
+static void out_wipe(SlClient *c)
+{
+	/* IMPORT passes a legacy secret through this buffer: no request text
+	 * stays in memory once written. */
+	if (c->out)
+		explicit_bzero(c->out, c->out_size);
+	c->out_start = c->out_len = 0;
+}
+
+_public_ SlClient *sl_client_free(SlClient *c)
+{
+	if (!c)
+		return NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	out_wipe(c);
+	free(c->out);
+	free(c->in);
+	free(c->last_message);
+	free(c);
+	return NULL;
+}
+
+_public_ void sl_client_set_timeout(SlClient *c, uint64_t usec)
+{
+	assert(c);
+	c->timeout = usec;
+}
+
+_public_ SlError sl_client_last_error(const SlClient *c)
+{
+	assert(c);
+	return c->last_error;
+}
+
+_public_ const char *sl_client_last_message(const SlClient *c)
+{
+	assert(c);
+	return c->last_message ? c->last_message : "";
+}
+
+static int set_last_error(SlClient *c, SlError e, const char *message)
+{
+	char *m = NULL;
+
+	if (message) {
+		m = strdup(message);
+		if (!m)
+			return -ENOMEM;
+	}
+	free(c->last_message);
+	c->last_message = m;
+	c->last_error = e;
+	return 0;
+}
+
+/* Marks the connection unusable: after a transport error the answers that
+ * may still arrive could not be matched to their requests. */
+static int client_break(SlClient *c, int r)
+{
+	assert(r < 0);
+	if (c->broken == 0)
+		c->broken = r;
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	out_wipe(c);
+	c->in_start = c->in_len = 0;
+	return c->broken;
+}
+
+static int out_append(SlClient *c, const char *a, size_t n)
+{
+	size_t pending = c->out_len - c->out_start;
+
+	if (c->out_len + n > c->out_size) {
+		/* Move what is pending to the front first; grow only when the
+		 * pending text itself does not fit. The old buffer is wiped
+		 * before it is freed: it may hold a secret. */
+		if (c->out_start > 0) {
+			memmove(c->out, c->out + c->out_start, pending);
+			explicit_bzero(c->out + pending, c->out_len - pending);
+			c->out_start = 0;
+			c->out_len = pending;
+		}
+		if (pending + n > c->out_size) {
+			size_t size = c->out_size ? c->out_size : 4096;
+			char *p;
+
+			while (size < pending + n)
+				size *= 2;
+			p = malloc(size);
+			if (!p)
+				return -ENOMEM;
+			if (c->out) {
+				memcpy(p, c->out, pending);
+				explicit_bzero(c->out, c->out_size);
+				free(c->out);
+			}
+			c->out = p;
+			c->out_size = size;
+		}
+	}
+	memcpy(c->out + c->out_len, a, n);
+	c->out_len += n;
+	return 0;
+}
+
+static size_t out_pending(const SlClient *c)
+{
+	return c->out_len - c->out_start;
+}
+
+/* Writes what the socket takes without blocking. Returns 1 when something
+ * was written, 0 when nothing could be, or a negative errno. */
+static int out_flush(SlClient *c)
+{
+	bool progress = false;
+
+	while (out_pending(c) > 0) {
+		/* MSG_NOSIGNAL: a daemon that went away is an error to return,
+		 * not a SIGPIPE to kill the application with. */
+		ssize_t k =
+		    send(c->fd, c->out + c->out_start, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -errno;
+		}
+		c->out_start += (size_t)k;
+		progress = true;
+	}
+	if (out_pending(c) == 0)
+		out_wipe(c);
+	return progress;
+}
+
+/* Reads what is there without blocking. Returns 1 when something was read,
+ * 0 when nothing was, -ECONNRESET at end of file, or a negative errno. */
+static int in_fill(SlClient *c)
+{
+	ssize_t k;
+
+	if (c->in_start > 0) {
+		memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
+		c->in_len -= c->in_start;
+		c->in_start = 0;
+	}
+	if (c->in_size - c->in_len < READ_CHUNK) {
+		size_t size = c->in_len + READ_CHUNK;
+		char *p = realloc(c->in, size);
+
+		if (!p)
+			return -ENOMEM;
+		c->in = p;
+		c->in_size = size;
+	}
+	for (;;) {
+		k = recv(c->fd, c->in + c->in_len, c->in_size - c->in_len, MSG_DONTWAIT);
+		if (k >= 0 || errno != EINTR)
+			break;
+	}
+	if (k < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+	if (k == 0)
+		return -ECONNRESET;
+	c->in_len += (size_t)k;
+	return 1;
+}
+
+/* Takes the next complete answer line out of the input buffer, NUL-terminated
+ * in place without LF (and a CR before it). Returns 1 and *ret_line, 0 when
+ * no complete line is buffered, -EMSGSIZE for an overlong one. The line is
+ * valid until the next in_fill(). */
+static int in_next_line(SlClient *c, char **ret_line)
+{
+	char *start = c->in + c->in_start, *lf;
+	size_t avail = c->in_len - c->in_start;
+
+	if (avail == 0)
+		return 0;
+	lf = memchr(start, '\n', avail);
+	if (!lf)
+		return avail >= ANSWER_MAX ? -EMSGSIZE : 0;
+	if ((size_t)(lf - start) + 1 > ANSWER_MAX)
+		return -EMSGSIZE;
+	*lf = '\0';
+	if (lf > start && lf[-1] == '\r')
+		lf[-1] = '\0';
+	c->in_start += (size_t)(lf - start) + 1;
+	*ret_line = start;
+	return 1;
+}
+
+/* Splits an answer line. "OK <text>": *ret_error = SL_ERROR_NONE and
+ * *ret_text = text. "ERR <code> <message>": the code and *ret_text = message
+ * ("" when absent). Anything else is -EBADMSG. */
+static int answer_parse(char *line, SlError *ret_error, const char **ret_text)
+{
+	if (streq(line, "OK")) {
+		*ret_error = SL_ERROR_NONE;
+		*ret_text = "";
+		return 0;
+	}
+	if (strncmp(line, "OK ", 3) == 0) {
+		*ret_error = SL_ERROR_NONE;
+		*ret_text = line + 3;
+		return 0;
+	}
+	if (strncmp(line, "ERR ", 4) == 0) {
+		char *code = line + 4, *sp = strchr(code, ' ');
+
+		if (code[0] == '\0' || code[0] == ' ')
+			return -EBADMSG;
+		if (sp)
+			*sp = '\0';
+		*ret_error = sl_error_from_string(code);
+		*ret_text = sp ? sp + 1 : "";
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+/* Waits until the socket (events) or extra_fd (POLLIN) is ready. Returns a
+ * bit mask: 1 socket ready, 2 extra_fd ready; -ETIMEDOUT when the socket was
+ * waited for and nothing happened for the client's timeout. */
+static int client_wait(SlClient *c, short events, int extra_fd)
+{
+	struct pollfd p[2] = {
+		{ .fd = events ? c->fd : -1, .events = events },
+		{ .fd = extra_fd, .events = POLLIN },
+	};
+	int timeout = -1, r, mask = 0;
+
+	/* Time out only on the daemon: a slow input is the caller's business. */
+	if (events && c->timeout > 0)
+		timeout =
+		    c->timeout / 1000 > INT32_MAX ? INT32_MAX : (int)((c->timeout + 999) / 1000);
+	for (;;) {
+		r = poll(p, 2, timeout);
+		if (r >= 0 || errno != EINTR)
+			break;
+	}
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (p[0].revents)
+		mask |= 1;
+	if (p[1].revents)
+		mask |= 2;
+	return mask;
+}
+
+/* A request token must not contain what ends a field or a line: a space
+ * would add a field, an LF a whole request whose answer would then be
+ * attributed to the next target. Raw UTF-8 (bytes >= 0x80) is fine. */
+static bool token_is_sendable(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+_public_ int sl_client_request(SlClient *c, const char *line, char **ret_answer)
+{
+	size_t l;
+	int r;
+
+	assert(c);
+	assert(line);
+
+	if (c->broken)
+		return c->broken;
+	l = strlen(line);
+	if (strpbrk(line, "\r\n"))
+		return -EINVAL;
+	if (l + 1 > SL_CLIENT_LINE_MAX)
+		return -EMSGSIZE;
+	r = set_last_error(c, SL_ERROR_NONE, NULL);
+	if (r < 0)
+		return r;
+
+	r = out_append(c, line, l);
+	if (r >= 0)
+		r = out_append(c, "\n", 1);
+	if (r < 0) {
+		out_wipe(c);
+		return r;
+	}
+
+	for (;;) {
+		char *answer;
+		const char *text;
+		SlError e;
+
+		r = in_next_line(c, &answer);
+		if (r < 0)
+			return client_break(c, r);
+		if (r > 0) {
+			if (out_pending(c) > 0)
+				/* An answer before the whole request was sent:
+				 * not a conversation we can follow. */
+				return client_break(c, -EBADMSG);
+			r = answer_parse(answer, &e, &text);
+			if (r < 0)
+				return client_break(c, r);
+			if (e != SL_ERROR_NONE) {
+				r = set_last_error(c, e, text);
+				return r < 0 ? r : -EREMOTEIO;
+			}
+			if (ret_answer) {
+				char *a = strdup(text);
+				if (!a)
+					return -ENOMEM;
+				*ret_answer = a;
+			}
+			return 0;
+		}
+
+		r = out_flush(c);
+		if (r < 0)
+			return client_break(c, r);
+		r = in_fill(c);
+		if (r < 0)
+			return client_break(c, r);
+		if (r > 0)
+			continue;
+		r = client_wait(c, POLLIN | (out_pending(c) > 0 ? POLLOUT : 0), -1);
+		if (r < 0)
+			return client_break(c, r);
+	}
+}
+
+/* " ttl=60", " expires=1700000000", " ip=192.0.2.1": the part of every
+ * SIGN line after the target. */
+static int sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t *ret_len)
+{
+	size_t n = 0;
+	int k;
+
+	buf[0] = '\0';
+	if (!opt) {
+		*ret_len = 0;
+		return 0;
+	}
+	if (opt->has_ttl && opt->has_expires)
+		return -EINVAL;
+	if (opt->has_ttl)
+		k = snprintf(buf, size, " ttl=%" PRId64, opt->ttl);
+	else if (opt->has_expires)
+		k = snprintf(buf, size, " expires=%" PRId64, opt->expires);
+	else
+		k = 0;
+	if (k < 0 || (size_t)k >= size)
+		return -EINVAL;
+	n = (size_t)k;
+	if (opt->ip) {
+		if (!token_is_sendable(opt->ip))
+			return -EINVAL;
+		k = snprintf(buf + n, size - n, " ip=%s", opt->ip);
+		if (k < 0 || (size_t)k >= size - n)
+			return -EINVAL;
+		n += (size_t)k;
+	}
+	*ret_len = n;
+	return 0;
+}
+
+/* One target in flight, or failed here: local is SL_ERROR_NONE for a
+ * request sent to the daemon. */
+typedef struct Pending {
+	SlError local;
+	const char *message;
+} Pending;
+
+typedef struct Stream {
+	Pending ring[WINDOW];
+	size_t head, n, n_remote;
+	size_t next_index;
+	int n_failed;
+} Stream;
+
+static void stream_push(Stream *s, SlError local, const char *message)
+{
+	assert(s->n < WINDOW);
+	s->ring[(s->head + s->n) % WINDOW] = (Pending){ .local = local, .message = message };
+	s->n++;
+	if (local == SL_ERROR_NONE)
+		s->n_remote++;
+}
+
+static void stream_pop(Stream *s, SlSignResult on_result, void *userdata, const char *url,
+                       SlError error, const char *message)
+{
+	assert(s->n > 0);
+	s->head = (s->head + 1) % WINDOW;
+	s->n--;
+	if (error != SL_ERROR_NONE)
+		s->n_failed++;
+	on_result(userdata, s->next_index++, url, error, message);
+}
+
+/* Items that failed here are answered as soon as everything before them
+ * has been: results stay in input order. */
+static bool stream_deliver_local(Stream *s, SlSignResult on_result, void *userdata)
+{
+	bool any = false;
+
+	while (s->n > 0 && s->ring[s->head].local != SL_ERROR_NONE) {
+		Pending p = s->ring[s->head];
+
+		stream_pop(s, on_result, userdata, NULL, p.local, p.message);
+		any = true;
+	}
+	return any;
+}
+
+static int stream_queue(SlClient *c, Stream *s, const char *target, const char *suffix,
+                        size_t suffix_len)
+{
+	size_t l = target ? strlen(target) : 0;
+	int r;
+
+	if (!token_is_sendable(target)) {
+		stream_push(s, SL_ERROR_BAD_TARGET,
+		            l == 0 ? "empty target (give a URL path or an http(s) URL)"
+		                   : "target contains a space or a control character "
+		                     "(percent-encode it)");
+		return 0;
+	}
+	/* The daemon closes the connection after line-too-long; refusing such
+	 * a line here keeps the rest of the batch going. */
+	if (STRLEN("SIGN ") + l + suffix_len + 1 > SL_CLIENT_LINE_MAX) {
+		stream_push(s, SL_ERROR_LINE_TOO_LONG,
+		            "target too long for one request line (at most 8192 bytes)");
+		return 0;
+	}
+	r = out_append(c, "SIGN ", STRLEN("SIGN "));
+	if (r >= 0)
+		r = out_append(c, target, l);
+	if (r >= 0)
+		r = out_append(c, suffix, suffix_len);
+	if (r >= 0)
+		r = out_append(c, "\n", 1);
+	if (r < 0)
+		return r;
+	stream_push(s, SL_ERROR_NONE, NULL);
+	return 0;
+}
+
+_public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTargetSource next,
+                                   int source_fd, SlSignResult on_result, void *userdata)
+{
+	_cleanup_free_ Stream *s = NULL;
+	char suffix[128];
+	size_t suffix_len;
+	bool eof = false, waiting = false;
+	int r;
+
+	assert(c);
+	assert(next);
+	assert(on_result);
+
+	if (c->broken)
+		return c->broken;
+	r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+
+	for (;;) {
+		bool delivered = false;
+		int progress = 0;
+		short events = 0;
+
+		/* Queue targets while there is room. */
+		while (!eof && !waiting && s->n < WINDOW && out_pending(c) < OUT_BATCH) {
+			const char *t = NULL;
+
+			r = next(userdata, &t);
+			if (r == -EAGAIN) {
+				if (source_fd < 0)
+					return client_break(c, -EINVAL);
+				waiting = true;
+			} else if (r < 0)
+				return client_break(c, r);
+			else if (r == 0)
+				eof = true;
+			else {
+				r = stream_queue(c, s, t, suffix, suffix_len);
+				if (r < 0)
+					return client_break(c, r);
+			}
+		}
+
+		/* Hand out every answer already read. */
+		for (;;) {
+			char *answer;
+			const char *text;
+			SlError e;
+
+			if (stream_deliver_local(s, on_result, userdata))
+				delivered = true;
+			r = in_next_line(c, &answer);
+			if (r < 0)
+				return client_break(c, r);
+			if (r == 0)
+				break;
+			if (s->n_remote == 0)
+				return client_break(c, -EBADMSG);
+			r = answer_parse(answer, &e, &text);
+			if (r < 0)
+				return client_break(c, r);
+			s->n_remote--;
+			stream_pop(s, on_result, userdata, e == SL_ERROR_NONE ? text : NULL, e,
+			           e == SL_ERROR_NONE ? NULL : text);
+			delivered = true;
+		}
+		if (eof && s->n == 0)
+			break;
+		/* Results were handed out: ask the source again, so a caller
+		 * that flushes its output when it has no input ready gets the
+		 * chance to do so. */
+		if (delivered)
+			waiting = false;
+
+		r = out_flush(c);
+		if (r < 0)
+			return client_break(c, r);
+		progress |= r;
+		if (s->n_remote > 0) {
+			r = in_fill(c);
+			if (r < 0)
+				return client_break(c, r);
+			progress |= r;
+		}
+		if (progress || (!waiting && !eof && s->n < WINDOW && out_pending(c) < OUT_BATCH))
+			continue;
+
+		if (s->n_remote > 0)
+			events |= POLLIN;
+		if (out_pending(c) > 0)
+			events |= POLLOUT;
+		r = client_wait(c, events, waiting && s->n < WINDOW ? source_fd : -1);
+		if (r < 0)
+			return client_break(c, r);
+		if (r & 2)
+			waiting = false;
+	}
+
+	return s->n_failed;
+}
+
+typedef struct ManyState {
+	const char *const *targets;
+	size_t n, i;
+	char **urls;
+	SlError *errors;
+	char **messages;
+	bool oom;
+} ManyState;
+
+static int many_next(void *userdata, const char **ret_target)
+{
+	ManyState *m = userdata;
+
+	if (m->i >= m->n)
+		return 0;
+	*ret_target = m->targets[m->i++];
+	return 1;
+}
+
+static void many_result(void *userdata, size_t index, const char *url, SlError error,
+                        const char *message)
+{
+	ManyState *m = userdata;
+
+	assert(index < m->n);
+	if (m->errors)
+		m->errors[index] = error;
+	if (url) {
+		m->urls[index] = strdup(url);
+		if (!m->urls[index])
+			m->oom = true;
+	} else if (m->messages) {
+		m->messages[index] = strdup(message ? message : "");
+		if (!m->messages[index])
+			m->oom = true;
+	}
+}
+
+static void many_clear(ManyState *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		m->urls[i] = mfree(m->urls[i]);
+		if (m->messages)
+			m->messages[i] = mfree(m->messages[i]);
+		if (m->errors)
+			m->errors[i] = SL_ERROR_NONE;
+	}
+}
+
+_public_ int sl_client_sign_many(SlClient *c, const char *const *targets, size_t n,
+                                 const SlSignOptions *opt, char **ret_urls, SlError *ret_errors,
+                                 char **ret_messages)
+{
+	ManyState m = {
+		.targets = targets,
+		.n = n,
+		.urls = ret_urls,
+		.errors = ret_errors,
+		.messages = ret_messages,
+	};
+	int r;
+
+	assert(c);
+	assert(targets || n == 0);
+	assert(ret_urls || n == 0);
+
+	for (size_t i = 0; i < n; i++) {
+		ret_urls[i] = NULL;
+		if (ret_messages)
+			ret_messages[i] = NULL;
+		if (ret_errors)
+			ret_errors[i] = SL_ERROR_NONE;
+	}
+
+	r = sl_client_sign_stream(c, opt, many_next, -1, many_result, &m);
+	if (r >= 0 && m.oom)
+		r = -ENOMEM;
+	if (r < 0)
+		many_clear(&m);
+	return r;
+}
+
+_public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt,
+                            char **ret_url)
+{
+	_cleanup_free_ char *message = NULL;
+	char *url = NULL;
+	SlError e = SL_ERROR_NONE;
+	int r;
+
+	assert(c);
+	assert(ret_url);
+
+	r = sl_client_sign_many(c, &target, 1, opt, &url, &e, &message);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		r = set_last_error(c, e, message);
+		return r < 0 ? r : -EREMOTEIO;
+	}
+	r = set_last_error(c, SL_ERROR_NONE, NULL);
+	if (r < 0) {
+		free(url);
+		return r;
+	}
+	*ret_url = url;
+	return 0;
+}
