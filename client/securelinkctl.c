@@ -10,7 +10,7 @@
 #include "config.h"
 #include "json.h"
 #include "proto.h"
-#include "render.h"
+#include "nginxconf.h"
 #include "securelink-client.h"
 #include "util.h"
 #include "version.h"

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "keyring.h"
+#include "nginxconf.h"
 
 /* The two nginx snippets. The keys file (in http {}) holds the secrets in a
  * map from the kid parameter to the secret; the locations file (in server {})
@@ -14,10 +15,3 @@
  * (free with keyring_text_free()). The map's default is keyring_default(),
  * never an empty string. Returns 0, -ENOKEY for an empty ring, or -ENOMEM. */
 int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_size);
-
-/* Renders the locations file: one location per private prefix with
- * secure_link, public prefixes plain. Returns 0 or -ENOMEM. */
-int render_locations_file(const Config *c, char **ret, size_t *ret_size);
-
-/* The include lines an admin adds to nginx's http {} and server {}. */
-int render_include_lines(const Config *c, char **ret);

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+/* nginx configuration text that holds no secret: the locations snippet and
+ * the include lines. Shared by securelinkd, which writes them, and
+ * securelinkctl nginx-config, which prints them. */
+
+/* Renders the locations file: one location per private prefix with
+ * secure_link, public prefixes plain. Returns 0, -EINVAL for a path or
+ * parameter name that would break nginx's syntax, or -ENOMEM. */
+int render_locations_file(const Config *c, char **ret, size_t *ret_size);
+
+/* The include lines an admin adds to nginx's http {} and server {}. */
+int render_include_lines(const Config *c, char **ret);
+
+/* A path written unquoted into nginx's configuration: absolute, and nothing
+ * that ends a token, starts a comment or a block, escapes, or is
+ * interpolated. */
+bool nginx_path_is_safe(const char *s);
+
+/* What follows $arg_ in nginx: a variable name. */
+bool nginx_param_is_safe(const char *s);
+
+/* Both snippets are built in two passes over the same code: the first only
+ * counts, the second writes into a buffer of exactly that size. The keys file
+ * holds every secret, so it must never pass through realloc() (which would
+ * leave copies in freed heap memory): it is written once, straight into
+ * sodium_malloc'd memory. */
+typedef struct Out {
+	char *buf; /* NULL while counting */
+	size_t size;
+	size_t n;
+} Out;
+
+static inline void out_put(Out *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	if (o->buf) {
+		assert(o->n + l <= o->size);
+		memcpy(o->buf + o->n, s, l);
+	}
+	o->n += l;
+}
+
+static inline void out_put_u32(Out *o, uint32_t v)
+{
+	char buf[sizeof("4294967295")];
+
+	(void)snprintf(buf, sizeof(buf), "%" PRIu32, v);
+	out_put(o, buf);
+}
