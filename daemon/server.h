@@ -27,14 +27,13 @@ typedef struct Peer {
  * answers at once with conn_reply() (one line, without LF) and returns 0, or
  * calls conn_defer() and answers later with conn_reply_deferred(): input on
  * that connection is not read on until then, so answers stay in order. */
-typedef void (*server_handler_t)(void *userdata, Conn *c, const Peer *peer, char *line,
-				 size_t len);
+typedef void (*server_handler_t)(void *userdata, Conn *c, const Peer *peer, char *line, size_t len);
 
 /* Sets up the server on the socket systemd passed (sd_listen_fds), or binds
  * c->socket itself (mode 0660; a stale socket file there is replaced, a live
  * one is an error). Returns 0 or a negative errno. */
 int server_new(sd_event *e, const Config *c, server_handler_t handler, void *userdata,
-	       Server **ret);
+               Server **ret);
 Server *server_free(Server *s);
 static inline void server_freep(Server **s)
 {
