@@ -411,6 +411,9 @@ def real():
 def test_real_ping_and_status(real):
     with securelink.Client(socket=real.socket) as c:
         assert c.ping()
+        # A SIGN is held until the first key is active; after its answer
+        # STATUS must name that key.
+        c.sign("/media/private/x")
         st = c.status()
     assert isinstance(st["active_kid"], int)
     assert any(k["kid"] == st["active_kid"] and k["state"] == "active" for k in st["keys"])
