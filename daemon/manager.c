@@ -277,6 +277,7 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 		waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
 	} else {
 		m->failures = 0;
+		m->files_unconfirmed = false;
 		m->rotation.retry_at = 0;
 		m->rotation.confirmed_kid = kid;
 		m->rotation.confirmed_at = now_realtime();
@@ -298,7 +299,6 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 
 static void start_sync(Manager *m)
 {
-	bool force = ring_max_kid(m->ring) > m->rotation.confirmed_kid;
 	int r;
 
 	/* Only this sync's outcome may clear the flag; a change made while it
@@ -312,8 +312,13 @@ static void start_sync(Manager *m)
 		return;
 	}
 	m->syncing_kid = ring_max_kid(m->ring);
+	if (r > 0)
+		m->files_unconfirmed = true;
 
-	if (r == 0 && !force) {
+	/* Unchanged files are not enough after a failed apply: the files on
+	 * disk may be ones nginx never loaded (a revoke whose reload failed
+	 * would otherwise leave the revoked keys in nginx). */
+	if (!m->files_unconfirmed && m->syncing_kid <= m->rotation.confirmed_kid) {
 		/* nginx already has exactly these files. */
 		m->rotation.confirmed_kid = m->syncing_kid;
 		return;
@@ -482,6 +487,7 @@ int manager_start(Manager *m)
 	 * nginx: the daemon may have died between writing and reloading. */
 	m->rotation.confirmed_kid = pending ? pending->kid - 1 : ring_max_kid(m->ring);
 	m->rotation.sync_needed = r > 0 || pending;
+	m->files_unconfirmed = r > 0;
 
 	r = server_new(m->event, m->config, manager_handle_line, m, &m->server);
 	if (r < 0)

@@ -38,7 +38,8 @@ typedef struct Manager {
 
 	sd_event_source *timer;
 	NginxOp *nginx_op;
-	uint32_t syncing_kid; /* highest kid in the files being applied */
+	uint32_t syncing_kid;   /* highest kid in the files being applied */
+	bool files_unconfirmed; /* snippets written that nginx has not confirmed */
 	RotationInput rotation;
 	bool revoke_requested;
 	bool reload_config_pending; /* SIGHUP arrived while nginx was busy */
