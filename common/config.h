@@ -26,30 +26,30 @@ typedef enum KeyMode {
 
 typedef struct Config {
 	/* [daemon] */
-	char *socket;          /* /run/securelink/securelinkd.sock */
-	char *state_directory; /* /var/lib/securelink */
-	char *admin_group;     /* securelink-admin */
+	char *socket;             /* /run/securelink/securelinkd.sock */
+	char *state_directory;    /* /var/lib/securelink */
+	char *admin_group;        /* securelink-admin */
 	unsigned max_connections; /* 1024 */
-	usec_t idle_timeout;   /* 60s */
+	usec_t idle_timeout;      /* 60s */
 
 	/* [keys] */
-	KeyMode mode;          /* local */
-	char *master_key_file; /* NULL: systemd credential securelink-master */
-	usec_t rotate_every;   /* 24h */
-	usec_t max_link_ttl;   /* 24h */
+	KeyMode mode;            /* local */
+	char *master_key_file;   /* NULL: systemd credential securelink-master */
+	usec_t rotate_every;     /* 24h */
+	usec_t max_link_ttl;     /* 24h */
 	usec_t default_link_ttl; /* 1h */
 	usec_t activation_delay; /* 2s */
-	usec_t clock_skew;     /* 30s */
+	usec_t clock_skew;       /* 30s */
 
 	/* [links] */
-	char *base_url;           /* "" (answers are paths) */
-	char *media_url;          /* /media/ ; always starts and ends with '/' */
-	char **private_prefixes;  /* relative to media_url, each ends with '/'; NULL-terminated */
-	char **public_prefixes;   /* ditto */
-	char *token_param;        /* token */
-	char *expires_param;      /* expires */
-	char *key_param;          /* kid */
-	bool bind_ip;             /* no */
+	char *base_url;          /* "" (answers are paths) */
+	char *media_url;         /* /media/ ; always starts and ends with '/' */
+	char **private_prefixes; /* relative to media_url, each ends with '/'; NULL-terminated */
+	char **public_prefixes;  /* ditto */
+	char *token_param;       /* token */
+	char *expires_param;     /* expires */
+	char *key_param;         /* kid */
+	bool bind_ip;            /* no */
 
 	/* [nginx] */
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */

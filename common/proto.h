@@ -42,12 +42,12 @@ typedef struct Request {
 	/* SIGN: the target; VERIFY: the URL; IMPORT: the base64url secret.
 	 * Points into the parsed line. */
 	const char *arg;
-	bool has_ttl;     /* SIGN ttl=<s>: seconds, may be <= 0 (caller says bad-ttl) */
+	bool has_ttl; /* SIGN ttl=<s>: seconds, may be <= 0 (caller says bad-ttl) */
 	int64_t ttl;
 	bool has_expires; /* SIGN expires=<unix> */
 	int64_t expires;
-	const char *ip;   /* ip=<addr>, canonical text form, or NULL */
-	bool revoke;      /* ROTATE revoke */
+	const char *ip; /* ip=<addr>, canonical text form, or NULL */
+	bool revoke;    /* ROTATE revoke */
 	/* Storage owned by the Request: ip points into ip_buf, and an error
 	 * message naming a bad option into message_buf. Do not use ip or such
 	 * a message from a by-value copy of the Request. */
@@ -63,7 +63,7 @@ typedef struct Request {
  * expires= are exclusive; ip= must be an IPv4 or IPv6 address and is stored in
  * the form nginx's $remote_addr has. */
 int proto_parse_line(char *line, size_t len, Request *ret, ProtoError *ret_code,
-		     const char **ret_message);
+                     const char **ret_message);
 
 /* "bad-request", "unknown-verb", ... as on the wire. */
 const char *proto_error_to_string(ProtoError e);

@@ -29,4 +29,4 @@ int urlpath_encode(const char *path, char **ret);
  * Returns 0 with both malloc'd (path still encoded), or -EINVAL with a static
  * reason. */
 int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
-			 const char **ret_reason);
+                         const char **ret_reason);
