@@ -295,7 +295,7 @@ static int parse_pid(const char *s, pid_t *ret)
 }
 
 /* Reads the pid nginx wrote: "<pid>\n". Returns -ENOENT when the file is
- * missing, -EINVAL when it holds anything else. */
+ * missing, -ENODATA when it is empty, -EINVAL when it holds anything else. */
 static int read_pid_file(const char *path, pid_t *ret)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -309,7 +309,11 @@ static int read_pid_file(const char *path, pid_t *ret)
 		return r;
 	if (strlen(buf) != size)
 		return -EINVAL;
-	if (size > 0 && buf[size - 1] == '\n')
+	/* `nginx -t` creates the pid file of the configuration it checks and
+	 * leaves it empty when no nginx runs: that is "not running". */
+	if (size == 0)
+		return -ENODATA;
+	if (buf[size - 1] == '\n')
 		buf[--size] = '\0';
 	return parse_pid(buf, ret);
 }
@@ -338,6 +342,23 @@ static int pid_is_nginx_master(pid_t pid)
 	if (r < 0)
 		return r;
 	return memmem(buf, size, "master process", STRLEN("master process")) != NULL;
+}
+
+/* Whether pid is an nginx worker that still accepts connections: its title
+ * is "nginx: worker process" until the master tells it to quit, when nginx
+ * retitles it "... is shutting down" and closes its listening sockets. A
+ * process that is gone accepts nothing. Returns 1 or 0. */
+static int pid_is_accepting_worker(pid_t pid)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t size;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
+		return 0;
+	return memmem(buf, size, "worker process", STRLEN("worker process")) &&
+	       !memmem(buf, size, "shutting down", STRLEN("shutting down"));
 }
 
 /* Reads the children of pid from /proc (CONFIG_PROC_CHILDREN). nginx's
@@ -643,13 +664,22 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 
-	/* nginx starts the new workers first, then tells the old ones to quit:
-	 * one pid we did not see before means the new configuration is live. */
-	for (size_t i = 0; i < n; i++)
-		if (!snapshot_contains(op, children[i])) {
-			op_succeed(op, true, false);
-			return 0;
-		}
+	/* nginx starts the new workers first, then tells the old ones to quit.
+	 * Confirmed: a pid we did not see before (the new configuration is
+	 * live) and no old worker still accepting connections (a link of a
+	 * revoked or dropped key could otherwise still pass there). Old workers
+	 * busy with long downloads are "shutting down" and accept nothing new. */
+	bool new_worker = false, old_accepting = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!snapshot_contains(op, children[i]))
+			new_worker = true;
+		else if (pid_is_accepting_worker(children[i]))
+			old_accepting = true;
+	}
+	if (new_worker && !old_accepting) {
+		op_succeed(op, true, false);
+		return 0;
+	}
 
 	r = sd_event_source_set_time_relative(s, POLL_INTERVAL_USEC);
 	if (r >= 0)
@@ -680,7 +710,7 @@ static int op_reload_pidfile(NginxOp *op)
 	int r;
 
 	r = read_pid_file(op->reload_target, &pid);
-	if (r == -ENOENT)
+	if (r == -ENOENT || r == -ENODATA)
 		/* nginx removes its pid file when it exits: not running, and it
 		 * reads the files on disk when it starts. */
 		return op_succeed(op, false, true);
