@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import nginxsite
+
 NGINX = "/usr/sbin/nginx"
 # Upper bound for anything we wait for; only reached when something is broken.
 TIMEOUT = 15.0
@@ -143,8 +145,7 @@ http {{
 
     def start(self):
         subprocess.run(self.args(), check=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
-        with open(self.pid_file) as f:
-            self.master = int(f.read().strip())
+        self.master = nginxsite.read_pid_file(self.pid_file)
         return self.master
 
     def children(self):

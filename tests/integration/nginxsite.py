@@ -27,6 +27,24 @@ POLL = 0.02
 PR_SET_CHILD_SUBREAPER = 36
 
 
+
+def read_pid_file(path, timeout=10.0):
+    """The pid nginx writes after it daemonizes. `nginx` (daemon on) returns
+    once the port listens, but its forked master writes the pid file a moment
+    later: there is no other signal, so poll the file with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nginx wrote no pid to {path} within {timeout}s")
+        time.sleep(0.01)
+
 def become_subreaper():
     """nginx's master daemonizes: its parent exits and the master is
     re-parented. As a subreaper, this process becomes that parent, so the
@@ -229,10 +247,8 @@ http {{
         p = self.nginx()
         if p.returncode != 0:
             raise RuntimeError(f"nginx failed to start: {p.stderr.strip()}\n{self.error_log_text()}")
-        # `daemon on`: the command returned after the master bound the port
-        # and wrote the pid file.
-        with open(self.pid_file) as f:
-            self.master_pid = int(f.read().strip())
+        # `daemon on`: the command returned after the port was bound.
+        self.master_pid = read_pid_file(self.pid_file)
 
     def workers(self):
         pid = self.master_pid

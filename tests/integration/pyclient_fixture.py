@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 
-from nginxsite import NGINX, become_subreaper, free_port, worker_user
+from nginxsite import NGINX, become_subreaper, free_port, read_pid_file, worker_user
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -281,9 +281,8 @@ http {{
                            timeout=TIMEOUT)
         if r.returncode != 0:
             raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n" + self.log_text())
-        # daemon on: nginx returned once the port listens and the pid is written.
-        with open(self.pid_file) as f:
-            self.nginx_pid = int(f.read())
+        # daemon on: nginx returned once the port listens.
+        self.nginx_pid = read_pid_file(self.pid_file)
 
     def stop_nginx(self):
         pid, self.nginx_pid = self.nginx_pid, None
