@@ -1,0 +1,599 @@
+# SPDX-License-Identifier: MIT
+"""The real securelinkd and a real nginx in a private temp directory, for
+test_daemon.py.
+
+Readiness signals, never sleeps: the daemon is ready when it sends READY=1 on
+the NOTIFY_SOCKET this module binds (and keeps draining for the daemon's whole
+life, so the daemon's STATUS=/RELOADING=1 notifications are seen too and can
+never fill the socket's queue); nginx is ready when `nginx` (daemon on)
+returns; a reload is done when the master's worker pids changed; a stop is
+done when the process is gone.
+
+The protocol is spoken with raw lines over socket.socket, so the tests see the
+wire exactly. Every answer line any client got is kept (Daemon.answers), so a
+test can check that no secret ever left the daemon.
+
+Environment: SECURELINK_BUILD_DIR (default ./build).
+"""
+
+import base64
+import grp
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from nginxsite import NGINX, become_subreaper, free_port, worker_user
+
+# Upper bound for anything that has a signal of its own (READY=1, an answer,
+# a reload, an exit); only reached when something is broken.
+TIMEOUT = 20.0
+POLL = 0.02
+
+
+def build_dir():
+    return os.environ.get("SECURELINK_BUILD_DIR") or os.path.abspath("build")
+
+
+def daemon_binary():
+    return os.path.join(build_dir(), "daemon", "securelinkd")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class DaemonExited(Exception):
+    pass
+
+
+class Client:
+    """One connection to the daemon's socket, raw protocol lines."""
+
+    def __init__(self, daemon, timeout=TIMEOUT):
+        self.daemon = daemon
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(daemon.socket)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def read_line(self):
+        """The next answer line without LF; None at EOF."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                rest, self.buf = self.buf, b""
+                if rest:
+                    self.daemon.answers.append(rest.decode(errors="replace"))
+                    raise AssertionError(f"unterminated answer before EOF: {rest!r}")
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        text = line.decode("utf-8", errors="replace")
+        self.daemon.answers.append(text)
+        return text
+
+    def at_eof(self):
+        """True when the daemon closed the connection (nothing more to read)."""
+        if self.buf:
+            return False
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def ask(self, line):
+        self.send(line + "\n")
+        answer = self.read_line()
+        assert answer is not None, f"the daemon closed the connection on {line[:80]!r}"
+        return answer
+
+
+class Daemon:
+    """securelinkd + nginx in directory d; private_prefixes = private/ below
+    media_url /media/ unless options say otherwise.
+
+    options: {"section": {"key": "value"}} merged over the defaults below."""
+
+    def __init__(self, d, options=None):
+        self.dir = d
+        os.chmod(d, 0o755)  # nginx's workers must reach the media
+        self.socket = os.path.join(d, "sl.sock")
+        self.conf = os.path.join(d, "securelinkd.conf")
+        self.nginx_conf = os.path.join(d, "nginx.conf")
+        self.extra_conf = os.path.join(d, "extra.conf")  # included in http{}; tests break it
+        self.error_log = os.path.join(d, "error.log")
+        self.pid_file = os.path.join(d, "nginx.pid")
+        self.log = os.path.join(d, "securelinkd.log")
+        self.state = os.path.join(d, "state")
+        self.keyring = os.path.join(self.state, "keyring")
+        self.keyring_prev = os.path.join(self.state, "keyring.prev")
+        self.keys_file = os.path.join(d, "snippets", "keys.conf")
+        self.locations_file = os.path.join(d, "snippets", "locations.conf")
+        self.www = os.path.join(d, "www")
+        self.media = os.path.join(self.www, "media")
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.nginx_pid = None
+        self.answers = []       # every answer line any client read
+        self.notifications = []  # every sd_notify datagram, in order
+        self.seen_secrets = set()
+        self._cond = threading.Condition()
+        self._notify_sock = None
+        self._notify_thread = None
+        self._stop_notify = False
+        for sub in (self.media, os.path.dirname(self.keys_file), self.state,
+                    os.path.join(d, "tmp")):
+            os.makedirs(sub, exist_ok=True)
+        for sub in (self.www, self.media):
+            os.chmod(sub, 0o755)
+        with open(self.extra_conf, "w") as f:
+            f.write("# tests put directives here\n")
+        self.options = self.default_options()
+        for section, keys in (options or {}).items():
+            self.options.setdefault(section, {}).update(keys)
+        self.write_conf()
+        self.write_nginx_conf()
+
+    # configuration
+
+    def default_options(self):
+        d = self.dir
+        if os.geteuid() == 0:
+            admin = "securelink-admin"
+        else:
+            # Not root: our own group makes us admin (ROTATE, IMPORT).
+            admin = grp.getgrgid(os.getegid()).gr_name
+        return {
+            "daemon": {"socket": self.socket, "state_directory": self.state,
+                       "admin_group": admin},
+            # Not the 2s default, to keep the tests quick: the daemon
+            # confirms a reload only once nginx's old workers stopped
+            # accepting connections, so a short delay is enough here.
+            "keys": {"activation_delay": "100ms"},
+            "links": {"base_url": self.base_url, "media_url": "/media/",
+                      "private_prefixes": "private/"},
+            "nginx": {
+                "keys_file": self.keys_file,
+                "locations_file": self.locations_file,
+                "media_root": self.media + "/",
+                "test_command": f"{NGINX} -t -q -p {d}/ -c {self.nginx_conf} -e {self.error_log}",
+                "reload": f"pidfile:{self.pid_file}",
+            },
+        }
+
+    def config_text(self, options=None):
+        options = options or self.options
+        out = []
+        for section, keys in options.items():
+            out.append(f"[{section}]")
+            out += [f"{k} = {v}" for k, v in keys.items() if v is not None]
+        return "\n".join(out) + "\n"
+
+    def write_conf(self, options=None):
+        with open(self.conf, "w") as f:
+            f.write(self.config_text(options))
+
+    def set_option(self, section, key, value):
+        """Changes one key in securelinkd.conf (for a restart or SIGHUP)."""
+        self.options.setdefault(section, {})[key] = value
+        self.write_conf()
+
+    def write_nginx_conf(self):
+        d = self.dir
+        user = worker_user()
+        tmp = os.path.join(d, "tmp")
+        with open(self.nginx_conf, "w") as f:
+            f.write(f"""
+{"user " + user + ";" if user else ""}
+daemon on;
+pid {self.pid_file};
+error_log {self.error_log} info;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {self.keys_file};
+    include {self.extra_conf};
+    server {{
+        listen 127.0.0.1:{self.port};
+        server_name localhost;
+        root {self.www};
+        include {self.locations_file};
+    }}
+}}
+""")
+
+    def add_file(self, relpath, data=None):
+        """Creates media/<relpath> readable by nginx's workers; returns its content."""
+        if data is None:
+            data = ("content of " + relpath + "\n").encode()
+        full = os.path.join(self.media, relpath)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        sub = os.path.dirname(full)
+        while len(sub) >= len(self.media):
+            os.chmod(sub, 0o755)
+            sub = os.path.dirname(sub)
+        with open(full, "wb") as f:
+            f.write(data)
+        os.chmod(full, 0o644)
+        return data
+
+    # logs
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def diagnostics(self):
+        out = ["--- securelinkd.log\n" + self.log_text()[-4000:]]
+        try:
+            with open(self.error_log, errors="replace") as f:
+                out.append("--- nginx error.log\n" + f.read()[-2000:])
+        except OSError:
+            pass
+        return "\n".join(out)
+
+    # sd_notify
+
+    def _notify_loop(self):
+        sock = self._notify_sock
+        while not self._stop_notify:
+            try:
+                msg = sock.recv(8192).decode(errors="replace")
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self.notifications.append(msg)
+                self._cond.notify_all()
+
+    def _open_notify(self):
+        if self._notify_sock:
+            return
+        path = os.path.join(self.dir, "notify.sock")
+        self._notify_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify_sock.bind(path)
+        # Only so the thread notices the end; notifications wake it at once.
+        self._notify_sock.settimeout(0.2)
+        self._notify_thread = threading.Thread(target=self._notify_loop, daemon=True)
+        self._notify_thread.start()
+
+    def _close_notify(self):
+        if not self._notify_sock:
+            return
+        self._stop_notify = True
+        self._notify_thread.join(TIMEOUT)
+        self._notify_sock.close()
+        self._notify_sock = None
+
+    def notify_mark(self):
+        """A position in the notification stream, for wait_notify(after=)."""
+        with self._cond:
+            return len(self.notifications)
+
+    def wait_notify(self, field, after=0, timeout=TIMEOUT):
+        """Waits for a datagram holding the line `field` (e.g. "READY=1")
+        among those after position `after`; returns its position + 1.
+        Raises DaemonExited when the daemon exits first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i in range(after, len(self.notifications)):
+                    if field in self.notifications[i].split("\n"):
+                        return i + 1
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise DaemonExited(f"securelinkd exited with {self.proc.returncode} "
+                                       f"before {field}\n" + self.diagnostics())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {field} from securelinkd in {timeout}s\n"
+                                         + self.diagnostics())
+                # The short wait only notices an exit; a datagram wakes us.
+                self._cond.wait(min(left, 0.1))
+
+    # the daemon
+
+    def spawn(self, args=None):
+        """Starts securelinkd without waiting; returns the Popen."""
+        self._open_notify()
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify.sock"))
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([daemon_binary(), "-c", self.conf] + (args or []),
+                                         env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log)
+        return self.proc
+
+    def start(self):
+        """Starts securelinkd and returns once it sent READY=1."""
+        mark = self.notify_mark()
+        self.spawn()
+        self.wait_notify("READY=1", after=mark)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops securelinkd with sig; returns its exit status."""
+        p, self.proc = self.proc, None
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(sig)
+        try:
+            return p.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise RuntimeError(f"securelinkd did not stop on {sig!r}\n" + self.diagnostics())
+
+    def restart(self):
+        assert self.stop() == 0
+        self.start()
+
+    def sighup(self):
+        """Sends SIGHUP and returns once the daemon said READY=1 after its
+        RELOADING=1, i.e. it has re-read (or refused) the config."""
+        mark = self.notify_mark()
+        self.proc.send_signal(signal.SIGHUP)
+        after = self.wait_notify("RELOADING=1", after=mark)
+        self.wait_notify("READY=1", after=after - 1)
+
+    # the protocol
+
+    def connect(self):
+        return Client(self)
+
+    def ask(self, line):
+        with self.connect() as c:
+            return c.ask(line)
+
+    def status(self):
+        answer = self.ask("STATUS")
+        assert answer.startswith("OK {"), answer
+        return json.loads(answer[3:])
+
+    def sign(self, target, *opts):
+        answer = self.ask(" ".join(["SIGN", target, *opts]))
+        assert answer.startswith("OK "), answer
+        return answer[3:]
+
+    def rotate(self, revoke=False):
+        self.keys()  # remember the current secrets (a revoke removes them)
+        answer = self.ask("ROTATE revoke" if revoke else "ROTATE")
+        m = re.fullmatch(r"OK kid=(\d+)", answer)
+        assert m, answer + "\n" + self.diagnostics()
+        self.keys()  # remember the new secret (a revoke removes older ones)
+        return int(m.group(1))
+
+    def wait_active(self):
+        """Returns the first key's kid once it is active. At a first start
+        READY=1 comes before that (nginx has to have the key first); a SIGN
+        is held until then, so its answer is the signal."""
+        answer = self.ask("SIGN /outside-media-url ttl=1")
+        assert answer.startswith("OK "), answer
+        return self.status()["active_kid"]
+
+    def wait_status(self, predicate, timeout=TIMEOUT, what="the expected STATUS"):
+        """Polls STATUS until predicate(status) is true: only for what the
+        daemon does on its own schedule and signals nowhere else."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if predicate(st):
+                return st
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; last STATUS: {st}\n"
+                                     + self.diagnostics())
+            time.sleep(0.05)
+
+    # files
+
+    def keys(self):
+        """The keys map on disk: (default, {kid: secret}). Remembers every
+        secret seen, for the no-secrets-leak checks."""
+        with open(self.keys_file) as f:
+            text = f.read()
+        default = re.search(r'^\s*default\s+"([^"]*)";', text, re.M).group(1)
+        kids = {int(k): v for k, v in re.findall(r'^\s*"(\d+)"\s+"([^"]*)";', text, re.M)}
+        self.seen_secrets.add(default)
+        self.seen_secrets.update(kids.values())
+        return default, kids
+
+    def assert_no_secret_leaked(self, extra=()):
+        """No secret that was ever in the keys file (or given in extra)
+        appears in any answer, any notification, or the daemon's log."""
+        self.keys()
+        secrets = set(self.seen_secrets) | set(extra)
+        assert secrets
+        log = self.log_text()
+        with self._cond:
+            notes = list(self.notifications)
+        for s in secrets:
+            assert s not in log, "a secret is in the daemon's log"
+            for a in self.answers:
+                assert s not in a, f"a secret is in an answer: {a[:60]}..."
+            for n in notes:
+                assert s not in n, "a secret is in an sd_notify message"
+
+    # nginx
+
+    def start_nginx(self):
+        become_subreaper()
+        r = subprocess.run([NGINX, "-p", self.dir + "/", "-c", self.nginx_conf,
+                            "-e", self.error_log], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        if r.returncode != 0:
+            raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n"
+                               + self.diagnostics())
+        # daemon on: nginx returned once the port listens and the pid is written.
+        with open(self.pid_file) as f:
+            self.nginx_pid = int(f.read())
+
+    def stop_nginx(self):
+        pid, self.nginx_pid = self.nginx_pid, None
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            except ChildProcessError:
+                if not os.path.exists(f"/proc/{pid}"):
+                    break
+            time.sleep(POLL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+
+    def workers(self):
+        """The nginx master's current children."""
+        pid = self.nginx_pid
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(x) for x in f.read().split()}
+
+    @staticmethod
+    def _accepting(pid):
+        """Whether pid is a live nginx worker that still takes new
+        connections: a worker told to quit sets its title to "worker
+        process is shutting down" and then closes its listening sockets."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return b"worker process" in title and b"shutting down" not in title
+
+    def accepting_old_workers(self, old):
+        """The workers of old that still accept connections (with the
+        configuration nginx had before a reload)."""
+        return {pid for pid in old & self.workers() if self._accepting(pid)}
+
+    def assert_only_the_newest_worker_accepts(self):
+        """After a confirmed reload no old worker may still take connections
+        (with the old keys: a revoked or dropped key's links would pass
+        there, a new key's would fail). The nginx master starts the new
+        workers, waits 100ms, then tells the old ones to quit; the daemon
+        must wait for that, not only for the new workers to appear."""
+        children = self.workers()
+        newest = max(children)  # pids grow; a test is far too short for a wrap
+        still = self.accepting_old_workers(children - {newest})
+        assert not still, f"old nginx workers {still} still accept connections"
+
+    def wait_workers_replaced(self, old, timeout=TIMEOUT):
+        """Returns once none of the workers in old is left (a reload's old
+        workers finish their requests and exit; until then they may still
+        accept a connection with the old configuration); raises when that
+        does not happen within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.workers()
+            if now and not (now & old):
+                return
+            time.sleep(POLL)
+        raise AssertionError("nginx's workers were not replaced\n" + self.diagnostics())
+
+    # HTTP
+
+    def get(self, url):
+        """GETs a URL on this nginx exactly as written (no re-quoting, no
+        redirects). Returns (status, body)."""
+        parts = urllib.parse.urlsplit(url)
+        target = url if not parts.scheme else parts.path + ("?" + parts.query if parts.query else "")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+        try:
+            conn.request("GET", target)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def status_of(self, url):
+        return self.get(url)[0]
+
+    # teardown
+
+    def cleanup(self):
+        errors = []
+        # The daemon first: it must not act on an nginx that is going away.
+        for f in (self.stop, self.stop_nginx):
+            try:
+                f()
+            except Exception as e:  # stop the other one too
+                errors.append(e)
+        self._close_notify()
+        return errors
+
+
+@pytest.fixture
+def make_daemon():
+    """Returns a factory: make_daemon(options=None, start=True, nginx=True)
+    sets up a Daemon in a temp directory of its own, starts securelinkd (it
+    writes the snippets nginx includes, so it comes first) and nginx. Both are
+    stopped and the directory removed at teardown, also when the test
+    failed."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip(f"{NGINX} is not installed")
+    if not os.access(daemon_binary(), os.X_OK):
+        pytest.fail(f"{daemon_binary()} is missing: build it first, or set SECURELINK_BUILD_DIR")
+    daemons = []
+
+    def factory(options=None, start=True, nginx=True):
+        # Short: the socket path must fit in sun_path.
+        d = Daemon(tempfile.mkdtemp(prefix="sl-dt-"), options)
+        daemons.append(d)
+        if start:
+            d.start()
+            if nginx:
+                d.start_nginx()
+                d.wait_active()
+        return d
+
+    try:
+        yield factory
+    finally:
+        errors = []
+        for d in daemons:
+            errors += d.cleanup()
+            shutil.rmtree(d.dir, ignore_errors=True)
+        if errors:
+            raise errors[0]
