@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,10 +61,124 @@ static bool is_dot_segment(const char *s, size_t n)
 	return (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
 }
 
+/* What the decoder does with each raw byte: one table lookup per byte
+ * instead of a chain of comparisons (signing decodes every target). */
+enum {
+	RAW_OTHER = 0, /* copied, but the encoder would escape it */
+	RAW_KEEP,      /* copied, and the encoder keeps it: A-Z a-z 0-9 - . _ ~ */
+	RAW_REFUSE,    /* space, control byte, DEL */
+	RAW_QUERY,     /* '?' or '#' */
+	RAW_ESCAPE,    /* '%' */
+	RAW_SLASH,
+};
+
+static const unsigned char raw_class[256] = {
+	[0x00 ... 0x20] = RAW_REFUSE,
+	[0x7f] = RAW_REFUSE,
+	['?'] = RAW_QUERY,
+	['#'] = RAW_QUERY,
+	['%'] = RAW_ESCAPE,
+	['/'] = RAW_SLASH,
+	['A' ... 'Z'] = RAW_KEEP,
+	['a' ... 'z'] = RAW_KEEP,
+	['0' ... '9'] = RAW_KEEP,
+	['-'] = RAW_KEEP,
+	['.'] = RAW_KEEP,
+	['_'] = RAW_KEEP,
+	['~'] = RAW_KEEP,
+};
+
+int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
+                      const char **ret_reason)
+{
+	size_t n = 0, seg = 0;
+	bool canonical = true;
+
+	assert(in || len == 0);
+	assert(out);
+	assert(ret_len);
+
+	if (len == 0 || in[0] != '/')
+		return fail(ret_reason, "path must start with '/'");
+	if (len == SIZE_MAX)
+		return fail(ret_reason, "path too long");
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		int hi, lo;
+
+		/* Most bytes are kept as they are: copy them in a tight loop. */
+		if (raw_class[c] == RAW_KEEP) {
+			out[n++] = (char)c;
+			while (i + 1 < len && raw_class[(unsigned char)in[i + 1]] == RAW_KEEP)
+				out[n++] = in[++i];
+			continue;
+		}
+
+		switch (raw_class[c]) {
+		case RAW_OTHER:
+			out[n++] = (char)c;
+			canonical = false;
+			continue;
+		case RAW_REFUSE:
+			return fail(ret_reason, "space or control byte in path (encode it as %XX)");
+		case RAW_QUERY:
+			return fail(
+			    ret_reason,
+			    "query string or fragment in path (encode '?' as %3F, '#' as %23)");
+		case RAW_ESCAPE:
+			if (len - i < 3)
+				return fail(ret_reason, "truncated percent-escape");
+			hi = unhex(in[i + 1]);
+			lo = unhex(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return fail(ret_reason, "bad percent-escape");
+			c = (unsigned char)(hi << 4 | lo);
+			/* nginx answers 400 to a decoded NUL; it would also end our C string. */
+			if (c == 0)
+				return fail(ret_reason, "decoded NUL byte in path");
+			i += 2;
+			canonical = false;
+			/* Every decoded byte but '/' is an ordinary byte, control
+			 * bytes, '%', '?' and '#' included (see the top). */
+			if (c != '/') {
+				out[n++] = (char)c;
+				continue;
+			}
+			break;
+		default:
+			break;
+		}
+
+		/* A raw or decoded '/' ends a segment; nginx would resolve "." and
+		 * ".." here, we refuse them. */
+		if (is_dot_segment(out + seg, n - seg))
+			return fail(ret_reason, "'.' or '..' segment in path");
+		/* merge_slashes: drop a '/' that follows a '/'. */
+		if (n > 0 && out[n - 1] == '/') {
+			canonical = false;
+			continue;
+		}
+		out[n++] = '/';
+		seg = n;
+	}
+
+	/* A trailing "/." or "/.." is resolved by nginx just the same ("/a/." -> "/a/"). */
+	if (is_dot_segment(out + seg, n - seg))
+		return fail(ret_reason, "'.' or '..' segment in path");
+
+	out[n] = '\0';
+	*ret_len = n;
+	if (ret_canonical)
+		*ret_canonical = canonical;
+	return 0;
+}
+
 int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reason)
 {
 	_cleanup_free_ char *out = NULL;
-	size_t n = 0, seg = 0;
+	size_t n;
+	int r;
 
 	assert(in || len == 0);
 	assert(ret);
@@ -77,68 +192,57 @@ int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reas
 	out = malloc(len + 1);
 	if (!out)
 		return -ENOMEM;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c <= ' ' || c == 0x7f)
-			return fail(ret_reason, "space or control byte in path (encode it as %XX)");
-		if (c == '?' || c == '#')
-			return fail(
-			    ret_reason,
-			    "query string or fragment in path (encode '?' as %3F, '#' as %23)");
-
-		if (c == '%') {
-			int hi, lo;
-
-			if (len - i < 3)
-				return fail(ret_reason, "truncated percent-escape");
-			hi = unhex(in[i + 1]);
-			lo = unhex(in[i + 2]);
-			if (hi < 0 || lo < 0)
-				return fail(ret_reason, "bad percent-escape");
-			c = (unsigned char)(hi << 4 | lo);
-			/* nginx answers 400 to a decoded NUL; it would also end our C string. */
-			if (c == 0)
-				return fail(ret_reason, "decoded NUL byte in path");
-			i += 2;
-		}
-
-		if (c == '/') {
-			/* A raw or decoded '/' ends a segment; nginx would resolve "." and
-			 * ".." here, we refuse them. */
-			if (is_dot_segment(out + seg, n - seg))
-				return fail(ret_reason, "'.' or '..' segment in path");
-			/* merge_slashes: drop a '/' that follows a '/'. */
-			if (n > 0 && out[n - 1] == '/')
-				continue;
-			out[n++] = '/';
-			seg = n;
-			continue;
-		}
-
-		out[n++] = (char)c;
-	}
-
-	/* A trailing "/." or "/.." is resolved by nginx just the same ("/a/." -> "/a/"). */
-	if (is_dot_segment(out + seg, n - seg))
-		return fail(ret_reason, "'.' or '..' segment in path");
-
-	out[n] = '\0';
+	r = urlpath_decode_to(in, len, out, &n, NULL, ret_reason);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(out);
 	return 0;
 }
 
-static bool is_unreserved(unsigned char c)
+/* 1 for the bytes the encoder keeps raw: RFC 3986 unreserved, and '/', which
+ * is the separator in the decoded path too; nginx decodes every escape we
+ * write back to the same byte (see the comment at the top). */
+static const unsigned char keep_raw[256] = {
+	['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['-'] = 1,
+	['.'] = 1,         ['_'] = 1,         ['~'] = 1,         ['/'] = 1,
+};
+
+size_t urlpath_encoded_len(const char *path, size_t len)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
+	size_t n = len;
+
+	assert(path || len == 0);
+	for (size_t i = 0; i < len; i++)
+		if (!keep_raw[(unsigned char)path[i]])
+			n += 2;
+	return n;
+}
+
+size_t urlpath_encode_to(const char *path, size_t len, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	assert(path || len == 0);
+	assert(out);
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)path[i];
+
+		if (keep_raw[c]) {
+			out[n++] = (char)c;
+			continue;
+		}
+		out[n++] = '%';
+		out[n++] = hex[c >> 4];
+		out[n++] = hex[c & 0xf];
+	}
+	return n;
 }
 
 int urlpath_encode(const char *path, char **ret)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t len, n = 0;
+	size_t len, n;
 	char *out;
 
 	assert(path);
@@ -148,23 +252,10 @@ int urlpath_encode(const char *path, char **ret)
 	if (len > (SIZE_MAX - 1) / 3)
 		return -ENOMEM;
 
-	out = malloc(len * 3 + 1);
+	out = malloc(urlpath_encoded_len(path, len) + 1);
 	if (!out)
 		return -ENOMEM;
-
-	/* '/' stays raw: it is the separator in the decoded path too, and nginx decodes
-	 * every escape we write back to the same byte (see the comment at the top). */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)path[i];
-
-		if (c == '/' || is_unreserved(c)) {
-			out[n++] = (char)c;
-			continue;
-		}
-		out[n++] = '%';
-		out[n++] = hex[c >> 4];
-		out[n++] = hex[c & 0xf];
-	}
+	n = urlpath_encode_to(path, len, out);
 	out[n] = '\0';
 
 	*ret = out;
@@ -182,86 +273,113 @@ static bool is_ipv6_char(char c)
 	return unhex(c) >= 0 || c == ':' || c == '.';
 }
 
-int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
-                         const char **ret_reason)
+static bool has_prefix_nocase(const char *s, size_t len, const char *prefix)
 {
-	_cleanup_free_ char *origin = NULL, *path = NULL;
-	const char *scheme, *host, *p;
-	size_t scheme_len;
+	size_t n = strlen(prefix);
 
-	assert(target);
-	assert(ret_origin);
-	assert(ret_path);
+	return len >= n && strncasecmp(s, prefix, n) == 0;
+}
+
+int urlpath_parse_target(const char *target, size_t len, UrlTarget *ret, const char **ret_reason)
+{
+	const char *end = target + len, *scheme, *host, *p;
+
+	assert(target || len == 0);
+	assert(ret);
 
 	/* The link's query string is ours (token, expires, kid); and nginx never puts a
 	 * query or fragment into $uri, so there is nothing in them we could sign. */
-	if (strpbrk(target, "?#"))
+	if (memchr(target, '?', len) || memchr(target, '#', len))
 		return fail(ret_reason, "query string or fragment in target");
 
-	if (target[0] == '/') {
-		origin = strdup("");
-		path = strdup(target);
-		if (!origin || !path)
-			return -ENOMEM;
-		goto done;
+	if (len > 0 && target[0] == '/') {
+		*ret = (UrlTarget){ .host = "", .path = target, .path_len = len };
+		return 0;
 	}
 
-	if (strncasecmp(target, "http://", STRLEN("http://")) == 0) {
+	if (has_prefix_nocase(target, len, "http://")) {
 		scheme = "http";
 		host = target + STRLEN("http://");
-	} else if (strncasecmp(target, "https://", STRLEN("https://")) == 0) {
+	} else if (has_prefix_nocase(target, len, "https://")) {
 		scheme = "https";
 		host = target + STRLEN("https://");
 	} else
 		return fail(ret_reason,
 		            "target must be a path starting with '/' or an http(s) URL");
-	scheme_len = strlen(scheme);
 
 	p = host;
-	if (*p == '[') {
+	if (p < end && *p == '[') {
 		/* IPv6 literal: hex digits, ':' and '.' (embedded IPv4); no zone id. */
 		p++;
-		while (is_ipv6_char(*p))
+		while (p < end && is_ipv6_char(*p))
 			p++;
-		if (*p != ']' || p == host + 1 || !memchr(host + 1, ':', (size_t)(p - host - 1)))
+		if (p == end || *p != ']' || p == host + 1 ||
+		    !memchr(host + 1, ':', (size_t)(p - host - 1)))
 			return fail(ret_reason, "bad IPv6 literal in target");
 		p++;
 	} else {
-		while (is_host_char(*p))
+		while (p < end && is_host_char(*p))
 			p++;
 		if (p == host)
 			return fail(ret_reason, "missing host in target");
 	}
 
-	if (*p == ':') {
+	if (p < end && *p == ':') {
 		const char *digits = ++p;
 		uint32_t port = 0;
 
 		/* At most five digits, no leading zero, so "port" has one spelling. */
-		while (*p >= '0' && *p <= '9' && p - digits < 5) {
+		while (p < end && *p >= '0' && *p <= '9' && p - digits < 5) {
 			port = port * 10 + (uint32_t)(*p - '0');
 			p++;
 		}
-		if (p == digits || *digits == '0' || (*p >= '0' && *p <= '9') || port > 65535)
+		if (p == digits || *digits == '0' || (p < end && *p >= '0' && *p <= '9') ||
+		    port > 65535)
 			return fail(ret_reason, "bad port in target (use 1-65535)");
 	}
 
-	if (*p != '\0' && *p != '/')
+	if (p < end && *p != '/')
 		return fail(ret_reason, "bad host in target");
 
-	origin = malloc(scheme_len + (size_t)(p - host) + STRLEN("://") + 1);
-	if (!origin)
-		return -ENOMEM;
-	memcpy(origin, scheme, scheme_len);
-	memcpy(origin + scheme_len, "://", STRLEN("://"));
-	memcpy(origin + scheme_len + STRLEN("://"), host, (size_t)(p - host));
-	origin[scheme_len + STRLEN("://") + (size_t)(p - host)] = '\0';
+	*ret = (UrlTarget){
+		.scheme = scheme,
+		.host = host,
+		.host_len = (size_t)(p - host),
+		.path = p < end ? p : "/",
+		.path_len = p < end ? (size_t)(end - p) : 1,
+	};
+	return 0;
+}
 
-	path = strdup(*p ? p : "/");
+int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
+                         const char **ret_reason)
+{
+	_cleanup_free_ char *origin = NULL, *path = NULL;
+	UrlTarget t;
+	int r;
+
+	assert(target);
+	assert(ret_origin);
+	assert(ret_path);
+
+	r = urlpath_parse_target(target, strlen(target), &t, ret_reason);
+	if (r < 0)
+		return r;
+
+	if (t.scheme) {
+		if (asprintf(&origin, "%s://%.*s", t.scheme, (int)t.host_len, t.host) < 0) {
+			origin = NULL;
+			return -ENOMEM;
+		}
+	} else {
+		origin = strdup("");
+		if (!origin)
+			return -ENOMEM;
+	}
+	path = strndup(t.path, t.path_len);
 	if (!path)
 		return -ENOMEM;
 
-done:
 	*ret_origin = TAKE_PTR(origin);
 	*ret_path = TAKE_PTR(path);
 	return 0;

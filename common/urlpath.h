@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The URL path codec. nginx hashes $uri, the percent-DECODED, normalised path;
@@ -30,3 +31,36 @@ int urlpath_encode(const char *path, char **ret);
  * reason. */
 int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
                          const char **ret_reason);
+
+/* The allocation-free forms of the above, for the signing hot path; each
+ * behaves exactly like its allocating counterpart. */
+
+/* urlpath_decode() into out, which must hold len + 1 bytes (decoding only
+ * ever shrinks). Returns 0 and the decoded length (out is NUL-terminated),
+ * and *ret_canonical (unless NULL) true when the input already is
+ * urlpath_encode() of the result (plain paths: no escape, no merged slash,
+ * only bytes the encoder keeps), so the caller can skip encoding; false
+ * otherwise, also for a few inputs that would encode back to themselves.
+ * Or -EINVAL with a reason. */
+int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
+                      const char **ret_reason);
+
+/* The length urlpath_encode() produces for the len bytes at path. */
+size_t urlpath_encoded_len(const char *path, size_t len);
+/* urlpath_encode() of the len bytes at path into out, which must hold
+ * urlpath_encoded_len() bytes (no NUL is written). Returns that length. */
+size_t urlpath_encode_to(const char *path, size_t len, char *out);
+
+/* A target split in place: what urlpath_split_target() returns, as pointers
+ * into the target. */
+typedef struct UrlTarget {
+	const char *scheme; /* "http" or "https" (lower case), NULL: no origin */
+	const char *host;   /* host[:port] as written */
+	size_t host_len;
+	const char *path; /* still encoded; "/" when the URL has none */
+	size_t path_len;
+} UrlTarget;
+
+/* urlpath_split_target() of the len bytes at target (no NUL needed).
+ * Returns 0, or -EINVAL with a static reason. */
+int urlpath_parse_target(const char *target, size_t len, UrlTarget *ret, const char **ret_reason);

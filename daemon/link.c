@@ -40,53 +40,115 @@ static bool ip_is_valid(const char *ip)
 }
 
 /* Splits a target into its origin and its decoded path ($uri as nginx will
- * compute it). */
-static int target_decode(const char *target, size_t len, char **ret_origin, char **ret_decoded,
-                         ProtoError *ret_code, const char **ret_message)
+ * compute it), without allocating for any target a request line can hold:
+ * the decoded path goes into buf (PROTO_LINE_MAX bytes), or into *heap for a
+ * longer one, which the caller frees. */
+static int target_decode(const char *target, size_t len, UrlTarget *ret_target, char *buf,
+                         char **heap, const char **ret_decoded, size_t *ret_len,
+                         bool *ret_canonical, ProtoError *ret_code, const char **ret_message)
 {
-	_cleanup_free_ char *t = NULL, *origin = NULL, *path = NULL, *decoded = NULL;
 	const char *reason = NULL;
+	char *out = buf;
 	int r;
 
-	t = strndup(target, len);
-	if (!t)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
-
-	r = urlpath_split_target(t, &origin, &path, &reason);
-	if (r == -EINVAL)
+	r = urlpath_parse_target(target, len, ret_target, &reason);
+	if (r < 0)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad target", r);
-	if (r < 0)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", r);
 
-	r = urlpath_decode(path, strlen(path), &decoded, &reason);
-	if (r == -EINVAL)
+	if (ret_target->path_len >= PROTO_LINE_MAX) {
+		*heap = malloc(ret_target->path_len + 1);
+		if (!*heap)
+			return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory",
+			            -ENOMEM);
+		out = *heap;
+	}
+	r = urlpath_decode_to(ret_target->path, ret_target->path_len, out, ret_len, ret_canonical,
+	                      &reason);
+	if (r < 0)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad path", r);
-	if (r < 0)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", r);
 
-	*ret_origin = TAKE_PTR(origin);
-	*ret_decoded = TAKE_PTR(decoded);
+	*ret_decoded = out;
 	return 0;
 }
 
-/* origin or base_url, then the canonical path: one allocation, no
- * double slash when base_url ends with one. */
-static int url_base(const char *origin, const Config *c, const char *decoded, char **ret)
+/* The decimal digits of v at out; returns their number. */
+static size_t format_u64(uint64_t v, char *out)
 {
-	_cleanup_free_ char *encoded = NULL;
-	const char *base = origin && *origin ? origin : (c->base_url ?: "");
-	size_t bl = strlen(base);
-	char *u;
-	int r;
+	char tmp[20];
+	size_t n = 0;
 
-	r = urlpath_encode(decoded, &encoded);
-	if (r < 0)
-		return r;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static char *append(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* The link in one allocation: the target's origin or base_url (no double
+ * slash when base_url ends with one), the canonical path, and with a token
+ * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>". A link is made
+ * for every SIGN, so this avoids printf and intermediate strings. */
+static int url_build(const Config *c, const UrlTarget *t, const char *decoded, size_t len,
+                     bool canonical, const char *token, int64_t expires, uint32_t kid, char **ret)
+{
+	const char *base = t->scheme ? NULL : (c->base_url ?: "");
+	size_t bl = base ? strlen(base) : 0, size, tl = 0, el = 0, kl = 0;
+	char *u, *p;
 
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
-	if (asprintf(&u, "%.*s%s", (int)bl, base, encoded) < 0)
+	/* Room for every byte as %XX rather than a pass to count them: the
+	 * string lives only until the answer is written. len is below
+	 * PROTO_LINE_MAX for a request line, and at most a decoded line. */
+	if (len > (SIZE_MAX - 256 - bl - t->host_len) / 3)
 		return -ENOMEM;
+	size = (t->scheme ? strlen(t->scheme) + STRLEN("://") + t->host_len : bl) + len * 3 + 1;
+	if (token) {
+		tl = strlen(c->token_param);
+		el = strlen(c->expires_param);
+		kl = strlen(c->key_param);
+		/* "?t=" token "&e=" digits "&k=" digits */
+		size += 1 + tl + 1 + SIGN_TOKEN_LEN + 1 + el + 1 + 20 + 1 + kl + 1 + 10;
+	}
+
+	u = p = malloc(size);
+	if (!u)
+		return -ENOMEM;
+	if (t->scheme) {
+		p = append(p, t->scheme, strlen(t->scheme));
+		p = append(p, "://", STRLEN("://"));
+		p = append(p, t->host, t->host_len);
+	} else
+		p = append(p, base, bl);
+	/* A canonical path (the usual case) is its own encoding. */
+	if (canonical)
+		p = append(p, decoded, len);
+	else
+		p += urlpath_encode_to(decoded, len, p);
+	if (token) {
+		*p++ = '?';
+		p = append(p, c->token_param, tl);
+		*p++ = '=';
+		p = append(p, token, SIGN_TOKEN_LEN);
+		*p++ = '&';
+		p = append(p, c->expires_param, el);
+		*p++ = '=';
+		p += format_u64((uint64_t)expires, p);
+		*p++ = '&';
+		p = append(p, c->key_param, kl);
+		*p++ = '=';
+		p += format_u64(kid, p);
+	}
+	*p = '\0';
+	assert((size_t)(p - u) < size);
 	*ret = u;
 	return 0;
 }
@@ -94,10 +156,14 @@ static int url_base(const char *origin, const Config *c, const char *decoded, ch
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
               const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
 {
-	_cleanup_free_ char *origin = NULL, *decoded = NULL, *base = NULL;
+	_cleanup_free_ char *heap = NULL;
+	char buf[PROTO_LINE_MAX];
 	char token[SIGN_TOKEN_LEN + 1];
+	const char *decoded;
+	UrlTarget t;
 	const Key *k;
-	char *url;
+	bool canonical;
+	size_t len;
 	int q;
 
 	assert(c);
@@ -108,14 +174,15 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 	if (!target)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
 
-	q = target_decode(target, strlen(target), &origin, &decoded, ret_code, ret_message);
+	q = target_decode(target, strlen(target), &t, buf, &heap, &decoded, &len, &canonical,
+	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
 
 	/* Public: nginx serves it without any check, a token would only be
 	 * noise. */
 	if (!config_path_is_private(c, decoded)) {
-		q = url_base(origin, c, decoded, ret_url);
+		q = url_build(c, &t, decoded, len, canonical, NULL, 0, 0, ret_url);
 		if (q < 0)
 			return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
 		return 0;
@@ -149,19 +216,10 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 	if (q < 0)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
 
-	q = url_base(origin, c, decoded, &base);
-	if (q < 0) {
-		sodium_memzero(token, sizeof(token));
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
-	}
-
-	q = asprintf(&url, "%s?%s=%s&%s=%" PRId64 "&%s=%" PRIu32, base, c->token_param, token,
-	             c->expires_param, expires, c->key_param, k->kid);
+	q = url_build(c, &t, decoded, len, canonical, token, expires, k->kid, ret_url);
 	sodium_memzero(token, sizeof(token));
 	if (q < 0)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
-
-	*ret_url = url;
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
 	return 0;
 }
 
@@ -260,9 +318,11 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
                 int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
                 const char **ret_reason, ProtoError *ret_code, const char **ret_message)
 {
-	_cleanup_free_ char *origin = NULL, *decoded = NULL;
-	const char *query = "", *token, *exp, *kid;
-	size_t url_len, query_len = 0, token_len = 0, exp_len = 0, kid_len = 0;
+	_cleanup_free_ char *heap = NULL;
+	char buf[PROTO_LINE_MAX];
+	const char *query = "", *token, *exp, *kid, *decoded;
+	size_t url_len, query_len = 0, token_len = 0, exp_len = 0, kid_len = 0, decoded_len;
+	UrlTarget target;
 	uint8_t want[NGINX_TOKEN_MAX], got[NGINX_TOKEN_MAX];
 	char computed[SIGN_TOKEN_LEN + 1];
 	uint64_t expires = 0;
@@ -289,7 +349,8 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 		url_len = (size_t)(p - url);
 	}
 
-	q = target_decode(url, url_len, &origin, &decoded, ret_code, ret_message);
+	q = target_decode(url, url_len, &target, buf, &heap, &decoded, &decoded_len, NULL, ret_code,
+	                  ret_message);
 	if (q < 0)
 		return q;
 

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* MD5_Init() and friends are deprecated in OpenSSL 3 in favour of EVP, but
+ * OpenSSL 3.0's EVP_DigestInit_ex2() frees and allocates the provider's
+ * context on every call: with that, the EVP overhead cost as much as the
+ * hash itself, and a SIGN costs about 2.5 hashes in all (bench/run, issue
+ * 7). The low-level functions hash in place with no allocation. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/md5.h>
 #include <sodium.h>
 
 #include "keyring.h"
@@ -22,14 +27,13 @@
 #define SIGN_INPUT_MAX (SIGN_EXPIRES_MAX + SIGN_URI_MAX + SIGN_IP_MAX + 1 + KEY_SECRET_MAX + 1)
 
 #define MD5_LEN 16
+_Static_assert(MD5_DIGEST_LENGTH == MD5_LEN, "OpenSSL's MD5 digest length");
 
 _Static_assert(SIGN_TOKEN_LEN + 1 ==
                    sodium_base64_ENCODED_LEN(MD5_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
                "token length must match unpadded base64url of an MD5 digest");
 
 struct Signer {
-	EVP_MD *md;
-	EVP_MD_CTX *ctx;
 	/* The hash input holds the secret: it is assembled in this one
 	 * sodium_malloc'd buffer (locked, guard pages) that lives as long as
 	 * the signer, rather than in a fresh allocation per link, and wiped
@@ -50,17 +54,16 @@ int signer_new(Signer **ret)
 	if (!s)
 		return -ENOMEM;
 
-	/* Fetched once: EVP_MD_fetch() searches the provider tables, which is
-	 * far too slow to do per link. MD5 is what nginx's secure_link_md5
-	 * uses; a FIPS-only OpenSSL has none. */
-	s->md = EVP_MD_fetch(NULL, "MD5", NULL);
-	if (!s->md) {
+	/* MD5 is what nginx's secure_link_md5 uses; an OpenSSL restricted to
+	 * FIPS algorithms refuses it, and then so do we, once, here. */
+	EVP_MD *md = EVP_MD_fetch(NULL, "MD5", NULL);
+	if (!md) {
 		signer_free(s);
 		return -EOPNOTSUPP;
 	}
-	s->ctx = EVP_MD_CTX_new();
+	EVP_MD_free(md);
 	s->input = sodium_malloc(SIGN_INPUT_MAX);
-	if (!s->ctx || !s->input) {
+	if (!s->input) {
 		signer_free(s);
 		return -ENOMEM;
 	}
@@ -73,20 +76,61 @@ Signer *signer_free(Signer *s)
 {
 	if (!s)
 		return NULL;
-	EVP_MD_CTX_free(s->ctx);
-	EVP_MD_free(s->md);
 	sodium_free(s->input); /* wipes */
 	free(s);
 	return NULL;
 }
 
+/* The decimal digits of v > 0 at out (at least SIGN_EXPIRES_MAX bytes, no
+ * NUL); returns their number. snprintf() would cost more than the hash. */
+static size_t format_u64(uint64_t v, char *out)
+{
+	char tmp[SIGN_EXPIRES_MAX];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Unpadded base64url of an MD5 digest, as sodium_bin2base64() with
+ * sodium_base64_VARIANT_URLSAFE_NO_PADDING writes it. The digest becomes the
+ * link's public token, so this needs no constant-time encoder, and the whole
+ * alphabet is one 64-byte cache line anyway. */
+static void token_encode(const unsigned char digest[static MD5_LEN],
+                         char ret_token[static SIGN_TOKEN_LEN + 1])
+{
+	static const char alphabet[64] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t n = 0, i;
+
+	/* 15 bytes are 20 digits; the 16th byte makes 2 more. */
+	for (i = 0; i + 3 <= MD5_LEN; i += 3) {
+		uint32_t v =
+		    (uint32_t)digest[i] << 16 | (uint32_t)digest[i + 1] << 8 | digest[i + 2];
+
+		ret_token[n++] = alphabet[v >> 18];
+		ret_token[n++] = alphabet[(v >> 12) & 63];
+		ret_token[n++] = alphabet[(v >> 6) & 63];
+		ret_token[n++] = alphabet[v & 63];
+	}
+	ret_token[n++] = alphabet[digest[i] >> 2];
+	ret_token[n++] = alphabet[(digest[i] & 3) << 4];
+	assert(n == SIGN_TOKEN_LEN);
+	ret_token[n] = '\0';
+}
+
 int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, const char *secret,
                  char ret_token[static SIGN_TOKEN_LEN + 1])
 {
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned digest_len = 0;
+	unsigned char digest[MD5_LEN];
 	size_t uri_len, ip_len = 0, secret_len, n;
-	int k, r = 0;
+	MD5_CTX ctx;
+	int r = 0;
 
 	if (!s || !uri || !secret || !ret_token)
 		return -EINVAL;
@@ -120,9 +164,7 @@ int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, co
 	/* Exactly what nginx hashes for
 	 *   secure_link_md5 "$secure_link_expires$uri[$remote_addr] $secret";
 	 * with expires as the decimal digits the link carries. */
-	k = snprintf(s->input, SIGN_EXPIRES_MAX + 1, "%" PRId64, expires);
-	assert(k > 0 && k <= SIGN_EXPIRES_MAX);
-	n = (size_t)k;
+	n = format_u64((uint64_t)expires, s->input);
 	memcpy(s->input + n, uri, uri_len);
 	n += uri_len;
 	if (ip) {
@@ -134,17 +176,17 @@ int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, co
 	n += secret_len;
 	assert(n < SIGN_INPUT_MAX);
 
-	if (EVP_DigestInit_ex2(s->ctx, s->md, NULL) != 1 ||
-	    EVP_DigestUpdate(s->ctx, s->input, n) != 1 ||
-	    EVP_DigestFinal_ex(s->ctx, digest, &digest_len) != 1 || digest_len != MD5_LEN) {
+	if (MD5_Init(&ctx) != 1 || MD5_Update(&ctx, s->input, n) != 1 ||
+	    MD5_Final(digest, &ctx) != 1) {
 		r = -EIO;
 		goto finish;
 	}
 
-	sodium_bin2base64(ret_token, SIGN_TOKEN_LEN + 1, digest, MD5_LEN,
-	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	token_encode(digest, ret_token);
 
 finish:
+	/* The hash state has seen the secret too. */
+	sodium_memzero(&ctx, sizeof(ctx));
 	sodium_memzero(s->input, n);
 	sodium_memzero(digest, sizeof(digest));
 	return r;

@@ -14,7 +14,8 @@
 
 typedef struct Signer Signer;
 
-/* Fetches OpenSSL's MD5 once. Returns 0 or -ENOMEM / -EOPNOTSUPP. */
+/* Checks once that OpenSSL offers MD5 (not in a FIPS-only setup) and allocates
+ * the locked input buffer. Returns 0 or -ENOMEM / -EOPNOTSUPP. */
 int signer_new(Signer **ret);
 Signer *signer_free(Signer *s);
 static inline void signer_freep(Signer **s)

@@ -160,6 +160,39 @@ static void test_sign_hashes_decoded_path_and_answers_canonical_encoding(void **
 	            "/media/private/~/a%2Bb/c.pdf?token=" OPENSSL_PLUS "&expires=1599214310&kid=1");
 }
 
+/* A target longer than a request line can hold (a direct caller's) is
+ * decoded on the heap: 3000 "%61" decode to 3000 'a'. The token is openssl's:
+ *   printf '%s' "1599214310/media/private/<3000 x a> secret_xyz" |
+ *     openssl md5 -binary | base64 | tr '+/' '-_' | tr -d '='
+ * A decoded path beyond 8192 bytes is more than nginx's $uri may be here. */
+static void test_sign_target_longer_than_a_line(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+	const char *prefix = "/media/private/";
+	size_t pl = strlen(prefix);
+	_cleanup_free_ char *target = malloc(pl + 3 * 3000 + 1);
+	_cleanup_free_ char *want = malloc(pl + 3000 + 100);
+	_cleanup_free_ char *huge = malloc(pl + 9000 + 1);
+
+	assert_non_null(target);
+	assert_non_null(want);
+	assert_non_null(huge);
+	memcpy(target, prefix, pl);
+	memcpy(want, prefix, pl);
+	for (size_t i = 0; i < 3000; i++) {
+		memcpy(target + pl + 3 * i, "%61", 3);
+		want[pl + i] = 'a';
+	}
+	target[pl + 9000] = '\0';
+	strcpy(want + pl + 3000, "?token=zfXrk_6_sw8xE3Nk2f7BMQ&expires=1599214310&kid=1");
+	assert_sign(f, target, DJ_EXPIRES, NULL, want);
+
+	memcpy(huge, prefix, pl);
+	memset(huge + pl, 'a', 9000);
+	huge[pl + 9000] = '\0';
+	assert_sign_fails(f, huge, DJ_EXPIRES, NULL, -EINVAL, PROTO_BAD_TARGET, "path too long");
+}
+
 static void test_sign_keeps_origin_and_uses_base_url(void **state)
 {
 	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n"
@@ -497,6 +530,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_sign_matches_django_vector),
 		T(test_sign_hashes_decoded_path_and_answers_canonical_encoding),
+		T(test_sign_target_longer_than_a_line),
 		T(test_sign_keeps_origin_and_uses_base_url),
 		T(test_sign_public_path_has_no_parameters),
 		T(test_sign_uses_configured_parameter_names),

@@ -481,6 +481,36 @@ static void test_control_bytes_are_refused_anywhere(void **state)
 		expect_error(lines[i], PROTO_BAD_REQUEST, "control byte");
 }
 
+/* The line check looks at eight bytes at a time: every byte value at every
+ * offset of a long line (inside and across words, and in the tail) must get
+ * the same verdict as the rule says byte by byte. */
+static void test_every_byte_value_at_every_offset(void **state)
+{
+	const char *base = "SIGN /abcdefghijklmnopqrstuvwxyz0123456";
+	size_t len = strlen(base);
+
+	for (size_t pos = STRLEN("SIGN /"); pos < len; pos++)
+		for (unsigned b = 0; b < 256; b++) {
+			_cleanup_free_ char *line = strdup(base);
+			_cleanup_result_ Result *res = NULL;
+
+			if (b == ' ')
+				continue; /* the spacing rules, tested above */
+			assert_non_null(line);
+			line[pos] = (char)b;
+			res = parse_n(line, len);
+			if (b < 0x20 || b == 0x7f) {
+				assert_int_equal(res->r, -EINVAL);
+				assert_int_equal(res->code, PROTO_BAD_REQUEST);
+				assert_non_null(
+				    strstr(res->message, b == '\t' ? "tab" : "control byte"));
+			} else {
+				assert_int_equal(res->r, 0);
+				assert_int_equal(res->req.verb, VERB_SIGN);
+			}
+		}
+}
+
 static void test_embedded_nul_is_refused(void **state)
 {
 	/* Would otherwise cut the target short: "SIGN /public\0/../private". */
@@ -805,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_verbs_are_case_sensitive_and_exact),
 		cmocka_unit_test(test_spacing_must_be_single_spaces),
 		cmocka_unit_test(test_control_bytes_are_refused_anywhere),
+		cmocka_unit_test(test_every_byte_value_at_every_offset),
 		cmocka_unit_test(test_embedded_nul_is_refused),
 		cmocka_unit_test(test_empty_line_is_bad_request),
 		cmocka_unit_test(test_line_length_limit),

@@ -465,6 +465,116 @@ static void test_split_accepts_null_reason(void **state)
 	assert_null(path);
 }
 
+/* The allocation-free decoder used when signing must agree with
+ * urlpath_decode() everywhere, and when it says "canonical", encoding the
+ * result must give the input back (it may say no for some inputs that do
+ * come back, such as "/a%25b": the signer then encodes, which is only slower). */
+static void test_decode_to_agrees_with_decode_and_canonical_means_encode_is_identity(void **state)
+{
+	static const char *const extra[] = {
+		"/media/private/docs/report-000001.pdf",
+		"/A-Z_a.z~09",
+		"/%41",
+		"/a%2Fb",
+		"/a//b",
+		"/a+b",
+		"/a!b",
+		"/a:b@c",
+		"/caf\xc3\xa9",
+		"/a/",
+		"/",
+		"//",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(nginx_answers) + ELEMENTSOF(extra); i++) {
+		const char *in = i < ELEMENTSOF(nginx_answers)
+		                     ? nginx_answers[i].in
+		                     : extra[i - ELEMENTSOF(nginx_answers)];
+		size_t len = strlen(in), n = 0;
+		_cleanup_free_ char *want = NULL, *encoded = NULL, *out = malloc(len + 1);
+		bool canonical = false;
+
+		assert_non_null(out);
+		assert_int_equal(urlpath_decode(in, len, &want, NULL), 0);
+		assert_int_equal(urlpath_decode_to(in, len, out, &n, &canonical, NULL), 0);
+		assert_string_equal(out, want);
+		assert_int_equal(n, strlen(want));
+		assert_int_equal(urlpath_encode(want, &encoded), 0);
+		if (canonical)
+			assert_string_equal(encoded, in);
+		assert_int_equal(urlpath_encoded_len(want, n), strlen(encoded));
+	}
+}
+
+static void test_decode_to_canonical_only_for_plain_paths(void **state)
+{
+	static const struct {
+		const char *in;
+		bool canonical;
+	} cases[] = {
+		{ "/media/private/a.pdf", true },
+		{ "/A-Z_a.z~09/", true },
+		{ "/", true },
+		{ "/%41", false },
+		{ "/a%2Fb", false },
+		{ "/a//b", false },
+		{ "/a+b", false },
+		{ "/a b", false },
+		{ "/caf\xc3\xa9", false },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char out[64];
+		size_t n;
+		bool canonical = !cases[i].canonical;
+		int r =
+		    urlpath_decode_to(cases[i].in, strlen(cases[i].in), out, &n, &canonical, NULL);
+
+		if (strchr(cases[i].in, ' ')) {
+			/* Not a path at all: refused, flag untouched. */
+			assert_int_equal(r, -EINVAL);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(canonical, cases[i].canonical);
+	}
+}
+
+static void test_parse_target_honours_len(void **state)
+{
+	const char *t = "http://h:81/a/b?query";
+	const char *reason = NULL;
+	UrlTarget u;
+
+	/* Only the first len bytes count: the '?' after them is not seen. */
+	assert_int_equal(urlpath_parse_target(t, strlen("http://h:81/a/b"), &u, NULL), 0);
+	assert_string_equal(u.scheme, "http");
+	assert_int_equal(u.host_len, strlen("h:81"));
+	assert_memory_equal(u.host, "h:81", u.host_len);
+	assert_int_equal(u.path_len, strlen("/a/b"));
+	assert_memory_equal(u.path, "/a/b", u.path_len);
+
+	/* Cut after the host: the path is "/". */
+	assert_int_equal(urlpath_parse_target(t, strlen("http://h:81"), &u, NULL), 0);
+	assert_int_equal(u.path_len, 1);
+	assert_memory_equal(u.path, "/", 1);
+
+	/* Cut inside the port: "8" is a port on its own. */
+	assert_int_equal(urlpath_parse_target(t, strlen("http://h:8"), &u, NULL), 0);
+	assert_int_equal(u.host_len, strlen("h:8"));
+
+	/* Cut inside an IPv6 literal: never a valid host. */
+	assert_int_equal(urlpath_parse_target("http://[::1]/", strlen("http://[::1"), &u, &reason),
+	                 -EINVAL);
+	assert_string_equal(reason, "bad IPv6 literal in target");
+
+	/* A path target has no scheme. */
+	assert_int_equal(urlpath_parse_target("/x", 2, &u, NULL), 0);
+	assert_null(u.scheme);
+	assert_int_equal(u.path_len, 2);
+	assert_int_equal(urlpath_parse_target("/x", 0, &u, &reason), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +600,10 @@ int main(void)
 		cmocka_unit_test(test_split_rejects_bad_host),
 		cmocka_unit_test(test_split_rejects_bad_port),
 		cmocka_unit_test(test_split_accepts_null_reason),
+		cmocka_unit_test(
+		    test_decode_to_agrees_with_decode_and_canonical_means_encode_is_identity),
+		cmocka_unit_test(test_decode_to_canonical_only_for_plain_paths),
+		cmocka_unit_test(test_parse_target_honours_len),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
