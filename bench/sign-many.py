@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""The Python side of bench/run: securelink.Client.sign_many() against
+in-process signing as an application did it before securelinkd.
+
+    sign-many.py SOCKET SECONDS
+
+Prints one JSON object. The baseline is django-nginx-secure-links'
+FileStorage.url(). That package is not in Debian, so its algorithm is
+reproduced here on top of Debian's Django (nginx_secure_links/storages.py and
+utils.py: Django's FileSystemStorage.url(), the prefix check, expires from
+an aware datetime, md5 of f"{expires}{url} {secret}", urlsafe base64 without
+'=' and '/', urlencode of token and expires). A bare function doing only the
+hash and the formatting is measured too, as the fastest thing an app could
+possibly do in-process.
+"""
+import base64
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "contrib", "python"))
+import securelink  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+TTL = 300
+NAMES = [f"private/docs/quarterly-report-{i:06d}.pdf" for i in range(1000)]
+
+
+def rate(fn, seconds):
+    """Calls fn() (which returns how many links it made) until `seconds`
+    passed; returns links per second."""
+    fn()  # warm-up
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        n += fn()
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start)
+
+
+def package_storage():
+    """django-nginx-secure-links' FileStorage with the package's settings
+    resolved (it caches them in cached_property on first use), or None
+    without Django."""
+    try:
+        from django.conf import settings
+        from django.core.files.storage import FileSystemStorage
+    except ImportError:
+        return None
+    if not settings.configured:
+        settings.configure(MEDIA_URL="/media/", MEDIA_ROOT=tempfile.mkdtemp(), USE_TZ=True)
+
+    class PackageFileStorage(FileSystemStorage):
+        def __init__(self):
+            super().__init__()
+            self.expires_seconds = TTL
+            self.nginx_secret_key = SECRET
+            self.token_field_name = "token"
+            self.expires_field_name = "expires"
+            self.prefixes = ["private/"]
+            self.prefix_predicate = bool  # private prefixes given
+            self.not_hashable_prefix = ""  # MEDIA_URL has no scheme://host
+
+        def _is_secure_path(self, url):
+            return self.prefix_predicate(
+                any(url.startswith(f"{self.base_url}{p}") for p in self.prefixes))
+
+        @staticmethod
+        def _gen_hash(url, expires, secret):
+            raw = f"{expires}{url} {secret}"
+            digest = hashlib.md5(raw.encode("utf-8")).digest()
+            return base64.urlsafe_b64encode(digest).decode("utf-8").replace("=", "").replace("/", "")
+
+        def url(self, name, lifetime=None):
+            url = super().url(name)
+            if not self._is_secure_path(url):
+                return url
+            hashable = url.replace(self.not_hashable_prefix, "")
+            now = datetime.datetime.now(tz=datetime.timezone.utc)
+            expires = int((now + datetime.timedelta(seconds=self.expires_seconds)).timestamp())
+            token = self._gen_hash(hashable, expires, self.nginx_secret_key)
+            params = urllib.parse.urlencode({self.token_field_name: token,
+                                             self.expires_field_name: expires})
+            return f"{url}?{params}"
+
+    return PackageFileStorage()
+
+
+def bare_url(path):
+    expires = int(time.time()) + TTL
+    digest = hashlib.md5(f"{expires}{path} {SECRET}".encode()).digest()
+    token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return f"{path}?token={token}&expires={expires}"
+
+
+def main():
+    sock, seconds = sys.argv[1], float(sys.argv[2])
+    result = {}
+
+    storage = package_storage()
+    if storage is not None:
+        import django
+        # The reproduction must sign what the package signs.
+        u = storage.url(NAMES[0])
+        path, _, query = u.partition("?")
+        q = urllib.parse.parse_qs(query)
+        assert path == "/media/" + NAMES[0]
+        assert q["token"][0] == PackageFileStorage_token(path, int(q["expires"][0]))
+        result["filestorage_url"] = rate(lambda: [storage.url(n) for n in NAMES] and len(NAMES),
+                                         seconds)
+        result["django"] = django.get_version()
+
+    paths = ["/media/" + n for n in NAMES]
+    result["bare_md5_function"] = rate(lambda: [bare_url(p) for p in paths] and len(paths),
+                                       seconds)
+
+    client = securelink.Client(socket=sock)
+    for batch in (100, 1000):
+        chunks = [paths[i:i + batch] for i in range(0, len(paths), batch)]
+
+        def run(chunks=chunks):
+            n = 0
+            for c in chunks:
+                n += len(client.sign_many(c))
+            return n
+        result[f"sign_many_{batch}"] = rate(run, seconds)
+    result["sign_one_by_one"] = rate(lambda: [client.sign(p) for p in paths[:200]] and 200,
+                                     seconds / 2)
+    result["python"] = sys.version.split()[0]
+    print(json.dumps(result))
+
+
+def PackageFileStorage_token(url, expires):
+    """The token as nginx's documentation computes it (echo -n ... | openssl
+    md5 -binary | openssl base64 | tr +/ -_ | tr -d =), done independently
+    of the reproduction above."""
+    digest = hashlib.md5(f"{expires}{url} {SECRET}".encode()).digest()
+    return base64.b64encode(digest).decode().replace("+", "-").replace("/", "_").replace("=", "")
+
+
+if __name__ == "__main__":
+    main()
