@@ -695,8 +695,10 @@ static int op_confirm_start(NginxOp *op)
 
 	op->stage = STAGE_CONFIRM;
 	/* Check at once: nginx may already have started its new workers. */
-	r = sd_event_add_time_relative(op->event, &op->poll_source, CLOCK_MONOTONIC, 0, 0, on_poll,
-	                               op);
+	/* Accuracy 0 would mean sd-event's default of 250 ms: the poll would
+	 * fire a quarter second late and every rotation wait that long. */
+	r = sd_event_add_time_relative(op->event, &op->poll_source, CLOCK_MONOTONIC, 0,
+	                               USEC_PER_MSEC, on_poll, op);
 	if (r < 0)
 		return op_fail(op, r, "cannot wait for nginx's new workers: %s", strerror(-r));
 	return 0;
