@@ -52,7 +52,9 @@ static int parse_argv(int argc, char *argv[])
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+	/* One line per error: getopt's own message would be a second one. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
 			arg_config = optarg;
@@ -67,7 +69,15 @@ static int parse_argv(int argc, char *argv[])
 			printf("securelinkd %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
-			fprintf(stderr, "securelinkd: try --help\n");
+			if (c == ':')
+				fprintf(stderr, "securelinkd: %s needs an argument (try --help)\n",
+				        argv[optind - 1]);
+			else if (optopt)
+				fprintf(stderr, "securelinkd: unknown option '-%c' (try --help)\n",
+				        optopt);
+			else
+				fprintf(stderr, "securelinkd: unknown option '%s' (try --help)\n",
+				        argv[optind - 1]);
 			return -EINVAL;
 		}
 	}
