@@ -218,20 +218,6 @@ static int parse_ttl(const char *s, int64_t *ret)
 	return 0;
 }
 
-static int parse_expires(const char *s, int64_t *ret)
-{
-	uint64_t v;
-	int r;
-
-	r = parse_u64(s, &v);
-	if (r < 0)
-		return r;
-	if (v > INT64_MAX)
-		return -ERANGE;
-	*ret = (int64_t)v;
-	return 0;
-}
-
 /* Prints an IPv6 address exactly as nginx's ngx_inet6_ntop() does, since that
  * is the $remote_addr nginx hashes: the first longest run of two or more zero
  * words becomes "::", hex without leading zeros, and the last 32 bits are
@@ -340,7 +326,7 @@ static int parse_sign_option(const char *name, const char *value, Request *req, 
 		if (req->has_ttl)
 			return fail(e, PROTO_BAD_REQUEST,
 			            "ttl= and expires= are exclusive (give one)");
-		r = parse_expires(value, &req->expires);
+		r = parse_u64_as_i64(value, &req->expires);
 		if (r == -ERANGE)
 			return fail(e, PROTO_BAD_TTL,
 			            "expires= is out of range (give a unix time in seconds)");

@@ -45,6 +45,34 @@ int parse_u64(const char *s, uint64_t *ret)
 	return 0;
 }
 
+int parse_u64_as_i64(const char *s, int64_t *ret)
+{
+	uint64_t v;
+	int r;
+
+	r = parse_u64(s, &v);
+	if (r < 0)
+		return r;
+	if (v > INT64_MAX)
+		return -ERANGE;
+	*ret = (int64_t)v;
+	return 0;
+}
+
+size_t format_u64(uint64_t v, char *out)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 static const struct {
 	const char *suffix;
 	usec_t unit;

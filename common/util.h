@@ -79,6 +79,14 @@ static inline void strv_freep(char ***l)
  * trailing bytes, no overflow. Returns 0, -EINVAL or -ERANGE. */
 int parse_u64(const char *s, uint64_t *ret);
 
+/* parse_u64() for a value that must also fit an int64_t (unix times).
+ * Returns 0, -EINVAL or -ERANGE. */
+int parse_u64_as_i64(const char *s, int64_t *ret);
+
+/* Writes v in decimal to out, without a NUL; out needs 20 bytes. Returns the
+ * number of digits. For hot paths where printf's cost shows. */
+size_t format_u64(uint64_t v, char *out);
+
 /* Parses a duration: a number followed by one of ms, s, m, h, d ("300ms",
  * "90s", "15m", "24h", "7d"); a bare number means seconds. Returns 0, -EINVAL
  * or -ERANGE. */

@@ -72,20 +72,6 @@ static int target_decode(const char *target, size_t len, UrlTarget *ret_target, 
 }
 
 /* The decimal digits of v at out; returns their number. */
-static size_t format_u64(uint64_t v, char *out)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 static char *append(char *p, const char *s, size_t n)
 {
 	memcpy(p, s, n);

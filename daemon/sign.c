@@ -83,20 +83,6 @@ Signer *signer_free(Signer *s)
 
 /* The decimal digits of v > 0 at out (at least SIGN_EXPIRES_MAX bytes, no
  * NUL); returns their number. snprintf() would cost more than the hash. */
-static size_t format_u64(uint64_t v, char *out)
-{
-	char tmp[SIGN_EXPIRES_MAX];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* Unpadded base64url of an MD5 digest, as sodium_bin2base64() with
  * sodium_base64_VARIANT_URLSAFE_NO_PADDING writes it. The digest becomes the
  * link's public token, so this needs no constant-time encoder, and the whole

@@ -41,20 +41,6 @@ static int die(const char *fmt, ...)
 	return EXIT_FAILURE;
 }
 
-static int parse_expires(const char *s, int64_t *ret)
-{
-	uint64_t v;
-	int r;
-
-	r = parse_u64(s, &v);
-	if (r < 0)
-		return r;
-	if (v > INT64_MAX)
-		return -ERANGE;
-	*ret = (int64_t)v;
-	return 0;
-}
-
 static int load_ring(const Config *c, KeyRing **ret)
 {
 	_cleanup_free_ char *error = NULL;
@@ -163,7 +149,7 @@ static int cmd_sign(const Config *c, const char *target, const char *expires_tex
 	int64_t expires;
 	int r;
 
-	if (parse_expires(expires_text, &expires) < 0)
+	if (parse_u64_as_i64(expires_text, &expires) < 0)
 		return die("\"%s\" is not a unix time", expires_text);
 
 	r = load_ring(c, &ring);
@@ -195,7 +181,7 @@ static int cmd_sign_kid(const char *kid_text, const char *secret, const char *ta
 	 * hashed. */
 	if (parse_u64(kid_text, &kid) < 0 || kid > UINT32_MAX)
 		return die("\"%s\" is not a kid", kid_text);
-	if (parse_expires(expires_text, &expires) < 0)
+	if (parse_u64_as_i64(expires_text, &expires) < 0)
 		return die("\"%s\" is not a unix time", expires_text);
 
 	r = urlpath_split_target(target, &origin, &path, &reason);

@@ -38,6 +38,30 @@ static void test_parse_u64_rejects_overflow(void **state)
 	assert_int_equal(parse_u64("18446744073709551616", &v), -ERANGE);
 }
 
+static void test_parse_u64_as_i64_bounds(void **state)
+{
+	int64_t v;
+
+	assert_int_equal(parse_u64_as_i64("9223372036854775807", &v), 0);
+	assert_true(v == INT64_MAX);
+	assert_int_equal(parse_u64_as_i64("9223372036854775808", &v), -ERANGE);
+	assert_int_equal(parse_u64_as_i64("-1", &v), -EINVAL);
+}
+
+static void test_format_u64_matches_printf(void **state)
+{
+	const uint64_t values[] = { 0, 7, 10, 1599214310, UINT64_MAX };
+	char out[20], want[32];
+
+	for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+		size_t n = format_u64(values[i], out);
+
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
+		assert_int_equal(n, strlen(want));
+		assert_memory_equal(out, want, n);
+	}
+}
+
 static void test_parse_duration_units(void **state)
 {
 	usec_t d;
@@ -141,6 +165,8 @@ int main(void)
 		cmocka_unit_test(test_parse_u64_accepts_plain_decimal),
 		cmocka_unit_test(test_parse_u64_rejects_sign_space_and_junk),
 		cmocka_unit_test(test_parse_u64_rejects_overflow),
+		cmocka_unit_test(test_parse_u64_as_i64_bounds),
+		cmocka_unit_test(test_format_u64_matches_printf),
 		cmocka_unit_test(test_parse_duration_units),
 		cmocka_unit_test(test_parse_duration_rejects_bad_forms),
 		cmocka_unit_test(test_format_duration_is_read_back),
