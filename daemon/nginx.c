@@ -772,22 +772,29 @@ static int op_fail_bus(NginxOp *op, const sd_bus_error *error, int r, const char
 	return op_fail(op, r, "%s %s: %s", what, op->reload_target, strerror(-r));
 }
 
+/* Reads the answer to a MainPID property Get; on failure the op has failed
+ * and a negative errno is returned. */
+static int read_main_pid_reply(NginxOp *op, sd_bus_message *m, uint32_t *ret_pid)
+{
+	int r;
+
+	op->call_slot = sd_bus_slot_unref(op->call_slot);
+	if (sd_bus_message_is_method_error(m, NULL))
+		return op_fail_bus(op, sd_bus_message_get_error(m), 0,
+		                   "cannot read the main PID of");
+	r = sd_bus_message_read(m, "v", "u", ret_pid);
+	if (r < 0)
+		return op_fail_bus(op, NULL, r, "cannot read the main PID of");
+	return 0;
+}
+
 static int on_main_pid_after(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	NginxOp *op = userdata;
 	uint32_t pid;
-	int r;
 
-	op->call_slot = sd_bus_slot_unref(op->call_slot);
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot read the main PID of");
+	if (read_main_pid_reply(op, m, &pid) < 0)
 		return 0;
-	}
-	r = sd_bus_message_read(m, "v", "u", &pid);
-	if (r < 0) {
-		op_fail_bus(op, NULL, r, "cannot read the main PID of");
-		return 0;
-	}
 	if (pid == 0 || pid > INT_MAX) {
 		op_fail(op, -ESRCH,
 		        "%s has no main process after its reload (see journalctl -u %s)",
@@ -901,16 +908,8 @@ static int on_main_pid_before(sd_bus_message *m, void *userdata, sd_bus_error *r
 	uint32_t pid;
 	int r;
 
-	op->call_slot = sd_bus_slot_unref(op->call_slot);
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot read the main PID of");
+	if (read_main_pid_reply(op, m, &pid) < 0)
 		return 0;
-	}
-	r = sd_bus_message_read(m, "v", "u", &pid);
-	if (r < 0) {
-		op_fail_bus(op, NULL, r, "cannot read the main PID of");
-		return 0;
-	}
 	if (pid > INT_MAX) {
 		op_fail(op, -EBADMSG, "systemd reported an invalid main PID for %s",
 		        op->reload_target);
