@@ -844,7 +844,8 @@ static void status_help(void)
 	printf("Usage: securelinkctl [--socket PATH] [--json] status\n"
 	       "\n"
 	       "Shows the active key, the next rotation, every key with its state and times,\n"
-	       "the last nginx reload and the counters. --json prints the daemon's JSON as is.\n"
+	       "the last nginx reload and the counters; in fleet mode (mode = derived) also the\n"
+	       "epoch and a master roll's times. --json prints the daemon's JSON as is.\n"
 	       "\n"
 	       "  -h, --help   show this help\n");
 }
@@ -938,6 +939,13 @@ static int status_print_table(const char *text)
 	if (v && v->type == JSON_STRING) {
 		printable(v->text, buf, sizeof(buf));
 		printf("%-15s %s\n", "Key mode:", buf);
+	}
+	/* mode = derived: kids are epochs; a master roll has two times. */
+	if (json_get_u64(json_get(j, "epoch"), &a) >= 0)
+		printf("%-15s %" PRIu64 " (the next one is published ahead)\n", "Epoch:", a);
+	if (json_get_u64(json_get(j, "master_switch"), &a) >= 0) {
+		print_when("Master switch:", json_get(j, "master_switch"), now);
+		print_when("Previous until:", json_get(j, "previous_master_until"), now);
 	}
 
 	nginx = json_get(j, "nginx");

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include <ini.h>
 
@@ -627,6 +628,41 @@ static int parse_time(Parser *p, const KeyDef *k, const char *value, void *field
 	return 0;
 }
 
+/* An absolute moment: unix seconds, or UTC as 2025-07-01T00:00:00Z or
+ * 2025-07-01. Empty: unset (0). */
+static int parse_timestamp(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	static const char *const formats[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d" };
+	const char *fix = "use unix seconds, or UTC as 2025-07-01T00:00:00Z or 2025-07-01";
+	uint64_t v;
+
+	if (value[0] == '\0') {
+		*(usec_t *)field = 0;
+		return 0;
+	}
+	if (value[0] >= '0' && value[0] <= '9' && parse_u64(value, &v) >= 0) {
+		/* Before 2000 or past 9999 is a typo, not a plan. */
+		if (v < 946684800ULL || v > 253402300799ULL)
+			return value_error(p, k, value, "is out of range", fix);
+		*(usec_t *)field = v * USEC_PER_SEC;
+		return 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+		struct tm tm = {};
+		const char *end = strptime(value, formats[i], &tm);
+		time_t t;
+
+		if (!end || *end != '\0')
+			continue;
+		t = timegm(&tm);
+		if (t < 946684800 || (uint64_t)t > 253402300799ULL)
+			return value_error(p, k, value, "is out of range", fix);
+		*(usec_t *)field = (usec_t)t * USEC_PER_SEC;
+		return 0;
+	}
+	return value_error(p, k, value, "is not a time", fix);
+}
+
 static int parse_mode(Parser *p, const KeyDef *k, const char *value, void *field)
 {
 	for (unsigned i = 0; i < _KEY_MODE_MAX; i++)
@@ -793,6 +829,9 @@ static const KeyDef key_table[] = {
 	KEY("keys", "mode", parse_mode, mode, "local"),
 	KEY("keys", "master_key_file", parse_optional_file_path, master_key_file, "",
 	    .allow_empty = true),
+	KEY("keys", "master_key_file_previous", parse_optional_file_path, master_key_file_previous,
+	    "", .allow_empty = true),
+	KEY("keys", "master_switch", parse_timestamp, master_switch, "", .allow_empty = true),
 	KEY("keys", "rotate_every", parse_time, rotate_every, "24h", .min = USEC_PER_SEC),
 	KEY("keys", "max_link_ttl", parse_time, max_link_ttl, "24h", .min = USEC_PER_SEC),
 	KEY("keys", "default_link_ttl", parse_time, default_link_ttl, "1h", .min = USEC_PER_SEC),
@@ -896,6 +935,7 @@ Config *config_free(Config *c)
 	free(c->state_directory);
 	free(c->admin_group);
 	free(c->master_key_file);
+	free(c->master_key_file_previous);
 	free(c->base_url);
 	free(c->media_url);
 	strv_free(c->private_prefixes);
@@ -1152,6 +1192,27 @@ static int config_verify(Parser *p)
 		return fail_on(
 		    p, "master_key_file",
 		    "is set but mode is local (set mode = derived, or remove master_key_file)");
+	if (c->master_key_file_previous && c->mode != KEY_MODE_DERIVED)
+		return fail_on(p, "master_key_file_previous",
+		               "is set but mode is local (set mode = derived, or remove "
+		               "master_key_file_previous)");
+	if (c->master_switch && c->mode != KEY_MODE_DERIVED)
+		return fail_on(p, "master_switch",
+		               "is set but mode is local (set mode = derived, or remove "
+		               "master_switch)");
+	/* Which master an epoch uses is decided by master_switch alone: with
+	 * a previous master file it must be given (a previous credential is
+	 * only seen at start-up; derive_masters_load() checks that one). */
+	if (c->master_key_file_previous && !c->master_switch)
+		return fail_on(p, "master_key_file_previous",
+		               "is set but master_switch is not (set master_switch to when the new "
+		               "master takes over, the same on every host)");
+	if (c->master_key_file_previous && c->master_key_file &&
+	    streq(c->master_key_file_previous, c->master_key_file))
+		return fail_on(p, later_key(p, "master_key_file", "master_key_file_previous"),
+		               "master_key_file and master_key_file_previous are the same file "
+		               "(the new master goes in master_key_file, the old one in "
+		               "master_key_file_previous)");
 
 	for (size_t i = 0; i < ELEMENTSOF(params); i++)
 		for (size_t j = i + 1; j < ELEMENTSOF(params); j++) {
@@ -1184,6 +1245,11 @@ static int config_verify(Parser *p)
 		               "master_key_file %s is inside media_root %s, nginx would serve it "
 		               "(move it out)",
 		               c->master_key_file, c->media_root);
+	if (c->master_key_file_previous && path_inside(c->master_key_file_previous, c->media_root))
+		return fail_on(p, later_key(p, "master_key_file_previous", "media_root"),
+		               "master_key_file_previous %s is inside media_root %s, nginx would "
+		               "serve it (move it out)",
+		               c->master_key_file_previous, c->media_root);
 	if (path_inside(c->state_directory, c->media_root) ||
 	    dir_is(c->state_directory, c->media_root))
 		return fail_on(p, later_key(p, "state_directory", "media_root"),

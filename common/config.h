@@ -33,13 +33,15 @@ typedef struct Config {
 	usec_t idle_timeout;      /* 60s */
 
 	/* [keys] */
-	KeyMode mode;            /* local */
-	char *master_key_file;   /* NULL: systemd credential securelink-master */
-	usec_t rotate_every;     /* 24h */
-	usec_t max_link_ttl;     /* 24h */
-	usec_t default_link_ttl; /* 1h */
-	usec_t activation_delay; /* 2s */
-	usec_t clock_skew;       /* 30s */
+	KeyMode mode;                   /* local */
+	char *master_key_file;          /* NULL: systemd credential securelink-master */
+	char *master_key_file_previous; /* NULL: credential securelink-master-previous, if any */
+	usec_t master_switch;           /* CLOCK_REALTIME when the new master takes over; 0: none */
+	usec_t rotate_every;            /* 24h */
+	usec_t max_link_ttl;            /* 24h */
+	usec_t default_link_ttl;        /* 1h */
+	usec_t activation_delay;        /* 2s */
+	usec_t clock_skew;              /* 30s */
 
 	/* [links] */
 	char *base_url;          /* "" (answers are paths) */

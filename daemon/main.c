@@ -3,11 +3,14 @@
 #include <signal.h>
 #include <sodium.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "derive.h"
 #include "keyring.h"
 #include "log.h"
 #include "manager.h"
@@ -89,53 +92,73 @@ static int parse_argv(int argc, char *argv[])
 	return 1;
 }
 
-static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+static const char *format_utc(char *buf, size_t size, usec_t t)
 {
-	(void)sd_notify(false, "STOPPING=1");
-	log_info("Stopping on signal %u", si->ssi_signo);
-	return sd_event_exit(sd_event_source_get_event(s), 0);
+	time_t tt = (time_t)(t / USEC_PER_SEC);
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, size, "?");
+	return buf;
 }
 
-static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+/* mode = derived: the masters, and a schedule whose window fits. Returns an
+ * exit code, EXIT_SUCCESS when fine. */
+static int load_masters(const Config *config, Masters **ret)
 {
-	manager_reload_config(userdata);
-	return 0;
-}
-
-static int run(int argc, char *argv[])
-{
-	_cleanup_(manager_freep) Manager *m = NULL;
-	_cleanup_(config_freep) Config *config = NULL;
-	_cleanup_(keyring_freep) KeyRing *ring = NULL;
 	_cleanup_free_ char *error = NULL;
-	sd_event *e = NULL;
-	bool used_prev = false;
-	sigset_t mask;
+	DeriveWindow w;
+	usec_t now = now_realtime(), until;
+	Masters *m;
 	int r;
 
-	r = parse_argv(argc, argv);
-	if (r <= 0)
-		return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
-
-	log_open();
-
-	r = config_load(arg_config, &config, &error);
-	if (r < 0) {
-		fprintf(stderr, "securelinkd: %s\n", error);
+	if (derive_window(config, now, &w) < 0) {
+		fprintf(stderr,
+		        "securelinkd: %s: with mode = derived, (max_link_ttl + clock_skew) / "
+		        "rotate_every must stay below %d, and rotate_every must number the epochs "
+		        "within 32 bits (raise rotate_every)\n",
+		        arg_config, DERIVE_MAX_EPOCHS - 3);
 		return EXIT_CONFIG;
 	}
-	if (arg_check_config) {
-		printf("securelinkd: %s: configuration OK\n", arg_config);
-		return EXIT_SUCCESS;
+	r = derive_masters_load(config, getenv("CREDENTIALS_DIRECTORY"), &m, &error);
+	if (r < 0) {
+		fprintf(stderr, "securelinkd: %s\n", error ? error : strerror(-r));
+		return EXIT_CONFIG;
 	}
 
-	/* Key material must not end up in a core dump, nor be readable through
-	 * ptrace by another process of the same uid. */
-	if (prctl(PR_SET_DUMPABLE, 0) < 0)
-		return log_error_errno(errno, "Failed to make the process undumpable: %m"),
-		       EXIT_FAILURE;
-	if (sodium_init() < 0)
-		return log_error("Failed to initialise libsodium"), EXIT_FAILURE;
+	until = derive_previous_until(m, config);
+	if (m->previous && now >= until)
+		log_notice("The previous master's last links have expired; remove "
+		           "master_key_file_previous (or the credential %s) and master_switch.",
+		           DERIVE_PREVIOUS_CREDENTIAL);
+	else if (m->previous) {
+		/* The first epoch of the new master is published one epoch
+		 * before it starts: hosts without the new master by then
+		 * publish it with the old one. */
+		usec_t publish =
+		    until - config->max_link_ttl - config->clock_skew - config->rotate_every;
+
+		if (now + config->clock_skew >= publish)
+			log_notice("Master roll in progress: the new master's keys are published; "
+			           "the previous master is needed until %s.",
+			           format_utc((char[32]){}, 32, until));
+		else
+			log_notice("Master roll: every host must have the new master before %s, "
+			           "when its first keys are published.",
+			           format_utc((char[32]){}, 32, publish));
+	}
+	*ret = m;
+	return EXIT_SUCCESS;
+}
+
+/* mode = local: the key ring from state_directory, a new one at the first
+ * start. Returns an exit code, EXIT_SUCCESS when fine. */
+static int load_keyring(const Config *config, KeyRing **ret)
+{
+	_cleanup_(keyring_freep) KeyRing *ring = NULL;
+	_cleanup_free_ char *error = NULL;
+	bool used_prev = false;
+	int r;
 
 	if (mkdir(config->state_directory, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(errno, "Failed to create %s: %m", config->state_directory),
@@ -172,6 +195,118 @@ static int run(int argc, char *argv[])
 			       EXIT_FAILURE;
 	}
 
+	*ret = TAKE_PTR(ring);
+	return EXIT_SUCCESS;
+}
+
+/* systemd starts services with a soft RLIMIT_NOFILE of 1024 and a far higher
+ * hard limit. max_connections (default 1024) clients plus the daemon's own
+ * descriptors do not fit under 1024: accept() would fail with EMFILE and the
+ * last clients would hang in the listen backlog instead of being served or
+ * told "too many connections". securelinkd uses epoll, never select(), so the
+ * hard limit is safe to use, as systemd recommends for such programs. */
+static void raise_nofile_limit(unsigned max_connections)
+{
+	/* The listening socket, sd-event's epoll, signal and timer fds, the
+	 * journal, a child's pipe, files being written: a few dozen at most. */
+	const rlim_t need = (rlim_t)max_connections + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < need)
+		log_warning("RLIMIT_NOFILE is %llu, too low for max_connections = %u; clients "
+		            "beyond the limit wait unanswered (raise LimitNOFILE=)",
+		            (unsigned long long)rl.rlim_cur, max_connections);
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)sd_notify(false, "STOPPING=1");
+	log_info("Stopping on signal %u", si->ssi_signo);
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	manager_reload_config(userdata);
+	return 0;
+}
+
+static int run(int argc, char *argv[])
+{
+	_cleanup_(manager_freep) Manager *m = NULL;
+	_cleanup_(config_freep) Config *config = NULL;
+	_cleanup_(keyring_freep) KeyRing *ring = NULL;
+	_cleanup_(masters_freep) Masters *masters = NULL;
+	_cleanup_free_ char *error = NULL;
+	sd_event *e = NULL;
+	sigset_t mask;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+	log_open();
+
+	r = config_load(arg_config, &config, &error);
+	if (r < 0) {
+		fprintf(stderr, "securelinkd: %s\n", error);
+		return EXIT_CONFIG;
+	}
+	if (arg_check_config) {
+		/* The credential is only there when systemd starts the
+		 * service; a master file can be checked from a shell. */
+		if (config->mode == KEY_MODE_DERIVED &&
+		    (config->master_key_file || getenv("CREDENTIALS_DIRECTORY"))) {
+			if (sodium_init() < 0)
+				return log_error("Failed to initialise libsodium"), EXIT_FAILURE;
+			r = load_masters(config, &masters);
+			if (r != EXIT_SUCCESS)
+				return r;
+			printf("securelinkd: %s: configuration and master secret OK\n", arg_config);
+		} else if (config->mode == KEY_MODE_DERIVED)
+			printf("securelinkd: %s: configuration OK (the master secret comes from "
+			       "the credential %s, which only the service sees)\n",
+			       arg_config, DERIVE_MASTER_CREDENTIAL);
+		else
+			printf("securelinkd: %s: configuration OK\n", arg_config);
+		return EXIT_SUCCESS;
+	}
+
+	raise_nofile_limit(config->max_connections);
+
+	/* Key material must not end up in a core dump, nor be readable through
+	 * ptrace by another process of the same uid. */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		return log_error_errno(errno, "Failed to make the process undumpable: %m"),
+		       EXIT_FAILURE;
+	if (sodium_init() < 0)
+		return log_error("Failed to initialise libsodium"), EXIT_FAILURE;
+
+	if (config->mode == KEY_MODE_DERIVED) {
+		/* No key ring: every key comes from the master and the clock,
+		 * and state_directory is not used. */
+		r = load_masters(config, &masters);
+		if (r != EXIT_SUCCESS)
+			return r;
+		ring = keyring_new();
+		if (!ring)
+			return log_error("Out of memory"), EXIT_FAILURE;
+		log_info("Fleet mode: keys derive from the master secret, a new epoch every %s",
+		         format_duration((char[32]){}, 32, config->rotate_every));
+	} else {
+		r = load_keyring(config, &ring);
+		if (r != EXIT_SUCCESS)
+			return r;
+	}
+
 	/* sd-event handles these signals; child processes need SIGCHLD blocked. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -192,6 +327,7 @@ static int run(int argc, char *argv[])
 		sd_event_unref(e);
 		return log_error_errno(r, "Failed to set up: %m"), EXIT_FAILURE;
 	}
+	m->masters = TAKE_PTR(masters);
 
 	(void)sd_event_add_signal(e, NULL, SIGTERM, on_sigterm, m);
 	(void)sd_event_add_signal(e, NULL, SIGINT, on_sigterm, m);

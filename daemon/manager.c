@@ -57,6 +57,7 @@ Manager *manager_free(Manager *m)
 	server_free(m->server);
 	signer_free(m->signer);
 	keyring_free(m->ring);
+	masters_free(m->masters);
 	config_free(m->config);
 	free(m->config_path);
 	free(m->nginx_error);
@@ -70,9 +71,14 @@ static uint32_t ring_max_kid(const KeyRing *r)
 	return r->n_keys > 0 ? r->keys[r->n_keys - 1].kid : 0;
 }
 
+static bool derived(const Manager *m)
+{
+	return m->config->mode == KEY_MODE_DERIVED;
+}
+
 static StatusInfo status_info(const Manager *m)
 {
-	return (StatusInfo){
+	StatusInfo info = {
 		.next_rotation = rotation_due(m->ring, m->config),
 		.last_reload = m->last_reload,
 		.nginx_ok = m->nginx_ok,
@@ -81,6 +87,21 @@ static StatusInfo status_info(const Manager *m)
 		.n_errors = m->n_errors,
 		.n_rotations = m->n_rotations,
 	};
+	DeriveWindow w;
+
+	if (derived(m) && m->masters) {
+		if (derive_window(m->config, now_realtime(), &w) >= 0) {
+			info.epoch = w.current;
+			/* The next switch of the signing epoch, on schedule
+			 * (rotation_due() says when the active one began
+			 * plus rotate_every, which lags while nginx does). */
+			info.next_rotation =
+			    derive_epoch_start(m->config, w.signing + 1) + m->config->clock_skew;
+		}
+		info.master_switch = m->masters->master_switch;
+		info.previous_until = derive_previous_until(m->masters, m->config);
+	}
+	return info;
 }
 
 static void notify_status(Manager *m)
@@ -290,6 +311,9 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 		log_event(LOG_INFO, SL_MESSAGE_KEY_PUBLISHED,
 		          "Keys up to %" PRIu32 " are published to nginx%s", kid,
 		          result->reloaded ? " (reload confirmed)" : "");
+		/* mode = derived: which epoch signs depends on what nginx
+		 * has; recompute the ring with the new confirmation. */
+		m->ring_until = 0;
 	}
 
 	if (m->reload_config_pending)
@@ -424,9 +448,77 @@ static void do_drop(Manager *m)
 	          "Dropped %d key(s) whose links have all expired", n);
 }
 
+/* mode = derived: recomputes the ring of epochs for now and for what this
+ * host's nginx is confirmed to have. The snippets follow the ring: a sync is
+ * due after every change (an unchanged file costs one read and no reload).
+ *
+ * The invariant, as in mode = local: this host signs only with a key its own
+ * nginx is confirmed to have (derive_ring() picks the active epoch from
+ * rotation.confirmed_kid), and it publishes every epoch that any host of the
+ * fleet may sign with, or may have signed a living link with. A reload that
+ * fails leaves nginx with the previous file, which holds the next epoch
+ * already: signing goes on with the schedule for up to rotate_every +
+ * clock_skew, then stays on the newest epoch nginx has, with links capped
+ * at that epoch's deadline (sign_reply()), while the retries go on. */
+static void derived_refresh(Manager *m)
+{
+	KeyRing *ring = NULL;
+	usec_t now = now_realtime(), until = USEC_INFINITY;
+	int r;
+
+	r = derive_ring(m->masters, m->config, now, m->rotation.confirmed_kid, &ring, &until);
+	if (r < 0) {
+		/* Keep the ring we have (its keys stay valid for a while) and
+		 * try again. */
+		log_error_errno(r, "Failed to derive the keys of the current epochs, retrying: %m");
+		m->ring_until = now + RETRY_MIN;
+		return;
+	}
+	keyring_free(m->ring);
+	m->ring = ring;
+	m->ring_until = until;
+	m->rotation.sync_needed = true;
+}
+
+static void derived_step(Manager *m)
+{
+	for (unsigned guard = 0; guard < 16; guard++) {
+		usec_t when = USEC_INFINITY;
+		RotationAction a;
+
+		a = rotation_next_derived(&m->rotation, m->ring_until, now_realtime(), &when);
+		switch (a) {
+		case ROTATION_DERIVE:
+			/* Also while nginx works on the previous files: signing
+			 * must follow the schedule without waiting for it. */
+			derived_refresh(m);
+			continue;
+		case ROTATION_SYNC:
+			if (m->nginx_op) {
+				/* on_nginx_done() steps again. */
+				arm_timer(m, m->ring_until);
+				break;
+			}
+			start_sync(m);
+			continue;
+		case ROTATION_WAIT:
+		default:
+			arm_timer(m, when);
+			break;
+		}
+		break;
+	}
+	waiters_answer(m);
+	notify_status(m);
+}
+
 /* Runs the state machine until it has to wait for time or for nginx. */
 static void manager_step(Manager *m)
 {
+	if (derived(m)) {
+		derived_step(m);
+		return;
+	}
 	for (unsigned guard = 0; guard < 16; guard++) {
 		usec_t when = USEC_INFINITY;
 		RotationAction a;
@@ -459,10 +551,46 @@ static void manager_step(Manager *m)
 	notify_status(m);
 }
 
+/* mode = derived: the snippets of the epochs of now, before READY=1. Files
+ * already holding exactly them are taken as what nginx has (as in mode =
+ * local); otherwise nothing signs until nginx confirms the new ones. */
+static int derived_start(Manager *m)
+{
+	usec_t until;
+	int r;
+
+	m->rotation.confirmed_kid = 0;
+	r = derive_ring(m->masters, m->config, now_realtime(), 0, &m->ring, &until);
+	if (r < 0)
+		return log_error_errno(r, "Failed to derive the keys of the current epochs: %m");
+	r = write_snippets(m);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		m->rotation.confirmed_kid = ring_max_kid(m->ring);
+	m->rotation.sync_needed = r > 0;
+	m->files_unconfirmed = r > 0;
+	/* Recompute at once: with the confirmation an epoch is active. */
+	m->ring_until = 0;
+
+	r = server_new(m->event, m->config, manager_handle_line, m, &m->server);
+	if (r < 0)
+		return r;
+
+	manager_step(m);
+	return 0;
+}
+
 int manager_start(Manager *m)
 {
 	const Key *pending;
 	int r;
+
+	if (derived(m)) {
+		keyring_free(m->ring);
+		m->ring = NULL;
+		return derived_start(m);
+	}
 
 	/* A first start: the snippets must hold a real key before READY=1, so
 	 * the first key is created (not yet active) before anything is written. */
@@ -497,6 +625,52 @@ int manager_start(Manager *m)
 	return 0;
 }
 
+static int copy_string(char **dst, const char *src)
+{
+	char *s = NULL;
+
+	if (src) {
+		s = strdup(src);
+		if (!s)
+			return -ENOMEM;
+	}
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+	return a && b ? streq(a, b) : a == b;
+}
+
+/* The key mode and the masters were read at start-up (a credential is only
+ * there then), and in a fleet rotate_every numbers the epochs every host
+ * must agree on: these change at the next restart only. */
+static int keep_running_schedule(Manager *m, Config *c)
+{
+	const Config *old = m->config;
+	bool fleet = old->mode == KEY_MODE_DERIVED;
+
+	if (c->mode == old->mode && streq_null(c->master_key_file, old->master_key_file) &&
+	    streq_null(c->master_key_file_previous, old->master_key_file_previous) &&
+	    c->master_switch == old->master_switch &&
+	    (!fleet || c->rotate_every == old->rotate_every))
+		return 0;
+
+	log_warning("mode, master_key_file, master_key_file_previous, master_switch%s take effect "
+	            "at the next restart (systemctl restart securelinkd), ignoring.",
+	            fleet ? " and (with mode = derived) rotate_every" : "");
+	c->mode = old->mode;
+	c->master_switch = old->master_switch;
+	if (fleet)
+		c->rotate_every = old->rotate_every;
+	if (copy_string(&c->master_key_file, old->master_key_file) < 0 ||
+	    copy_string(&c->master_key_file_previous, old->master_key_file_previous) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static void manager_apply_config(Manager *m)
 {
 	_cleanup_free_ char *error = NULL;
@@ -524,6 +698,28 @@ static void manager_apply_config(Manager *m)
 			          "running one.");
 			return;
 		}
+	}
+	r = keep_running_schedule(m, c);
+	if (r < 0) {
+		config_free(c);
+		log_error(
+		    "Out of memory while reloading the configuration, keeping the running one.");
+		return;
+	}
+	if (c->mode == KEY_MODE_DERIVED) {
+		DeriveWindow w;
+
+		if (derive_window(c, now_realtime(), &w) < 0) {
+			log_error(
+			    "Configuration not reloaded, keeping the running one: with mode = "
+			    "derived, (max_link_ttl + clock_skew) / rotate_every must stay below "
+			    "%d (raise rotate_every)",
+			    DERIVE_MAX_EPOCHS - 3);
+			config_free(c);
+			return;
+		}
+		/* max_link_ttl and clock_skew move the window. */
+		m->ring_until = 0;
 	}
 	config_free(m->config);
 	m->config = c;
@@ -554,6 +750,7 @@ static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	int64_t now = (int64_t)(now_realtime() / USEC_PER_SEC), expires;
 	int64_t max_ttl = (int64_t)(cfg->max_link_ttl / USEC_PER_SEC);
 	_cleanup_free_ char *url = NULL;
+	const Key *active;
 	const char *message;
 	ProtoError code;
 	int r;
@@ -585,6 +782,21 @@ static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	if (expires - now > max_ttl) {
 		code = PROTO_TTL_TOO_LONG;
 		message = "expires is further away than max_link_ttl (ask for less)";
+		goto fail;
+	}
+
+	/* mode = derived: every nginx drops an epoch at its deadline; a link
+	 * must not outlive its key there. On schedule this never bites (the
+	 * deadline is more than max_link_ttl away); it does while this host's
+	 * nginx lags and an older epoch signs. */
+	active = keyring_active(m->ring);
+	if (derived(m) && active &&
+	    (usec_t)expires * USEC_PER_SEC >= derive_epoch_deadline(cfg, active->kid)) {
+		code = PROTO_UNAVAILABLE;
+		message =
+		    "nginx on this host has not loaded the current keys, and links of the keys "
+		    "it has cannot live that long (ask for a shorter ttl; see securelinkctl "
+		    "status)";
 		goto fail;
 	}
 
@@ -658,6 +870,16 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 {
 	const Key *active = keyring_active(m->ring);
 
+	if (derived(m)) {
+		m->n_errors++;
+		conn_reply_error(
+		    c, PROTO_BAD_REQUEST,
+		    "ROTATE does not apply with mode = derived: every host changes keys "
+		    "every rotate_every on its own; after a leak, roll a new master "
+		    "secret (see securelinkd(8), FLEET MODE)");
+		return;
+	}
+
 	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0, NULL, 0) < 0) {
 		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
 		return;
@@ -681,6 +903,16 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	unsigned char *secret;
 	uint32_t kid;
 	int r;
+
+	/* A legacy secret imported on one host would be unknown to the rest of
+	 * the fleet, and there is no key ring to keep it in. */
+	if (derived(m)) {
+		m->n_errors++;
+		conn_reply_error(c, PROTO_BAD_REQUEST,
+		                 "IMPORT does not apply with mode = derived: migrate with mode = "
+		                 "local first (see securelinkd(8), FLEET MODE)");
+		return;
+	}
 
 	secret = sodium_malloc(arg_len + 1);
 	if (!secret) {
@@ -751,6 +983,11 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 	const char *message;
 	ProtoError code;
 	Request req;
+
+	/* mode = derived: the epochs move with the clock; a timer a little
+	 * late must not make this request sign with the previous one. */
+	if (derived(m) && now_realtime() >= m->ring_until)
+		manager_step(m);
 
 	/* The parser works in place; a request held until the first key is
 	 * active needs the line as it came. */

@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "derive.h"
 #include "keyring.h"
 #include "nginx.h"
 #include "rotation.h"
@@ -32,7 +33,9 @@ typedef struct Manager {
 	sd_event *event;
 	char *config_path;
 	Config *config;
-	KeyRing *ring;
+	KeyRing *ring;     /* mode = derived: the epochs at now, from derive_ring() */
+	Masters *masters;  /* mode = derived only */
+	usec_t ring_until; /* mode = derived: when the ring must be recomputed */
 	Signer *signer;
 	Server *server;
 

@@ -79,12 +79,29 @@ RotationAction rotation_next(const KeyRing *r, const Config *c, const RotationIn
 	return ROTATION_WAIT;
 }
 
+RotationAction rotation_next_derived(const RotationInput *in, usec_t ring_until, usec_t now,
+                                     usec_t *ret_when)
+{
+	usec_t when = ring_until;
+
+	/* The schedule first: a sync must carry the epochs of now. */
+	if (now >= ring_until)
+		return ROTATION_DERIVE;
+	if (in->sync_needed) {
+		if (now >= in->retry_at)
+			return ROTATION_SYNC;
+		when = min_usec(when, in->retry_at);
+	}
+	*ret_when = when;
+	return ROTATION_WAIT;
+}
+
 const char *rotation_action_to_string(RotationAction a)
 {
 	static const char *const table[_ROTATION_ACTION_MAX] = {
 		[ROTATION_WAIT] = "wait",       [ROTATION_SYNC] = "sync",
 		[ROTATION_PUBLISH] = "publish", [ROTATION_ACTIVATE] = "activate",
-		[ROTATION_DROP] = "drop",
+		[ROTATION_DROP] = "drop",       [ROTATION_DERIVE] = "derive",
 	};
 
 	return a >= 0 && a < _ROTATION_ACTION_MAX ? table[a] : NULL;

@@ -17,6 +17,7 @@ typedef enum RotationAction {
 	ROTATION_PUBLISH,  /* add a new key (first start, schedule or request) */
 	ROTATION_ACTIVATE, /* the pending key is confirmed in nginx, and the delay passed */
 	ROTATION_DROP,     /* some keys are past drop_after */
+	ROTATION_DERIVE,   /* mode = derived: recompute the epochs' ring (the schedule moved) */
 	_ROTATION_ACTION_MAX,
 } RotationAction;
 
@@ -37,5 +38,12 @@ RotationAction rotation_next(const KeyRing *r, const Config *c, const RotationIn
  * rotate_every (so restarts never reset the schedule); USEC_INFINITY when
  * there is no active key. */
 usec_t rotation_due(const KeyRing *r, const Config *c);
+
+/* mode = derived: there is nothing to publish, activate or drop by hand;
+ * the ring is a function of the time (derive_ring()), recomputed at
+ * ring_until, and the snippets follow it. Returns ROTATION_DERIVE,
+ * ROTATION_SYNC or ROTATION_WAIT (ret_when set). */
+RotationAction rotation_next_derived(const RotationInput *in, usec_t ring_until, usec_t now,
+                                     usec_t *ret_when);
 
 const char *rotation_action_to_string(RotationAction a);

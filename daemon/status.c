@@ -68,6 +68,14 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 		buf_printf(&b, "\"active_kid\":null,");
 	buf_time(&b, "next_rotation", info->next_rotation, true);
 	buf_printf(&b, "\"mode\":\"%s\",", key_mode_to_string(c->mode));
+	if (c->mode == KEY_MODE_DERIVED) {
+		/* Every host of the fleet computes the same epochs; these
+		 * tell an admin where in the schedule and in a master roll
+		 * this one is. */
+		buf_printf(&b, "\"epoch\":%" PRIu32 ",", info->epoch);
+		buf_time(&b, "master_switch", info->master_switch, true);
+		buf_time(&b, "previous_master_until", info->previous_until, true);
+	}
 	buf_printf(&b, "\"keys\":[");
 	for (size_t i = 0; i < r->n_keys; i++) {
 		const Key *k = &r->keys[i];

@@ -16,6 +16,10 @@ typedef struct StatusInfo {
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;
+	/* mode = derived only: */
+	uint32_t epoch;        /* the schedule's epoch at now (kids are epochs) */
+	usec_t master_switch;  /* 0: no master roll in progress */
+	usec_t previous_until; /* the previous master's last epoch is dropped then */
 } StatusInfo;
 
 /* Formats STATUS's one-line JSON (DESIGN.md field names; times in unix

@@ -102,16 +102,22 @@ static void assert_documented_defaults(const Config *c)
 }
 
 /* Every key of DESIGN.md's Configuration section, plus [keys] mode and
- * master_key_file from Fleet mode. */
+ * master_key_file from Fleet mode, and master_key_file_previous and
+ * master_switch for rolling its master. */
 static const char *const documented_keys[] = {
-	"socket",           "state_directory",  "admin_group",
-	"max_connections",  "idle_timeout",     "mode",
-	"master_key_file",  "rotate_every",     "max_link_ttl",
-	"default_link_ttl", "activation_delay", "clock_skew",
-	"base_url",         "media_url",        "private_prefixes",
-	"public_prefixes",  "token_param",      "expires_param",
-	"key_param",        "bind_ip",          "keys_file",
-	"locations_file",   "media_root",       "test_command",
+	"socket",           "state_directory",
+	"admin_group",      "max_connections",
+	"idle_timeout",     "mode",
+	"master_key_file",  "master_key_file_previous",
+	"master_switch",    "rotate_every",
+	"max_link_ttl",     "default_link_ttl",
+	"activation_delay", "clock_skew",
+	"base_url",         "media_url",
+	"private_prefixes", "public_prefixes",
+	"token_param",      "expires_param",
+	"key_param",        "bind_ip",
+	"keys_file",        "locations_file",
+	"media_root",       "test_command",
 	"reload",
 };
 
@@ -375,10 +381,10 @@ static void test_syntax_unknown_key_outside_section_is_refused(void **state)
 
 static void test_syntax_unknown_key_lists_the_section_keys(void **state)
 {
-	expect_error(
-	    "[keys]\nrotate_evry = 1h\n", "test.conf:2: rotate_evry: ",
-	    "unknown key in [keys] (known keys there: mode, master_key_file, rotate_every, "
-	    "max_link_ttl, default_link_ttl, activation_delay, clock_skew)");
+	expect_error("[keys]\nrotate_evry = 1h\n", "test.conf:2: rotate_evry: ",
+	             "unknown key in [keys] (known keys there: mode, master_key_file, "
+	             "master_key_file_previous, master_switch, rotate_every, max_link_ttl, "
+	             "default_link_ttl, activation_delay, clock_skew)");
 	/* Keys are spelled exactly. */
 	expect_error("[keys]\nRotate_Every = 1h\n", "test.conf:2: Rotate_Every: ", "unknown key");
 	/* An odd key name is echoed escaped, on one line. */
@@ -620,6 +626,62 @@ static void test_keys_master_key_file(void **state)
 	             "test.conf:3: master_key_file: ", "is set but mode is local");
 	expect_error("[keys]\nmode = derived\nmaster_key_file = /var/www/html/media/m.key\n",
 	             "test.conf:3: master_key_file: ", "is inside media_root");
+}
+
+static void test_keys_master_roll_keys(void **state)
+{
+	Config *c = load_ok("[keys]\nmode = derived\n"
+	                    "master_key_file_previous = /etc/securelink/old.key\n"
+	                    "master_switch = 2025-07-01T00:00:00Z\n");
+
+	assert_string_equal(c->master_key_file_previous, "/etc/securelink/old.key");
+	/* date -u -d 2025-07-01T00:00:00Z +%s */
+	assert_int_equal(c->master_switch, 1751328000ULL * USEC_PER_SEC);
+	config_free(c);
+
+	/* A previous master can also come as a credential: master_switch
+	 * alone is fine here (securelinkd checks the pair at start-up). */
+	c = load_ok("[keys]\nmode = derived\nmaster_switch = 1751373015\n");
+	assert_null(c->master_key_file_previous);
+	assert_int_equal(c->master_switch, 1751373015ULL * USEC_PER_SEC);
+	config_free(c);
+	c = load_ok("[keys]\nmode = derived\nmaster_switch = 2025-07-01\n");
+	assert_int_equal(c->master_switch, 1751328000ULL * USEC_PER_SEC);
+	config_free(c);
+	c = load_ok("[keys]\nmaster_switch =\nmaster_key_file_previous =\n");
+	assert_int_equal(c->master_switch, 0);
+	assert_null(c->master_key_file_previous);
+	config_free(c);
+
+	expect_error(
+	    "[keys]\nmode = derived\nmaster_switch = tomorrow\n",
+	    "test.conf:3: master_switch: ", "\"tomorrow\" is not a time (use unix seconds");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 2025-07-01 00:00\n",
+	             "test.conf:3: master_switch: ", "is not a time");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 2025-13-01\n",
+	             "test.conf:3: master_switch: ", "is not a time");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 12\n",
+	             "test.conf:3: master_switch: ", "is out of range");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 99999999999999999999\n",
+	             "test.conf:3: master_switch: ", "is not a time");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 1751328000s\n",
+	             "test.conf:3: master_switch: ", "is not a time");
+	expect_error("[keys]\nmaster_switch = 2025-07-01\n",
+	             "test.conf:2: master_switch: ", "is set but mode is local");
+	expect_error("[keys]\nmaster_key_file_previous = /etc/securelink/old.key\n"
+	             "master_switch = 2025-07-01\n",
+	             "test.conf:2: master_key_file_previous: ", "is set but mode is local");
+	expect_error("[keys]\nmode = derived\nmaster_key_file_previous = /etc/securelink/old.key\n",
+	             "test.conf:3: master_key_file_previous: ", "master_switch is not");
+	expect_error("[keys]\nmode = derived\nmaster_key_file_previous = old.key\n",
+	             "test.conf:3: master_key_file_previous: ", "is not an absolute path");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 2025-07-01\n"
+	             "master_key_file = /etc/securelink/m.key\n"
+	             "master_key_file_previous = /etc/securelink/m.key\n",
+	             "test.conf:5: master_key_file_previous: ", "are the same file");
+	expect_error("[keys]\nmode = derived\nmaster_switch = 2025-07-01\n"
+	             "master_key_file_previous = /var/www/html/media/old.key\n",
+	             "test.conf:4: master_key_file_previous: ", "is inside media_root");
 }
 
 static void test_keys_durations_parse_every_unit(void **state)
@@ -1203,6 +1265,7 @@ int main(void)
 		cmocka_unit_test(test_daemon_idle_timeout),
 		cmocka_unit_test(test_keys_mode),
 		cmocka_unit_test(test_keys_master_key_file),
+		cmocka_unit_test(test_keys_master_roll_keys),
 		cmocka_unit_test(test_keys_durations_parse_every_unit),
 		cmocka_unit_test(test_keys_durations_refuse_bad_values),
 		cmocka_unit_test(test_keys_zero_rotation_and_ttls_are_refused),
