@@ -35,6 +35,9 @@ import pytest
 
 from nginxsite import NGINX, become_subreaper, free_port, worker_user
 
+# Datagrams starting with this are Daemon._sync_notify()'s markers.
+_SYNC = "X-SECURELINK-TEST-SYNC="
+
 # Upper bound for anything that has a signal of its own (READY=1, an answer,
 # a reload, an exit); only reached when something is broken.
 TIMEOUT = 20.0
@@ -139,6 +142,9 @@ class Daemon:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc = None
+        # Prepended to the daemon's command line, e.g. setpriv to run it as
+        # another user (a wrapper that execs keeps the daemon's pid).
+        self.wrapper = []
         self.nginx_pid = None
         self.answers = []       # every answer line any client read
         self.notifications = []  # every sd_notify datagram, in order
@@ -147,6 +153,7 @@ class Daemon:
         self._notify_sock = None
         self._notify_thread = None
         self._stop_notify = False
+        self._sync_id = self._synced = 0
         for sub in (self.media, os.path.dirname(self.keys_file), self.state,
                     os.path.join(d, "tmp")):
             os.makedirs(sub, exist_ok=True)
@@ -280,8 +287,26 @@ http {{
             except OSError:
                 return
             with self._cond:
-                self.notifications.append(msg)
+                if msg.startswith(_SYNC):
+                    self._synced = int(msg[len(_SYNC):])
+                else:
+                    self.notifications.append(msg)
                 self._cond.notify_all()
+
+    def _sync_notify(self):
+        """Returns once every datagram sent to the notify socket so far is
+        in self.notifications: a marker sent now queues behind them (a
+        datagram socket keeps their order), so when the thread has seen it,
+        it has seen them. Without this, a test that checks for STOPPING=1
+        right after the exit races the thread that records it."""
+        if not self._notify_sock:
+            return
+        self._sync_id += 1
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(f"{_SYNC}{self._sync_id}".encode(), self._notify_sock.getsockname())
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._synced >= self._sync_id, TIMEOUT):
+                raise AssertionError("the sd_notify thread is stuck")
 
     def _open_notify(self):
         if self._notify_sock:
@@ -336,7 +361,8 @@ http {{
         env.pop("LISTEN_FDS", None)
         env.pop("LISTEN_PID", None)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([daemon_binary(), "-c", self.conf] + (args or []),
+            self.proc = subprocess.Popen(self.wrapper + [daemon_binary(), "-c", self.conf]
+                                         + (args or []),
                                          env=env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log)
         return self.proc
@@ -355,11 +381,13 @@ http {{
         if p.poll() is None:
             p.send_signal(sig)
         try:
-            return p.wait(TIMEOUT)
+            status = p.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
             raise RuntimeError(f"securelinkd did not stop on {sig!r}\n" + self.diagnostics())
+        self._sync_notify()  # its last words (STOPPING=1) are recorded
+        return status
 
     def restart(self):
         assert self.stop() == 0
