@@ -270,8 +270,16 @@ static int save_ring(Manager *m)
 	int r, k;
 
 	r = keyring_save(m->ring, m->config->state_directory);
-	if (r >= 0)
+	if (r >= 0) {
+		if (m->ring_save_failed) {
+			/* The error STATUS shows was this one: it is over. */
+			m->ring_save_failed = false;
+			m->failures = 0;
+			set_nginx_error(m, NULL);
+		}
 		return 0;
+	}
+	m->ring_save_failed = true;
 
 	log_error_errno(r, "Failed to save the key ring in %s: %m", m->config->state_directory);
 	k = keyring_load(m->config->state_directory, &old, &used_prev, &error);
@@ -397,6 +405,7 @@ static void do_publish(Manager *m)
 	r = save_ring(m);
 	if (r < 0) {
 		schedule_retry(m, "cannot save the key ring (disk full?)");
+		m->rotation.hold_until = m->rotation.retry_at;
 		waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
 		return;
 	}
@@ -421,6 +430,7 @@ static void do_activate(Manager *m)
 	r = save_ring(m);
 	if (r < 0) {
 		schedule_retry(m, "cannot save the key ring (disk full?)");
+		m->rotation.hold_until = m->rotation.retry_at;
 		return;
 	}
 	m->revoke_requested = false;
@@ -441,6 +451,7 @@ static void do_drop(Manager *m)
 	r = save_ring(m);
 	if (r < 0) {
 		schedule_retry(m, "cannot save the key ring (disk full?)");
+		m->rotation.hold_until = m->rotation.retry_at;
 		return;
 	}
 	m->rotation.sync_needed = true;
@@ -480,9 +491,24 @@ static void derived_refresh(Manager *m)
 	m->rotation.sync_needed = true;
 }
 
+/* Ends a round of steps: answers what can be answered now. A state machine
+ * that kept stepping without settling is a bug; never spin on it, and never
+ * stop either: look again in a second. */
+static void step_done(Manager *m, bool settled)
+{
+	if (!settled && !m->nginx_op) {
+		log_warning("Rotation did not settle, looking again in 1s.");
+		arm_timer(m, now_realtime() + RETRY_MIN);
+	}
+	waiters_answer(m);
+	notify_status(m);
+}
+
 static void derived_step(Manager *m)
 {
-	for (unsigned guard = 0; guard < 16; guard++) {
+	bool settled = false;
+
+	for (unsigned guard = 0; guard < 16 && !settled; guard++) {
 		usec_t when = USEC_INFINITY;
 		RotationAction a;
 
@@ -497,6 +523,7 @@ static void derived_step(Manager *m)
 			if (m->nginx_op) {
 				/* on_nginx_done() steps again. */
 				arm_timer(m, m->ring_until);
+				settled = true;
 				break;
 			}
 			start_sync(m);
@@ -504,12 +531,11 @@ static void derived_step(Manager *m)
 		case ROTATION_WAIT:
 		default:
 			arm_timer(m, when);
+			settled = true;
 			break;
 		}
-		break;
 	}
-	waiters_answer(m);
-	notify_status(m);
+	step_done(m, settled);
 }
 
 /* Runs the state machine until it has to wait for time or for nginx. */
@@ -519,7 +545,9 @@ static void manager_step(Manager *m)
 		derived_step(m);
 		return;
 	}
-	for (unsigned guard = 0; guard < 16; guard++) {
+	bool settled = false;
+
+	for (unsigned guard = 0; guard < 16 && !settled; guard++) {
 		usec_t when = USEC_INFINITY;
 		RotationAction a;
 
@@ -543,12 +571,11 @@ static void manager_step(Manager *m)
 		case ROTATION_WAIT:
 		default:
 			arm_timer(m, when);
+			settled = true;
 			break;
 		}
-		break;
 	}
-	waiters_answer(m);
-	notify_status(m);
+	step_done(m, settled);
 }
 
 /* mode = derived: the snippets of the epochs of now, before READY=1. Files
@@ -568,8 +595,9 @@ static int derived_start(Manager *m)
 		return r;
 	if (r == 0)
 		m->rotation.confirmed_kid = ring_max_kid(m->ring);
-	m->rotation.sync_needed = r > 0;
-	m->files_unconfirmed = r > 0;
+	/* As in local mode: nginx may not have loaded what is on disk. */
+	m->rotation.sync_needed = true;
+	m->files_unconfirmed = true;
 	/* Recompute at once: with the confirmation an epoch is active. */
 	m->ring_until = 0;
 
@@ -614,8 +642,11 @@ int manager_start(Manager *m)
 	/* A key that was published before a restart may never have reached
 	 * nginx: the daemon may have died between writing and reloading. */
 	m->rotation.confirmed_kid = pending ? pending->kid - 1 : ring_max_kid(m->ring);
-	m->rotation.sync_needed = r > 0 || pending;
-	m->files_unconfirmed = r > 0;
+	/* Test and reload at every start, even when the files on disk are
+	 * current: the daemon may have died after writing them and before
+	 * nginx loaded them (a revoke would then never reach nginx). */
+	m->rotation.sync_needed = true;
+	m->files_unconfirmed = true;
 
 	r = server_new(m->event, m->config, manager_handle_line, m, &m->server);
 	if (r < 0)

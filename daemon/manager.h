@@ -43,6 +43,7 @@ typedef struct Manager {
 	NginxOp *nginx_op;
 	uint32_t syncing_kid;   /* highest kid in the files being applied */
 	bool files_unconfirmed; /* snippets written that nginx has not confirmed */
+	bool ring_save_failed;  /* the last key ring save failed (STATUS shows it) */
 	RotationInput rotation;
 	bool revoke_requested;
 	bool reload_config_pending; /* SIGHUP arrived while nginx was busy */

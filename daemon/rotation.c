@@ -33,6 +33,13 @@ RotationAction rotation_next(const KeyRing *r, const Config *c, const RotationIn
 	const Key *pending = keyring_pending(r);
 	usec_t when = USEC_INFINITY, t;
 
+	/* After a failed save every step would fail the same way at once (a
+	 * full disk): back off, whatever is due. */
+	if (now < in->hold_until) {
+		*ret_when = in->hold_until;
+		return ROTATION_WAIT;
+	}
+
 	/* A pending key nginx is confirmed to have becomes active after the
 	 * delay, whatever else lags: it cannot sign links nginx refuses. */
 	if (pending && in->confirmed_kid >= pending->kid) {

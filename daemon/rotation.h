@@ -28,6 +28,7 @@ typedef struct RotationInput {
 	usec_t confirmed_at;    /* when that confirmation came (CLOCK_REALTIME) */
 	bool rotate_requested;  /* ROTATE asked for a new key */
 	bool activate_now;      /* ROTATE revoke: no activation_delay */
+	usec_t hold_until;      /* a key ring save failed: no step before this */
 } RotationInput;
 
 /* Decides the next step at now. ret_when is set for ROTATION_WAIT. */

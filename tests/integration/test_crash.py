@@ -398,15 +398,9 @@ def test_kill_after_a_new_key_is_written_but_before_nginx_loaded_it(make_daemon)
     assert st["nginx"]["ok"] is True
 
 
-# A daemon bug, found by this test: manager_start() reloads nginx at start-up
-# only when the snippet on disk differs from the ring or a key is pending.
-# After a kill between writing a revoke's keys file and reloading nginx, the
-# file already matches, so the restarted daemon never reloads: nginx keeps
-# accepting the revoked key's links (until some later reload), while STATUS
-# says the key is gone. The fix belongs in daemon/manager.c (e.g. treat the
-# files as unconfirmed at start-up: one nginx test and reload per start).
-@pytest.mark.xfail(strict=True, reason="manager_start() does not reload nginx after a crash "
-                   "between writing a revoke and reloading nginx (daemon/manager.c)")
+# A kill between writing a revoke's keys file and nginx loading it: the file on
+# disk already matches the ring, so only a reload at every start (which the
+# daemon does) gets the revoked key out of nginx.
 def test_kill_after_a_revoke_is_written_but_before_nginx_loaded_it_still_revokes(make_daemon):
     d = make_daemon({"keys": {"rotate_every": "1h"}})
     d.add_file("private/report.pdf", BODY)

@@ -209,17 +209,8 @@ def test_disk_full_under_the_snippets_keeps_them_and_the_old_key_signs(make_daem
     assert set(keys) == {kid, kid + 1}
 
 
-# A daemon bug, found by this test: when saving the ring fails at an
-# activation (or a drop), schedule_retry() sets a back-off, but
-# rotation_next() returns ACTIVATE (DROP) again regardless of retry_at, so
-# manager_step() retries 16 times in a row within one call, failing each
-# time, then leaves its loop without arming the timer: nothing retries any
-# more, and the confirmed key stays unused until some other event (a ROTATE,
-# SIGHUP) runs the state machine. The fix belongs in daemon/manager.c /
-# daemon/rotation.c (respect retry_at for ACTIVATE and DROP; always arm the
-# timer).
-@pytest.mark.xfail(strict=True, reason="a failed save at activation is retried in a tight loop "
-                   "and then never again (daemon/manager.c, daemon/rotation.c)")
+# A failed save at an activation must back off and then retry by itself (once
+# the state machine spun on it and then stopped for good).
 def test_disk_full_at_activation_keeps_the_old_key_and_activates_once_space_returns(
         make_daemon, tmpfs):
     d = started_on_tmpfs(make_daemon, tmpfs, "state")

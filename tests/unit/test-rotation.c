@@ -108,6 +108,24 @@ static void test_revoke_activates_without_delay(void **state)
 	assert_int_equal(rotation_next(f->ring, f->config, &in, T0, &when), ROTATION_ACTIVATE);
 }
 
+static void test_failed_save_holds_every_step_until_the_back_off(void **state)
+{
+	Fixture *f = *state;
+	RotationInput in = {};
+	uint32_t kid;
+	usec_t when = 0;
+
+	assert_int_equal(keyring_add_random(f->ring, T0, &kid), 0);
+	in.confirmed_kid = kid;
+	in.confirmed_at = T0;
+	in.hold_until = T0 + 10 * USEC_PER_SEC;
+	/* The activation is due, but the last save failed: wait, then retry. */
+	assert_int_equal(rotation_next(f->ring, f->config, &in, T0 + 5 * USEC_PER_SEC, &when),
+	                 ROTATION_WAIT);
+	assert_true(when == T0 + 10 * USEC_PER_SEC);
+	assert_int_equal(rotation_next(f->ring, f->config, &in, when, &when), ROTATION_ACTIVATE);
+}
+
 static void test_schedule_follows_activation_time(void **state)
 {
 	Fixture *f = *state;
@@ -181,6 +199,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_revoke_activates_without_delay, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_failed_save_holds_every_step_until_the_back_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_follows_activation_time, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_request_publishes_early, setup, teardown),
