@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -187,4 +189,30 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size)
 	if (ret_size)
 		*ret_size = size;
 	return 0;
+}
+
+int remove_stale_temp_files(const char *path)
+{
+	_cleanup_free_ char *base = NULL, *pattern = NULL;
+	_cleanup_close_ int dir_fd = -1;
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	dir_fd = open_parent_dir(path, &base);
+	if (dir_fd < 0)
+		return dir_fd;
+	/* Both temp names write_file_atomic() makes start ".<base>." and end
+	 * ".tmp": ".<base>.XXXXXXXX.tmp" and ".<base>.link.tmp". */
+	if (asprintf(&pattern, ".%s.*.tmp", base) < 0)
+		return -ENOMEM;
+	d = fdopendir(TAKE_FD(dir_fd));
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (fnmatch(pattern, de->d_name, FNM_PERIOD) == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) >= 0)
+			n++;
+	closedir(d);
+	return n;
 }

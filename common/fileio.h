@@ -17,3 +17,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * NUL-terminated (not counted in ret_size). Returns 0, -EFBIG when larger,
  * or a negative errno. */
 int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
+
+/* Removes what write_file_atomic() leaves behind when the process dies
+ * mid-write: ".<name>.*.tmp" files beside path, and the ".<name>.link.tmp"
+ * of a kept previous copy. They may hold old secrets. Returns how many were
+ * removed, or a negative errno when the directory cannot be read. */
+int remove_stale_temp_files(const char *path);

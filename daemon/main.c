@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "derive.h"
 #include "keyring.h"
 #include "log.h"
@@ -163,6 +164,18 @@ static int load_keyring(const Config *config, KeyRing **ret)
 	if (mkdir(config->state_directory, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(errno, "Failed to create %s: %m", config->state_directory),
 		       EXIT_FAILURE;
+
+	/* A write cut short by a crash leaves its temp file: it may hold an old
+	 * ring, secrets of revoked keys included. The snippets' likewise. */
+	{
+		_cleanup_free_ char *path = NULL;
+
+		if (asprintf(&path, "%s/" KEYRING_FILE, config->state_directory) < 0)
+			return log_error("Out of memory"), EXIT_FAILURE;
+		(void)remove_stale_temp_files(path);
+		(void)remove_stale_temp_files(config->keys_file);
+		(void)remove_stale_temp_files(config->locations_file);
+	}
 
 	r = keyring_load(config->state_directory, &ring, &used_prev, &error);
 	if (r == -ENOENT) {

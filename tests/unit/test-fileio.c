@@ -143,6 +143,25 @@ static void test_read_file_refuses_directories_and_missing(void **state)
 	assert_null(data);
 }
 
+static void test_stale_temp_files_are_removed_and_nothing_else(void **state)
+{
+	_cleanup_free_ char *p = path_in(state, "keyring"), *prev = path_in(state, "keyring.prev");
+	const char *names[] = { ".keyring.0badf00d.tmp", ".keyring.link.tmp",
+		                ".keyring.prev.link.tmp", "keyring.tmp", ".other.0badf00d.tmp" };
+
+	assert_int_equal(write_file_atomic(p, "ring", 4, 0600, prev), 0);
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		_cleanup_free_ char *q = path_in(state, names[i]);
+
+		assert_int_equal(write_file_atomic(q, "x", 1, 0600, NULL), 0);
+	}
+	/* ".keyring.*.tmp" covers keyring.prev's link temp file too. */
+	assert_int_equal(remove_stale_temp_files(p), 3);
+	assert_int_equal(remove_stale_temp_files(prev), 0);
+	/* keyring, keyring.tmp and the other file's temp file stay. */
+	assert_int_equal(count_entries(*state), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +174,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_failure_leaves_old_file, setup_dir,
 		                                teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_file_limits, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_stale_temp_files_are_removed_and_nothing_else,
+		                                setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_file_refuses_directories_and_missing,
 		                                setup_dir, teardown_dir),
 	};
