@@ -146,6 +146,13 @@ http {{
     def start(self):
         subprocess.run(self.args(), check=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
         self.master = nginxsite.read_pid_file(self.pid_file)
+        # The master forks its workers one after the other; a snapshot taken
+        # before both exist would count the second as "new" after a reload.
+        deadline = time.monotonic() + TIMEOUT
+        while len(self.children()) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx did not start its 2 workers")
+            time.sleep(0.01)
         return self.master
 
     def children(self):
