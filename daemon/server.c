@@ -15,12 +15,24 @@
 #include "util.h"
 
 /* Bytes read per read(2): a few hundred pipelined requests at once. It holds
- * at least one maximal line, so a line never needs a bigger buffer. */
+ * at least one maximal line, so a line never needs a bigger buffer.
+ *
+ * Memory per idle connection is what limits how many the daemon holds, so
+ * connections own no buffer while idle. The loop is single-threaded: every
+ * read goes to the server's one read buffer and is processed there; only
+ * what is left when the connection stops (an incomplete line, or complete
+ * lines held back by backpressure) is copied to a buffer of its own, of
+ * just that size, which the next read puts back in front of the new bytes.
+ * That copy is at most PROTO_LINE_MAX bytes each way per read, and never
+ * happens when a read ends at a line's end, as pipelined batches do. */
 #define IN_BUF_SIZE (32U * 1024U)
 /* Above this much unsent output a connection's input is not processed any
  * more (backpressure): a client that sends but never reads cannot make the
  * daemon buffer without bound. The bound is soft by at most one answer. */
-#define OUT_BUF_HIGH    (256U * 1024U)
+#define OUT_BUF_HIGH (256U * 1024U)
+/* An output buffer is only held while it has unsent bytes. Drained, one of
+ * this size goes back to the server as its spare for the next connection
+ * with something to say, so a busy loop does not call malloc() per batch. */
 #define OUT_BUF_INITIAL (16U * 1024U)
 /* Accepts per wakeup, so a connect storm cannot starve connected clients. */
 #define ACCEPT_BURST 64
@@ -43,9 +55,12 @@ struct Conn {
 	Peer peer;
 	Conn *prev, *next;
 
-	/* Input: bytes [in_start, in_end) of in are unprocessed. */
+	/* Input: bytes [in_start, in_end) of in are unprocessed. in is NULL
+	 * while there are none, the server's read buffer while it is being
+	 * processed (in_shared), or else owned: in_alloc bytes. */
 	char *in;
-	size_t in_start, in_end;
+	size_t in_start, in_end, in_alloc;
+	bool in_shared;
 
 	/* Output: bytes [out_start, out_end) of out are unsent. */
 	char *out;
@@ -78,6 +93,13 @@ struct Server {
 
 	Conn *conns;
 	unsigned n_conns;
+
+	/* IN_BUF_SIZE bytes that each read goes to; NULL until the first read,
+	 * and while a connection that deferred in the middle of it keeps it
+	 * (the handler may point into its line). */
+	char *read_buf;
+	/* A drained OUT_BUF_INITIAL output buffer kept for reuse, or NULL. */
+	char *spare_out;
 
 	/* Set when the socket file was bound here, so server_free() removes
 	 * it, but only if it is still ours (not one a later instance bound). */
@@ -235,9 +257,11 @@ static void conn_close(Conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	free(c->in);
+	if (!c->in_shared)
+		free(c->in);
 	c->in = NULL;
-	c->in_start = c->in_end = 0;
+	c->in_start = c->in_end = c->in_alloc = 0;
+	c->in_shared = false;
 	free(c->out);
 	c->out = NULL;
 	c->out_start = c->out_end = c->out_alloc = 0;
@@ -260,6 +284,13 @@ static char *conn_out_reserve(Conn *c, size_t n)
 		return NULL;
 	if (c->out_alloc - c->out_end >= n)
 		return c->out + c->out_end;
+
+	if (!c->out && c->server->spare_out && n <= OUT_BUF_INITIAL) {
+		c->out = TAKE_PTR(c->server->spare_out);
+		c->out_alloc = OUT_BUF_INITIAL;
+		c->out_start = c->out_end = 0;
+		return c->out;
+	}
 
 	/* Move unsent data to the front only when that frees at least as
 	 * much as it copies, so appending stays linear overall. */
@@ -335,6 +366,21 @@ static int conn_update_events(Conn *c)
 	return 0;
 }
 
+/* Gives up the drained output buffer: the server keeps one of the initial
+ * size as its spare, a grown one (after backpressure) is freed. */
+static void conn_out_release(Conn *c)
+{
+	Server *s = c->server;
+
+	assert(c->out_start == c->out_end);
+	if (c->out && c->out_alloc == OUT_BUF_INITIAL && s && !s->spare_out)
+		s->spare_out = c->out;
+	else
+		free(c->out);
+	c->out = NULL;
+	c->out_start = c->out_end = c->out_alloc = 0;
+}
+
 static int conn_flush(Conn *c)
 {
 	bool progress = false;
@@ -358,21 +404,106 @@ static int conn_flush(Conn *c)
 			break;
 	}
 	if (c->out_start == c->out_end)
-		c->out_start = c->out_end = 0;
+		conn_out_release(c);
 	if (progress)
 		c->last_activity = server_now(c->server);
+	return 0;
+}
+
+/* Frees the connection's own input buffer. A full-size one (kept over a
+ * deferral) becomes the server's read buffer again if that is missing. */
+static void conn_in_release(Conn *c)
+{
+	Server *s = c->server;
+
+	assert(!c->in_shared);
+	if (c->in && c->in_alloc == IN_BUF_SIZE && s && !s->read_buf)
+		s->read_buf = c->in;
+	else
+		free(c->in);
+	c->in = NULL;
+	c->in_start = c->in_end = c->in_alloc = 0;
+}
+
+/* Makes the server's read buffer the connection's input, with the bytes it
+ * held on to (a partial line) in front. */
+static int conn_in_attach(Conn *c)
+{
+	Server *s = c->server;
+	size_t len = c->in_end - c->in_start;
+
+	if (c->in_shared)
+		return 0;
+	if (!s->read_buf) {
+		/* A connection that held the read buffer over a deferral
+		 * hands it back rather than copying out of it. */
+		if (c->in && c->in_alloc == IN_BUF_SIZE) {
+			memmove(c->in, c->in + c->in_start, len);
+			s->read_buf = TAKE_PTR(c->in);
+		} else {
+			s->read_buf = malloc(IN_BUF_SIZE);
+			if (!s->read_buf)
+				return -ENOMEM;
+		}
+	}
+	if (c->in) {
+		memcpy(s->read_buf, c->in + c->in_start, len);
+		conn_in_release(c);
+	}
+	c->in = s->read_buf;
+	c->in_start = 0;
+	c->in_end = len;
+	c->in_alloc = IN_BUF_SIZE;
+	c->in_shared = true;
+	return 0;
+}
+
+/* Called whenever the connection stops being processed: the read buffer
+ * must be free for the next one. What is left is copied out; a deferred
+ * connection keeps the whole buffer instead, since the handler may still
+ * point into the deferred line. An owned buffer with nothing left goes. */
+static int conn_in_detach(Conn *c)
+{
+	Server *s = c->server;
+	size_t len = c->in_end - c->in_start;
+
+	if (!c->in_shared) {
+		if (c->in && len == 0 && !c->deferred)
+			conn_in_release(c);
+		return 0;
+	}
+
+	c->in_shared = false;
+	if (c->deferred) {
+		s->read_buf = NULL;
+		return 0;
+	}
+	if (len == 0) {
+		c->in = NULL;
+		c->in_start = c->in_end = c->in_alloc = 0;
+		return 0;
+	}
+	char *p = malloc(len);
+	if (!p) {
+		c->in = NULL;
+		c->in_start = c->in_end = c->in_alloc = 0;
+		return -ENOMEM;
+	}
+	memcpy(p, c->in + c->in_start, len);
+	c->in = p;
+	c->in_start = 0;
+	c->in_end = c->in_alloc = len;
 	return 0;
 }
 
 static int conn_read(Conn *c)
 {
 	ssize_t n;
+	int r;
 
-	if (!c->in) {
-		c->in = malloc(IN_BUF_SIZE);
-		if (!c->in)
-			return -ENOMEM;
-	}
+	r = conn_in_attach(c);
+	if (r < 0)
+		return r;
 	/* Reading happens only when no complete line waits, and then
 	 * conn_process() has moved the partial line (shorter than
 	 * PROTO_LINE_MAX) to the front: there is always room. */
@@ -463,10 +594,14 @@ static void conn_dispatch(Conn *c, uint32_t revents)
 	/* First what already waits (after a pause), then new input. */
 	conn_process(c);
 	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_can_read(c)) {
-		if (conn_read(c) < 0)
+		int r = conn_read(c);
+
+		if (r >= 0)
+			conn_process(c);
+		if (conn_in_detach(c) < 0 || r < 0)
 			goto close;
-		conn_process(c);
-	}
+	} else if (conn_in_detach(c) < 0)
+		goto close;
 
 	/* Answer right away rather than after another epoll round trip. */
 	if (c->broken || conn_flush(c) < 0)
@@ -940,6 +1075,8 @@ Server *server_free(Server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 
+	free(s->read_buf);
+	free(s->spare_out);
 	free(s->admin_group);
 	sd_event_unref(s->event);
 	free(s);
@@ -961,6 +1098,18 @@ void server_set_config(Server *s, const Config *c)
 unsigned server_n_connections(const Server *s)
 {
 	return s->n_conns;
+}
+
+size_t server_connection_buffer_bytes(const Server *s)
+{
+	size_t n = 0;
+
+	for (const Conn *c = s->conns; c; c = c->next) {
+		if (c->in && !c->in_shared)
+			n += c->in_alloc;
+		n += c->out_alloc;
+	}
+	return n;
 }
 
 /* --- answers ------------------------------------------------------------ */

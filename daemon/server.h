@@ -44,6 +44,8 @@ static inline void server_freep(Server **s)
  * admin_group); the socket itself is kept. */
 void server_set_config(Server *s, const Config *c);
 unsigned server_n_connections(const Server *s);
+/* Bytes held in open connections' own input and output buffers (0 when idle). */
+size_t server_connection_buffer_bytes(const Server *s);
 
 /* Queues one answer line (LF added). */
 void conn_reply(Conn *c, const char *line);

@@ -41,6 +41,9 @@ typedef struct TestServer {
 	sd_event_source *exit_source;
 	sem_t held;
 	Conn *held_conn;
+	Conn *kept_conn;
+	const char *kept_line;
+	size_t kept_len;
 } TestServer;
 
 typedef struct Deferred {
@@ -69,6 +72,9 @@ static bool has_prefix(const char *line, size_t len, const char *prefix)
  *   DEFERLONG x the same, 600 ms later
  *   SYNCDEFER   deferred and answered inside the handler
  *   HOLD        deferred and never answered by the loop (the test does it)
+ *   KEEP x      deferred, keeping only the pointer to its line
+ *   RELEASE     answers the KEEP with the line it points to: "OK kept <line>"
+ *   BUFS        server_connection_buffer_bytes(), asked inside the loop
  *   LEN ...     "OK len=<bytes the handler got>"
  *   PEER        the credentials
  *   COUNT       server_n_connections()
@@ -97,7 +103,23 @@ static void test_handler(void *userdata, Conn *c, const Peer *peer, char *line, 
 	} else if (len == 4 && streq(line, "HOLD")) {
 		t->held_conn = conn_defer(c);
 		sem_post(&t->held);
-	} else if (has_prefix(line, len, "LEN"))
+	} else if (has_prefix(line, len, "KEEP ")) {
+		t->kept_conn = conn_defer(c);
+		t->kept_line = line;
+		t->kept_len = len;
+		sem_post(&t->held);
+	} else if (len == 7 && streq(line, "RELEASE")) {
+		char answer[128];
+
+		assert_non_null(t->kept_conn);
+		snprintf(answer, sizeof(answer), "OK kept %.*s", (int)t->kept_len, t->kept_line);
+		conn_reply_deferred(TAKE_PTR(t->kept_conn), answer);
+		conn_reply(c, "OK released");
+	} else if (len == 4 && streq(line, "BUFS"))
+		/* This connection's own output is drained (its client read
+		 * every answer) and its input is the server's read buffer. */
+		conn_replyf(c, "OK %zu", server_connection_buffer_bytes(t->server));
+	else if (has_prefix(line, len, "LEN"))
 		conn_replyf(c, "OK len=%zu", len);
 	else if (len == 4 && streq(line, "PEER"))
 		conn_replyf(c, "OK pid=%d uid=%u gid=%u admin=%d", (int)peer->pid,
@@ -647,6 +669,126 @@ static void test_deferred_reply_after_close_is_dropped(void **state)
 	close(fd);
 }
 
+static void test_deferred_line_stays_valid_while_others_read(void **state)
+{
+	TestServer *t = *state;
+	_cleanup_free_ char *req = malloc(2000 * 48);
+	_cleanup_free_ char *resp = NULL;
+	struct timespec ts;
+	size_t len = 0, resp_len;
+	int a, b;
+
+	server_start_running(t);
+	a = client_connect(t->path);
+	b = client_connect(t->path);
+	_cleanup_free_ Reader *ra = reader_new(a);
+	_cleanup_free_ Reader *rb = reader_new(b);
+
+	send_str(a, "KEEP hello\n");
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	ts.tv_sec += CLIENT_TIMEOUT_SEC;
+	assert_int_equal(sem_timedwait(&t->held, &ts), 0);
+
+	/* Far more than one read's worth through the server meanwhile: the
+	 * handler's pointer into the KEEP line must not see these bytes. */
+	for (int i = 0; i < 2000; i++)
+		len += (size_t)sprintf(req + len, "PING zzzzzzzzzzzzzzzzzzzzzzzzzzzzz %d\n", i);
+	resp = exchange(b, req, len, false, 2000, &resp_len);
+	assert_int_equal(resp_len, len + 2000 * strlen("OK "));
+
+	send_str(b, "RELEASE\n");
+	expect_line(rb, "OK released");
+	expect_line(ra, "OK kept KEEP hello");
+	send_str(a, "PING 2\n");
+	expect_line(ra, "OK PING 2");
+	close(a);
+	close(b);
+}
+
+/* --- memory ------------------------------------------------------------- */
+
+#define N_IDLE 200
+/* What 200 idle connections may hold in buffers of their own, together:
+ * far less than one page each (each held a 32 KiB read and a 16 KiB write
+ * buffer for good once it had sent a request). */
+#define IDLE_BUFFER_BOUND (N_IDLE * 64U)
+
+static size_t ask_buffer_bytes(int fd, Reader *r)
+{
+	char line[64], *end;
+	unsigned long long v;
+
+	send_str(fd, "BUFS\n");
+	assert_true(read_line(r, line, sizeof(line)) > 3);
+	assert_memory_equal(line, "OK ", 3);
+	errno = 0;
+	v = strtoull(line + 3, &end, 10);
+	assert_int_equal(errno, 0);
+	assert_true(end != line + 3 && *end == '\0');
+	return (size_t)v;
+}
+
+static void test_idle_connections_hold_no_buffers(void **state)
+{
+	TestServer *t = *state;
+	/* 7000 bytes of a request held back: most of a maximal line. */
+	const size_t part = 7000;
+	_cleanup_free_ char *req = malloc(part + 16);
+	int fds[N_IDLE], q, p;
+	size_t idle, partial, len;
+
+	t->config->max_connections = N_IDLE + 2;
+	server_start_running(t);
+	for (int i = 0; i < N_IDLE; i++) {
+		char line[32];
+
+		fds[i] = client_connect(t->path);
+		snprintf(line, sizeof(line), "PING %d\n", i);
+		send_str(fds[i], line);
+	}
+	for (int i = 0; i < N_IDLE; i++) {
+		char expected[32];
+		_cleanup_free_ Reader *r = reader_new(fds[i]);
+
+		snprintf(expected, sizeof(expected), "OK PING %d", i);
+		expect_line(r, expected);
+	}
+
+	q = client_connect(t->path);
+	_cleanup_free_ Reader *rq = reader_new(q);
+	idle = ask_buffer_bytes(q, rq);
+	assert_true(idle < IDLE_BUFFER_BOUND);
+
+	/* A partial line costs about its own size, and still works. The
+	 * answer to PING proves the server read the rest of the send. */
+	p = client_connect(t->path);
+	_cleanup_free_ Reader *rp = reader_new(p);
+	len = (size_t)sprintf(req, "PING\nLEN ");
+	memset(req + len, 'x', part - 4);
+	len += part - 4;
+	send_all(p, req, len);
+	expect_line(rp, "OK PING");
+	partial = ask_buffer_bytes(q, rq);
+	assert_true(partial >= idle + part);
+	assert_true(partial < idle + part + 1024);
+
+	send_str(p, "yz\n");
+	expect_line(rp, "OK len=7002");
+	assert_true(ask_buffer_bytes(q, rq) <= idle);
+
+	/* The idle ones are all still served. */
+	for (int i = 0; i < N_IDLE; i += 50) {
+		_cleanup_free_ Reader *r = reader_new(fds[i]);
+
+		send_str(fds[i], "AGAIN\n");
+		expect_line(r, "OK AGAIN");
+	}
+	for (int i = 0; i < N_IDLE; i++)
+		close(fds[i]);
+	close(p);
+	close(q);
+}
+
 /* --- limits ------------------------------------------------------------- */
 
 static void test_max_connections_enforced_with_err_line(void **state)
@@ -1106,6 +1248,8 @@ int main(void)
 		T(test_deferred_reply_inside_handler_keeps_order),
 		T(test_half_close_waits_for_deferred_reply),
 		T(test_deferred_reply_after_close_is_dropped),
+		T(test_deferred_line_stays_valid_while_others_read),
+		T(test_idle_connections_hold_no_buffers),
 		T(test_max_connections_enforced_with_err_line),
 		T(test_set_config_applies_new_connection_limit),
 		T(test_idle_timeout_closes_half_line_client),
