@@ -354,9 +354,8 @@ static int run(int argc, char *argv[])
 		return log_error_errno(r, "Failed to start: %m"), EXIT_FAILURE;
 	}
 
-	(void)sd_notify(false, "READY=1");
-	log_info("Listening on %s", m->config->socket);
-
+	/* READY=1 comes from the manager, once nginx has been tested and
+	 * reloaded with the files on disk (or that failed). */
 	r = sd_event_loop(e);
 	m = manager_free(m);
 	sd_event_unref(e);
