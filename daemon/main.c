@@ -354,8 +354,13 @@ static int run(int argc, char *argv[])
 		return log_error_errno(r, "Failed to start: %m"), EXIT_FAILURE;
 	}
 
-	/* READY=1 comes from the manager, once nginx has been tested and
-	 * reloaded with the files on disk (or that failed). */
+	/* Ready once the snippets exist and the socket is served. Not later:
+	 * a reload of nginx.service waits for our start job (nginx is ordered
+	 * after us), so waiting for it here would deadlock until the timeout.
+	 * STATUS "pending" tells when nginx has caught up. */
+	(void)sd_notify(false, "READY=1");
+	log_info("Listening on %s", m->config->socket);
+
 	r = sd_event_loop(e);
 	m = manager_free(m);
 	sd_event_unref(e);

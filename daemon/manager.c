@@ -83,6 +83,7 @@ static StatusInfo status_info(const Manager *m)
 		.last_reload = m->last_reload,
 		.nginx_ok = m->nginx_ok,
 		.nginx_error = m->nginx_error,
+		.nginx_pending = m->rotation.sync_needed || m->nginx_op,
 		.n_signed = m->n_signed,
 		.n_errors = m->n_errors,
 		.n_rotations = m->n_rotations,
@@ -300,7 +301,6 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 	uint32_t kid = m->syncing_kid;
 
 	m->nginx_op = nginx_op_free(m->nginx_op);
-	m->applied_once = true;
 
 	if (result->error < 0) {
 		schedule_retry(m, result->message ? result->message : strerror(-result->error));
@@ -503,15 +503,6 @@ static void step_done(Manager *m, bool settled)
 	}
 	waiters_answer(m);
 	notify_status(m);
-	/* READY=1 once the start-up test and reload of nginx has finished,
-	 * failed or not: whoever waits for READY (systemd ordering nginx after
-	 * us, tests) then finds nginx holding what is on disk, or the error in
-	 * STATUS. A failing nginx must not keep the daemon from starting. */
-	if (!m->ready_sent && (m->applied_once || !m->nginx_op)) {
-		m->ready_sent = true;
-		(void)sd_notify(false, "READY=1");
-		log_info("Ready, listening on %s", m->config->socket);
-	}
 }
 
 static void derived_step(Manager *m)

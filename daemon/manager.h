@@ -44,8 +44,6 @@ typedef struct Manager {
 	uint32_t syncing_kid;   /* highest kid in the files being applied */
 	bool files_unconfirmed; /* snippets written that nginx has not confirmed */
 	bool ring_save_failed;  /* the last key ring save failed (STATUS shows it) */
-	bool ready_sent;        /* READY=1 went out (after the first nginx apply) */
-	bool applied_once;      /* an nginx test and reload has finished once */
 	RotationInput rotation;
 	bool revoke_requested;
 	bool reload_config_pending; /* SIGHUP arrived while nginx was busy */

@@ -92,6 +92,7 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 	buf_printf(&b, "],\"nginx\":{");
 	buf_time(&b, "last_reload", info->last_reload, true);
 	buf_printf(&b, "\"ok\":%s,", info->nginx_ok ? "true" : "false");
+	buf_printf(&b, "\"pending\":%s,", info->nginx_pending ? "true" : "false");
 	if (info->nginx_error) {
 		_cleanup_free_ char *e = NULL;
 

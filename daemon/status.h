@@ -13,6 +13,7 @@ typedef struct StatusInfo {
 	usec_t last_reload;   /* 0: never */
 	bool nginx_ok;
 	const char *nginx_error; /* NULL when ok */
+	bool nginx_pending;      /* files not yet confirmed in nginx, or an apply running */
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;

@@ -368,10 +368,16 @@ http {{
         return self.proc
 
     def start(self):
-        """Starts securelinkd and returns once it sent READY=1."""
+        """Starts securelinkd and returns once it sent READY=1 and has tested
+        and reloaded nginx with the files on disk (which it does at every
+        start), or reported why it could not: STATUS nginx.pending is the
+        daemon's own word for that; READY=1 cannot wait for it (a reload of
+        nginx.service waits for securelinkd's start job)."""
         mark = self.notify_mark()
         self.spawn()
         self.wait_notify("READY=1", after=mark)
+        self.wait_status(lambda s: not s["nginx"]["pending"] or not s["nginx"]["ok"],
+                         what="nginx tested and reloaded after the start")
 
     def stop(self, sig=signal.SIGTERM):
         """Stops securelinkd with sig; returns its exit status."""

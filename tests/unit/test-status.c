@@ -48,8 +48,9 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 	assert_non_null(strstr(json, "{\"kid\":1,\"state\":\"retired\","));
 	assert_non_null(strstr(json, "{\"kid\":2,\"state\":\"active\","));
 	assert_non_null(strstr(json, "\"published\":1700000000,"));
-	assert_non_null(
-	    strstr(json, "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"error\":null}"));
+	assert_non_null(strstr(
+	    json,
+	    "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"pending\":false,\"error\":null}"));
 	assert_non_null(strstr(json, "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1}"));
 	for (size_t i = 0; i < r->n_keys; i++)
 		assert_null(strstr(json, r->keys[i].secret));
@@ -68,8 +69,9 @@ static void test_json_escapes_nginx_error(void **state)
 
 	assert_int_equal(status_format_json(r, c, &info, &json), 0);
 	assert_non_null(strstr(json, "\"active_kid\":null,\"next_rotation\":null,"));
-	assert_non_null(strstr(json, "\"ok\":false,\"error\":\"nginx test failed: unexpected "
-	                             "\\\"}\\\" in\\u000a/etc/x\\\\y\""));
+	assert_non_null(
+	    strstr(json, "\"ok\":false,\"pending\":false,\"error\":\"nginx test failed: unexpected "
+	                 "\\\"}\\\" in\\u000a/etc/x\\\\y\""));
 }
 
 static void test_status_line_names_kid_and_error(void **state)
