@@ -33,7 +33,7 @@ import urllib.parse
 
 import pytest
 
-from nginxsite import NGINX, become_subreaper, free_port, worker_user
+from nginxsite import NGINX, become_subreaper, free_port, nginx_conf_head, worker_user
 
 # Datagrams starting with this are Daemon._sync_notify()'s markers.
 _SYNC = "X-SECURELINK-TEST-SYNC="
@@ -217,20 +217,7 @@ class Daemon:
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
-{"user " + user + ";" if user else ""}
-daemon on;
-pid {self.pid_file};
-error_log {self.error_log} info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+{nginx_conf_head(self.pid_file, self.error_log, tmp)}
     include {self.keys_file};
     include {self.extra_conf};
     server {{

@@ -28,6 +28,28 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 
+
+def nginx_conf_head(pid_file, error_log, tmp):
+    """The start of every test nginx.conf, up to inside http {}: daemon on
+    with its pid file, its own error log and temp paths, the worker user when
+    running as root. The caller adds its includes, servers and the closing
+    brace."""
+    user = worker_user()
+    return f"""{"user " + user + ";" if user else ""}
+daemon on;
+pid {pid_file};
+error_log {error_log} info;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;"""
+
 def read_pid_file(path, timeout=10.0):
     """The pid nginx writes after it daemonizes. `nginx` (daemon on) returns
     once the port listens, but its forked master writes the pid file a moment
@@ -152,20 +174,7 @@ class Site:
         tmp = os.path.join(self.dir, "tmp")
         user = worker_user()
         conf = f"""
-{"user " + user + ";" if user else ""}
-daemon on;
-pid {self.pid_file};
-error_log {self.error_log} info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+{nginx_conf_head(self.pid_file, self.error_log, tmp)}
 
     # the keys map (secrets)
     include {self.keys_file};

@@ -23,7 +23,8 @@ import threading
 import time
 import urllib.parse
 
-from nginxsite import NGINX, become_subreaper, free_port, read_pid_file, worker_user
+from nginxsite import (NGINX, become_subreaper, free_port, nginx_conf_head, read_pid_file,
+                       worker_user)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -197,20 +198,7 @@ reload = pidfile:{self.pid_file}
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
-{"user " + user + ";" if user else ""}
-daemon on;
-pid {self.pid_file};
-error_log {self.error_log} info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+{nginx_conf_head(self.pid_file, self.error_log, tmp)}
     include {d}/snippets/keys.conf;
     server {{
         listen 127.0.0.1:{self.port};
