@@ -33,7 +33,8 @@ import urllib.parse
 
 import pytest
 
-from nginxsite import NGINX, become_subreaper, free_port, nginx_conf_head, worker_user
+from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, nginx_conf_head,
+                       quit_nginx, read_pid_file, worker_user)
 
 # Datagrams starting with this are Daemon._sync_notify()'s markers.
 _SYNC = "X-SECURELINK-TEST-SYNC="
@@ -231,18 +232,7 @@ class Daemon:
 
     def add_file(self, relpath, data=None):
         """Creates media/<relpath> readable by nginx's workers; returns its content."""
-        if data is None:
-            data = ("content of " + relpath + "\n").encode()
-        full = os.path.join(self.media, relpath)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        sub = os.path.dirname(full)
-        while len(sub) >= len(self.media):
-            os.chmod(sub, 0o755)
-            sub = os.path.dirname(sub)
-        with open(full, "wb") as f:
-            f.write(data)
-        os.chmod(full, 0o644)
-        return data
+        return add_media_file(self.media, relpath, data)
 
     # logs
 
@@ -481,30 +471,13 @@ class Daemon:
         if r.returncode != 0:
             raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n"
                                + self.diagnostics())
-        # daemon on: nginx returned once the port listens and the pid is written.
-        with open(self.pid_file) as f:
-            self.nginx_pid = int(f.read())
+        # daemon on: nginx returned once the port listens.
+        self.nginx_pid = read_pid_file(self.pid_file)
 
     def stop_nginx(self):
         pid, self.nginx_pid = self.nginx_pid, None
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    break
-            except ChildProcessError:
-                if not os.path.exists(f"/proc/{pid}"):
-                    break
-            time.sleep(POLL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+        if pid is not None:
+            quit_nginx(pid, TIMEOUT)
 
     def workers(self):
         """The nginx master's current children."""

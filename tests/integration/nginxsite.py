@@ -50,6 +50,43 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;"""
 
+
+def add_media_file(media, relpath, data=None):
+    """Creates media/<relpath> readable by nginx's workers (every directory
+    on the way 0755, the file 0644) and returns its content."""
+    if data is None:
+        data = ("content of " + relpath + "\n").encode()
+    full = os.path.join(media, relpath)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    d = os.path.dirname(full)
+    while len(d) >= len(media):
+        os.chmod(d, 0o755)
+        d = os.path.dirname(d)
+    with open(full, "wb") as f:
+        f.write(data)
+    os.chmod(full, 0o644)
+    return data
+
+
+def quit_nginx(pid, timeout=30.0):
+    """Graceful stop (SIGQUIT) of an nginx master, reaped when it is our
+    child (we are its subreaper); SIGKILL and an error when it does not go."""
+    try:
+        os.kill(pid, signal.SIGQUIT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            if not os.path.exists(f"/proc/{pid}"):
+                return
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+
 def read_pid_file(path, timeout=10.0):
     """The pid nginx writes after it daemonizes. `nginx` (daemon on) returns
     once the port listens, but its forked master writes the pid file a moment
@@ -195,18 +232,7 @@ class Site:
     def add_file(self, relpath, data=None):
         """Creates media/<relpath> (relpath is the decoded URL path below
         /media/) and returns its content."""
-        if data is None:
-            data = ("content of " + relpath + "\n").encode()
-        full = os.path.join(self.media, relpath)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        d = os.path.dirname(full)
-        while len(d) >= len(self.media):
-            os.chmod(d, 0o755)
-            d = os.path.dirname(d)
-        with open(full, "wb") as f:
-            f.write(data)
-        os.chmod(full, 0o644)
-        return data
+        return add_media_file(self.media, relpath, data)
 
     # the core tool
 

@@ -23,8 +23,8 @@ import threading
 import time
 import urllib.parse
 
-from nginxsite import (NGINX, become_subreaper, free_port, nginx_conf_head, read_pid_file,
-                       worker_user)
+from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, nginx_conf_head,
+                       quit_nginx, read_pid_file, worker_user)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -274,23 +274,8 @@ reload = pidfile:{self.pid_file}
 
     def stop_nginx(self):
         pid, self.nginx_pid = self.nginx_pid, None
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:
-                if not os.path.exists(f"/proc/{pid}"):
-                    return
-            time.sleep(0.02)
-        os.kill(pid, signal.SIGKILL)
-        raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+        if pid is not None:
+            quit_nginx(pid, TIMEOUT)
 
     def start(self):
         # The daemon first: nginx's config includes the keys file it writes.
@@ -310,18 +295,7 @@ reload = pidfile:{self.pid_file}
 
     def add_file(self, relpath, data=None):
         """Creates media/<relpath> readable by nginx's workers; returns its content."""
-        if data is None:
-            data = ("content of " + relpath + "\n").encode()
-        full = os.path.join(self.media, relpath)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        d = os.path.dirname(full)
-        while len(d) >= len(self.media):
-            os.chmod(d, 0o755)
-            d = os.path.dirname(d)
-        with open(full, "wb") as f:
-            f.write(data)
-        os.chmod(full, 0o644)
-        return data
+        return add_media_file(self.media, relpath, data)
 
     def get(self, url):
         """GETs a path-and-query exactly as written. Returns (status, body)."""
