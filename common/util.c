@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <ctype.h>
 #include <strings.h>
 #include <inttypes.h>
@@ -61,15 +62,58 @@ int parse_u64_as_i64(const char *s, int64_t *ret)
 
 size_t format_u64(uint64_t v, char *out)
 {
-	char tmp[20];
-	size_t n = 0;
+	/* Two digits per division, written from the end: a SIGN formats two
+	 * numbers, and the digit-by-digit loop cost a tenth of a SIGN. */
+	static const char pairs[] = "00010203040506070809"
+	                            "10111213141516171819"
+	                            "20212223242526272829"
+	                            "30313233343536373839"
+	                            "40414243444546474849"
+	                            "50515253545556575859"
+	                            "60616263646566676869"
+	                            "70717273747576777879"
+	                            "80818283848586878889"
+	                            "90919293949596979899";
+	static const uint64_t pow10[20] = {
+		1ULL,
+		10ULL,
+		100ULL,
+		1000ULL,
+		10000ULL,
+		100000ULL,
+		1000000ULL,
+		10000000ULL,
+		100000000ULL,
+		1000000000ULL,
+		10000000000ULL,
+		100000000000ULL,
+		1000000000000ULL,
+		10000000000000ULL,
+		100000000000000ULL,
+		1000000000000000ULL,
+		10000000000000000ULL,
+		100000000000000000ULL,
+		1000000000000000000ULL,
+		10000000000000000000ULL,
+	};
+	size_t n = 1, i;
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	while (n < 20 && v >= pow10[n])
+		n++;
+	i = n;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		out[--i] = pairs[2 * r + 1];
+		out[--i] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		out[--i] = pairs[2 * v + 1];
+		out[--i] = pairs[2 * v];
+	} else
+		out[--i] = (char)('0' + v);
+	assert(i == 0);
 	return n;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #include <sodium.h>
 
@@ -71,45 +72,46 @@ static int target_decode(const char *target, size_t len, UrlTarget *ret_target, 
 	return 0;
 }
 
-/* The decimal digits of v at out; returns their number. */
 static char *append(char *p, const char *s, size_t n)
 {
 	memcpy(p, s, n);
 	return p + n;
 }
 
-/* The link in one allocation: the target's origin or base_url (no double
- * slash when base_url ends with one), the canonical path, and with a token
- * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>". A link is made
- * for every SIGN, so this avoids printf and intermediate strings. */
-static int url_build(const Config *c, const UrlTarget *t, const char *decoded, size_t len,
-                     bool canonical, const char *token, int64_t expires, uint32_t kid, char **ret)
+/* Writes the link into buf (size bytes): the target's origin or base_url (no
+ * double slash when base_url ends with one), the canonical path, and with a
+ * token "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>", then a
+ * NUL. A link is made for every SIGN, so this avoids printf, intermediate
+ * strings and allocations. Returns the length, or -ENOBUFS when it does not
+ * fit. */
+static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decoded, size_t len,
+                         bool canonical, const char *token, const char *expires, size_t expires_len,
+                         uint32_t kid, char *buf, size_t size)
 {
 	const char *base = t->scheme ? NULL : (c->base_url ?: "");
-	size_t bl = base ? strlen(base) : 0, size, tl = 0, el = 0, kl = 0;
-	char *u, *p;
+	size_t bl = base ? strlen(base) : 0, sl = t->scheme ? strlen(t->scheme) : 0;
+	size_t pl = canonical ? len : urlpath_encoded_len(decoded, len), need;
+	size_t tl = 0, el = 0, kl = 0, kidl = 0;
+	char kid_text[10];
+	char *p = buf;
 
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
-	/* Room for every byte as %XX rather than a pass to count them: the
-	 * string lives only until the answer is written. len is below
-	 * PROTO_LINE_MAX for a request line, and at most a decoded line. */
-	if (len > (SIZE_MAX - 256 - bl - t->host_len) / 3)
-		return -ENOMEM;
-	size = (t->scheme ? strlen(t->scheme) + STRLEN("://") + t->host_len : bl) + len * 3 + 1;
+	/* Each part is below PROTO_LINE_MAX * 3: no sum can overflow. */
+	need = (t->scheme ? sl + STRLEN("://") + t->host_len : bl) + pl;
 	if (token) {
 		tl = strlen(c->token_param);
 		el = strlen(c->expires_param);
 		kl = strlen(c->key_param);
+		kidl = format_u64(kid, kid_text);
 		/* "?t=" token "&e=" digits "&k=" digits */
-		size += 1 + tl + 1 + SIGN_TOKEN_LEN + 1 + el + 1 + 20 + 1 + kl + 1 + 10;
+		need += 1 + tl + 1 + SIGN_TOKEN_LEN + 1 + el + 1 + expires_len + 1 + kl + 1 + kidl;
 	}
+	if (need >= size)
+		return -ENOBUFS;
 
-	u = p = malloc(size);
-	if (!u)
-		return -ENOMEM;
 	if (t->scheme) {
-		p = append(p, t->scheme, strlen(t->scheme));
+		p = append(p, t->scheme, sl);
 		p = append(p, "://", STRLEN("://"));
 		p = append(p, t->host, t->host_len);
 	} else
@@ -127,40 +129,43 @@ static int url_build(const Config *c, const UrlTarget *t, const char *decoded, s
 		*p++ = '&';
 		p = append(p, c->expires_param, el);
 		*p++ = '=';
-		p += format_u64((uint64_t)expires, p);
+		p = append(p, expires, expires_len);
 		*p++ = '&';
 		p = append(p, c->key_param, kl);
 		*p++ = '=';
-		p += format_u64(kid, p);
+		p = append(p, kid_text, kidl);
 	}
 	*p = '\0';
-	assert((size_t)(p - u) < size);
-	*ret = u;
-	return 0;
+	assert((size_t)(p - buf) == need);
+	return (ssize_t)need;
 }
 
-int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
-              const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
+int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
+                 const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
+                 const char **ret_message)
 {
 	_cleanup_free_ char *heap = NULL;
-	char buf[PROTO_LINE_MAX];
+	char dec[PROTO_LINE_MAX];
 	char token[SIGN_TOKEN_LEN + 1];
+	char digits[20];
 	const char *decoded;
+	size_t len, dl;
 	UrlTarget t;
 	const Key *k;
 	bool canonical;
-	size_t len;
+	ssize_t n;
 	int q;
 
 	assert(c);
 	assert(r);
 	assert(s);
-	assert(ret_url);
+	assert(buf);
+	assert(ret_len);
 
 	if (!target)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
 
-	q = target_decode(target, strlen(target), &t, buf, &heap, &decoded, &len, &canonical,
+	q = target_decode(target, strlen(target), &t, dec, &heap, &decoded, &len, &canonical,
 	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
@@ -168,10 +173,8 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 	/* Public: nginx serves it without any check, a token would only be
 	 * noise. */
 	if (!config_path_is_private(c, decoded)) {
-		q = url_build(c, &t, decoded, len, canonical, NULL, 0, 0, ret_url);
-		if (q < 0)
-			return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
-		return 0;
+		n = url_write(c, &t, decoded, len, canonical, NULL, NULL, 0, 0, buf, size);
+		goto written;
 	}
 
 	/* nginx's module rejects an empty or zero expires: such a link could
@@ -194,18 +197,56 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 		return fail(ret_code, ret_message, PROTO_BAD_IP,
 		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
 
-	/* The hash covers the decoded path, which is $uri to nginx; the
-	 * client's address only when nginx's expression has $remote_addr. */
-	q = signer_token(s, expires, decoded, c->bind_ip ? ip : NULL, k->secret, token);
+	/* The hash covers the decoded path, which is $uri to nginx, with
+	 * expires as the same digits the link carries; the client's address
+	 * only when nginx's expression has $remote_addr. */
+	dl = format_u64((uint64_t)expires, digits);
+	q = signer_token_text(s, digits, dl, decoded, len, c->bind_ip ? ip : NULL, k->secret,
+	                      token);
 	if (q == -E2BIG)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
 	if (q < 0)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
 
-	q = url_build(c, &t, decoded, len, canonical, token, expires, k->kid, ret_url);
+	n = url_write(c, &t, decoded, len, canonical, token, digits, dl, k->kid, buf, size);
 	sodium_memzero(token, sizeof(token));
+written:
+	if (n < 0)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+		            "the signed link would be longer than a protocol line (shorten the "
+		            "target)",
+		            (int)n);
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
+              const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
+{
+	_cleanup_free_ char *url = NULL;
+	size_t size, len;
+	int q;
+
+	assert(c);
+	assert(ret_url);
+
+	if (!target)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
+
+	/* Room for any link of this target: its origin, or base_url, and
+	 * every byte of its path as %XX, and the parameters. */
+	size = strlen(target);
+	if (size > PROTO_LINE_MAX * 4)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+	size = size * 3 + strlen(c->base_url ?: "") + strlen(c->token_param) +
+	       strlen(c->expires_param) + strlen(c->key_param) + SIGN_TOKEN_LEN + 64;
+	url = malloc(size);
+	if (!url)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+	q = link_sign_to(c, r, s, target, expires, ip, url, size, &len, ret_code, ret_message);
 	if (q < 0)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
+		return q;
+	*ret_url = TAKE_PTR(url);
 	return 0;
 }
 

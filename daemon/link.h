@@ -23,6 +23,13 @@
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
               const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message);
 
+/* link_sign() into buf (size bytes) instead of an allocation: the form SIGN
+ * uses. *ret_len is the link's length (a NUL follows it). A link that does
+ * not fit is refused with code bad-target (-ENOBUFS). */
+int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
+                 const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
+                 const char **ret_message);
+
 typedef enum LinkVerdict {
 	LINK_VALID,
 	LINK_EXPIRED,

@@ -16,7 +16,7 @@
 #define SNIPPET_MAX   (1024 * 1024)
 
 static void manager_step(Manager *m);
-static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size);
+static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size);
 
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret)
 {
@@ -776,12 +776,11 @@ void manager_reload_config(Manager *m)
 
 /* Formats the answer to SIGN into buf (without LF). Returns true when a link
  * was signed. */
-static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size)
+static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 {
 	const Config *cfg = m->config;
 	int64_t now = (int64_t)(now_realtime() / USEC_PER_SEC), expires;
 	int64_t max_ttl = (int64_t)(cfg->max_link_ttl / USEC_PER_SEC);
-	_cleanup_free_ char *url = NULL;
 	const Key *active;
 	const char *message;
 	ProtoError code;
@@ -833,25 +832,24 @@ static bool sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 		goto fail;
 	}
 
-	r = link_sign(cfg, m->ring, m->signer, req->arg, expires, req->ip, &url, &code, &message);
-	if (r < 0)
-		goto fail;
-	/* Copied, not printf'd: this is the hot path of every SIGN. */
-	url_len = strlen(url);
-	if (url_len + STRLEN("OK ") >= size) {
-		code = PROTO_BAD_TARGET;
-		message = "the signed link would be longer than a protocol line";
+	/* Straight into the answer: this is the hot path of every SIGN. */
+	if (size < STRLEN("OK ") + 1) {
+		code = PROTO_INTERNAL;
+		message = "answer buffer too small";
 		goto fail;
 	}
 	memcpy(buf, "OK ", STRLEN("OK "));
-	memcpy(buf + STRLEN("OK "), url, url_len + 1);
+	r = link_sign_to(cfg, m->ring, m->signer, req->arg, expires, req->ip, buf + STRLEN("OK "),
+	                 size - STRLEN("OK "), &url_len, &code, &message);
+	if (r < 0)
+		goto fail;
 	m->n_signed++;
-	return true;
+	return STRLEN("OK ") + url_len;
 fail:
 	m->n_errors++;
 	proto_format_error(buf, size, code, message);
 	buf[strcspn(buf, "\n")] = '\0';
-	return false;
+	return strlen(buf);
 }
 
 static void handle_sign(Manager *m, Conn *c, const Request *req, const char *line, size_t len)
@@ -863,8 +861,7 @@ static void handle_sign(Manager *m, Conn *c, const Request *req, const char *lin
 	 * rather than failing a client that came a moment early. */
 	if (line && waiter_add(m, c, WAIT_SIGN, 0, line, len) >= 0)
 		return;
-	sign_reply(m, req, buf, sizeof(buf));
-	conn_reply(c, buf);
+	conn_reply_len(c, buf, sign_reply(m, req, buf, sizeof(buf)));
 }
 
 static void handle_verify(Manager *m, Conn *c, const Request *req)

@@ -1124,14 +1124,18 @@ static void conn_appended(Conn *c)
 
 void conn_reply(Conn *c, const char *line)
 {
-	size_t l = strlen(line);
-	char *p = conn_out_reserve(c, l + 1);
+	conn_reply_len(c, line, strlen(line));
+}
+
+void conn_reply_len(Conn *c, const char *line, size_t len)
+{
+	char *p = conn_out_reserve(c, len + 1);
 
 	if (!p)
 		return;
-	memcpy(p, line, l);
-	p[l] = '\n';
-	c->out_end += l + 1;
+	memcpy(p, line, len);
+	p[len] = '\n';
+	c->out_end += len + 1;
 	conn_appended(c);
 }
 

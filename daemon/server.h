@@ -49,6 +49,8 @@ size_t server_connection_buffer_bytes(const Server *s);
 
 /* Queues one answer line (LF added). */
 void conn_reply(Conn *c, const char *line);
+/* conn_reply() of len bytes at line (no LF among them). */
+void conn_reply_len(Conn *c, const char *line, size_t len);
 void conn_replyf(Conn *c, const char *format, ...) _printf_(2, 3);
 void conn_reply_error(Conn *c, ProtoError code, const char *message);
 

@@ -16,6 +16,7 @@
 
 #include "keyring.h"
 #include "sign.h"
+#include "util.h"
 
 /* Longest inputs accepted. A request line is at most 8192 bytes, so no
  * decoded path can be longer; an address as text is at most 45 bytes
@@ -81,8 +82,6 @@ Signer *signer_free(Signer *s)
 	return NULL;
 }
 
-/* The decimal digits of v > 0 at out (at least SIGN_EXPIRES_MAX bytes, no
- * NUL); returns their number. snprintf() would cost more than the hash. */
 /* Unpadded base64url of an MD5 digest, as sodium_bin2base64() with
  * sodium_base64_VARIANT_URLSAFE_NO_PADDING writes it. The digest becomes the
  * link's public token, so this needs no constant-time encoder, and the whole
@@ -113,22 +112,39 @@ static void token_encode(const unsigned char digest[static MD5_LEN],
 int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, const char *secret,
                  char ret_token[static SIGN_TOKEN_LEN + 1])
 {
-	unsigned char digest[MD5_LEN];
-	size_t uri_len, ip_len = 0, secret_len, n;
-	MD5_CTX ctx;
-	int r = 0;
-
-	if (!s || !uri || !secret || !ret_token)
-		return -EINVAL;
+	char digits[SIGN_EXPIRES_MAX];
 
 	/* nginx's secure_link treats an expires of zero or less as "no
 	 * expiry given" and refuses the link, so such a token is useless. */
 	if (expires <= 0)
 		return -EINVAL;
+	if (!uri)
+		return -EINVAL;
+	return signer_token_text(s, digits, format_u64((uint64_t)expires, digits), uri,
+	                         strnlen(uri, SIGN_URI_MAX + 1), ip, secret, ret_token);
+}
+
+int signer_token_text(Signer *s, const char *expires, size_t expires_len, const char *uri,
+                      size_t uri_len, const char *ip, const char *secret,
+                      char ret_token[static SIGN_TOKEN_LEN + 1])
+{
+	unsigned char digest[MD5_LEN];
+	size_t ip_len = 0, secret_len, n;
+	MD5_CTX ctx;
+	int r = 0;
+
+	if (!s || !expires || !uri || !secret || !ret_token)
+		return -EINVAL;
+
+	/* The canonical digits of a number > 0, as in the link. */
+	if (expires_len == 0 || expires_len > SIGN_EXPIRES_MAX || expires[0] == '0')
+		return -EINVAL;
+	for (size_t i = 0; i < expires_len; i++)
+		if (expires[i] < '0' || expires[i] > '9')
+			return -EINVAL;
 
 	/* $uri always starts with '/'. */
-	uri_len = strnlen(uri, SIGN_URI_MAX + 1);
-	if (uri_len == 0 || uri[0] != '/')
+	if (uri_len == 0 || uri[0] != '/' || memchr(uri, '\0', uri_len))
 		return -EINVAL;
 	if (uri_len > SIGN_URI_MAX)
 		return -E2BIG;
@@ -150,7 +166,8 @@ int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, co
 	/* Exactly what nginx hashes for
 	 *   secure_link_md5 "$secure_link_expires$uri[$remote_addr] $secret";
 	 * with expires as the decimal digits the link carries. */
-	n = format_u64((uint64_t)expires, s->input);
+	memcpy(s->input, expires, expires_len);
+	n = expires_len;
 	memcpy(s->input + n, uri, uri_len);
 	n += uri_len;
 	if (ip) {

@@ -114,15 +114,32 @@ static int fixture_teardown(void **state)
 static void assert_sign(Fixture *f, const char *target, int64_t expires, const char *ip,
                         const char *want)
 {
-	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *url = NULL, *buf = NULL;
 	ProtoError code = _PROTO_ERROR_MAX;
 	const char *message = NULL;
+	size_t len = SIZE_MAX;
 	int r;
 
 	r = link_sign(f->c, f->r, f->s, target, expires, ip, &url, &code, &message);
 	if (r < 0)
 		fail_msg("link_sign(%s): %d %s", target, r, message ?: "");
 	assert_string_equal(url, want);
+
+	/* link_sign_to(), which SIGN uses, writes the same link into a buffer
+	 * that just holds it, and refuses one a byte shorter. */
+	buf = malloc(strlen(want) + 1);
+	assert_non_null(buf);
+	assert_int_equal(link_sign_to(f->c, f->r, f->s, target, expires, ip, buf, strlen(want) + 1,
+	                              &len, &code, &message),
+	                 0);
+	assert_int_equal(len, strlen(want));
+	assert_string_equal(buf, want);
+	message = NULL;
+	assert_int_equal(link_sign_to(f->c, f->r, f->s, target, expires, ip, buf, strlen(want),
+	                              &len, &code, &message),
+	                 -ENOBUFS);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	assert_non_null(message);
 }
 
 static void assert_sign_fails(Fixture *f, const char *target, int64_t expires, const char *ip,

@@ -11,6 +11,7 @@
 
 #include "keyring.h"
 #include "sign.h"
+#include "util.h"
 
 /* Every expected token below comes from outside this code: the first two
  * from django-nginx-secure-links' own test suite, the rest from the openssl
@@ -128,6 +129,38 @@ static void test_sign_accepts_largest_expires(void **state)
 	assert_int_equal(strlen(token), SIGN_TOKEN_LEN);
 }
 
+static void test_sign_text_matches_sign(void **state)
+{
+	char a[SIGN_TOKEN_LEN + 1], b[SIGN_TOKEN_LEN + 1];
+	const char *uri = "/media/private/sample1.pdf";
+
+	assert_int_equal(
+	    signer_token_text(*state, "1599214310", 10, uri, strlen(uri), NULL, "secret_xyz", a),
+	    0);
+	assert_string_equal(a, "GdxTxfNK92Grtg-hD7CH6g");
+	assert_int_equal(signer_token(*state, 1599214310, uri, NULL, "secret_xyz", b), 0);
+	assert_string_equal(a, b);
+	/* Only the length given is hashed. */
+	assert_int_equal(
+	    signer_token_text(*state, "15992143109", 10, uri, strlen(uri), NULL, "secret_xyz", a),
+	    0);
+	assert_string_equal(a, "GdxTxfNK92Grtg-hD7CH6g");
+}
+
+static void test_sign_text_rejects_non_canonical_expires(void **state)
+{
+	char token[SIGN_TOKEN_LEN + 1];
+	const char *bad[] = { "", "0", "0123", "12a", "-1", "+1", " 1", "123456789012345678901" };
+
+	/* Only the digits a link carries: nginx hashes the text as sent. */
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+		assert_int_equal(
+		    signer_token_text(*state, bad[i], strlen(bad[i]), "/a", 2, NULL, "s", token),
+		    -EINVAL);
+	assert_int_equal(signer_token_text(*state, "1", 1, "/a\0b", 4, NULL, "s", token), -EINVAL);
+	assert_int_equal(signer_token_text(*state, "1", 1, "a", 1, NULL, "s", token), -EINVAL);
+}
+
 static void test_sign_rejects_bad_uri(void **state)
 {
 	char token[SIGN_TOKEN_LEN + 1];
@@ -205,6 +238,8 @@ int main(void)
 		cmocka_unit_test(test_sign_reuses_context_across_calls),
 		cmocka_unit_test(test_sign_rejects_nonpositive_expires),
 		cmocka_unit_test(test_sign_accepts_largest_expires),
+		cmocka_unit_test(test_sign_text_matches_sign),
+		cmocka_unit_test(test_sign_text_rejects_non_canonical_expires),
 		cmocka_unit_test(test_sign_rejects_bad_uri),
 		cmocka_unit_test(test_sign_rejects_overlong_uri),
 		cmocka_unit_test(test_sign_rejects_bad_secret),

@@ -48,17 +48,36 @@ static void test_parse_u64_as_i64_bounds(void **state)
 	assert_int_equal(parse_u64_as_i64("-1", &v), -EINVAL);
 }
 
+static void check_format_u64(uint64_t v)
+{
+	char out[20], want[32];
+	size_t n = format_u64(v, out);
+
+	snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+	if (n != strlen(want) || memcmp(out, want, n) != 0)
+		fail_msg("format_u64(%s) wrote \"%.*s\"", want, (int)n, out);
+}
+
 static void test_format_u64_matches_printf(void **state)
 {
-	const uint64_t values[] = { 0, 7, 10, 1599214310, UINT64_MAX };
-	char out[20], want[32];
+	const uint64_t values[] = { 0, 7, 10, 99, 100, 1599214310, UINT64_MAX };
+	uint64_t p = 1;
 
-	for (size_t i = 0; i < ELEMENTSOF(values); i++) {
-		size_t n = format_u64(values[i], out);
-
-		snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
-		assert_int_equal(n, strlen(want));
-		assert_memory_equal(out, want, n);
+	for (size_t i = 0; i < ELEMENTSOF(values); i++)
+		check_format_u64(values[i]);
+	/* Every length, at both ends. */
+	for (unsigned d = 1; d < 20; d++) {
+		p *= 10;
+		check_format_u64(p - 1);
+		check_format_u64(p);
+		check_format_u64(p + 1);
+	}
+	/* And a spread of values in between, against printf. */
+	for (uint64_t x = 0x9e3779b97f4a7c15ULL, i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_format_u64(x >> (x & 63));
 	}
 }
 
