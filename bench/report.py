@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """bench/run's last step: reads the measurements in OUT (socket.json,
-openssl.json, python.json, nginx.json, rotate-*.json), prints the table with
-every target of issue 7 as a ratio and PASS/MISS, writes OUT/results.json and
-draws OUT/pipeline.png and OUT/clients.png with gnuplot.
+python.json, nginx.json, rotate-*.json), prints the table with every target
+of issue 7 as a ratio and PASS/MISS (and, marked "info", the readings that
+explain them), writes OUT/results.json and draws OUT/pipeline.png,
+OUT/clients.png and OUT/paced.png with gnuplot.
 
     report.py OUT NPROC
 """
@@ -28,13 +29,19 @@ def fmt_rate(v):
 def main():
     out, nproc = sys.argv[1], int(sys.argv[2])
     s = load(out, "socket.json")
-    ossl = load(out, "openssl.json")
     py = load(out, "python.json")
     ngx = load(out, "nginx.json")
     rot = load(out, "rotate-nginx.json")["rotation"]
     rot_alone = load(out, "rotate-alone.json")["rotation"]
 
-    md5 = ossl["md5_64_kbytes_per_s"] * 1000 / 64
+    def median(xs):
+        xs = sorted(xs)
+        n = len(xs)
+        return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+    pairs = s["sign_pipelined_256_pairs"]
+    md5 = median([m for m, _ in pairs])
+    sign256 = median([r for _, r in pairs])
     pipe = {p["depth"]: p["rate"] for p in s["sign_pipelined"]}
     clients = {c["clients"]: c for c in s["clients"]}
     seq = s["sign_sequential"]
@@ -46,32 +53,56 @@ def main():
     def target(name, measured, baseline, ratio, want, ok, note=""):
         targets.append({"target": name, "measured": measured, "baseline": baseline,
                         "ratio": round(ratio, 3), "want": want,
-                        "result": "PASS" if ok else "MISS", "note": note})
+                        "result": "info" if ok is None else "PASS" if ok else "MISS",
+                        "note": note})
 
-    best256 = s.get("sign_pipelined_256_best", pipe[256])
-    r = best256 / md5
+    r = median([r / m for m, r in pairs])
     target("pipelined SIGN, depth 256 / openssl md5 64 B (1 core)",
-           fmt_rate(best256), fmt_rate(md5), r, ">= 0.4", r >= 0.4,
-           "best of 3 runs vs best of 2 openssl speed runs")
-    r = seq["rate"] / echo["rate"]
-    target("sequential SIGN / echo ping-pong (echo thread)", fmt_rate(seq["rate"]),
-           fmt_rate(echo["rate"]), r, ">= 0.7", r >= 0.7, "interleaved 100 ms slices")
-    echo_proc = s.get("echo_process_pingpong")
-    if echo_proc:
-        r = seq["rate"] / echo_proc["rate"]
-        target("sequential SIGN / echo ping-pong (echo process)", fmt_rate(seq["rate"]),
-               fmt_rate(echo_proc["rate"]), r, ">= 0.7", r >= 0.7,
-               "a daemon is a process: same switch cost as this echo")
+           fmt_rate(sign256), fmt_rate(md5), r, ">= 0.4", r >= 0.4,
+           f"median of {len(pairs)} back-to-back pairs; daemon and openssl on CPU"
+           f" {s['pipelined_daemon_cpu']:.0f}, client on CPU {s['pipelined_client_cpu']:.0f}")
+    # The daemon is a process of its own, so its like is an echo in a
+    # process: on this VM a switch between processes costs much more than
+    # one between threads of a process, and no daemon can avoid it.
+    # The echo in a thread of this client and in a process of its own, both
+    # on the daemon's CPU, alternate with SIGN in 100 ms slices: the target
+    # is the median over the slices of SIGN's rate over the faster echo's.
+    echo_proc = s["echo_process_pingpong"]
+    slices = s["roundtrip_slices"]
+    r = median([sig / max(t, p) for t, p, sig in slices])
+    fastest = max(echo["rate"], echo_proc["rate"])
+    target("sequential SIGN / echo ping-pong", fmt_rate(seq["rate"]), fmt_rate(fastest), r,
+           ">= 0.7", r >= 0.7,
+           f"median of {len(slices)} interleaved 100 ms slices, against the faster of the echo"
+           " in a thread and in a process")
+    r = seq["p50_us"] / min(echo["p50_us"], echo_proc["p50_us"])
+    target("sequential SIGN p50 latency / echo p50", f"{seq['p50_us']:.1f} us",
+           f"{min(echo['p50_us'], echo_proc['p50_us']):.1f} us", 1 / r, "", None,
+           "as a rate ratio (higher is better); the same slices")
+    paced = s["paced"]
+    first = paced[0]
+    r = first["p99_us"] / 1000
+    target(f"256 clients, {first['offered_per_s']:.0f}/s: p99 / 1 ms",
+           f"{first['p99_us']:.0f} us", "1000 us", r, "< 1", r < 1,
+           f"each client one link per {256e3 / first['offered_per_s']:.0f} ms; from due time,"
+           f" from send p99 {first['sent_p99_us']:.0f} us")
+    # The steps double the rate; the last one before p99 first reaches 1 ms.
+    within = []
+    for p in paced:
+        if p["p99_us"] >= 1000:
+            break
+        within.append(p)
+    if within:
+        top = within[-1]
+        target("256 clients: highest rate served with p99 < 1 ms",
+               fmt_rate(top["offered_per_s"]), fmt_rate(echo_proc["rate"]),
+               top["offered_per_s"] / echo_proc["rate"], "", None,
+               f"p99 {top['p99_us']:.0f} us; baseline: one echo ping-pong connection")
     c256 = clients[256]
     r = c256["p99_us"] / 1000
     target("256 clients, closed loop: p99 / 1 ms", f"{c256['p99_us']:.0f} us", "1000 us", r,
-           "< 1", r < 1, f"{fmt_rate(c256['rate'])} total; 256 in flight (Little's law)")
-    paced = s.get("paced")
-    if paced:
-        r = paced["sent_p99_us"] / 1000
-        target(f"256 clients, paced {paced['offered_per_s']:.0f}/s: p99 / 1 ms",
-               f"{paced['sent_p99_us']:.0f} us", "1000 us", r, "< 1", r < 1,
-               f"from send; from due time p99 {paced['p99_us']:.0f} us")
+           "", None,
+           f"{fmt_rate(c256['rate'])} total, 256 always waiting: p99 >= 256 / rate (Little)")
     if baseline_py:
         r = py["sign_many_100"] / baseline_py
         target("python sign_many (100/call) / FileStorage.url()", fmt_rate(py["sign_many_100"]),
@@ -83,24 +114,37 @@ def main():
            f"{rss['with_kib'] / 1024:.1f} MiB", "16 MiB", r, "< 1", r < 1)
     # Each pair is (plain, secure) measured back to back: the median of the
     # pairs' ratios is immune to the machine's load drifting between pairs.
-    def median(xs):
-        xs = sorted(xs)
-        n = len(xs)
-        return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-    ratio1 = median([b / a for a, b in ngx["ring1_pairs"]])
-    ratio8 = median([b / a for a, b in ngx["ring8_pairs"]])
+    p1, p8 = ngx["ring1_pairs"], ngx["ring8_pairs"]
+    ratio1 = median([p[1] / p[0] for p in p1])
+    ratio8 = median([p[1] / p[0] for p in p8])
     ngx["ring1_ratio"], ngx["ring8_ratio"] = ratio1, ratio8
-    ngx["plain"] = median([a for a, _ in ngx["ring1_pairs"]])
-    ngx["ring1"] = median([b for _, b in ngx["ring1_pairs"]])
-    ngx["ring8"] = median([b for _, b in ngx["ring8_pairs"]])
+    ngx["plain"] = median([p[0] for p in p1])
+    ngx["ring1"] = median([p[1] for p in p1])
+    ngx["ring8"] = median([p[1] for p in p8])
+    cpu1 = median([p[3] / p[2] for p in p1])
     target("nginx: secure_link / plain location (wrk)", fmt_rate(ngx["ring1"]),
            fmt_rate(ngx["plain"]), ratio1, ">= 0.95", ratio1 >= 0.95,
-           f"median of {len(ngx['ring1_pairs'])} back-to-back pairs")
+           f"median of {len(p1)} back-to-back pairs")
+    target("nginx: worker CPU per request, plain / secure_link",
+           f"{median([p[3] for p in p1]) / 1e3:.2f} us", f"{median([p[2] for p in p1]) / 1e3:.2f} us",
+           1 / cpu1, "", None, "the same wrk runs; nginx's whole cost, kernel included")
+    cg = ngx["callgrind"]
+    n = cg["requests"]
+    cg_plain = (cg["plain1"] - cg["zero1"]) / n
+    cg_secure1 = (cg["secure1"] - cg["zero1"]) / n
+    cg_secure8 = (cg["secure8"] - cg["zero8"]) / n
+    ngx["instructions_per_request"] = {"plain": cg_plain, "secure_ring1": cg_secure1,
+                                       f"secure_ring{ngx['ring8_keys']}": cg_secure8}
+    target("nginx: user instructions per request, plain / secure_link",
+           f"{cg_secure1:.0f}", f"{cg_plain:.0f}", cg_plain / cg_secure1, "", None,
+           "callgrind; nginx's user space only, where all of secure_link's work is")
+    r = cg_secure1 / cg_secure8
+    target(f"nginx: ring of {ngx['ring8_keys']} keys / ring of 1 (instructions per request)",
+           f"{cg_secure8:.0f}", f"{cg_secure1:.0f}", r, ">= 0.99", r >= 0.99,
+           "callgrind: counted, not timed")
     r = ratio8 / ratio1
-    target(f"nginx: ring of {ngx['ring8_keys']} keys / ring of 1", f"{ratio8:.3f}", f"{ratio1:.3f}",
-           r, ">= 0.97", r >= 0.97,
-           "each as a ratio to the plain location; 'no more than' within 3% noise")
+    target(f"nginx: ring of {ngx['ring8_keys']} keys / ring of 1 (wrk)", f"{ratio8:.3f}",
+           f"{ratio1:.3f}", r, "", None, "each as a ratio to the plain location")
     r = rot["own_ms"] / 50
     target("rotation, daemon's own part / 50 ms (real nginx)", f"{rot['own_ms']:.1f} ms", "50 ms",
            r, "< 1", r < 1,
@@ -122,20 +166,19 @@ def main():
         print(f"{t['target']:<{w}}  {t['measured']:>10}  {t['baseline']:>10}  {t['ratio']:>6.2f}"
               f"  {t['want']:>7}  {t['result']}" + (f"  ({t['note']})" if t["note"] else ""))
     print()
-    print(f"baselines: echo ping-pong thread {fmt_rate(echo['rate'])} (p50 {echo['p50_us']:.1f} us),"
-          + (f" process {fmt_rate(echo_proc['rate'])} (p50 {echo_proc['p50_us']:.1f} us),"
-             if echo_proc else "")
-          + f" echo batches of 256 {fmt_rate(s['echo_pipelined_256'])},"
-          f" openssl md5 64 B {fmt_rate(md5)}")
+    print(f"baselines: echo ping-pong process {fmt_rate(echo_proc['rate'])}"
+          f" (p50 {echo_proc['p50_us']:.1f} us), thread {fmt_rate(echo['rate'])}"
+          f" (p50 {echo['p50_us']:.1f} us), echo batches of 256 {fmt_rate(s['echo_pipelined_256'])},"
+          f" openssl md5 64 B {fmt_rate(md5)} (pairs: "
+          + ", ".join(f"{fmt_rate(m)} / {fmt_rate(r)}" for m, r in pairs) + ")")
     print(f"SIGN sequential: {fmt_rate(seq['rate'])}, p50 {seq['p50_us']:.1f} us,"
           f" p99 {seq['p99_us']:.1f} us, p99.9 {seq['p999_us']:.1f} us")
     print("SIGN pipelined:  " + "  ".join(f"{d}: {fmt_rate(v)}" for d, v in sorted(pipe.items())))
     print("clients (closed loop): " + "  ".join(
         f"{n}: {fmt_rate(c['rate'])} p99 {c['p99_us']:.0f}us" for n, c in sorted(clients.items())))
-    if paced:
-        print(f"paced: {paced['clients']} clients, {paced['offered_per_s']:.0f}/s offered: from send"
-              f" p50 {paced['sent_p50_us']:.0f} us p99 {paced['sent_p99_us']:.0f} us p99.9"
-              f" {paced['sent_p999_us']:.0f} us; from due p99 {paced['p99_us']:.0f} us")
+    print("256 paced clients (offered: p99 from due / from send): " + "  ".join(
+        f"{fmt_rate(p['offered_per_s'])}: {p['p99_us']:.0f} / {p['sent_p99_us']:.0f} us"
+        for p in paced))
     print(f"daemon CPU per SIGN: sequential {s['sign_sequential_daemon_cpu_us']:.1f} us, "
           + ", ".join(f"depth {p['depth']} {p['daemon_cpu_us']:.2f} us" for p in s["sign_pipelined"]))
     print(f"VERIFY pipelined 256: {fmt_rate(s['verify_pipelined_256'])};"
@@ -152,12 +195,15 @@ def main():
           f" peak {s['rss_peak_kib']:.0f} KiB")
     print(f"nginx (wrk, 1 KiB file, medians): plain {fmt_rate(ngx['plain'])}, secure_link ring of 1"
           f" {fmt_rate(ngx['ring1'])}, ring of {ngx['ring8_keys']} {fmt_rate(ngx['ring8'])};"
-          f" pairs {ngx['ring1_pairs']} / {ngx['ring8_pairs']}")
+          f" pairs [plain, secure, CPU ns plain, CPU ns secure] {p1} / {p8}")
+    print(f"nginx instructions per request (callgrind, {n} keep-alive requests): plain"
+          f" {cg_plain:.0f}, secure_link ring of 1 {cg_secure1:.0f}, ring of"
+          f" {ngx['ring8_keys']} {cg_secure8:.0f}")
     print(f"rotation RTTs (ms, real nginx): {', '.join(f'{x:.0f}' for x in rot['rtt_ms'])}")
     print()
 
     missed = [t["target"] for t in targets if t["result"] == "MISS"]
-    results = {"nproc": nproc, "targets": targets, "md5_per_s": md5, "socket": s, "python": py,
+    results = {"nproc": nproc, "targets": targets, "md5_per_s": md5, "sign_pipelined_256": sign256, "socket": s, "python": py,
                "nginx": ngx, "rotation_nginx": rot, "rotation_alone": rot_alone,
                "missed": missed}
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -167,11 +213,12 @@ def main():
     with open(os.path.join(out, "pipeline.dat"), "w") as f:
         for d, v in sorted(pipe.items()):
             f.write(f"{d} {v}\n")
-    with open(os.path.join(out, "best256.dat"), "w") as f:
-        f.write(f"256 {best256}\n")
+    with open(os.path.join(out, "pairs256.dat"), "w") as f:
+        for _, r in pairs:
+            f.write(f"256 {r}\n")
     with open(os.path.join(out, "paced.dat"), "w") as f:
-        if paced:
-            f.write(f"256 {paced['sent_p99_us']}\n")
+        for p in paced:
+            f.write(f"{p['offered_per_s']} {p['p99_us']} {p['sent_p99_us']}\n")
     with open(os.path.join(out, "clients.dat"), "w") as f:
         for n, c in sorted(clients.items()):
             f.write(f"{n} {c['rate']} {c['p99_us']}\n")
@@ -191,7 +238,7 @@ set format y "%.0s%c"
 set yrange [10000:20000000]
 set key top left
 plot "{out}/pipeline.dat" using 1:2 with linespoints lw 2 pt 7 title "SIGN", \\
-     "{out}/best256.dat" using 1:2 with points pt 6 ps 2 lw 2 title "SIGN, depth 256, best of 3", \\
+     "{out}/pairs256.dat" using 1:2 with points pt 6 ps 2 lw 2 title "SIGN, depth 256, the target's pairs", \\
      {md5 * 0.4} with lines dt 2 lw 2 title "target: 0.4 x openssl md5 (64 B, 1 core)", \\
      {md5} with lines dt 4 title "openssl md5 (64 B, 1 core)", \\
      {s['echo_pipelined_256']} with lines dt 3 title "echo, batches of 256 (baseline)"
@@ -209,11 +256,27 @@ set yrange [0:*]
 set key top right
 plot "{out}/clients.dat" using 1:2 with linespoints lw 2 pt 7 title "throughput", \\
      "{out}/clients.dat" using 1:3 axes x1y2 with linespoints lw 2 pt 5 title "p99 latency (right)", \\
-     1000 axes x1y2 with lines dt 2 title "target: p99 1 ms at 256", \\
-     "{out}/paced.dat" using 1:2 axes x1y2 with points pt 9 ps 2 title "p99, 256 clients paced at {paced['offered_per_s'] if paced else 0:.0f}/s (right)"
+     1000 axes x1y2 with lines dt 2 title "1 ms"
+unset y2tics
+unset y2label
+unset logscale y2
+
+set output "{out}/paced.png"
+set title "securelinkd SIGN: 256 connected clients at a fixed total rate"
+set xlabel "links per second asked for (all 256 clients together)"
+set ylabel "p99 latency (us, log scale)"
+set logscale x 2
+set logscale y
+set yrange [*:*]
+set format x "%.0s%c"
+set format y "%.0f"
+set key top left
+plot "{out}/paced.dat" using 1:2 with linespoints lw 2 pt 7 title "p99 from when due", \\
+     "{out}/paced.dat" using 1:3 with linespoints lw 2 pt 5 title "p99 from when sent", \\
+     1000 with lines dt 2 lw 2 title "target: 1 ms"
 """
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
-    print(f"wrote {out}/results.json, {out}/pipeline.png, {out}/clients.png")
+    print(f"wrote {out}/results.json, {out}/pipeline.png, {out}/clients.png, {out}/paced.png")
     return 0
 
 

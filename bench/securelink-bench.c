@@ -8,9 +8,12 @@
  *       roundtrip: sequential SIGN (latency percentiles) interleaved with an
  *                  echo ping-pong over a Unix socket in DIR, the echo in a
  *                  thread and in a process; the echo in batches of 256
- *       pipelined: SIGN with 1..1024 requests in flight on one connection
+ *       pipelined: SIGN with 1..1024 requests in flight on one connection;
+ *                  then depth 256 in pairs with `openssl speed -bytes 64 md5`
+ *                  on the daemon's CPU (the target)
  *       clients:   1..256 concurrent clients, one request in flight each
- *       paced:     256 clients asking at a fixed rate, latency percentiles
+ *       paced:     256 clients asking at a fixed total rate, doubled each
+ *                  step from 5,120/s, latency percentiles
  *       verify:    VERIFY with 256 in flight
  *       library:   the C library's sl_client_sign_many()
  *   securelink-bench rotate --socket PATH --count N --activation-delay-ms D --json FILE
@@ -19,12 +22,17 @@
  *       alone and a reload alone (SIGHUP, then what securelinkd waits for),
  *       so that the daemon's own part of a rotation can be told apart.
  *
+ * With --daemon-pid the daemon runs on CPU 0 while this process (and every
+ * thread it starts) runs on CPU 1, and both echoes on CPU 0 too; the
+ * daemon's own affinity comes back at the end.
+ *
  * bench/run starts nginx and the daemon and calls this; it is never part of
  * the test suite. Numbers go to the JSON file; progress to stderr. Each
  * daemon-side rate comes with the daemon's CPU time per request (from
  * /proc/PID/schedstat), which other load on the machine moves much less. */
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -158,6 +166,35 @@ static uint64_t daemon_cpu_ns(void)
 		v = 0;
 	fclose(f);
 	return v;
+}
+
+/* Where the measurements run. A single-threaded server (the daemon, an
+ * echo) on one CPU, its client on the other: a VM's two vCPUs differ, and a
+ * ping-pong on one CPU costs a fraction of one across two, so a baseline and
+ * what it is compared with must be placed alike. */
+static int server_cpu(void)
+{
+	return 0;
+}
+
+static int client_cpu(void)
+{
+	return sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+}
+
+static void set_affinity(pid_t pid, const cpu_set_t *set)
+{
+	if (sched_setaffinity(pid, sizeof(*set), set) < 0)
+		die("sched_setaffinity", -errno);
+}
+
+static void pin(pid_t pid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	set_affinity(pid, &set);
 }
 
 /* --- requests and answers ----------------------------------------------- */
@@ -701,13 +738,16 @@ static void bench_clients(const char *path, const Lines *l, double seconds)
 /* --- paced clients -------------------------------------------------------- */
 
 /* Apps do not sign in a tight loop: 256 connected clients each asking for
- * one link every 50 ms (5,120 links/s in all), staggered. One thread drives
- * all 256 connections with epoll, so that the measurement is not about how
- * this machine schedules 256 threads. Latency is counted twice: from when a
+ * one link every period, staggered; first every 50 ms (5,120 links/s in
+ * all), then twice as often each step until p99 passes 1 ms: the load up to
+ * which 256 clients are served within 1 ms. One thread drives all 256
+ * connections with epoll, so that the measurement is not about how this
+ * machine schedules 256 threads. Latency is counted twice: from when a
  * request was sent (what the daemon costs), and from when it was due, which
  * also charges this thread waking late (no coordinated omission). */
 #define PACED_CLIENTS   256U
 #define PACED_PERIOD_NS 50000000ULL
+#define PACED_STEPS     6U
 #define PACED_QUEUE     8U /* requests one connection may have in flight */
 
 typedef struct PacedConn {
@@ -719,7 +759,13 @@ typedef struct PacedConn {
 	unsigned k;
 } PacedConn;
 
-static void bench_paced(const char *path, const Lines *l, double seconds)
+typedef struct PacedResult {
+	double offered, achieved;
+	double p50, p99, p999, max; /* from due, us */
+	double sent_p50, sent_p99, sent_p999;
+} PacedResult;
+
+static PacedResult paced_run(const char *path, const Lines *l, double seconds, uint64_t period)
 {
 	PacedConn *pc = calloc(PACED_CLIENTS, sizeof(PacedConn));
 	struct epoll_event ev[64];
@@ -741,7 +787,7 @@ static void bench_paced(const char *path, const Lines *l, double seconds)
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
 
 		pc[i].c = conn_open(path, 'O');
-		pc[i].next_due = start + (uint64_t)i * PACED_PERIOD_NS / PACED_CLIENTS;
+		pc[i].next_due = start + (uint64_t)i * period / PACED_CLIENTS;
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, pc[i].c.fd, &e) < 0)
 			die("epoll_ctl", -errno);
 	}
@@ -763,7 +809,7 @@ static void bench_paced(const char *path, const Lines *l, double seconds)
 					die("paced send", -EIO);
 				p->due[(p->head + p->n) % PACED_QUEUE] = p->next_due;
 				p->sent[(p->head + p->n++) % PACED_QUEUE] = now_ns();
-				p->next_due += PACED_PERIOD_NS;
+				p->next_due += period;
 				sent++;
 			}
 			if (p->next_due < end && p->next_due < next)
@@ -811,22 +857,48 @@ static void bench_paced(const char *path, const Lines *l, double seconds)
 
 	qsort(lat.v, lat.n, sizeof(uint64_t), cmp_u64);
 	qsort(service.v, service.n, sizeof(uint64_t), cmp_u64);
-	json_key("paced");
-	fprintf(json,
-	        "{\"clients\": %u, \"offered_per_s\": %.6g, \"n\": %zu, \"p50_us\": %.4g, "
-	        "\"p99_us\": %.4g, \"p999_us\": %.4g, \"max_us\": %.4g, \"sent_p50_us\": %.4g, "
-	        "\"sent_p99_us\": %.4g, \"sent_p999_us\": %.4g}",
-	        PACED_CLIENTS, PACED_CLIENTS * 1e9 / (double)PACED_PERIOD_NS, lat.n,
-	        pct_us(&lat, 50), pct_us(&lat, 99), pct_us(&lat, 99.9), pct_us(&lat, 100),
-	        pct_us(&service, 50), pct_us(&service, 99), pct_us(&service, 99.9));
-	fprintf(stderr,
-	        "  %u paced clients (%.0f/s offered): from due p50 %.1f p99 %.1f us; from send p50 "
-	        "%.1f p99 %.1f p99.9 %.1f us\n",
-	        PACED_CLIENTS, PACED_CLIENTS * 1e9 / (double)PACED_PERIOD_NS, pct_us(&lat, 50),
-	        pct_us(&lat, 99), pct_us(&service, 50), pct_us(&service, 99),
-	        pct_us(&service, 99.9));
+	PacedResult r = {
+		.offered = PACED_CLIENTS * 1e9 / (double)period,
+		.achieved = (double)done / (seconds > 0 ? seconds : 1),
+		.p50 = pct_us(&lat, 50),
+		.p99 = pct_us(&lat, 99),
+		.p999 = pct_us(&lat, 99.9),
+		.max = pct_us(&lat, 100),
+		.sent_p50 = pct_us(&service, 50),
+		.sent_p99 = pct_us(&service, 99),
+		.sent_p999 = pct_us(&service, 99.9),
+	};
 	free(service.v);
 	free(lat.v);
+	return r;
+}
+
+static void bench_paced(const char *path, const Lines *l, double seconds)
+{
+	uint64_t period = PACED_PERIOD_NS;
+
+	json_key("paced");
+	fputc('[', json);
+	for (unsigned k = 0; k < PACED_STEPS; k++, period /= 2) {
+		PacedResult r = paced_run(path, l, seconds, period);
+
+		fprintf(json,
+		        "%s\n    {\"clients\": %u, \"offered_per_s\": %.6g, \"achieved_per_s\": "
+		        "%.6g, \"p50_us\": %.4g, \"p99_us\": %.4g, \"p999_us\": %.4g, \"max_us\": "
+		        "%.4g, \"sent_p50_us\": %.4g, \"sent_p99_us\": %.4g, \"sent_p999_us\": "
+		        "%.4g}",
+		        k ? "," : "", PACED_CLIENTS, r.offered, r.achieved, r.p50, r.p99, r.p999,
+		        r.max, r.sent_p50, r.sent_p99, r.sent_p999);
+		fprintf(stderr,
+		        "  %u paced clients, %.0f/s offered: from due p50 %.1f p99 %.1f us; from "
+		        "send p50 %.1f p99 %.1f p99.9 %.1f us\n",
+		        PACED_CLIENTS, r.offered, r.p50, r.p99, r.sent_p50, r.sent_p99,
+		        r.sent_p999);
+		/* Past the target by far: the next step only measures a queue. */
+		if (r.p99 > 10000)
+			break;
+	}
+	fputs("\n  ]", json);
 }
 
 /* --- VERIFY --------------------------------------------------------------- */
@@ -933,6 +1005,14 @@ static void echo_start(const char *dir, char *path, size_t size, int *ret_lfd, p
 		die("echo socket", -errno);
 	if (pthread_create(ret, NULL, echo_thread, ret_lfd) != 0)
 		die("echo thread", -EAGAIN);
+	{
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(server_cpu(), &set);
+		if (pthread_setaffinity_np(*ret, sizeof(set), &set) != 0)
+			die("pthread_setaffinity_np", -EINVAL);
+	}
 }
 
 static void echo_stop(const char *path, int lfd, pthread_t thread)
@@ -965,6 +1045,7 @@ static pid_t echo_fork(const char *dir, char *path, size_t size)
 		die("fork", -errno);
 	if (pid == 0) {
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pin(0, server_cpu());
 		echo_thread(&lfd);
 		_exit(0);
 	}
@@ -1008,6 +1089,12 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 		pp[k].lat.n = 0;
 	}
 
+	/* Each slice's three rates, for the ratio within each slice: a stall of
+	 * the whole machine moves one slice, not the median of the ratios. */
+	double(*slice_rates)[3] = calloc(slices, sizeof(*slice_rates));
+
+	if (!slice_rates)
+		die("slices", -ENOMEM);
 	for (unsigned i = 0; i < slices; i++)
 		for (unsigned k = 0; k < 3; k++) {
 			size_t n = pp[k].lat.n;
@@ -1017,7 +1104,15 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 			if (k == 2)
 				cpu += daemon_cpu_ns() - c0;
 			pp[k].time += (double)(pp[k].lat.n - n) / rate;
+			slice_rates[i][k] = rate;
 		}
+	json_key("roundtrip_slices");
+	fputc('[', json);
+	for (unsigned i = 0; i < slices; i++)
+		fprintf(json, "%s[%.6g, %.6g, %.6g]", i ? ", " : "", slice_rates[i][0],
+		        slice_rates[i][1], slice_rates[i][2]);
+	fputc(']', json);
+	free(slice_rates);
 
 	for (unsigned k = 0; k < 3; k++) {
 		double rate = (double)pp[k].lat.n / pp[k].time;
@@ -1046,6 +1141,94 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	(void)unlink(proc_path);
 }
 
+/* --- the pipelined target: pairs against openssl speed --------------------- */
+
+#define MD5_PAIRS 5U
+
+/* Runs `openssl speed -bytes 64 -seconds 1 md5` on one CPU: MD5 hashes of
+ * 64 bytes per second, the baseline the issue names. */
+static double openssl_md5_rate(int cpu)
+{
+	char out[4096];
+	size_t have = 0;
+	int fds[2], status;
+	pid_t pid;
+	double rate = 0;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe", -errno);
+	pid = fork();
+	if (pid < 0)
+		die("fork", -errno);
+	if (pid == 0) {
+		cpu_set_t set;
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0 || dup2(fds[1], 1) < 0 ||
+		    null < 0 || dup2(null, 2) < 0)
+			_exit(127);
+		execlp("openssl", "openssl", "speed", "-bytes", "64", "-seconds", "1", "md5",
+		       (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t k = read(fds[0], out + have, sizeof(out) - 1 - have);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		have += (size_t)k;
+	}
+	close(fds[0]);
+	out[have] = '\0';
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("openssl speed -bytes 64 -seconds 1 md5", -EIO);
+	/* The result line: "md5   228611.51k" (bytes per second, in 1000s). */
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char *end;
+
+		if (strncmp(line, "md5 ", 4) != 0)
+			continue;
+		rate = strtod(line + 4, &end);
+		if (end == line + 4 || *end != 'k')
+			rate = 0;
+	}
+	if (rate <= 0)
+		die("openssl speed: no md5 result line", -EIO);
+	return rate * 1000 / 64;
+}
+
+/* Pipelined SIGN at depth 256 against the single-core MD5 rate. The daemon
+ * is single-threaded: it and openssl run on the same CPU, this client on
+ * another, and the two alternate in pairs of one second each, so that what
+ * else the machine does at the time (its two vCPUs differ, and drift by
+ * tens of percent within seconds) falls on both sides of every ratio. The
+ * target is the median of the pairs' ratios. */
+static void bench_pipelined_target(const char *path, const Lines *sign, double seconds)
+{
+	int daemon_cpu = server_cpu(), own_cpu = client_cpu();
+	double md5[MD5_PAIRS], rate[MD5_PAIRS];
+
+	for (unsigned i = 0; i < MD5_PAIRS; i++) {
+		md5[i] = openssl_md5_rate(daemon_cpu);
+		rate[i] =
+		    run_window(path, 'O', sign, 256, seconds < 1 ? seconds : 1.0, "SIGN pipelined");
+		fprintf(stderr, "  pair %u: openssl md5 %.0f/s, SIGN depth 256 %.0f/s: %.3f\n",
+		        i + 1, md5[i], rate[i], rate[i] / md5[i]);
+	}
+	json_key("sign_pipelined_256_pairs");
+	fputc('[', json);
+	for (unsigned i = 0; i < MD5_PAIRS; i++)
+		fprintf(json, "%s[%.6g, %.6g]", i ? ", " : "", md5[i], rate[i]);
+	fputc(']', json);
+	json_num("pipelined_daemon_cpu", daemon_cpu);
+	json_num("pipelined_client_cpu", own_cpu);
+}
+
 static void bench_pipelined(const char *path, const Lines *sign, double seconds)
 {
 	json_key("sign_pipelined");
@@ -1063,21 +1246,22 @@ static void bench_pipelined(const char *path, const Lines *sign, double seconds)
 	}
 	fputs("\n  ]", json);
 
-	/* The target's point, twice more: the best of three, since other load
-	 * on the machine only ever lowers a rate. */
-	double best = 0;
-	for (unsigned i = 0; i < 3; i++) {
-		double rate = run_window(path, 'O', sign, 256, seconds / 1.5, "SIGN pipelined");
-		if (rate > best)
-			best = rate;
-	}
-	json_num("sign_pipelined_256_best", best);
-	fprintf(stderr, "  SIGN pipelined, depth 256, best of 3: %.0f/s\n", best);
+	bench_pipelined_target(path, sign, seconds);
 }
 
 static void cmd_socket(const char *path, const char *dir, double seconds)
 {
 	Lines sign = lines_new("SIGN", NULL);
+	cpu_set_t daemon_set;
+
+	/* The daemon on one CPU, this process (and every thread it starts) on
+	 * the other, for every measurement. */
+	if (daemon_pid > 0) {
+		if (sched_getaffinity(daemon_pid, sizeof(daemon_set), &daemon_set) < 0)
+			die("sched_getaffinity", -errno);
+		pin(daemon_pid, server_cpu());
+	}
+	pin(0, client_cpu());
 
 	/* Memory first, on a daemon no benchmark has grown yet. */
 	if (daemon_pid > 0 && want("rss"))
@@ -1098,7 +1282,10 @@ static void cmd_socket(const char *path, const char *dir, double seconds)
 	if (daemon_pid > 0) {
 		json_num("rss_end_kib", (double)status_kb(daemon_pid, "VmRSS"));
 		json_num("rss_peak_kib", (double)status_kb(daemon_pid, "VmHWM"));
+		set_affinity(daemon_pid, &daemon_set);
 	}
+	json_num("server_cpu", server_cpu());
+	json_num("client_cpu", client_cpu());
 	lines_free(&sign);
 }
 
