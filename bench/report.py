@@ -67,14 +67,19 @@ def main():
     # The echo in a thread of this client and in a process of its own, both
     # on the daemon's CPU, alternate with SIGN in 100 ms slices: the target
     # is the median over the slices of SIGN's rate over the faster echo's.
+    # A third echo hashes each line with MD5 before answering.
     echo_proc = s["echo_process_pingpong"]
+    echo_md5 = s["echo_md5_pingpong"]
     slices = s["roundtrip_slices"]
-    r = median([sig / max(t, p) for t, p, sig in slices])
+    r = median([sig / max(t, p) for t, p, _, sig in slices])
     fastest = max(echo["rate"], echo_proc["rate"])
     target("sequential SIGN / echo ping-pong", fmt_rate(seq["rate"]), fmt_rate(fastest), r,
            ">= 0.7", r >= 0.7,
            f"median of {len(slices)} interleaved 100 ms slices, against the faster of the echo"
            " in a thread and in a process")
+    r = median([sig / m for _, _, m, sig in slices])
+    target("sequential SIGN / echo that hashes each line (MD5)", fmt_rate(seq["rate"]),
+           fmt_rate(echo_md5["rate"]), r, "", None, "the same slices")
     r = seq["p50_us"] / min(echo["p50_us"], echo_proc["p50_us"])
     target("sequential SIGN p50 latency / echo p50", f"{seq['p50_us']:.1f} us",
            f"{min(echo['p50_us'], echo_proc['p50_us']):.1f} us", 1 / r, "", None,
@@ -172,9 +177,12 @@ def main():
     print()
     print(f"baselines: echo ping-pong process {fmt_rate(echo_proc['rate'])}"
           f" (p50 {echo_proc['p50_us']:.1f} us), thread {fmt_rate(echo['rate'])}"
-          f" (p50 {echo['p50_us']:.1f} us), echo batches of 256 {fmt_rate(s['echo_pipelined_256'])},"
+          f" (p50 {echo['p50_us']:.1f} us), hashing (MD5) {fmt_rate(echo_md5['rate'])}"
+          f" (p50 {echo_md5['p50_us']:.1f} us), echo batches of 256 {fmt_rate(s['echo_pipelined_256'])},"
           f" openssl md5 64 B {fmt_rate(md5)} (pairs: "
           + ", ".join(f"{fmt_rate(m)} / {fmt_rate(r)}" for m, r in pairs) + ")")
+    print("epoll echo spinning per request (ns: p50 us): " + "  ".join(
+        f"{c['spin_ns']}: {c['p50_us']:.1f}" for c in s["cliff"]))
     print(f"SIGN sequential: {fmt_rate(seq['rate'])}, p50 {seq['p50_us']:.1f} us,"
           f" p99 {seq['p99_us']:.1f} us, p99.9 {seq['p999_us']:.1f} us")
     print("SIGN pipelined:  " + "  ".join(f"{d}: {fmt_rate(v)}" for d, v in sorted(pipe.items())))

@@ -7,7 +7,9 @@
  *       rss:       daemon RSS with 1,000 idle connections (needs --daemon-pid)
  *       roundtrip: sequential SIGN (latency percentiles) interleaved with an
  *                  echo ping-pong over a Unix socket in DIR, the echo in a
- *                  thread and in a process; the echo in batches of 256
+ *                  thread and in a process, and one that hashes each line
+ *                  (MD5); the echo in batches of 256
+ *       cliff:     an epoll echo that spins 0..2000 ns per request
  *       pipelined: SIGN with 1..1024 requests in flight on one connection;
  *                  then depth 256 in pairs with `openssl speed -bytes 64 md5`
  *                  on the daemon's CPU (the target)
@@ -53,10 +55,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The hashing echo uses MD5 as securelinkd does (see daemon/sign.c). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/md5.h>
+
 #include "securelink-client.h"
 
-#define STRLEN(s) (sizeof(s) - 1)
-#define N_TARGETS 1024U /* distinct request lines; every depth divides it */
+#define STRLEN(s)     (sizeof(s) - 1)
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define N_TARGETS     1024U /* distinct request lines; every depth divides it */
 /* A typical private file; "SIGN " + this + LF is 53 bytes, the size of the
  * echo baseline's line. */
 #define TARGET_FMT "/media/private/docs/quarterly-report-%06u.pdf"
@@ -532,6 +539,27 @@ static double run_sequential(Conn *c, const Lines *l, double seconds, Samples *l
 
 /* --- the echo baseline -------------------------------------------------- */
 
+/* Set in the forked "hashing" echo only: it computes the MD5 of each line
+ * before answering, the one computation no signer can skip. */
+static bool echo_hash;
+static volatile unsigned char echo_hash_sink;
+
+static void echo_hash_lines(const char *buf, size_t n)
+{
+	const char *p = buf, *end = buf + n, *lf;
+
+	while ((lf = memchr(p, '\n', (size_t)(end - p)))) {
+		unsigned char digest[MD5_DIGEST_LENGTH];
+		MD5_CTX ctx;
+
+		MD5_Init(&ctx);
+		MD5_Update(&ctx, p, (size_t)(lf - p));
+		MD5_Final(digest, &ctx);
+		echo_hash_sink ^= digest[0];
+		p = lf + 1;
+	}
+}
+
 static void *echo_thread(void *arg)
 {
 	int lfd = *(int *)arg;
@@ -550,6 +578,8 @@ static void *echo_thread(void *arg)
 
 			if (n <= 0)
 				break;
+			if (echo_hash)
+				echo_hash_lines(buf, (size_t)n);
 			while (w < n) {
 				ssize_t k = write(fd, buf + w, (size_t)(n - w));
 				if (k <= 0)
@@ -1028,13 +1058,13 @@ static void echo_stop(const char *path, int lfd, pthread_t thread)
 /* The same echo loop in a child process: a daemon is a process of its own,
  * and on some machines (this VM) switching between processes costs far more
  * than between threads of one. */
-static pid_t echo_fork(const char *dir, char *path, size_t size)
+static pid_t echo_fork(const char *dir, const char *name, bool hash, char *path, size_t size)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int lfd;
 	pid_t pid;
 
-	if ((size_t)snprintf(path, size, "%s/echo-process.sock", dir) >= size ||
+	if ((size_t)snprintf(path, size, "%s/%s.sock", dir, name) >= size ||
 	    strlen(path) >= sizeof(sa.sun_path))
 		die("echo socket path", -ENAMETOOLONG);
 	strcpy(sa.sun_path, path);
@@ -1048,6 +1078,7 @@ static pid_t echo_fork(const char *dir, char *path, size_t size)
 	if (pid == 0) {
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		pin(0, server_cpu());
+		echo_hash = hash;
 		echo_thread(&lfd);
 		_exit(0);
 	}
@@ -1062,30 +1093,40 @@ typedef struct Pingpong {
 	double time;
 } Pingpong;
 
-/* Sequential SIGN against the echo ping-pong, with the echo in a thread and
- * in a process: the three alternate in slices of 100 ms, so that whatever
- * else the machine does at the time falls on all alike; the ratios are what
- * counts. */
+/* Sequential SIGN against the echo ping-pong: the echo in a thread and in a
+ * process, and a third echo in a process that hashes each line with MD5
+ * before answering. On this VM a round trip costs some 8 us more as soon as
+ * the server works more than about 0.3 us before answering (an epoll echo
+ * that spins 0.1 us: 23.6 us p50; 0.3 us: 31.8 us), and MD5 alone is most
+ * of that: the hashing echo shows where any signer must land. The four
+ * alternate in slices of 100 ms, so that whatever else the machine does at
+ * the time falls on all alike; the ratios are what counts. */
+#define PINGPONGS 4U
+
 static void bench_roundtrip(const char *path, const char *dir, const Lines *sign, double seconds)
 {
-	char echo_path[108], proc_path[108];
+	char echo_path[108], proc_path[108], hash_path[108];
 	pthread_t echo;
-	pid_t proc;
+	pid_t proc, hash_proc;
 	int lfd;
 	uint64_t cpu = 0;
 	unsigned slices = (unsigned)(seconds / 0.1 + 0.5);
-	Pingpong pp[3] = {
+	Pingpong pp[PINGPONGS] = {
 		{ .name = "echo_pingpong" },
 		{ .name = "echo_process_pingpong" },
+		{ .name = "echo_md5_pingpong" },
 		{ .name = "sign_sequential" },
 	};
+	const unsigned sign_k = PINGPONGS - 1;
 
 	echo_start(dir, echo_path, sizeof(echo_path), &lfd, &echo);
-	proc = echo_fork(dir, proc_path, sizeof(proc_path));
+	proc = echo_fork(dir, "echo-process", false, proc_path, sizeof(proc_path));
+	hash_proc = echo_fork(dir, "echo-md5", true, hash_path, sizeof(hash_path));
 	pp[0].c = conn_open(echo_path, 'S');
 	pp[1].c = conn_open(proc_path, 'S');
-	pp[2].c = conn_open(path, 'O');
-	for (unsigned k = 0; k < 3; k++) {
+	pp[2].c = conn_open(hash_path, 'S');
+	pp[3].c = conn_open(path, 'O');
+	for (unsigned k = 0; k < PINGPONGS; k++) {
 		/* Warm-up. */
 		(void)run_sequential(&pp[k].c, sign, 0.05, &pp[k].lat, pp[k].name);
 		pp[k].lat.n = 0;
@@ -1093,17 +1134,17 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 
 	/* Each slice's three rates, for the ratio within each slice: a stall of
 	 * the whole machine moves one slice, not the median of the ratios. */
-	double(*slice_rates)[3] = calloc(slices, sizeof(*slice_rates));
+	double(*slice_rates)[PINGPONGS] = calloc(slices, sizeof(*slice_rates));
 
 	if (!slice_rates)
 		die("slices", -ENOMEM);
 	for (unsigned i = 0; i < slices; i++)
-		for (unsigned k = 0; k < 3; k++) {
+		for (unsigned k = 0; k < PINGPONGS; k++) {
 			size_t n = pp[k].lat.n;
 			uint64_t c0 = daemon_cpu_ns();
 			double rate = run_sequential(&pp[k].c, sign, 0.1, &pp[k].lat, pp[k].name);
 
-			if (k == 2)
+			if (k == sign_k)
 				cpu += daemon_cpu_ns() - c0;
 			pp[k].time += (double)(pp[k].lat.n - n) / rate;
 			slice_rates[i][k] = rate;
@@ -1111,12 +1152,12 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	json_key("roundtrip_slices");
 	fputc('[', json);
 	for (unsigned i = 0; i < slices; i++)
-		fprintf(json, "%s[%.6g, %.6g, %.6g]", i ? ", " : "", slice_rates[i][0],
-		        slice_rates[i][1], slice_rates[i][2]);
+		fprintf(json, "%s[%.6g, %.6g, %.6g, %.6g]", i ? ", " : "", slice_rates[i][0],
+		        slice_rates[i][1], slice_rates[i][2], slice_rates[i][3]);
 	fputc(']', json);
 	free(slice_rates);
 
-	for (unsigned k = 0; k < 3; k++) {
+	for (unsigned k = 0; k < PINGPONGS; k++) {
 		double rate = (double)pp[k].lat.n / pp[k].time;
 
 		check_bad(&pp[k].c, pp[k].name);
@@ -1126,10 +1167,10 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 		        pp[k].name, rate, pct_us(&pp[k].lat, 50), pct_us(&pp[k].lat, 99),
 		        pct_us(&pp[k].lat, 99.9));
 	}
-	json_num("sign_sequential_daemon_cpu_us", (double)cpu / 1e3 / (double)pp[2].lat.n);
+	json_num("sign_sequential_daemon_cpu_us", (double)cpu / 1e3 / (double)pp[sign_k].lat.n);
 	fprintf(stderr, "  (daemon CPU per sequential SIGN: %.2f us)\n",
-	        (double)cpu / 1e3 / (double)pp[2].lat.n);
-	for (unsigned k = 0; k < 3; k++)
+	        (double)cpu / 1e3 / (double)pp[sign_k].lat.n);
+	for (unsigned k = 0; k < PINGPONGS; k++)
 		free(pp[k].lat.v);
 
 	{
@@ -1139,8 +1180,84 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	}
 	echo_stop(echo_path, lfd, echo);
 	(void)kill(proc, SIGTERM);
+	(void)kill(hash_proc, SIGTERM);
 	(void)waitpid(proc, NULL, 0);
+	(void)waitpid(hash_proc, NULL, 0);
 	(void)unlink(proc_path);
+	(void)unlink(hash_path);
+}
+
+/* --- the wakeup cliff ------------------------------------------------------ */
+
+/* An epoll echo in a process on the daemon's CPU that spins for a given time
+ * before answering each read: how a sequential round trip grows with the
+ * server's work per request. On this VM it does not grow smoothly: it jumps
+ * by several microseconds once the work passes a few hundred nanoseconds,
+ * which SIGN's own work (parse, MD5, the link) cannot stay under. */
+static const unsigned cliff_spin_ns[] = { 0, 100, 200, 300, 500, 1000, 2000 };
+
+static void cliff_server(int fd, uint64_t spin_ns)
+{
+	static char buf[READ_BUF];
+	struct epoll_event e = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) < 0)
+		_exit(1);
+	for (;;) {
+		struct epoll_event ev;
+		ssize_t n;
+
+		if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR)
+			_exit(1);
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			_exit(0);
+		for (uint64_t t0 = now_ns(); now_ns() - t0 < spin_ns;)
+			;
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			_exit(1);
+	}
+}
+
+static void bench_cliff(const Lines *sign, double seconds)
+{
+	json_key("cliff");
+	fputc('[', json);
+	for (size_t k = 0; k < ELEMENTSOF(cliff_spin_ns); k++) {
+		Conn c = { .expect = 'S', .at_start = true };
+		Samples lat = {};
+		int sv[2];
+		pid_t pid;
+		double rate;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			die("socketpair", -errno);
+		pid = fork();
+		if (pid < 0)
+			die("fork", -errno);
+		if (pid == 0) {
+			(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+			pin(0, server_cpu());
+			close(sv[0]);
+			cliff_server(sv[1], cliff_spin_ns[k]);
+		}
+		close(sv[1]);
+		c.fd = sv[0];
+		(void)run_sequential(&c, sign, 0.05, &lat, "cliff");
+		lat.n = 0;
+		rate = run_sequential(&c, sign, seconds / 3, &lat, "cliff");
+		check_bad(&c, "cliff");
+		close(c.fd);
+		(void)waitpid(pid, NULL, 0);
+		qsort(lat.v, lat.n, sizeof(uint64_t), cmp_u64);
+		fprintf(json, "%s\n    {\"spin_ns\": %u, \"rate\": %.6g, \"p50_us\": %.4g}",
+		        k ? "," : "", cliff_spin_ns[k], rate, pct_us(&lat, 50));
+		fprintf(stderr, "  epoll echo spinning %4u ns: %6.0f/s  p50 %.1f us\n",
+		        cliff_spin_ns[k], rate, pct_us(&lat, 50));
+		free(lat.v);
+	}
+	fputs("\n  ]", json);
 }
 
 /* --- the pipelined target: pairs against openssl speed --------------------- */
@@ -1270,6 +1387,8 @@ static void cmd_socket(const char *path, const char *dir, double seconds)
 		bench_rss(path, daemon_pid);
 	if (want("roundtrip"))
 		bench_roundtrip(path, dir, &sign, seconds);
+	if (want("cliff"))
+		bench_cliff(&sign, seconds);
 	if (want("pipelined"))
 		bench_pipelined(path, &sign, seconds);
 	if (want("clients"))
