@@ -46,6 +46,13 @@ int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *r
 
 static void waiters_fail(Manager *m, ProtoError code, const char *message);
 
+/* Every request answered with ERR counts in STATUS's counters.errors. */
+static void reply_error(Manager *m, Conn *c, ProtoError code, const char *message)
+{
+	m->n_errors++;
+	conn_reply_error(c, code, message);
+}
+
 Manager *manager_free(Manager *m)
 {
 	if (!m)
@@ -85,7 +92,7 @@ static StatusInfo status_info(const Manager *m)
 		.nginx_error = m->nginx_error,
 		.nginx_pending = m->rotation.sync_needed || m->nginx_op,
 		.n_signed = m->n_signed,
-		.n_errors = m->n_errors,
+		.n_errors = m->n_errors + (m->server ? server_errors(m->server) : 0),
 		.n_rotations = m->n_rotations,
 	};
 	DeriveWindow w;
@@ -201,6 +208,7 @@ static void waiters_fail(Manager *m, ProtoError code, const char *message)
 	for (size_t i = 0; i < m->n_waiters; i++) {
 		conn_reply_deferred(m->waiters[i].conn, line);
 		free(m->waiters[i].line);
+		m->n_errors++;
 	}
 	m->n_waiters = 0;
 }
@@ -227,9 +235,10 @@ static void waiters_answer(Manager *m)
 			ProtoError code;
 			Request req;
 
-			if (proto_parse_line(w->line, w->len, &req, &code, &message) < 0)
+			if (proto_parse_line(w->line, w->len, &req, &code, &message) < 0) {
+				m->n_errors++;
 				proto_format_error(line, sizeof(line), code, message);
-			else
+			} else
 				sign_reply(m, &req, line, sizeof(line));
 			line[strcspn(line, "\n")] = '\0';
 		} else {
@@ -881,8 +890,7 @@ static void handle_verify(Manager *m, Conn *c, const Request *req)
 	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
 	                &code, &message);
 	if (r < 0) {
-		m->n_errors++;
-		conn_reply_error(c, code, message);
+		reply_error(m, c, code, message);
 		return;
 	}
 	switch (verdict) {
@@ -905,17 +913,15 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 	const Key *active = keyring_active(m->ring);
 
 	if (derived(m)) {
-		m->n_errors++;
-		conn_reply_error(
-		    c, PROTO_BAD_REQUEST,
-		    "ROTATE does not apply with mode = derived: every host changes keys "
-		    "every rotate_every on its own; after a leak, roll a new master "
-		    "secret (see securelinkd(8), FLEET MODE)");
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "ROTATE does not apply with mode = derived: every host changes keys "
+		            "every rotate_every on its own; after a leak, roll a new master "
+		            "secret (see securelinkd(8), FLEET MODE)");
 		return;
 	}
 
 	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0, NULL, 0) < 0) {
-		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
 	/* A rotation already on its way serves this request too. */
@@ -941,30 +947,29 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	/* A legacy secret imported on one host would be unknown to the rest of
 	 * the fleet, and there is no key ring to keep it in. */
 	if (derived(m)) {
-		m->n_errors++;
-		conn_reply_error(c, PROTO_BAD_REQUEST,
-		                 "IMPORT does not apply with mode = derived: migrate with mode = "
-		                 "local first (see securelinkd(8), FLEET MODE)");
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "IMPORT does not apply with mode = derived: migrate with mode = "
+		            "local first (see securelinkd(8), FLEET MODE)");
 		return;
 	}
 
 	secret = sodium_malloc(arg_len + 1);
 	if (!secret) {
-		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
 	r = sodium_base642bin(secret, arg_len, req->arg, arg_len, NULL, &secret_len, NULL,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	if (r < 0 || secret_len == 0) {
 		sodium_free(secret);
-		conn_reply_error(c, PROTO_BAD_REQUEST,
-		                 "IMPORT takes the legacy secret as unpadded base64url");
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "IMPORT takes the legacy secret as unpadded base64url");
 		return;
 	}
 	secret[secret_len] = '\0';
 	if (memchr(secret, '\0', secret_len)) {
 		sodium_free(secret);
-		conn_reply_error(c, PROTO_BAD_REQUEST, "the legacy secret contains a NUL byte");
+		reply_error(m, c, PROTO_BAD_REQUEST, "the legacy secret contains a NUL byte");
 		return;
 	}
 
@@ -972,21 +977,21 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	                       m->config->max_link_ttl, m->config->clock_skew, &kid);
 	sodium_free(secret);
 	if (r == -EINVAL) {
-		conn_reply_error(c, PROTO_BAD_REQUEST,
-		                 "the legacy secret holds a '\"', '\\', '$' or control byte nginx "
-		                 "cannot quote; it was not imported (rotate links instead)");
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "the legacy secret holds a '\"', '\\', '$' or control byte nginx "
+		            "cannot quote; it was not imported (rotate links instead)");
 		return;
 	}
 	if (r < 0) {
-		conn_reply_error(c, PROTO_INTERNAL, "cannot add the key (the ring is full?)");
+		reply_error(m, c, PROTO_INTERNAL, "cannot add the key (the ring is full?)");
 		return;
 	}
 	if (save_ring(m) < 0) {
-		conn_reply_error(c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
+		reply_error(m, c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
 		return;
 	}
 	if (waiter_add(m, c, WAIT_IMPORT, kid, NULL, 0) < 0) {
-		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
 	m->rotation.sync_needed = true;
@@ -1004,7 +1009,7 @@ static void handle_status(Manager *m, Conn *c)
 	_cleanup_free_ char *json = NULL;
 
 	if (status_format_json(m->ring, m->config, &info, &json) < 0) {
-		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
 		return;
 	}
 	conn_replyf(c, "OK %s", json);
@@ -1029,8 +1034,7 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 		line_copy = memdup(line, len + 1);
 
 	if (proto_parse_line(line, len, &req, &code, &message) < 0) {
-		m->n_errors++;
-		conn_reply_error(c, code, message);
+		reply_error(m, c, code, message);
 		return;
 	}
 
@@ -1050,11 +1054,10 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 	case VERB_ROTATE:
 	case VERB_IMPORT:
 		if (!peer->admin) {
-			m->n_errors++;
-			conn_reply_error(c, PROTO_FORBIDDEN,
-			                 req.verb == VERB_ROTATE
-			                     ? "ROTATE needs root or the admin_group"
-			                     : "IMPORT needs root or the admin_group");
+			reply_error(m, c, PROTO_FORBIDDEN,
+			            req.verb == VERB_ROTATE
+			                ? "ROTATE needs root or the admin_group"
+			                : "IMPORT needs root or the admin_group");
 			break;
 		}
 		if (req.verb == VERB_ROTATE)
@@ -1063,7 +1066,7 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 			handle_import(m, c, &req);
 		break;
 	default:
-		conn_reply_error(c, PROTO_INTERNAL, "unhandled verb");
+		reply_error(m, c, PROTO_INTERNAL, "unhandled verb");
 		break;
 	}
 }

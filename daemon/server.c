@@ -106,6 +106,10 @@ struct Server {
 	char *bound_path;
 	dev_t bound_dev;
 	ino_t bound_ino;
+
+	/* Answers with ERR the server gives itself, before any handler: too
+	 * many connections, a line too long. */
+	uint64_t n_errors;
 };
 
 static usec_t server_now(Server *s)
@@ -549,6 +553,7 @@ static void conn_process(Conn *c)
 			if (avail >= PROTO_LINE_MAX) {
 				/* The rest of the stream cannot be framed
 				 * reliably any more: answer and close. */
+				s->n_errors++;
 				conn_reply_error(c, PROTO_LINE_TOO_LONG,
 				                 "request line longer than 8192 bytes");
 				c->closing = true;
@@ -739,6 +744,7 @@ static void server_add_conn(Server *s, int fd_in)
 	Conn *c;
 
 	if (s->n_conns >= s->max_connections) {
+		s->n_errors++;
 		/* Best effort: a fresh socket's buffer is empty, so this
 		 * short line fits unless the client is already gone. */
 		(void)send(fd, too_many_connections, sizeof(too_many_connections) - 1,
@@ -1098,6 +1104,11 @@ void server_set_config(Server *s, const Config *c)
 unsigned server_n_connections(const Server *s)
 {
 	return s->n_conns;
+}
+
+uint64_t server_errors(const Server *s)
+{
+	return s->n_errors;
 }
 
 size_t server_connection_buffer_bytes(const Server *s)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
@@ -44,6 +45,9 @@ static inline void server_freep(Server **s)
  * admin_group); the socket itself is kept. */
 void server_set_config(Server *s, const Config *c);
 unsigned server_n_connections(const Server *s);
+/* Requests the server answered with ERR itself (too many connections, line
+ * too long). */
+uint64_t server_errors(const Server *s);
 /* Bytes held in open connections' own input and output buffers (0 when idle). */
 size_t server_connection_buffer_bytes(const Server *s);
 

@@ -10,6 +10,7 @@ hashlib from the secrets in the keys file nginx reads, and nginx itself says
 import base64
 import grp
 import hashlib
+import json
 import os
 import re
 import signal
@@ -258,6 +259,26 @@ def test_line_too_long_is_answered_then_closes_only_that_connection(daemon):
         assert err_code(c.read_line()) == "line-too-long"
         assert c.read_line() is None
     assert daemon.ask("PING") == "OK pong"
+
+
+def test_every_error_answer_counts_in_status(make_daemon):
+    d = make_daemon({"daemon": {"max_connections": "2"}})
+    with d.connect() as c1, d.connect() as c2:
+        assert c1.ask("PING") == "OK pong"
+        assert c2.ask("PING") == "OK pong"
+        # Refused by the server before any request: counted too.
+        with d.connect() as c3:
+            assert err_code(c3.read_line()) == "unavailable"
+        # IMPORT refusals found after parsing (this test runs as root, an
+        # admin): a NUL byte, and a '"' nginx could not quote.
+        assert err_code(c1.ask("IMPORT AA")) == "bad-request"
+        assert err_code(c1.ask("IMPORT " + base64.urlsafe_b64encode(b'a"b').decode())) == (
+            "bad-request")
+        c2.send("P" * 8192 + "\n")
+        assert err_code(c2.read_line()) == "line-too-long"
+        answer = c1.ask("STATUS")
+        assert answer.startswith("OK ")
+        assert json.loads(answer[3:])["counters"]["errors"] == 4
 
 
 def test_5000_pipelined_requests_are_answered_in_order(daemon):
