@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "unit-config.h"
 #include "util.h"
 
 #ifndef SOURCE_DIR
@@ -14,21 +15,6 @@
 #endif
 
 /* Helpers */
-
-static Config *load_ok(const char *text)
-{
-	_cleanup_free_ char *error = NULL;
-	Config *c = NULL;
-	int r;
-
-	r = config_load_string(text, "test.conf", &c, &error);
-	if (r < 0)
-		fail_msg("config refused: %s\n--- config:\n%s", error ? error : "(no message)",
-		         text);
-	assert_null(error);
-	assert_non_null(c);
-	return c;
-}
 
 /* Loads text, which must fail with one line that starts with prefix
  * ("test.conf:LINE: KEY: ") and contains fragment. */
@@ -155,9 +141,9 @@ static void test_new_holds_documented_defaults(void **state)
 
 static void test_empty_and_comment_only_files_yield_defaults(void **state)
 {
-	_cleanup_(config_freep) Config *a = load_ok("");
+	_cleanup_(config_freep) Config *a = config_or_fail("");
 	_cleanup_(config_freep) Config *b =
-	    load_ok("# nothing\n; at all\n\n[daemon]\n[keys]\n\n[links]\n[nginx]\n");
+	    config_or_fail("# nothing\n; at all\n\n[daemon]\n[keys]\n\n[links]\n[nginx]\n");
 
 	assert_documented_defaults(a);
 	assert_documented_defaults(b);
@@ -203,34 +189,35 @@ static void test_shipped_conf_sets_every_documented_key(void **state)
 
 static void test_every_key_is_accepted_in_its_section(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[daemon]\n"
-	                                            "socket = /run/s/x.sock\n"
-	                                            "state_directory = /var/lib/s\n"
-	                                            "admin_group = wheel\n"
-	                                            "max_connections = 7\n"
-	                                            "idle_timeout = 5m\n"
-	                                            "[keys]\n"
-	                                            "mode = derived\n"
-	                                            "master_key_file = /etc/securelink/master\n"
-	                                            "rotate_every = 7d\n"
-	                                            "max_link_ttl = 2d\n"
-	                                            "default_link_ttl = 15m\n"
-	                                            "activation_delay = 300ms\n"
-	                                            "clock_skew = 0\n"
-	                                            "[links]\n"
-	                                            "base_url = https://files.example.com:8443\n"
-	                                            "media_url = /m/\n"
-	                                            "private_prefixes = a/, b/c/\n"
-	                                            "token_param = t\n"
-	                                            "expires_param = e\n"
-	                                            "key_param = k_1\n"
-	                                            "bind_ip = yes\n"
-	                                            "[nginx]\n"
-	                                            "keys_file = /etc/n/k.conf\n"
-	                                            "locations_file = /etc/n/l.conf\n"
-	                                            "media_root = /srv/media/\n"
-	                                            "test_command = /usr/sbin/nginx -t\n"
-	                                            "reload = pidfile:/run/nginx.pid\n");
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[daemon]\n"
+	                   "socket = /run/s/x.sock\n"
+	                   "state_directory = /var/lib/s\n"
+	                   "admin_group = wheel\n"
+	                   "max_connections = 7\n"
+	                   "idle_timeout = 5m\n"
+	                   "[keys]\n"
+	                   "mode = derived\n"
+	                   "master_key_file = /etc/securelink/master\n"
+	                   "rotate_every = 7d\n"
+	                   "max_link_ttl = 2d\n"
+	                   "default_link_ttl = 15m\n"
+	                   "activation_delay = 300ms\n"
+	                   "clock_skew = 0\n"
+	                   "[links]\n"
+	                   "base_url = https://files.example.com:8443\n"
+	                   "media_url = /m/\n"
+	                   "private_prefixes = a/, b/c/\n"
+	                   "token_param = t\n"
+	                   "expires_param = e\n"
+	                   "key_param = k_1\n"
+	                   "bind_ip = yes\n"
+	                   "[nginx]\n"
+	                   "keys_file = /etc/n/k.conf\n"
+	                   "locations_file = /etc/n/l.conf\n"
+	                   "media_root = /srv/media/\n"
+	                   "test_command = /usr/sbin/nginx -t\n"
+	                   "reload = pidfile:/run/nginx.pid\n");
 
 	assert_string_equal(c->socket, "/run/s/x.sock");
 	assert_string_equal(c->state_directory, "/var/lib/s");
@@ -365,7 +352,7 @@ static void test_syntax_text_after_section_header_is_refused(void **state)
 	expect_error("[daemon] socket = /x\n", "test.conf:1: [daemon]: ", "text after");
 	expect_error("[daemon];x\n", "test.conf:1: [daemon]: ", "text after");
 	/* A comment after whitespace is fine. */
-	config_free(load_ok("[daemon] # the daemon\n[keys]\t; keys\n"));
+	config_free(config_or_fail("[daemon] # the daemon\n[keys]\t; keys\n"));
 }
 
 static void test_syntax_known_key_outside_section_names_its_section(void **state)
@@ -445,9 +432,10 @@ static void test_syntax_empty_value_is_refused_where_not_allowed(void **state)
 
 static void test_syntax_empty_value_is_accepted_where_documented(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[keys]\nmaster_key_file =\n"
-	                                            "[links]\nbase_url =\nprivate_prefixes =\n"
-	                                            "public_prefixes =\n");
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[keys]\nmaster_key_file =\n"
+	                   "[links]\nbase_url =\nprivate_prefixes =\n"
+	                   "public_prefixes =\n");
 
 	assert_documented_defaults(c);
 }
@@ -483,18 +471,19 @@ static void test_syntax_line_just_under_limit_is_read_whole(void **state)
 	path[0] = '/';
 	path[sizeof(path) - 1] = '\0';
 	assert_true(asprintf(&text, "[daemon]\nstate_directory = %s\n", path) > 0);
-	c = load_ok(text);
+	c = config_or_fail(text);
 	assert_string_equal(c->state_directory, path);
 }
 
 static void test_syntax_comments_bom_and_crlf(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("\xEF\xBB\xBF# comment\r\n"
-	                                            "[keys]\r\n"
-	                                            "  ; indented comment\r\n"
-	                                            "rotate_every = 12h # twice a day\r\n"
-	                                            "clock_skew = 5s\t; tab, then comment\r\n"
-	                                            "max_link_ttl: 2d\r\n");
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("\xEF\xBB\xBF# comment\r\n"
+	                   "[keys]\r\n"
+	                   "  ; indented comment\r\n"
+	                   "rotate_every = 12h # twice a day\r\n"
+	                   "clock_skew = 5s\t; tab, then comment\r\n"
+	                   "max_link_ttl: 2d\r\n");
 
 	assert_true(c->rotate_every == 12ULL * 3600ULL * 1000000ULL);
 	assert_true(c->clock_skew == 5ULL * 1000000ULL);
@@ -513,7 +502,7 @@ static void test_syntax_comment_sign_without_space_is_part_of_value(void **state
 
 static void test_daemon_socket(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[daemon]\nsocket = /run//s/x.sock\n");
+	_cleanup_(config_freep) Config *c = config_or_fail("[daemon]\nsocket = /run//s/x.sock\n");
 	_cleanup_free_ char *text = NULL;
 	char too_long[120];
 
@@ -537,13 +526,13 @@ static void test_daemon_socket(void **state)
 	free(text);
 	too_long[107] = '\0';
 	assert_true(asprintf(&text, "[daemon]\nsocket = %s\n", too_long) > 0);
-	config_free(load_ok(text));
+	config_free(config_or_fail(text));
 }
 
 static void test_daemon_state_directory(void **state)
 {
 	_cleanup_(config_freep) Config *c =
-	    load_ok("[daemon]\nstate_directory = /var//lib/securelink/\n");
+	    config_or_fail("[daemon]\nstate_directory = /var//lib/securelink/\n");
 
 	assert_string_equal(c->state_directory, "/var/lib/securelink");
 	expect_error("[daemon]\nstate_directory = var/lib\n",
@@ -554,7 +543,8 @@ static void test_daemon_state_directory(void **state)
 
 static void test_daemon_admin_group(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[daemon]\nadmin_group = ops_team-2.x\n");
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[daemon]\nadmin_group = ops_team-2.x\n");
 
 	assert_string_equal(c->admin_group, "ops_team-2.x");
 	expect_error("[daemon]\nadmin_group = ops team\n",
@@ -569,10 +559,10 @@ static void test_daemon_max_connections(void **state)
 {
 	Config *c;
 
-	c = load_ok("[daemon]\nmax_connections = 1\n");
+	c = config_or_fail("[daemon]\nmax_connections = 1\n");
 	assert_int_equal(c->max_connections, 1);
 	config_free(c);
-	c = load_ok("[daemon]\nmax_connections = 65536\n");
+	c = config_or_fail("[daemon]\nmax_connections = 65536\n");
 	assert_int_equal(c->max_connections, 65536);
 	config_free(c);
 
@@ -590,7 +580,7 @@ static void test_daemon_max_connections(void **state)
 
 static void test_daemon_idle_timeout(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[daemon]\nidle_timeout = 500ms\n");
+	_cleanup_(config_freep) Config *c = config_or_fail("[daemon]\nidle_timeout = 500ms\n");
 
 	assert_true(c->idle_timeout == 500000ULL);
 	expect_error("[daemon]\nidle_timeout = 0\n", "test.conf:2: idle_timeout: ",
@@ -603,7 +593,7 @@ static void test_daemon_idle_timeout(void **state)
 
 static void test_keys_mode(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[keys]\nmode = derived\n");
+	_cleanup_(config_freep) Config *c = config_or_fail("[keys]\nmode = derived\n");
 
 	assert_int_equal(c->mode, KEY_MODE_DERIVED);
 	/* Fleet mode without master_key_file uses the systemd credential. */
@@ -615,8 +605,8 @@ static void test_keys_mode(void **state)
 
 static void test_keys_master_key_file(void **state)
 {
-	_cleanup_(config_freep) Config *c =
-	    load_ok("[keys]\nmaster_key_file = /etc/securelink/master.key\nmode = derived\n");
+	_cleanup_(config_freep) Config *c = config_or_fail(
+	    "[keys]\nmaster_key_file = /etc/securelink/master.key\nmode = derived\n");
 
 	assert_string_equal(c->master_key_file, "/etc/securelink/master.key");
 	expect_error("[keys]\nmode = derived\nmaster_key_file = master.key\n",
@@ -630,9 +620,9 @@ static void test_keys_master_key_file(void **state)
 
 static void test_keys_master_roll_keys(void **state)
 {
-	Config *c = load_ok("[keys]\nmode = derived\n"
-	                    "master_key_file_previous = /etc/securelink/old.key\n"
-	                    "master_switch = 2025-07-01T00:00:00Z\n");
+	Config *c = config_or_fail("[keys]\nmode = derived\n"
+	                           "master_key_file_previous = /etc/securelink/old.key\n"
+	                           "master_switch = 2025-07-01T00:00:00Z\n");
 
 	assert_string_equal(c->master_key_file_previous, "/etc/securelink/old.key");
 	/* date -u -d 2025-07-01T00:00:00Z +%s */
@@ -641,14 +631,14 @@ static void test_keys_master_roll_keys(void **state)
 
 	/* A previous master can also come as a credential: master_switch
 	 * alone is fine here (securelinkd checks the pair at start-up). */
-	c = load_ok("[keys]\nmode = derived\nmaster_switch = 1751373015\n");
+	c = config_or_fail("[keys]\nmode = derived\nmaster_switch = 1751373015\n");
 	assert_null(c->master_key_file_previous);
 	assert_int_equal(c->master_switch, 1751373015ULL * USEC_PER_SEC);
 	config_free(c);
-	c = load_ok("[keys]\nmode = derived\nmaster_switch = 2025-07-01\n");
+	c = config_or_fail("[keys]\nmode = derived\nmaster_switch = 2025-07-01\n");
 	assert_int_equal(c->master_switch, 1751328000ULL * USEC_PER_SEC);
 	config_free(c);
-	c = load_ok("[keys]\nmaster_switch =\nmaster_key_file_previous =\n");
+	c = config_or_fail("[keys]\nmaster_switch =\nmaster_key_file_previous =\n");
 	assert_int_equal(c->master_switch, 0);
 	assert_null(c->master_key_file_previous);
 	config_free(c);
@@ -686,12 +676,12 @@ static void test_keys_master_roll_keys(void **state)
 
 static void test_keys_durations_parse_every_unit(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[keys]\n"
-	                                            "rotate_every = 3d\n"
-	                                            "max_link_ttl = 90\n"
-	                                            "default_link_ttl = 90s\n"
-	                                            "activation_delay = 300ms\n"
-	                                            "clock_skew = 15m\n");
+	_cleanup_(config_freep) Config *c = config_or_fail("[keys]\n"
+	                                                   "rotate_every = 3d\n"
+	                                                   "max_link_ttl = 90\n"
+	                                                   "default_link_ttl = 90s\n"
+	                                                   "activation_delay = 300ms\n"
+	                                                   "clock_skew = 15m\n");
 
 	assert_true(c->rotate_every == 3ULL * 86400ULL * 1000000ULL);
 	assert_true(c->max_link_ttl == 90ULL * 1000000ULL);
@@ -734,7 +724,7 @@ static void test_keys_zero_rotation_and_ttls_are_refused(void **state)
 static void test_keys_zero_delay_and_skew_are_allowed(void **state)
 {
 	_cleanup_(config_freep) Config *c =
-	    load_ok("[keys]\nactivation_delay = 0\nclock_skew = 0ms\n");
+	    config_or_fail("[keys]\nactivation_delay = 0\nclock_skew = 0ms\n");
 
 	assert_true(c->activation_delay == 0);
 	assert_true(c->clock_skew == 0);
@@ -750,7 +740,7 @@ static void test_keys_default_ttl_longer_than_max_is_refused(void **state)
 	expect_error(
 	    "[keys]\ndefault_link_ttl = 2d\nmax_link_ttl = 1d\n",
 	    "test.conf:3: max_link_ttl: ", "(lower default_link_ttl or raise max_link_ttl)");
-	config_free(load_ok("[keys]\ndefault_link_ttl = 24h\n"));
+	config_free(config_or_fail("[keys]\ndefault_link_ttl = 24h\n"));
 }
 
 static void test_keys_activation_delay_must_be_shorter_than_rotation(void **state)
@@ -780,7 +770,7 @@ static void test_links_base_url(void **state)
 		Config *c;
 
 		assert_true(asprintf(&text, "[links]\nbase_url = %s\n", good[i].value) > 0);
-		c = load_ok(text);
+		c = config_or_fail(text);
 		assert_string_equal(c->base_url, good[i].expected);
 		config_free(c);
 	}
@@ -809,10 +799,10 @@ static void test_links_media_url(void **state)
 {
 	Config *c;
 
-	c = load_ok("[links]\nmedia_url = /files\n");
+	c = config_or_fail("[links]\nmedia_url = /files\n");
 	assert_string_equal(c->media_url, "/files/");
 	config_free(c);
-	c = load_ok("[links]\nmedia_url = /\n");
+	c = config_or_fail("[links]\nmedia_url = /\n");
 	assert_string_equal(c->media_url, "/");
 	config_free(c);
 
@@ -883,13 +873,13 @@ static void test_links_prefixes_are_normalised(void **state)
 {
 	Config *c;
 
-	c = load_ok("[links]\nprivate_prefixes = private, secret/  a/b\n");
+	c = config_or_fail("[links]\nprivate_prefixes = private, secret/  a/b\n");
 	assert_strv_equal(c->private_prefixes,
 	                  (const char *const[]){ "private/", "secret/", "a/b/", NULL });
 	assert_strv_equal(c->public_prefixes, (const char *const[]){ NULL });
 	config_free(c);
 
-	c = load_ok("[links]\npublic_prefixes = ,public,,\tthumbs/ ,\n");
+	c = config_or_fail("[links]\npublic_prefixes = ,public,,\tthumbs/ ,\n");
 	assert_strv_equal(c->public_prefixes, (const char *const[]){ "public/", "thumbs/", NULL });
 	assert_strv_equal(c->private_prefixes, (const char *const[]){ NULL });
 	config_free(c);
@@ -926,13 +916,13 @@ static void test_links_private_and_public_together_are_refused(void **state)
 	expect_error("[links]\npublic_prefixes = public/\nprivate_prefixes = private/\n",
 	             "test.conf:3: private_prefixes: ", "cannot be combined with public_prefixes");
 	/* Both keys present but one empty is fine. */
-	config_free(load_ok("[links]\nprivate_prefixes = private/\npublic_prefixes =\n"));
+	config_free(config_or_fail("[links]\nprivate_prefixes = private/\npublic_prefixes =\n"));
 }
 
 static void test_links_param_names(void **state)
 {
 	_cleanup_(config_freep) Config *c =
-	    load_ok("[links]\ntoken_param = st\nexpires_param = e_2\nkey_param = KEY\n");
+	    config_or_fail("[links]\ntoken_param = st\nexpires_param = e_2\nkey_param = KEY\n");
 	char longname[66];
 
 	assert_string_equal(c->token_param, "st");
@@ -970,10 +960,10 @@ static void test_links_bind_ip(void **state)
 {
 	Config *c;
 
-	c = load_ok("[links]\nbind_ip = yes\n");
+	c = config_or_fail("[links]\nbind_ip = yes\n");
 	assert_true(c->bind_ip);
 	config_free(c);
-	c = load_ok("[links]\nbind_ip = off\n");
+	c = config_or_fail("[links]\nbind_ip = off\n");
 	assert_false(c->bind_ip);
 	config_free(c);
 	expect_error("[links]\nbind_ip = maybe\n",
@@ -984,9 +974,10 @@ static void test_links_bind_ip(void **state)
 
 static void test_nginx_files(void **state)
 {
-	_cleanup_(config_freep) Config *c = load_ok("[nginx]\nkeys_file = /etc/nginx//k.conf\n"
-	                                            "locations_file = /etc/nginx/l.conf\n"
-	                                            "media_root = /srv/media\n");
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[nginx]\nkeys_file = /etc/nginx//k.conf\n"
+	                   "locations_file = /etc/nginx/l.conf\n"
+	                   "media_root = /srv/media\n");
 
 	assert_string_equal(c->keys_file, "/etc/nginx/k.conf");
 	assert_string_equal(c->locations_file, "/etc/nginx/l.conf");
@@ -1021,21 +1012,22 @@ static void test_nginx_secrets_outside_media_root(void **state)
 	expect_error("[daemon]\nstate_directory = /srv/m\n[nginx]\nmedia_root = /srv/m/\n",
 	             "test.conf:4: media_root: ", "state_directory /srv/m is inside");
 	/* A sibling with a common name prefix is not inside. */
-	config_free(load_ok("[daemon]\nstate_directory = /srv/media2\n"
-	                    "[nginx]\nmedia_root = /srv/media\n"));
+	config_free(config_or_fail("[daemon]\nstate_directory = /srv/media2\n"
+	                           "[nginx]\nmedia_root = /srv/media\n"));
 }
 
 static void test_nginx_test_command_is_split_on_whitespace(void **state)
 {
 	Config *c;
 
-	c = load_ok("[nginx]\ntest_command = /usr/sbin/nginx  -t\t-q -c /etc/nginx/a,b.conf\n");
+	c = config_or_fail(
+	    "[nginx]\ntest_command = /usr/sbin/nginx  -t\t-q -c /etc/nginx/a,b.conf\n");
 	/* Commas belong to arguments; only spaces and tabs separate. */
 	assert_strv_equal(c->test_command,
 	                  (const char *const[]){ "/usr/sbin/nginx", "-t", "-q", "-c",
 	                                         "/etc/nginx/a,b.conf", NULL });
 	config_free(c);
-	c = load_ok("[nginx]\ntest_command = true\n");
+	c = config_or_fail("[nginx]\ntest_command = true\n");
 	assert_strv_equal(c->test_command, (const char *const[]){ "true", NULL });
 	config_free(c);
 }
@@ -1074,35 +1066,35 @@ static void test_nginx_reload_methods(void **state)
 {
 	Config *c;
 
-	c = load_ok("[nginx]\nreload = none\n");
+	c = config_or_fail("[nginx]\nreload = none\n");
 	assert_int_equal(c->reload, RELOAD_NONE);
 	assert_null(c->reload_target);
 	assert_null(c->reload_command);
 	config_free(c);
 
-	c = load_ok("[nginx]\nreload = systemd:nginx\n");
+	c = config_or_fail("[nginx]\nreload = systemd:nginx\n");
 	assert_int_equal(c->reload, RELOAD_SYSTEMD);
 	assert_string_equal(c->reload_target, "nginx.service");
 	config_free(c);
 
-	c = load_ok("[nginx]\nreload = systemd:nginx@edge.service\n");
+	c = config_or_fail("[nginx]\nreload = systemd:nginx@edge.service\n");
 	assert_string_equal(c->reload_target, "nginx@edge.service");
 	config_free(c);
 
-	c = load_ok("[nginx]\nreload = pidfile:/run//nginx.pid\n");
+	c = config_or_fail("[nginx]\nreload = pidfile:/run//nginx.pid\n");
 	assert_int_equal(c->reload, RELOAD_PIDFILE);
 	assert_string_equal(c->reload_target, "/run/nginx.pid");
 	assert_null(c->reload_command);
 	config_free(c);
 
-	c = load_ok("[nginx]\nreload = exec:/usr/sbin/nginx -s reload\n");
+	c = config_or_fail("[nginx]\nreload = exec:/usr/sbin/nginx -s reload\n");
 	assert_int_equal(c->reload, RELOAD_EXEC);
 	assert_null(c->reload_target);
 	assert_strv_equal(c->reload_command,
 	                  (const char *const[]){ "/usr/sbin/nginx", "-s", "reload", NULL });
 	config_free(c);
 
-	c = load_ok("[nginx]\nreload = exec:  nginx -s reload\n");
+	c = config_or_fail("[nginx]\nreload = exec:  nginx -s reload\n");
 	assert_strv_equal(c->reload_command,
 	                  (const char *const[]){ "nginx", "-s", "reload", NULL });
 	config_free(c);
@@ -1200,7 +1192,7 @@ static void test_path_is_private_table(void **state)
 		bool p;
 
 		assert_true(asprintf(&text, "[links]\n%s\n", table[i].config) > 0);
-		c = load_ok(text);
+		c = config_or_fail(text);
 		p = config_path_is_private(c, table[i].path);
 		if (p != table[i].private)
 			fail_msg("%s with \"%s\": got %s, expected %s", table[i].path,

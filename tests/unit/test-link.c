@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "unit-config.h"
 #include "keyring.h"
 #include "link.h"
 #include "sign.h"
@@ -50,17 +51,6 @@ typedef struct Fixture {
 	uint32_t legacy_kid;
 } Fixture;
 
-static Config *load(const char *text)
-{
-	Config *c = NULL;
-	char *error = NULL;
-
-	if (config_load_string(text, "test.conf", &c, &error) < 0)
-		fail_msg("config: %s", error ?: "?");
-	free(error);
-	return c;
-}
-
 static void fixture_free(Fixture *f)
 {
 	config_free(f->c);
@@ -77,7 +67,7 @@ static Fixture *fixture_new(const char *conf, bool without_active)
 	uint32_t kid;
 
 	assert_non_null(f);
-	f->c = load(conf);
+	f->c = config_or_fail(conf);
 	f->r = keyring_new();
 	assert_non_null(f->r);
 	assert_int_equal(signer_new(&f->s), 0);
