@@ -1055,6 +1055,21 @@ static void echo_stop(const char *path, int lfd, pthread_t thread)
 	(void)unlink(path);
 }
 
+/* A child process for a baseline server, on the server CPU, gone with this
+ * process. Returns 0 in the child, as fork() does. */
+static pid_t fork_server(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork", -errno);
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pin(0, server_cpu());
+	}
+	return pid;
+}
+
 /* The same echo loop in a child process: a daemon is a process of its own,
  * and on some machines (this VM) switching between processes costs far more
  * than between threads of one. */
@@ -1072,12 +1087,8 @@ static pid_t echo_fork(const char *dir, const char *name, bool hash, char *path,
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0)
 		die("echo socket", -errno);
-	pid = fork();
-	if (pid < 0)
-		die("fork", -errno);
+	pid = fork_server();
 	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		pin(0, server_cpu());
 		echo_hash = hash;
 		echo_thread(&lfd);
 		_exit(0);
@@ -1233,12 +1244,8 @@ static void bench_cliff(const Lines *sign, double seconds)
 
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			die("socketpair", -errno);
-		pid = fork();
-		if (pid < 0)
-			die("fork", -errno);
+		pid = fork_server();
 		if (pid == 0) {
-			(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-			pin(0, server_cpu());
 			close(sv[0]);
 			cliff_server(sv[1], cliff_spin_ns[k]);
 		}
