@@ -18,7 +18,6 @@ Environment: SECURELINK_BUILD_DIR (default ./build).
 
 import base64
 import grp
-import http.client
 import json
 import os
 import re
@@ -29,12 +28,11 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.parse
 
 import pytest
 
-from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, nginx_conf_head,
-                       quit_nginx, read_pid_file, worker_user)
+from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, http_get, nginx_conf_head,
+                       quit_nginx, read_pid_file)
 
 # Datagrams starting with this are Daemon._sync_notify()'s markers.
 _SYNC = "X-SECURELINK-TEST-SYNC="
@@ -214,7 +212,6 @@ class Daemon:
 
     def write_nginx_conf(self):
         d = self.dir
-        user = worker_user()
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
@@ -531,15 +528,7 @@ class Daemon:
     def get(self, url):
         """GETs a URL on this nginx exactly as written (no re-quoting, no
         redirects). Returns (status, body)."""
-        parts = urllib.parse.urlsplit(url)
-        target = url if not parts.scheme else parts.path + ("?" + parts.query if parts.query else "")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            conn.request("GET", target)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        return http_get(url, self.port)
 
     def status_of(self, url):
         return self.get(url)[0]

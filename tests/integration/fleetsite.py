@@ -18,7 +18,6 @@ Needs root (ip netns, veth, a bridge)."""
 import base64
 import ctypes
 import hashlib
-import http.client
 import os
 import shutil
 import socket
@@ -30,7 +29,7 @@ import urllib.parse
 import pytest
 
 from daemonsite import TIMEOUT, Daemon, daemon_binary
-from nginxsite import NGINX, become_subreaper
+from nginxsite import NGINX, become_subreaper, http_get
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 NET = "192.0.2"
@@ -229,14 +228,7 @@ class Host(Daemon):
         namespace client_ns. Returns (status, body)."""
         parts = urllib.parse.urlsplit(url)
         target = parts.path + ("?" + parts.query if parts.query else "")
-        conn = http.client.HTTPConnection(self.addr, PORT, timeout=TIMEOUT)
-        conn.sock = connect_in(client_ns, self.addr, PORT)
-        try:
-            conn.request("GET", target)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        return http_get(target, PORT, host=self.addr, sock=connect_in(client_ns, self.addr, PORT))
 
     def secrets(self):
         """{kid: secret} of the keys file nginx reads."""

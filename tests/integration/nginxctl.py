@@ -8,7 +8,6 @@ the master's children (/proc/PID/task/PID/children); a stop as the master's
 pid disappearing.
 """
 
-import ctypes
 import os
 import pwd
 import signal
@@ -18,37 +17,16 @@ import sys
 import time
 
 import nginxsite
+from nginxsite import become_subreaper, build_dir, free_port
 
 NGINX = "/usr/sbin/nginx"
 # Upper bound for anything we wait for; only reached when something is broken.
 TIMEOUT = 15.0
 POLL = 0.01
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper():
-    """nginx's master daemonizes and is re-parented. As a subreaper this
-    process becomes its parent and can reap it, so a stopped master does not
-    linger as a zombie whatever PID 1 is."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def build_dir():
-    return os.environ.get("SECURELINK_BUILD_DIR") or os.path.abspath("build-nginx")
 
 
 def tool_path():
     return os.path.join(build_dir(), "tests", "integration", "nginx-apply-tool")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pid_alive(pid):

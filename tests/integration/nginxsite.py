@@ -129,6 +129,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def http_get(url, port, host="127.0.0.1", sock=None):
+    """GETs a path-and-query (or an absolute URL's path and query) from
+    host:port exactly as written: no re-quoting, no redirects; over sock when
+    given (a socket already connected, e.g. from another network namespace).
+    Returns (status, body)."""
+    parts = urllib.parse.urlsplit(url)
+    target = url if not parts.scheme else parts.path + ("?" + parts.query if parts.query else "")
+    conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    if sock is not None:
+        conn.sock = sock
+    try:
+        conn.request("GET", target)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
 def worker_user():
     """The `user` directive: only meaningful (and only allowed to switch)
     when nginx starts as root."""
@@ -209,7 +227,6 @@ class Site:
     def write_nginx_conf(self):
         self.port = free_port()
         tmp = os.path.join(self.dir, "tmp")
-        user = worker_user()
         conf = f"""
 {nginx_conf_head(self.pid_file, self.error_log, tmp)}
 
@@ -345,12 +362,4 @@ class Site:
     def get(self, url):
         """GETs a path-and-query (or an absolute URL on this server) exactly
         as written: no re-quoting, no redirects. Returns (status, body)."""
-        parts = urllib.parse.urlsplit(url)
-        target = url if not parts.scheme else (parts.path + ("?" + parts.query if parts.query else ""))
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            conn.request("GET", target)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        return http_get(url, self.port)

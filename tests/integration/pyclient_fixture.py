@@ -11,7 +11,6 @@ daemon first (nginx includes the keys file it writes), ready on sd_notify's
 READY=1 and nginx's own start-up, never on sleeps.
 """
 
-import http.client
 import os
 import shutil
 import signal
@@ -21,10 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
-from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, nginx_conf_head,
-                       quit_nginx, read_pid_file, worker_user)
+from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, http_get, nginx_conf_head,
+                       quit_nginx, read_pid_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -194,7 +192,6 @@ test_command = {nginx_cmd}
 reload = pidfile:{self.pid_file}
 """)
         self.port = free_port()
-        user = worker_user()
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
@@ -299,12 +296,4 @@ reload = pidfile:{self.pid_file}
 
     def get(self, url):
         """GETs a path-and-query exactly as written. Returns (status, body)."""
-        parts = urllib.parse.urlsplit(url)
-        target = url if not parts.scheme else parts.path + ("?" + parts.query if parts.query else "")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            conn.request("GET", target)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        return http_get(url, self.port)
