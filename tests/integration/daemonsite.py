@@ -31,8 +31,8 @@ import time
 
 import pytest
 
-from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, http_get, nginx_conf_head,
-                       quit_nginx, read_pid_file)
+from nginxsite import (NGINX, add_media_file, free_port, http_get, nginx_conf_head, quit_nginx,
+                       start_nginx)
 
 # Datagrams starting with this are Daemon._sync_notify()'s markers.
 _SYNC = "X-SECURELINK-TEST-SYNC="
@@ -461,15 +461,8 @@ class Daemon:
     # nginx
 
     def start_nginx(self):
-        become_subreaper()
-        r = subprocess.run([NGINX, "-p", self.dir + "/", "-c", self.nginx_conf,
-                            "-e", self.error_log], capture_output=True, text=True,
-                           timeout=TIMEOUT)
-        if r.returncode != 0:
-            raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n"
-                               + self.diagnostics())
-        # daemon on: nginx returned once the port listens.
-        self.nginx_pid = read_pid_file(self.pid_file)
+        self.nginx_pid = start_nginx(self.dir, self.nginx_conf, self.error_log, self.pid_file,
+                                     self.diagnostics)
 
     def stop_nginx(self):
         pid, self.nginx_pid = self.nginx_pid, None

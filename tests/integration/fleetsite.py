@@ -29,7 +29,7 @@ import urllib.parse
 import pytest
 
 from daemonsite import TIMEOUT, Daemon, daemon_binary
-from nginxsite import NGINX, become_subreaper, http_get
+from nginxsite import NGINX, http_get, start_nginx
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 NET = "192.0.2"
@@ -213,15 +213,9 @@ class Host(Daemon):
         return self.proc
 
     def start_nginx(self):
-        become_subreaper()
-        r = subprocess.run(["ip", "netns", "exec", self.ns, NGINX, "-p", self.dir + "/",
-                            "-c", self.nginx_conf, "-e", self.error_log],
-                           capture_output=True, text=True, timeout=TIMEOUT, env=self.env())
-        if r.returncode != 0:
-            raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n"
-                               + self.diagnostics())
-        with open(self.pid_file) as f:
-            self.nginx_pid = int(f.read())
+        self.nginx_pid = start_nginx(self.dir, self.nginx_conf, self.error_log, self.pid_file,
+                                     self.diagnostics, wrap=("ip", "netns", "exec", self.ns),
+                                     env=self.env())
 
     def get(self, url, client_ns):
         """GETs url's path and query from this host's nginx, from

@@ -129,6 +129,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_nginx(directory, conf, error_log, pid_file, diagnostics=lambda: "", wrap=(), env=None):
+    """Starts nginx (`daemon on`) in directory with conf and error_log, the
+    command prefixed by wrap (e.g. `ip netns exec NS`); returns the master's
+    pid. The command returns once the master listens; its pid file follows
+    right after. A failure raises, with nginx's stderr and diagnostics()."""
+    become_subreaper()
+    r = subprocess.run([*wrap, NGINX, "-p", directory + "/", "-c", conf, "-e", error_log],
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n{diagnostics()}")
+    return read_pid_file(pid_file)
+
+
 def http_get(url, port, host="127.0.0.1", sock=None):
     """GETs a path-and-query (or an absolute URL's path and query) from
     host:port exactly as written: no re-quoting, no redirects; over sock when
@@ -295,12 +308,8 @@ class Site:
             return ""
 
     def start(self):
-        become_subreaper()
-        p = self.nginx()
-        if p.returncode != 0:
-            raise RuntimeError(f"nginx failed to start: {p.stderr.strip()}\n{self.error_log_text()}")
-        # `daemon on`: the command returned after the port was bound.
-        self.master_pid = read_pid_file(self.pid_file)
+        self.master_pid = start_nginx(self.dir, self.nginx_conf, self.error_log, self.pid_file,
+                                      self.error_log_text)
 
     def workers(self):
         pid = self.master_pid

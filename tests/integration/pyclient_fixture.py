@@ -21,8 +21,8 @@ import tempfile
 import threading
 import time
 
-from nginxsite import (NGINX, add_media_file, become_subreaper, free_port, http_get, nginx_conf_head,
-                       quit_nginx, read_pid_file)
+from nginxsite import (NGINX, add_media_file, free_port, http_get, nginx_conf_head, quit_nginx,
+                       start_nginx)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -260,14 +260,8 @@ reload = pidfile:{self.pid_file}
             raise RuntimeError("securelinkd did not stop on SIGTERM")
 
     def start_nginx(self):
-        become_subreaper()
-        r = subprocess.run([NGINX, "-p", self.dir + "/", "-c", self.nginx_conf,
-                            "-e", self.error_log], capture_output=True, text=True,
-                           timeout=TIMEOUT)
-        if r.returncode != 0:
-            raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n" + self.log_text())
-        # daemon on: nginx returned once the port listens.
-        self.nginx_pid = read_pid_file(self.pid_file)
+        self.nginx_pid = start_nginx(self.dir, self.nginx_conf, self.error_log, self.pid_file,
+                                     self.log_text)
 
     def stop_nginx(self):
         pid, self.nginx_pid = self.nginx_pid, None
