@@ -224,7 +224,7 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
               const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
 {
 	_cleanup_free_ char *url = NULL;
-	size_t size, len;
+	size_t size, extra, len;
 	int q;
 
 	assert(c);
@@ -236,10 +236,11 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 	/* Room for any link of this target: its origin, or base_url, and
 	 * every byte of its path as %XX, and the parameters. */
 	size = strlen(target);
-	if (size > PROTO_LINE_MAX * 4)
-		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
-	size = size * 3 + strlen(c->base_url ?: "") + strlen(c->token_param) +
-	       strlen(c->expires_param) + strlen(c->key_param) + SIGN_TOKEN_LEN + 64;
+	extra = strlen(c->base_url ?: "") + strlen(c->token_param) + strlen(c->expires_param) +
+	        strlen(c->key_param) + SIGN_TOKEN_LEN + 64;
+	if (size > (SIZE_MAX - extra) / 3)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+	size = size * 3 + extra;
 	url = malloc(size);
 	if (!url)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);

@@ -783,8 +783,8 @@ void manager_reload_config(Manager *m)
 	(void)sd_notify(false, "READY=1");
 }
 
-/* Formats the answer to SIGN into buf (without LF). Returns true when a link
- * was signed. */
+/* Formats the answer to SIGN into buf (without LF, NUL-terminated): "OK " and
+ * the link, or the error. Returns its length. */
 static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 {
 	const Config *cfg = m->config;

@@ -30,8 +30,8 @@ int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, co
                  char ret_token[static SIGN_TOKEN_LEN + 1]);
 
 /* The same with expires given as the decimal digits the link carries (no
- * leading zero, at most 20) and the length of uri known: link_sign() formats
- * expires once for the hash and the link. uri must not contain NUL. */
+ * leading zero, at most 20) and the length of uri known: link_sign_to()
+ * formats expires once for the hash and the link. uri must not contain NUL. */
 int signer_token_text(Signer *s, const char *expires, size_t expires_len, const char *uri,
                       size_t uri_len, const char *ip, const char *secret,
                       char ret_token[static SIGN_TOKEN_LEN + 1]);

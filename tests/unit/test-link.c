@@ -200,6 +200,21 @@ static void test_sign_target_longer_than_a_line(void **state)
 	assert_sign_fails(f, huge, DJ_EXPIRES, NULL, -EINVAL, PROTO_BAD_TARGET, "path too long");
 }
 
+static void test_sign_public_target_of_any_length(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+	const char *prefix = "/media/public/";
+	size_t pl = strlen(prefix), n = 40000;
+	_cleanup_free_ char *target = malloc(pl + n + 1);
+
+	/* No token, so no hash input to bound: a public link is its path. */
+	assert_non_null(target);
+	memcpy(target, prefix, pl);
+	memset(target + pl, 'a', n);
+	target[pl + n] = '\0';
+	assert_sign(f, target, DJ_EXPIRES, NULL, target);
+}
+
 static void test_sign_keeps_origin_and_uses_base_url(void **state)
 {
 	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n"
@@ -538,6 +553,7 @@ int main(void)
 		T(test_sign_matches_django_vector),
 		T(test_sign_hashes_decoded_path_and_answers_canonical_encoding),
 		T(test_sign_target_longer_than_a_line),
+		T(test_sign_public_target_of_any_length),
 		T(test_sign_keeps_origin_and_uses_base_url),
 		T(test_sign_public_path_has_no_parameters),
 		T(test_sign_uses_configured_parameter_names),
