@@ -301,6 +301,14 @@ class Daemon:
         self._notify_sock.close()
         self._notify_sock = None
 
+    def notifications_since(self, mark=0):
+        """Every sd_notify datagram the daemon has sent so far from position
+        mark on: the recording thread is synced first, so one sent just
+        before this call is in the list."""
+        self._sync_notify()
+        with self._cond:
+            return list(self.notifications[mark:])
+
     def notify_mark(self):
         """A position in the notification stream, for wait_notify(after=)."""
         with self._cond:
@@ -449,8 +457,7 @@ class Daemon:
         secrets = set(self.seen_secrets) | set(extra)
         assert secrets
         log = self.log_text()
-        with self._cond:
-            notes = list(self.notifications)
+        notes = self.notifications_since()
         for s in secrets:
             assert s not in log, "a secret is in the daemon's log"
             for a in self.answers:

@@ -506,7 +506,7 @@ def test_failed_nginx_test_keeps_the_old_key_and_retries_until_fixed(daemon):
     assert daemon.status_of(link) == 200
     assert daemon.status_of(old) == 200
     # sd_notify STATUS= carries the error too.
-    notes = daemon.notifications[mark:]
+    notes = daemon.notifications_since(mark)
     assert any(n.startswith("STATUS=") and "this_is_not_a_directive" in n for n in notes), notes
     assert "retrying in 1s" in daemon.log_text()
 
@@ -693,7 +693,7 @@ def test_sigterm_exits_zero_and_removes_the_socket(daemon):
     mark = daemon.notify_mark()
     assert daemon.stop(signal.SIGTERM) == 0
     assert not os.path.exists(daemon.socket)
-    assert any("STOPPING=1" in n.split("\n") for n in daemon.notifications[mark:])
+    assert any("STOPPING=1" in n.split("\n") for n in daemon.notifications_since(mark))
 
 
 # --- legacy import ---------------------------------------------------------------

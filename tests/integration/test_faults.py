@@ -191,7 +191,7 @@ def test_disk_full_under_the_snippets_keeps_them_and_the_old_key_signs(make_daem
     # The new key is saved but not in nginx: published, never active.
     assert [(k["kid"], k["state"]) for k in st["keys"]][-1] == (kid + 1, "published")
     assert st["nginx"]["ok"] is False and "snippets" in st["nginx"]["error"]
-    assert any(n.startswith("STATUS=") and "snippets" in n for n in d.notifications[mark:])
+    assert any(n.startswith("STATUS=") and "snippets" in n for n in d.notifications_since(mark))
     log = log_since(d, pos)
     assert f"Failed to write {d.keys_file}: No space left on device" in log
     link = d.sign(PRIVATE)

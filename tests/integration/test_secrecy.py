@@ -306,7 +306,7 @@ def test_no_key_material_in_logs_status_errors_notifications_or_command_output(m
             needles |= pieces(e)
     texts = {"the daemon's log": d.log_text()}
     texts.update({f"answer {i}": a for i, a in enumerate(d.answers)})
-    texts.update({f"sd_notify {i}": n for i, n in enumerate(d.notifications)})
+    texts.update({f"sd_notify {i}": n for i, n in enumerate(d.notifications_since())})
     texts.update({f"output of {k}": v for k, v in outputs.items()})
     assert any("broken.conf" in t for t in texts.values())  # the errors are in there
     for name, text in texts.items():
