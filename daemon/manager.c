@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
@@ -501,72 +502,35 @@ static void derived_refresh(Manager *m)
 	m->rotation.sync_needed = true;
 }
 
-/* Ends a round of steps: answers what can be answered now. A state machine
- * that kept stepping without settling is a bug; never spin on it, and never
- * stop either: look again in a second. */
-static void step_done(Manager *m, bool settled)
-{
-	if (!settled && !m->nginx_op) {
-		log_warning("Rotation did not settle, looking again in 1s.");
-		arm_timer(m, now_realtime() + RETRY_MIN);
-	}
-	waiters_answer(m);
-	notify_status(m);
-}
-
-static void derived_step(Manager *m)
+/* Runs the state machine until it has to wait for time or for nginx, then
+ * answers what can be answered now. In mode = local nothing steps while
+ * nginx works on the files; in mode = derived the ring follows the clock
+ * (DERIVE) even then, since signing must keep to the schedule without
+ * waiting for nginx. A state machine that kept stepping without settling is
+ * a bug; never spin on it, and never stop either: look again in a second. */
+static void manager_step(Manager *m)
 {
 	bool settled = false;
 
 	for (unsigned guard = 0; guard < 16 && !settled; guard++) {
-		usec_t when = USEC_INFINITY;
+		usec_t when = USEC_INFINITY, now = now_realtime();
 		RotationAction a;
 
-		a = rotation_next_derived(&m->rotation, m->ring_until, now_realtime(), &when);
+		if (!derived(m) && m->nginx_op)
+			break;
+		a = derived(m) ? rotation_next_derived(&m->rotation, m->ring_until, now, &when)
+		               : rotation_next(m->ring, m->config, &m->rotation, now, &when);
 		switch (a) {
 		case ROTATION_DERIVE:
-			/* Also while nginx works on the previous files: signing
-			 * must follow the schedule without waiting for it. */
 			derived_refresh(m);
 			continue;
 		case ROTATION_SYNC:
 			if (m->nginx_op) {
-				/* on_nginx_done() steps again. */
+				/* mode = derived: on_nginx_done() steps again. */
 				arm_timer(m, m->ring_until);
 				settled = true;
 				break;
 			}
-			start_sync(m);
-			continue;
-		case ROTATION_WAIT:
-		default:
-			arm_timer(m, when);
-			settled = true;
-			break;
-		}
-	}
-	step_done(m, settled);
-}
-
-/* Runs the state machine until it has to wait for time or for nginx. */
-static void manager_step(Manager *m)
-{
-	if (derived(m)) {
-		derived_step(m);
-		return;
-	}
-	bool settled = false;
-
-	for (unsigned guard = 0; guard < 16 && !settled; guard++) {
-		usec_t when = USEC_INFINITY;
-		RotationAction a;
-
-		if (m->nginx_op)
-			break;
-
-		a = rotation_next(m->ring, m->config, &m->rotation, now_realtime(), &when);
-		switch (a) {
-		case ROTATION_SYNC:
 			start_sync(m);
 			continue;
 		case ROTATION_PUBLISH:
@@ -585,7 +549,12 @@ static void manager_step(Manager *m)
 			break;
 		}
 	}
-	step_done(m, settled);
+	if (!settled && !m->nginx_op) {
+		log_warning("Rotation did not settle, looking again in 1s.");
+		arm_timer(m, now_realtime() + RETRY_MIN);
+	}
+	waiters_answer(m);
+	notify_status(m);
 }
 
 /* mode = derived: the snippets of the epochs of now, before READY=1. Files
@@ -842,11 +811,7 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	}
 
 	/* Straight into the answer: this is the hot path of every SIGN. */
-	if (size < STRLEN("OK ") + 1) {
-		code = PROTO_INTERNAL;
-		message = "answer buffer too small";
-		goto fail;
-	}
+	assert(size > STRLEN("OK "));
 	memcpy(buf, "OK ", STRLEN("OK "));
 	r = link_sign_to(cfg, m->ring, m->signer, req->arg, expires, req->ip, buf + STRLEN("OK "),
 	                 size - STRLEN("OK "), &url_len, &code, &message);
