@@ -18,6 +18,7 @@ Environment: SECURELINK_BUILD_DIR (default ./build).
 
 import base64
 import grp
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -53,6 +55,39 @@ def daemon_binary():
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(expires, uri, secret, ip=""):
+    """What nginx computes for secure_link_md5
+    "$secure_link_expires$uri[$remote_addr] $secret": hashlib's MD5 over the
+    decoded path (str, or its bytes), as base64url without padding."""
+    if isinstance(uri, str):
+        uri = uri.encode()
+    return b64url(hashlib.md5(str(expires).encode() + uri + ip.encode() + b" "
+                              + secret.encode()).digest())
+
+
+def query(url):
+    """A link's query parameters, as a dict."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+
+
+def kid_of(url):
+    return int(query(url)["kid"])
+
+
+ERR_RE = re.compile(r"ERR ([a-z-]+) (.+)")
+
+
+def err(answer):
+    """(code, message) of an ERR answer; fails the test for anything else."""
+    m = ERR_RE.fullmatch(answer)
+    assert m, f"not an ERR line with a message: {answer!r}"
+    return m.group(1), m.group(2)
+
+
+def err_code(answer):
+    return err(answer)[0]
 
 
 class DaemonExited(Exception):

@@ -11,9 +11,7 @@ printed, never asserted: tests do not assert on time. The daemon's memory is
 read from /proc/PID/status (VmHWM, the peak resident set) and must stay
 under a generous bound: a resource bound, not a timing one."""
 
-import base64
 import contextlib
-import hashlib
 import os
 import random
 import re
@@ -27,7 +25,7 @@ import urllib.parse
 
 import pytest
 
-from daemonsite import TIMEOUT, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import TIMEOUT, b64url, make_daemon, token  # noqa: F401 (a fixture)
 
 CODES = {"bad-request", "unknown-verb", "line-too-long", "bad-target", "bad-ttl",
          "ttl-too-long", "bad-ip", "forbidden", "unavailable", "internal"}
@@ -39,18 +37,6 @@ MEMORY_BOUND = 64 << 20
 # 256 MiB by default) are resident too: under scripts/sanitize the bound is
 # for the sanitizer's own overhead as much as for the daemon.
 MEMORY_BOUND_ASAN = 512 << 20
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def token(expires, uri, secret):
-    """nginx's secure_link_md5 "$secure_link_expires$uri $secret", over the
-    decoded path's bytes."""
-    if isinstance(uri, str):
-        uri = uri.encode()
-    return b64url(hashlib.md5(str(expires).encode() + uri + b" " + secret.encode()).digest())
 
 
 def check_signed(d, answer, uri_bytes, keys):

@@ -23,11 +23,10 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.parse
 
 import pytest
 
-from daemonsite import TIMEOUT, Client, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import TIMEOUT, Client, make_daemon, query  # noqa: F401 (a fixture)
 from nginxsite import NGINX
 
 PRIVATE = "/media/private/report.pdf"
@@ -39,10 +38,6 @@ ROUNDS = int(os.environ.get("SECURELINK_CRASH_ROUNDS") or "50")
 # and after a revoke a second reload) takes a few hundred ms, so the kills
 # spread over every phase; drops run on their own schedule in between.
 MAX_KILL_DELAY = 0.35
-
-
-def query(url):
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
 
 
 class Fetch:

@@ -9,7 +9,6 @@ hashlib from the secrets in the keys file nginx reads, and nginx itself says
 
 import base64
 import grp
-import hashlib
 import json
 import os
 import re
@@ -24,29 +23,10 @@ import urllib.request
 
 import pytest
 
-from daemonsite import TIMEOUT, b64url, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import (TIMEOUT, b64url, err_code, kid_of, make_daemon,  # noqa: F401 (a fixture)
+                        query, token)
 
 PRIVATE = "/media/private/report.pdf"
-ERR_RE = re.compile(r"ERR ([a-z-]+) (.+)")
-
-
-def token(expires, uri, secret, ip=""):
-    """nginx's secure_link_md5 "$secure_link_expires$uri[$remote_addr] $secret"."""
-    return b64url(hashlib.md5(f"{expires}{uri}{ip} {secret}".encode()).digest())
-
-
-def query(url):
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-
-
-def kid_of(url):
-    return int(query(url)["kid"])
-
-
-def err_code(answer):
-    m = ERR_RE.fullmatch(answer)
-    assert m, f"not an ERR line with a message: {answer!r}"
-    return m.group(1)
 
 
 def tamper(url):

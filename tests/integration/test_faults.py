@@ -15,32 +15,15 @@ with a broken configuration."""
 
 import errno
 import os
-import re
 import subprocess
 import time
-import urllib.parse
 
 import pytest
 
-from daemonsite import TIMEOUT, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import TIMEOUT, err, kid_of, make_daemon  # noqa: F401 (a fixture)
 
 PRIVATE = "/media/private/report.pdf"
 BODY = b"a private report\n"
-ERR_RE = re.compile(r"ERR ([a-z-]+) (.+)")
-
-
-def query(url):
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-
-
-def kid_of(url):
-    return int(query(url)["kid"])
-
-
-def err(answer):
-    m = ERR_RE.fullmatch(answer)
-    assert m, f"not an ERR line with a message: {answer!r}"
-    return m.group(1), m.group(2)
 
 
 def snapshot(*paths):

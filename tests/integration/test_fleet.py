@@ -12,9 +12,8 @@ itself says 200 or 403."""
 import math
 import os
 import time
-import urllib.parse
 
-from daemonsite import TIMEOUT
+from daemonsite import TIMEOUT, kid_of, query
 from fleetsite import epoch_secret, fleet, new_master  # noqa: F401 (a fixture)
 
 R = 10   # rotate_every
@@ -24,12 +23,8 @@ FILE = "private/report.txt"
 PATH = "/media/" + FILE
 
 
-def kid_of(url):
-    return int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["kid"])
-
-
 def expires_of(url):
-    return int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["expires"])
+    return int(query(url)["expires"])
 
 
 def start(hosts):
@@ -116,7 +111,7 @@ def test_links_from_every_host_pass_every_nginx_across_epoch_boundaries(fleet):
 
     # nginx really checks: a tampered link is refused everywhere.
     url = a.sign(PATH)
-    t = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["token"]
+    t = query(url)["token"]
     check_everywhere(fleet, [a, b], url.replace(t, ("A" if t[0] != "A" else "B") + t[1:]), 403)
 
     # Two epoch boundaries on every clock, and the moments in between
