@@ -612,16 +612,6 @@ static void json_num(const char *key, double v)
 	fprintf(json, "%.6g", v);
 }
 
-static void json_latency(const char *key, Samples *s, double rate)
-{
-	qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
-	json_key(key);
-	fprintf(json,
-	        "{\"rate\": %.6g, \"n\": %zu, \"p50_us\": %.4g, \"p99_us\": %.4g, "
-	        "\"p999_us\": %.4g, \"max_us\": %.4g}",
-	        rate, s->n, pct_us(s, 50), pct_us(s, 99), pct_us(s, 99.9), pct_us(s, 100));
-}
-
 /* --- daemon memory ------------------------------------------------------- */
 
 static long status_kb(pid_t pid, const char *field)
@@ -1098,21 +1088,34 @@ static pid_t echo_fork(const char *dir, const char *name, bool hash, char *path,
 	return pid;
 }
 
+/* Where this client sits for a round trip: on the server's CPU, where a
+ * round trip is two switches on one vCPU, or on the other, where each
+ * direction also wakes a halted vCPU (on this VM: a wake-up whose cost jumps
+ * with how long the other side took, see bench_cliff()). */
+#define PLACEMENTS 2U
+static const char *const placement_name[PLACEMENTS] = { "same_cpu", "other_cpu" };
+
+static int placement_cpu(unsigned p)
+{
+	return p == 0 ? server_cpu() : client_cpu();
+}
+
 typedef struct Pingpong {
 	const char *name;
 	Conn c;
-	Samples lat;
-	double time;
+	Samples lat[PLACEMENTS];
+	double time[PLACEMENTS];
 } Pingpong;
 
-/* Sequential SIGN against the echo ping-pong: the echo in a thread and in a
- * process, and a third echo in a process that hashes each line with MD5
- * before answering. On this VM a round trip costs some 8 us more as soon as
- * the server works more than about 0.3 us before answering (an epoll echo
- * that spins 0.1 us: 23.6 us p50; 0.3 us: 31.8 us), and MD5 alone is most
- * of that: the hashing echo shows where any signer must land. The four
- * alternate in slices of 100 ms, so that whatever else the machine does at
- * the time falls on all alike; the ratios are what counts. */
+/* Sequential SIGN against the echo ping-pong: the echo in a thread of this
+ * process and in a process of its own (the daemon's like: an app and the
+ * daemon are two processes, and on this VM a switch between processes
+ * costs far more than one between threads), and a third echo in a process
+ * that hashes each line with MD5 before answering, the one computation no
+ * signer can skip. Every server runs on the daemon's CPU; this client on the
+ * same CPU and on the other, in turn. The four alternate in slices of
+ * 100 ms, in both placements, so that whatever else the machine does at the
+ * time falls on all alike; the ratios within a slice are what counts. */
 #define PINGPONGS 4U
 
 static void bench_roundtrip(const char *path, const char *dir, const Lines *sign, double seconds)
@@ -1121,7 +1124,7 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	pthread_t echo;
 	pid_t proc, hash_proc;
 	int lfd;
-	uint64_t cpu = 0;
+	uint64_t cpu[PLACEMENTS] = {};
 	unsigned slices = (unsigned)(seconds / 0.1 + 0.5);
 	Pingpong pp[PINGPONGS] = {
 		{ .name = "echo_pingpong" },
@@ -1138,52 +1141,81 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	pp[1].c = conn_open(proc_path, 'S');
 	pp[2].c = conn_open(hash_path, 'S');
 	pp[3].c = conn_open(path, 'O');
-	for (unsigned k = 0; k < PINGPONGS; k++) {
-		/* Warm-up. */
-		(void)run_sequential(&pp[k].c, sign, 0.05, &pp[k].lat, pp[k].name);
-		pp[k].lat.n = 0;
+	for (unsigned p = 0; p < PLACEMENTS; p++) {
+		pin(0, placement_cpu(p));
+		for (unsigned k = 0; k < PINGPONGS; k++) {
+			/* Warm-up. */
+			(void)run_sequential(&pp[k].c, sign, 0.05, &pp[k].lat[p], pp[k].name);
+			pp[k].lat[p].n = 0;
+		}
 	}
 
-	/* Each slice's three rates, for the ratio within each slice: a stall of
-	 * the whole machine moves one slice, not the median of the ratios. */
-	double(*slice_rates)[PINGPONGS] = calloc(slices, sizeof(*slice_rates));
+	/* Each slice's rates, for the ratios within each slice: a stall of the
+	 * whole machine moves one slice, not the median of the ratios. */
+	double(*slice_rates)[PLACEMENTS][PINGPONGS] = calloc(slices, sizeof(*slice_rates));
 
 	if (!slice_rates)
 		die("slices", -ENOMEM);
 	for (unsigned i = 0; i < slices; i++)
-		for (unsigned k = 0; k < PINGPONGS; k++) {
-			size_t n = pp[k].lat.n;
-			uint64_t c0 = daemon_cpu_ns();
-			double rate = run_sequential(&pp[k].c, sign, 0.1, &pp[k].lat, pp[k].name);
+		for (unsigned p = 0; p < PLACEMENTS; p++) {
+			pin(0, placement_cpu(p));
+			for (unsigned k = 0; k < PINGPONGS; k++) {
+				Samples *lat = &pp[k].lat[p];
+				size_t n = lat->n;
+				uint64_t c0 = daemon_cpu_ns();
+				double rate = run_sequential(&pp[k].c, sign, 0.1, lat, pp[k].name);
 
-			if (k == sign_k)
-				cpu += daemon_cpu_ns() - c0;
-			pp[k].time += (double)(pp[k].lat.n - n) / rate;
-			slice_rates[i][k] = rate;
+				if (k == sign_k)
+					cpu[p] += daemon_cpu_ns() - c0;
+				pp[k].time[p] += (double)(lat->n - n) / rate;
+				slice_rates[i][p][k] = rate;
+			}
 		}
-	json_key("roundtrip_slices");
-	fputc('[', json);
-	for (unsigned i = 0; i < slices; i++)
-		fprintf(json, "%s[%.6g, %.6g, %.6g, %.6g]", i ? ", " : "", slice_rates[i][0],
-		        slice_rates[i][1], slice_rates[i][2], slice_rates[i][3]);
-	fputc(']', json);
+	pin(0, client_cpu());
+
+	json_key("roundtrip");
+	fputc('{', json);
+	for (unsigned p = 0; p < PLACEMENTS; p++) {
+		fprintf(json, "%s\n    \"%s\": {\"client_cpu\": %d, \"server_cpu\": %d,",
+		        p ? "," : "", placement_name[p], placement_cpu(p), server_cpu());
+		fprintf(stderr, "  client on %s (CPU %d), servers on CPU %d:\n", placement_name[p],
+		        placement_cpu(p), server_cpu());
+		for (unsigned k = 0; k < PINGPONGS; k++) {
+			Samples *lat = &pp[k].lat[p];
+			double rate = (double)lat->n / pp[k].time[p];
+
+			qsort(lat->v, lat->n, sizeof(uint64_t), cmp_u64);
+			fprintf(json,
+			        "\n      \"%s\": {\"rate\": %.6g, \"n\": %zu, \"p50_us\": %.4g, "
+			        "\"p99_us\": %.4g, \"p999_us\": %.4g, \"max_us\": %.4g},",
+			        pp[k].name, rate, lat->n, pct_us(lat, 50), pct_us(lat, 99),
+			        pct_us(lat, 99.9), pct_us(lat, 100));
+			fprintf(
+			    stderr, "    %-22s %6.0f/s  p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n",
+			    pp[k].name, rate, pct_us(lat, 50), pct_us(lat, 99), pct_us(lat, 99.9));
+		}
+		fprintf(json, "\n      \"sign_daemon_cpu_us\": %.4g,",
+		        (double)cpu[p] / 1e3 / (double)pp[sign_k].lat[p].n);
+		fprintf(stderr, "    (daemon CPU per sequential SIGN: %.2f us)\n",
+		        (double)cpu[p] / 1e3 / (double)pp[sign_k].lat[p].n);
+		fputs("\n      \"slices\": [", json);
+		for (unsigned i = 0; i < slices; i++) {
+			fprintf(json, "%s[", i ? ", " : "");
+			for (unsigned k = 0; k < PINGPONGS; k++)
+				fprintf(json, "%s%.6g", k ? ", " : "", slice_rates[i][p][k]);
+			fputc(']', json);
+		}
+		fputs("]}", json);
+	}
+	fputs("\n  }", json);
 	free(slice_rates);
 
 	for (unsigned k = 0; k < PINGPONGS; k++) {
-		double rate = (double)pp[k].lat.n / pp[k].time;
-
 		check_bad(&pp[k].c, pp[k].name);
 		close(pp[k].c.fd);
-		json_latency(pp[k].name, &pp[k].lat, rate);
-		fprintf(stderr, "  %-22s %6.0f/s  p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n",
-		        pp[k].name, rate, pct_us(&pp[k].lat, 50), pct_us(&pp[k].lat, 99),
-		        pct_us(&pp[k].lat, 99.9));
+		for (unsigned p = 0; p < PLACEMENTS; p++)
+			free(pp[k].lat[p].v);
 	}
-	json_num("sign_sequential_daemon_cpu_us", (double)cpu / 1e3 / (double)pp[sign_k].lat.n);
-	fprintf(stderr, "  (daemon CPU per sequential SIGN: %.2f us)\n",
-	        (double)cpu / 1e3 / (double)pp[sign_k].lat.n);
-	for (unsigned k = 0; k < PINGPONGS; k++)
-		free(pp[k].lat.v);
 
 	{
 		double rate = run_batches(echo_path, 'S', sign, 256, seconds, "echo pipelined");
@@ -1203,9 +1235,11 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 
 /* An epoll echo in a process on the daemon's CPU that spins for a given time
  * before answering each read: how a sequential round trip grows with the
- * server's work per request. On this VM it does not grow smoothly: it jumps
- * by several microseconds once the work passes a few hundred nanoseconds,
- * which SIGN's own work (parse, MD5, the link) cannot stay under. */
+ * server's work per request, with this client on the same CPU and on the
+ * other. On the same CPU it grows smoothly. Across the two vCPUs of this VM
+ * it does not, in some runs: it jumps by several microseconds once the work
+ * passes a few hundred nanoseconds, which SIGN's own work (parse, MD5, the
+ * link) cannot stay under. */
 static const unsigned cliff_spin_ns[] = { 0, 100, 200, 300, 500, 1000, 2000 };
 
 static void cliff_server(int fd, uint64_t spin_ns)
@@ -1236,35 +1270,44 @@ static void bench_cliff(const Lines *sign, double seconds)
 {
 	json_key("cliff");
 	fputc('[', json);
-	for (size_t k = 0; k < ELEMENTSOF(cliff_spin_ns); k++) {
-		Conn c = { .expect = 'S', .at_start = true };
-		Samples lat = {};
-		int sv[2];
-		pid_t pid;
-		double rate;
+	for (unsigned p = 0; p < PLACEMENTS; p++) {
+		pin(0, placement_cpu(p));
+		for (size_t k = 0; k < ELEMENTSOF(cliff_spin_ns); k++) {
+			Conn c = { .expect = 'S', .at_start = true };
+			Samples lat = {};
+			int sv[2];
+			pid_t pid;
+			double rate;
 
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-			die("socketpair", -errno);
-		pid = fork_server();
-		if (pid == 0) {
-			close(sv[0]);
-			cliff_server(sv[1], cliff_spin_ns[k]);
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+				die("socketpair", -errno);
+			pid = fork_server();
+			if (pid == 0) {
+				close(sv[0]);
+				cliff_server(sv[1], cliff_spin_ns[k]);
+			}
+			close(sv[1]);
+			c.fd = sv[0];
+			(void)run_sequential(&c, sign, 0.05, &lat, "cliff");
+			lat.n = 0;
+			rate = run_sequential(&c, sign, seconds / 3, &lat, "cliff");
+			check_bad(&c, "cliff");
+			close(c.fd);
+			(void)waitpid(pid, NULL, 0);
+			qsort(lat.v, lat.n, sizeof(uint64_t), cmp_u64);
+			fprintf(json,
+			        "%s\n    {\"client\": \"%s\", \"spin_ns\": %u, \"rate\": %.6g, "
+			        "\"p50_us\": %.4g}",
+			        p || k ? "," : "", placement_name[p], cliff_spin_ns[k], rate,
+			        pct_us(&lat, 50));
+			fprintf(
+			    stderr,
+			    "  epoll echo spinning %4u ns, client on %s: %6.0f/s  p50 %.1f us\n",
+			    cliff_spin_ns[k], placement_name[p], rate, pct_us(&lat, 50));
+			free(lat.v);
 		}
-		close(sv[1]);
-		c.fd = sv[0];
-		(void)run_sequential(&c, sign, 0.05, &lat, "cliff");
-		lat.n = 0;
-		rate = run_sequential(&c, sign, seconds / 3, &lat, "cliff");
-		check_bad(&c, "cliff");
-		close(c.fd);
-		(void)waitpid(pid, NULL, 0);
-		qsort(lat.v, lat.n, sizeof(uint64_t), cmp_u64);
-		fprintf(json, "%s\n    {\"spin_ns\": %u, \"rate\": %.6g, \"p50_us\": %.4g}",
-		        k ? "," : "", cliff_spin_ns[k], rate, pct_us(&lat, 50));
-		fprintf(stderr, "  epoll echo spinning %4u ns: %6.0f/s  p50 %.1f us\n",
-		        cliff_spin_ns[k], rate, pct_us(&lat, 50));
-		free(lat.v);
 	}
+	pin(0, client_cpu());
 	fputs("\n  ]", json);
 }
 
