@@ -8,8 +8,10 @@
  *       roundtrip: sequential SIGN (latency percentiles) interleaved with an
  *                  echo ping-pong over a Unix socket in DIR, the echo in a
  *                  thread and in a process, and one that hashes each line
- *                  (MD5); the echo in batches of 256
- *       cliff:     an epoll echo that spins 0..2000 ns per request
+ *                  (MD5), this client on the daemon's CPU and on the other
+ *                  in turn; the echo in batches of 256
+ *       cliff:     an epoll echo that spins 0..2000 ns per request, this
+ *                  client on the echo's CPU and on the other
  *       pipelined: SIGN with 1..1024 requests in flight on one connection;
  *                  then depth 256 in rounds with `openssl speed -bytes 64
  *                  md5` on the daemon's CPU, this client on the same CPU
@@ -26,8 +28,9 @@
  *       so that the daemon's own part of a rotation can be told apart.
  *
  * With --daemon-pid the daemon runs on CPU 0 while this process (and every
- * thread it starts) runs on CPU 1, and both echoes on CPU 0 too; the
- * daemon's own affinity comes back at the end.
+ * thread it starts) runs on CPU 1, except where a part above says it moves
+ * to CPU 0, and every echo on CPU 0 too; the daemon's own affinity comes
+ * back at the end.
  *
  * bench/run starts nginx and the daemon and calls this; it is never part of
  * the test suite. Numbers go to the JSON file; progress to stderr. Each
