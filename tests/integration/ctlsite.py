@@ -2,12 +2,11 @@
 """securelinkctl against the real securelinkd and a real nginx, for
 test_ctl.py.
 
-The daemon and nginx are pyclient_fixture.RealDaemon's (daemon first, ready
-on sd_notify's READY=1; nginx ready when `nginx` with `daemon on` returns);
-CtlDaemon only lets a test change keys of the daemon's configuration.
-securelinkctl is the build directory's binary, run as a child process, as a
-user would run it; every helper that waits polls a real signal with a
-deadline, never a blind sleep.
+The daemon and nginx are daemonsite's (daemon first, ready on sd_notify's
+READY=1; nginx ready when `nginx` with `daemon on` returns); CtlDaemon adds
+securelinkctl and makes links paths (no base_url). securelinkctl is the build
+directory's binary, run as a child process, as a user would run it; every
+helper that waits polls a real signal with a deadline, never a blind sleep.
 
 Environment: SECURELINK_BUILD_DIR (default ./build).
 """
@@ -15,9 +14,8 @@ Environment: SECURELINK_BUILD_DIR (default ./build).
 import json
 import os
 import subprocess
-import time
 
-from pyclient_fixture import RealDaemon
+from daemonsite import Daemon, build_dir
 
 # Upper bound for anything that has a signal of its own; only reached when
 # something is broken.
@@ -30,16 +28,8 @@ NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
-def build_dir():
-    return os.environ.get("SECURELINK_BUILD_DIR") or os.path.abspath("build")
-
-
 def ctl_binary():
     return os.path.join(build_dir(), "client", "securelinkctl")
-
-
-def daemon_binary():
-    return os.path.join(build_dir(), "daemon", "securelinkd")
 
 
 def set_ini(text, options):
@@ -109,39 +99,14 @@ class Offline:
         return run_ctl(*args, socket=self.socket if socket is True else socket, **kwargs)
 
 
-class CtlDaemon(RealDaemon):
-    """securelinkd + nginx (private_prefixes = private/ below /media/, no
-    base_url: links are paths) with options set in securelinkd.conf."""
+class CtlDaemon(Daemon):
+    """daemonsite.Daemon (private_prefixes = private/ below /media/) with
+    links as paths (no base_url), STATUS and SIGN through securelinkctl."""
 
-    def __init__(self, options=None):
-        self.options = options or {}
-        super().__init__(daemon_binary())
-
-    def start(self):
-        """Starts the daemon, then nginx, and returns once the daemon's
-        first key is active: its publication to nginx has settled.
-
-        Workaround: `nginx -t` (the daemon's test_command) leaves an EMPTY
-        pid file when nginx is not running yet, which the daemon's pidfile:
-        reload takes for an error ("does not hold a pid") and retries a
-        second later; waiting for the active key keeps that retry's reload
-        from running in the middle of a test."""
-        super().start()
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            st = self.status()
-            if st["active_kid"] is not None and st["nginx"]["ok"]:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"securelinkd never activated a key: {st}\n" + self.log_text())
-            time.sleep(POLL)
-
-    def _write_confs(self):
-        super()._write_confs()
-        with open(self.conf) as f:
-            text = f.read()
-        with open(self.conf, "w") as f:
-            f.write(set_ini(text, self.options))
+    def default_options(self):
+        options = super().default_options()
+        options["links"]["base_url"] = None
+        return options
 
     # securelinkctl
 
@@ -160,31 +125,6 @@ class CtlDaemon(RealDaemon):
         return r.out.strip()
 
     # nginx
-
-    def workers(self):
-        pid = self.nginx_pid
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                return set(int(x) for x in f.read().split())
-        except FileNotFoundError:
-            return set()
-
-    def wait_workers_settled(self, before):
-        """Waits until nginx serves with one worker (worker_processes 1) that
-        is not among before: every worker of an older configuration is gone.
-
-        Workaround: securelinkd confirms a reload as soon as ONE new worker
-        appears, while the old worker, started with the old keys, still
-        accepts connections for a moment; a request right after rotate or
-        import-key returned can still get the old verdict."""
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            now = self.workers()
-            if len(now) == 1 and not (now & before):
-                return
-            time.sleep(POLL)
-        raise AssertionError(f"nginx's workers never settled (before: {before}, now: "
-                             f"{self.workers()}):\n" + self.log_text())
 
     def nginx_test(self, conf_path):
         """`nginx -t` over another configuration file in this directory."""

@@ -582,28 +582,55 @@ class Daemon:
         return errors
 
 
-@pytest.fixture
-def make_daemon():
-    """Returns a factory: make_daemon(options=None, start=True, nginx=True)
-    sets up a Daemon in a temp directory of its own, starts securelinkd (it
-    writes the snippets nginx includes, so it comes first) and nginx. Both are
-    stopped and the directory removed at teardown, also when the test
-    failed."""
-    if not os.access(NGINX, os.X_OK):
-        pytest.skip(f"{NGINX} is not installed")
-    if not os.access(daemon_binary(), os.X_OK):
-        pytest.fail(f"{daemon_binary()} is missing: build it first, or set SECURELINK_BUILD_DIR")
-    daemons = []
-
-    def factory(options=None, start=True, nginx=True):
-        # Short: the socket path must fit in sun_path.
-        d = Daemon(tempfile.mkdtemp(prefix="sl-dt-"), options)
-        daemons.append(d)
+def open_daemon(options=None, start=True, nginx=True, cls=None, wait_active=True):
+    """A Daemon (or cls, a subclass) in a temp directory of its own; with
+    start, securelinkd is started (it writes the snippets nginx includes, so
+    it comes first), then with nginx also nginx, and with wait_active it
+    returns once the first key is active (until then a SIGN is held).
+    close_daemon() undoes it."""
+    # Short: the socket path must fit in sun_path.
+    d = (cls or Daemon)(tempfile.mkdtemp(prefix="sl-dt-"), options)
+    try:
         if start:
             d.start()
             if nginx:
                 d.start_nginx()
-                d.wait_active()
+                if wait_active:
+                    d.wait_active()
+    except BaseException:
+        close_daemon(d)
+        raise
+    return d
+
+
+def close_daemon(d):
+    """Stops securelinkd and nginx and removes the directory, also after a
+    failure; returns the errors met on the way."""
+    errors = d.cleanup()
+    shutil.rmtree(d.dir, ignore_errors=True)
+    return errors
+
+
+def require_binaries(*paths):
+    """Skips without nginx; fails when a binary of ours is not built."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip(f"{NGINX} is not installed")
+    for path in (daemon_binary(),) + paths:
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"{path} is missing: build it first, or set SECURELINK_BUILD_DIR")
+
+
+@pytest.fixture
+def make_daemon():
+    """Returns a factory: make_daemon(options=None, start=True, nginx=True)
+    is open_daemon(). Every daemon is closed at teardown, also when the test
+    failed."""
+    require_binaries()
+    daemons = []
+
+    def factory(options=None, start=True, nginx=True):
+        d = open_daemon(options, start, nginx)
+        daemons.append(d)
         return d
 
     try:
@@ -611,7 +638,6 @@ def make_daemon():
     finally:
         errors = []
         for d in daemons:
-            errors += d.cleanup()
-            shutil.rmtree(d.dir, ignore_errors=True)
+            errors += close_daemon(d)
         if errors:
             raise errors[0]

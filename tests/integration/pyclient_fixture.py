@@ -6,35 +6,21 @@ with a handler the test supplies. It answers a received chunk of requests
 with one blocking sendall() before reading on, so, like securelinkd with its
 bounded output buffer, it stops reading while the client does not read.
 
-RealDaemon: the real securelinkd and a real nginx in a temp directory, the
-daemon first (nginx includes the keys file it writes), ready on sd_notify's
-READY=1 and nginx's own start-up, never on sleeps.
+The real securelinkd and nginx are daemonsite's (open_daemon()).
 """
 
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-
-from nginxsite import (NGINX, add_media_file, free_port, http_get, nginx_conf_head, quit_nginx,
-                       start_nginx)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SECURELINK_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "contrib", "python"))
 
-# Upper bound for start-up and shutdown; only reached when something is broken.
+# Upper bound for a fake server's threads to end; only reached when
+# something is broken.
 TIMEOUT = 15.0
-
-
-def daemon_binary():
-    build = os.environ.get("SECURELINK_BUILD_DIR") or os.path.abspath("build-py")
-    return os.path.join(build, "daemon", "securelinkd")
 
 
 class FakeConn:
@@ -145,149 +131,3 @@ def echo_handler(line):
         target = rest.split(" ")[0]
         return f"OK {target}?token=t&expires=1&kid=1"
     return "ERR unknown-verb no such verb"
-
-
-class RealDaemon:
-    """securelinkd + nginx in a private directory; private_prefixes =
-    private/ below media_url /media/."""
-
-    def __init__(self, binary):
-        self.binary = binary
-        self.dir = tempfile.mkdtemp(prefix="securelink-py-")
-        os.chmod(self.dir, 0o755)  # nginx's workers must reach the media
-        self.media = os.path.join(self.dir, "www", "media")
-        self.socket = os.path.join(self.dir, "sl.sock")
-        self.conf = os.path.join(self.dir, "securelinkd.conf")
-        self.nginx_conf = os.path.join(self.dir, "nginx.conf")
-        self.error_log = os.path.join(self.dir, "error.log")
-        self.pid_file = os.path.join(self.dir, "nginx.pid")
-        self.daemon_log = os.path.join(self.dir, "securelinkd.log")
-        self.port = None
-        self.proc = None
-        self.nginx_pid = None
-        for d in (self.media, os.path.join(self.dir, "snippets"),
-                  os.path.join(self.dir, "state"), os.path.join(self.dir, "tmp")):
-            os.makedirs(d, exist_ok=True)
-        for d in (os.path.dirname(self.media), self.media):
-            os.chmod(d, 0o755)
-        self._write_confs()
-
-    def _write_confs(self):
-        d = self.dir
-        nginx_cmd = f"{NGINX} -t -q -p {d}/ -c {self.nginx_conf} -e {self.error_log}"
-        with open(self.conf, "w") as f:
-            f.write(f"""[daemon]
-socket = {self.socket}
-state_directory = {d}/state
-[keys]
-activation_delay = 100ms
-[links]
-media_url = /media/
-private_prefixes = private/
-[nginx]
-keys_file = {d}/snippets/keys.conf
-locations_file = {d}/snippets/locations.conf
-media_root = {self.media}/
-test_command = {nginx_cmd}
-reload = pidfile:{self.pid_file}
-""")
-        self.port = free_port()
-        tmp = os.path.join(d, "tmp")
-        with open(self.nginx_conf, "w") as f:
-            f.write(f"""
-{nginx_conf_head(self.pid_file, self.error_log, tmp)}
-    include {d}/snippets/keys.conf;
-    server {{
-        listen 127.0.0.1:{self.port};
-        server_name localhost;
-        root {os.path.dirname(self.media)};
-        include {d}/snippets/locations.conf;
-    }}
-}}
-""")
-
-    def log_text(self):
-        out = []
-        for p in (self.daemon_log, self.error_log):
-            try:
-                with open(p, errors="replace") as f:
-                    out.append(f"--- {os.path.basename(p)}\n" + f.read()[-3000:])
-            except OSError:
-                pass
-        return "\n".join(out)
-
-    def start_daemon(self):
-        """Starts securelinkd and returns once it sent READY=1."""
-        notify_path = os.path.join(self.dir, "notify.sock")
-        if os.path.exists(notify_path):
-            os.unlink(notify_path)
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            notify.bind(notify_path)
-            env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-            with open(self.daemon_log, "ab") as log:
-                self.proc = subprocess.Popen([self.binary, "-c", self.conf], env=env,
-                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            deadline = time.monotonic() + TIMEOUT
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError("securelinkd sent no READY=1\n" + self.log_text())
-                # Short waits only to notice an early exit of the daemon.
-                notify.settimeout(min(left, 0.2))
-                try:
-                    msg = notify.recv(4096).decode(errors="replace")
-                except socket.timeout:
-                    if self.proc.poll() is not None:
-                        raise RuntimeError(f"securelinkd exited with {self.proc.returncode}\n"
-                                           + self.log_text())
-                    continue
-                if "READY=1" in msg.split("\n"):
-                    return
-        finally:
-            notify.close()
-
-    def stop_daemon(self):
-        p, self.proc = self.proc, None
-        if p is None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            raise RuntimeError("securelinkd did not stop on SIGTERM")
-
-    def start_nginx(self):
-        self.nginx_pid = start_nginx(self.dir, self.nginx_conf, self.error_log, self.pid_file,
-                                     self.log_text)
-
-    def stop_nginx(self):
-        pid, self.nginx_pid = self.nginx_pid, None
-        if pid is not None:
-            quit_nginx(pid, TIMEOUT)
-
-    def start(self):
-        # The daemon first: nginx's config includes the keys file it writes.
-        self.start_daemon()
-        self.start_nginx()
-
-    def stop(self):
-        errors = []
-        for f in (self.stop_nginx, self.stop_daemon):
-            try:
-                f()
-            except Exception as e:  # stop the other one too
-                errors.append(e)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if errors:
-            raise errors[0]
-
-    def add_file(self, relpath, data=None):
-        """Creates media/<relpath> readable by nginx's workers; returns its content."""
-        return add_media_file(self.media, relpath, data)
-
-    def get(self, url):
-        """GETs a path-and-query exactly as written. Returns (status, body)."""
-        return http_get(url, self.port)

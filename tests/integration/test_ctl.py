@@ -21,8 +21,9 @@ import time
 
 import pytest
 
-from ctlsite import NOBODY, POLL, TIMEOUT, CtlDaemon, Offline, ctl_binary, daemon_binary, set_ini
-from nginxsite import NGINX, worker_user
+from ctlsite import NOBODY, POLL, TIMEOUT, CtlDaemon, Offline, ctl_binary, set_ini
+from daemonsite import close_daemon, open_daemon, require_binaries
+from nginxsite import worker_user
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -62,19 +63,15 @@ def nginx_legacy_link(path, expires, secret):
 
 @pytest.fixture
 def make_daemon():
-    """make_daemon(options) starts securelinkd + nginx; both stopped at
-    teardown, also when the test failed."""
-    for path in (daemon_binary(), ctl_binary()):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{path} is not built: ninja -C BUILD, or set SECURELINK_BUILD_DIR")
-    if not os.access(NGINX, os.X_OK):
-        pytest.skip(f"{NGINX} is not installed")
+    """make_daemon(options) starts securelinkd + nginx (daemonsite's
+    open_daemon() with a CtlDaemon); both stopped at teardown, also when the
+    test failed."""
+    require_binaries(ctl_binary())
     made = []
 
     def make(options=None):
-        d = CtlDaemon(options)
+        d = open_daemon(options, cls=CtlDaemon)
         made.append(d)
-        d.start()
         return d
 
     try:
@@ -82,10 +79,7 @@ def make_daemon():
     finally:
         errors = []
         for d in made:
-            try:
-                d.stop()
-            except Exception as e:  # stop the others too
-                errors.append(e)
+            errors += close_daemon(d)
         if errors:
             raise errors[0]
 
@@ -343,11 +337,11 @@ def test_rotate_keeps_old_links_and_revoke_kills_them(real):
     old = real.sign("/media/private/a.pdf")
     old_kid = int(parse_link(old)["kid"])
 
-    workers = real.workers()
     r = real.ctl("rotate")
     assert r.rc == EXIT_OK and r.err == "", r
     kid = int(r.out)
-    real.wait_workers_settled(workers)  # see CtlDaemon.wait_workers_settled
+    # rotate answers once nginx serves with the new ring only.
+    real.assert_only_the_newest_worker_accepts()
     assert kid > old_kid
     assert real.status()["active_kid"] == kid
     mid = real.sign("/media/private/a.pdf")
@@ -356,14 +350,13 @@ def test_rotate_keeps_old_links_and_revoke_kills_them(real):
     assert real.get(old) == (200, body)
     assert real.get(mid) == (200, body)
 
-    workers = real.workers()
     r = real.ctl("--json", "rotate", "--revoke")
     assert r.rc == EXIT_OK and r.err == "", r
     revoked_kid = json.loads(r.out)["kid"]
     assert revoked_kid > kid
-    # rotate returns once nginx has the ring without the older keys (and
-    # its old workers are gone: see CtlDaemon.wait_workers_settled).
-    real.wait_workers_settled(workers)
+    # rotate returns once nginx has the ring without the older keys, and
+    # none of its old workers takes a connection any more.
+    real.assert_only_the_newest_worker_accepts()
     assert real.get(old)[0] == 403
     assert real.get(mid)[0] == 403
     new = real.sign("/media/private/a.pdf")
@@ -610,7 +603,7 @@ def test_unreachable_nobody_listening(offline):
 
 def test_unreachable_after_the_daemon_stopped(real):
     assert real.ctl("status").rc == EXIT_OK
-    real.stop_daemon()
+    assert real.stop() == 0
     r = real.ctl("sign", "/media/private/a.pdf")
     assert r.rc == EXIT_UNREACHABLE and r.out == "", r
     one_line_error(r, real.socket)
@@ -684,13 +677,11 @@ def test_migration_legacy_link_works_after_import_until_dropped(make_daemon):
     assert d.get(legacy)[0] == 403  # nginx does not know the secret yet
     assert d.ctl("verify", legacy).rc == EXIT_INVALID
 
-    workers = d.workers()
     r = d.ctl("import-key", input=secret + "\n")
     assert r.rc == EXIT_OK and r.err == "", r
     legacy_kid = int(r.out)
-    # import-key answers once nginx has the key; its old workers may still
-    # answer for a moment (see CtlDaemon.wait_workers_settled).
-    d.wait_workers_settled(workers)
+    # import-key answers once nginx serves with the key.
+    d.assert_only_the_newest_worker_accepts()
     assert d.get(legacy) == (200, body)
     r = d.ctl("verify", legacy)
     assert r.rc == EXIT_OK and r.out.startswith(f"valid kid={legacy_kid} "), r
@@ -712,7 +703,7 @@ def test_migration_legacy_link_works_after_import_until_dropped(make_daemon):
         time.sleep(POLL)
     # The key leaves the ring first, then nginx is reloaded without it:
     # wait for that reload (new workers, the old ones gone), not for a time.
-    d.wait_workers_settled(workers)
+    d.wait_workers_replaced(workers)
 
     assert d.get(legacy)[0] == 403
     assert d.ctl("verify", legacy).rc == EXIT_INVALID

@@ -15,7 +15,8 @@ import urllib.parse
 
 import pytest
 
-from pyclient_fixture import NGINX, FakeDaemon, RealDaemon, daemon_binary, echo_handler
+from daemonsite import close_daemon, open_daemon, require_binaries
+from pyclient_fixture import FakeDaemon, echo_handler
 
 import securelink  # noqa: E402  (path set up by pyclient_fixture)
 
@@ -395,17 +396,16 @@ def test_django_secret_key_setting_warns_that_it_is_unused(django_settings):
 
 @pytest.fixture
 def real():
-    binary = daemon_binary()
-    if not os.access(binary, os.X_OK):
-        pytest.skip(f"{binary} is not built (set SECURELINK_BUILD_DIR)")
-    if not os.access(NGINX, os.X_OK):
-        pytest.skip(f"{NGINX} is not installed")
-    r = RealDaemon(binary)
+    """securelinkd and nginx (daemonsite), links as paths: no base_url. Not
+    waiting for the first key: the client's first SIGN may be held."""
+    require_binaries()
+    d = open_daemon({"links": {"base_url": None}}, wait_active=False)
     try:
-        r.start()
-        yield r
+        yield d
     finally:
-        r.stop()
+        errors = close_daemon(d)
+        if errors:
+            raise errors[0]
 
 
 def test_real_ping_and_status(real):
@@ -484,8 +484,7 @@ def test_real_client_reconnects_after_the_daemon_restarts(real):
     c = securelink.Client(socket=real.socket)
     try:
         assert c.ping()
-        real.stop_daemon()
-        real.start_daemon()
+        real.restart()
         url = c.sign("/media/private/r.txt")
         assert real.get(url) == (200, body)
     finally:
