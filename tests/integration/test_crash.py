@@ -24,8 +24,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from daemonsite import TIMEOUT, Client, make_daemon, query  # noqa: F401 (a fixture)
 from nginxsite import NGINX
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import nginxctl
-from nginxctl import NGINX, Nginx, apply, children, pid_alive, write_conf
+from nginxctl import NGINX, Nginx, apply, pid_alive, write_conf
 
 
 @pytest.fixture(scope="module", autouse=True)
