@@ -1147,7 +1147,7 @@ static void bench_roundtrip(const char *path, const char *dir, const Lines *sign
 	pid_t proc, hash_proc;
 	int lfd;
 	uint64_t cpu[PLACEMENTS] = {};
-	unsigned slices = (unsigned)(seconds / 0.1 + 0.5);
+	unsigned slices = seconds > 0.15 ? (unsigned)(seconds / 0.1 + 0.5) : 1;
 	Pingpong pp[PINGPONGS] = {
 		{ .name = "echo_pingpong" },
 		{ .name = "echo_process_pingpong" },

@@ -545,6 +545,12 @@ class Daemon:
         still = self.accepting_old_workers(children - {newest})
         assert not still, f"old nginx workers {still} still accept connections"
 
+    def assert_reloaded_since(self, old):
+        """A reload confirmed by the daemon since the workers were old: a
+        new worker is there, and only the newest takes connections."""
+        assert self.workers() - old, "no new nginx worker: nginx was not reloaded"
+        self.assert_only_the_newest_worker_accepts()
+
     def wait_workers_replaced(self, old, timeout=TIMEOUT):
         """Returns once none of the workers in old is left (a reload's old
         workers finish their requests and exit; until then they may still
@@ -589,7 +595,12 @@ def open_daemon(options=None, start=True, nginx=True, cls=None, wait_active=True
     returns once the first key is active (until then a SIGN is held).
     close_daemon() undoes it."""
     # Short: the socket path must fit in sun_path.
-    d = (cls or Daemon)(tempfile.mkdtemp(prefix="sl-dt-"), options)
+    directory = tempfile.mkdtemp(prefix="sl-dt-")
+    try:
+        d = (cls or Daemon)(directory, options)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     try:
         if start:
             d.start()
@@ -597,8 +608,9 @@ def open_daemon(options=None, start=True, nginx=True, cls=None, wait_active=True
                 d.start_nginx()
                 if wait_active:
                     d.wait_active()
-    except BaseException:
-        close_daemon(d)
+    except BaseException as e:
+        for error in close_daemon(d):
+            e.add_note(f"and while closing the daemon: {error!r}")
         raise
     return d
 
@@ -606,9 +618,10 @@ def open_daemon(options=None, start=True, nginx=True, cls=None, wait_active=True
 def close_daemon(d):
     """Stops securelinkd and nginx and removes the directory, also after a
     failure; returns the errors met on the way."""
-    errors = d.cleanup()
-    shutil.rmtree(d.dir, ignore_errors=True)
-    return errors
+    try:
+        return d.cleanup()
+    finally:
+        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 def require_binaries(*paths):
