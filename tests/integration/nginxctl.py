@@ -17,7 +17,8 @@ import sys
 import time
 
 import nginxsite
-from nginxsite import become_subreaper, build_dir, free_port
+from nginxsite import build_dir, free_port, wait_gone
+from nginxsite import become_subreaper, pid_alive  # noqa: F401 (test_reload uses them from here)
 
 NGINX = "/usr/sbin/nginx"
 # Upper bound for anything we wait for; only reached when something is broken.
@@ -27,30 +28,6 @@ POLL = 0.01
 
 def tool_path():
     return os.path.join(build_dir(), "tests", "integration", "nginx-apply-tool")
-
-
-def pid_alive(pid):
-    """True while pid exists and is not a zombie; reaps it if it is ours."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return False
-    # The state follows the command name in parentheses, which may hold spaces.
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def wait_gone(pid, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(POLL)
-    return True
 
 
 def children(pid):
@@ -153,13 +130,13 @@ http {{
             os.kill(pid, signal.SIGQUIT)
         except ProcessLookupError:
             return True
-        if wait_gone(pid):
+        if wait_gone(pid, poll=POLL):
             return True
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        return wait_gone(pid)
+        return wait_gone(pid, poll=POLL)
 
 
 def write_conf(directory, test_command, reload):

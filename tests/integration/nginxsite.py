@@ -68,6 +68,31 @@ def add_media_file(media, relpath, data=None):
     return data
 
 
+def pid_alive(pid):
+    """True while pid exists and is not a zombie; reaps it if it is ours."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return False
+    # The state follows the command name in parentheses, which may hold spaces.
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def wait_gone(pid, timeout=TIMEOUT, poll=POLL):
+    """Whether pid is gone (or a zombie nobody reaps) within timeout."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 def quit_nginx(pid, timeout=30.0):
     """Graceful stop (SIGQUIT) of an nginx master, reaped when it is our
     child (we are its subreaper); SIGKILL and an error when it does not go."""
@@ -75,17 +100,10 @@ def quit_nginx(pid, timeout=30.0):
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            if not os.path.exists(f"/proc/{pid}"):
-                return
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+    if not wait_gone(pid, timeout):
+        os.kill(pid, signal.SIGKILL)
+        raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+
 
 def read_pid_file(path, timeout=10.0):
     """The pid nginx writes after it daemonizes. `nginx` (daemon on) returns
@@ -336,35 +354,10 @@ class Site:
         raise AssertionError("nginx did not replace its workers after the reload:\n"
                              + self.error_log_text())
 
-    def _alive(self, pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                # A zombie nobody reaps (the master's parent is gone) is dead.
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-
     def stop(self):
-        pid = self.master_pid
-        if pid is None:
-            return
-        self.master_pid = None
-        try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:
-                # Not our child (no subreaper): watch /proc instead.
-                if not self._alive(pid):
-                    return
-            time.sleep(POLL)
-        os.kill(pid, signal.SIGKILL)
-        raise RuntimeError(f"nginx {pid} did not quit on SIGQUIT")
+        pid, self.master_pid = self.master_pid, None
+        if pid is not None:
+            quit_nginx(pid, TIMEOUT)
 
     # HTTP
 
