@@ -33,8 +33,8 @@ import urllib.parse
 
 import pytest
 
-from nginxsite import (NGINX, add_media_file, free_port, http_get, nginx_conf_head, quit_nginx,
-                       start_nginx)
+from nginxsite import (NGINX, add_media_file, free_port, http_get, master_children,
+                       nginx_conf_head, quit_nginx, start_nginx)
 
 # Datagrams starting with this are Daemon._sync_notify()'s markers.
 _SYNC = "X-SECURELINK-TEST-SYNC="
@@ -513,9 +513,7 @@ class Daemon:
 
     def workers(self):
         """The nginx master's current children."""
-        pid = self.nginx_pid
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(x) for x in f.read().split()}
+        return master_children(self.nginx_pid)
 
     @staticmethod
     def _accepting(pid):

@@ -24,7 +24,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import urllib.parse
 
 import pytest
 
@@ -220,9 +219,7 @@ class Host(Daemon):
     def get(self, url, client_ns):
         """GETs url's path and query from this host's nginx, from
         namespace client_ns. Returns (status, body)."""
-        parts = urllib.parse.urlsplit(url)
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        return http_get(target, PORT, host=self.addr, sock=connect_in(client_ns, self.addr, PORT))
+        return http_get(url, PORT, host=self.addr, sock=connect_in(client_ns, self.addr, PORT))
 
     def secrets(self):
         """{kid: secret} of the keys file nginx reads."""

@@ -10,14 +10,13 @@ pid disappearing.
 
 import os
 import pwd
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 import nginxsite
-from nginxsite import build_dir, free_port, wait_gone
+from nginxsite import build_dir, free_port, master_children, quit_nginx, wait_gone
 from nginxsite import become_subreaper, pid_alive  # noqa: F401 (test_reload uses them from here)
 
 NGINX = "/usr/sbin/nginx"
@@ -28,11 +27,6 @@ POLL = 0.01
 
 def tool_path():
     return os.path.join(build_dir(), "tests", "integration", "nginx-apply-tool")
-
-
-def children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return {int(p) for p in f.read().split()}
 
 
 class Nginx:
@@ -111,7 +105,7 @@ http {{
         return self.master
 
     def children(self):
-        return children(self.master)
+        return master_children(self.master)
 
     def get(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as s:
@@ -127,16 +121,10 @@ http {{
             return True
         pid, self.master = self.master, None
         try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
+            quit_nginx(pid, TIMEOUT)
             return True
-        if wait_gone(pid, poll=POLL):
-            return True
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return wait_gone(pid, poll=POLL)
+        except RuntimeError:  # killed after the timeout
+            return wait_gone(pid, poll=POLL)
 
 
 def write_conf(directory, test_command, reload):

@@ -93,6 +93,16 @@ def wait_gone(pid, timeout=TIMEOUT, poll=POLL):
     return True
 
 
+def master_children(pid):
+    """The pids of an nginx master's children (its workers), none once the
+    master is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(x) for x in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
 def quit_nginx(pid, timeout=30.0):
     """Graceful stop (SIGQUIT) of an nginx master, reaped when it is our
     child (we are its subreaper); SIGKILL and an error when it does not go."""
@@ -330,12 +340,7 @@ class Site:
                                       self.error_log_text)
 
     def workers(self):
-        pid = self.master_pid
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                return set(int(x) for x in f.read().split())
-        except FileNotFoundError:
-            return set()
+        return master_children(self.master_pid)
 
     def reload(self):
         """nginx -s reload, then wait until the master's workers have been
