@@ -155,6 +155,11 @@ KeyRing *keyring_free(KeyRing *r)
 	return NULL;
 }
 
+uint32_t keyring_max_kid(const KeyRing *r)
+{
+	return r->n_keys > 0 ? r->keys[r->n_keys - 1].kid : 0;
+}
+
 Key *keyring_find(const KeyRing *r, uint32_t kid)
 {
 	if (!r)

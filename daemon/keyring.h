@@ -50,6 +50,8 @@ static inline void keyring_freep(KeyRing **r)
 /* The active key, or NULL. */
 Key *keyring_active(const KeyRing *r);
 Key *keyring_find(const KeyRing *r, uint32_t kid);
+/* The highest kid in the ring, 0 for an empty ring. */
+uint32_t keyring_max_kid(const KeyRing *r);
 /* The newest key in state published (a rotation in progress), or NULL. */
 Key *keyring_pending(const KeyRing *r);
 /* The key nginx uses for links without a kid: a living legacy key, else the

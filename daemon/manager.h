@@ -11,6 +11,7 @@
 #include "rotation.h"
 #include "server.h"
 #include "sign.h"
+#include "status.h"
 
 /* securelinkd's state and the glue between the socket server, the key ring,
  * the rotation state machine and nginx. */
@@ -73,5 +74,33 @@ int manager_start(Manager *m);
 /* SIGHUP: re-reads the config; a bad one is reported and the old one kept. */
 void manager_reload_config(Manager *m);
 
-/* The socket server's handler. */
-void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, size_t len);
+/* What manager.c offers manager-verbs.c and manager-fleet.c. */
+
+#define MANAGER_RETRY_MIN USEC_PER_SEC
+
+static inline bool manager_derived(const Manager *m)
+{
+	return m->config->mode == KEY_MODE_DERIVED;
+}
+
+/* Runs the state machine until it has to wait for time or for nginx, then
+ * answers what can be answered now. */
+void manager_step(Manager *m);
+
+/* STATUS's and sd_notify's view of the manager. */
+StatusInfo manager_status_info(const Manager *m);
+void manager_notify_status(Manager *m);
+
+/* Renders both snippets from the ring and config and writes what differs.
+ * Returns 1 when something was written, 0 when the files were current. */
+int manager_write_snippets(Manager *m);
+
+/* Persists the ring; on failure the ring in memory goes back to what is on
+ * disk. Returns 0 or a negative errno. */
+int manager_save_ring(Manager *m);
+
+/* What STATUS says about nginx: NULL clears the error. */
+void manager_set_nginx_error(Manager *m, const char *message);
+
+/* Marks a failed sync: retry with back-off, report it. */
+void manager_schedule_retry(Manager *m, const char *message);

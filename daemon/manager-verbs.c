@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <inttypes.h>
+#include <sodium.h>
+
+#include "link.h"
+#include "log.h"
+#include "manager-verbs.h"
+#include "status.h"
+
+static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size);
+
+/* Every request answered with ERR counts in STATUS's counters.errors. */
+static void reply_error(Manager *m, Conn *c, ProtoError code, const char *message)
+{
+	m->n_errors++;
+	conn_reply_error(c, code, message);
+}
+
+/* Answers every waiting ROTATE/IMPORT with an error: the client must not
+ * hang while securelinkd retries in the background. */
+void manager_waiters_fail(Manager *m, ProtoError code, const char *message)
+{
+	char line[512];
+
+	proto_format_error(line, sizeof(line), code, message);
+	line[strcspn(line, "\n")] = '\0';
+	for (size_t i = 0; i < m->n_waiters; i++) {
+		conn_reply_deferred(m->waiters[i].conn, line);
+		free(m->waiters[i].line);
+		m->n_errors++;
+	}
+	m->n_waiters = 0;
+}
+
+void manager_waiters_answer(Manager *m)
+{
+	const Key *active = keyring_active(m->ring);
+	bool settled = !m->rotation.sync_needed && !m->nginx_op;
+	char line[PROTO_LINE_MAX + 64];
+	size_t j = 0;
+
+	for (size_t i = 0; i < m->n_waiters; i++) {
+		Waiter *w = &m->waiters[i];
+
+		if (w->kind == WAIT_IMPORT && m->rotation.confirmed_kid >= w->kid)
+			snprintf(line, sizeof(line), "OK kid=%" PRIu32, w->kid);
+		else if (w->kind == WAIT_ROTATE && active && active->kid > w->kid && settled)
+			/* Done once a key newer than the one active when it was
+			 * asked is active and nginx has the ring (after a revoke:
+			 * without the old keys). */
+			snprintf(line, sizeof(line), "OK kid=%" PRIu32, active->kid);
+		else if (w->kind == WAIT_SIGN && active) {
+			const char *message;
+			ProtoError code;
+			Request req;
+
+			if (proto_parse_line(w->line, w->len, &req, &code, &message) < 0) {
+				m->n_errors++;
+				proto_format_error(line, sizeof(line), code, message);
+			} else
+				sign_reply(m, &req, line, sizeof(line));
+			line[strcspn(line, "\n")] = '\0';
+		} else {
+			m->waiters[j++] = *w;
+			continue;
+		}
+		conn_reply_deferred(w->conn, line);
+		free(w->line);
+	}
+	m->n_waiters = j;
+}
+
+static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const char *line,
+                      size_t len)
+{
+	Waiter *w = reallocarray(m->waiters, m->n_waiters + 1, sizeof(Waiter));
+	char *copy = NULL;
+
+	if (!w)
+		return -ENOMEM;
+	m->waiters = w;
+	if (line) {
+		copy = memdup(line, len + 1);
+		if (!copy)
+			return -ENOMEM;
+	}
+	m->waiters[m->n_waiters++] =
+	    (Waiter){ .conn = conn_defer(c), .kind = kind, .kid = kid, .line = copy, .len = len };
+	return 0;
+}
+
+/* Formats the answer to SIGN into buf (without LF, NUL-terminated): "OK " and
+ * the link, or the error. Returns its length. */
+static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
+{
+	const Config *cfg = m->config;
+	int64_t now = (int64_t)(now_realtime() / USEC_PER_SEC), expires;
+	int64_t max_ttl = (int64_t)(cfg->max_link_ttl / USEC_PER_SEC);
+	const Key *active;
+	const char *message;
+	ProtoError code;
+	size_t url_len;
+	int r;
+
+	if (req->has_expires)
+		expires = req->expires;
+	else if (req->has_ttl) {
+		/* nginx refuses an empty or zero expires: links that never
+		 * expire cannot exist. */
+		if (req->ttl <= 0) {
+			code = PROTO_BAD_TTL;
+			message = "ttl must be a positive number of seconds";
+			goto fail;
+		}
+		if (req->ttl > max_ttl) {
+			code = PROTO_TTL_TOO_LONG;
+			message = "ttl is longer than max_link_ttl (ask for less)";
+			goto fail;
+		}
+		expires = now + req->ttl;
+	} else
+		expires = now + (int64_t)(cfg->default_link_ttl / USEC_PER_SEC);
+
+	if (expires <= now) {
+		code = PROTO_BAD_TTL;
+		message = "expires is not in the future (give a later unix time, or ttl=)";
+		goto fail;
+	}
+	if (expires - now > max_ttl) {
+		code = PROTO_TTL_TOO_LONG;
+		message = "expires is further away than max_link_ttl (ask for less)";
+		goto fail;
+	}
+
+	/* mode = derived: every nginx drops an epoch at its deadline; a link
+	 * must not outlive its key there. On schedule this never bites (the
+	 * deadline is more than max_link_ttl away); it does while this host's
+	 * nginx lags and an older epoch signs. */
+	active = keyring_active(m->ring);
+	if (manager_derived(m) && active &&
+	    (usec_t)expires * USEC_PER_SEC >= derive_epoch_deadline(cfg, active->kid)) {
+		code = PROTO_UNAVAILABLE;
+		message =
+		    "nginx on this host has not loaded the current keys, and links of the keys "
+		    "it has cannot live that long (ask for a shorter ttl; see securelinkctl "
+		    "status)";
+		goto fail;
+	}
+
+	/* Straight into the answer: this is the hot path of every SIGN. */
+	assert(size > STRLEN("OK "));
+	memcpy(buf, "OK ", STRLEN("OK "));
+	r = link_sign_to(cfg, m->ring, m->signer, req->arg, expires, req->ip, buf + STRLEN("OK "),
+	                 size - STRLEN("OK "), &url_len, &code, &message);
+	if (r < 0)
+		goto fail;
+	m->n_signed++;
+	return STRLEN("OK ") + url_len;
+fail:
+	m->n_errors++;
+	proto_format_error(buf, size, code, message);
+	buf[strcspn(buf, "\n")] = '\0';
+	return strlen(buf);
+}
+
+static void handle_sign(Manager *m, Conn *c, const Request *req, const char *line, size_t len)
+{
+	char buf[PROTO_LINE_MAX + 64];
+
+	/* At the very first start no key is active until nginx has the first
+	 * one: hold the request (and the connection's later ones) until then,
+	 * rather than failing a client that came a moment early. */
+	if (line && waiter_add(m, c, WAIT_SIGN, 0, line, len) >= 0)
+		return;
+	conn_reply_len(c, buf, sign_reply(m, req, buf, sizeof(buf)));
+}
+
+static void handle_verify(Manager *m, Conn *c, const Request *req)
+{
+	static const char *const verdicts[_LINK_VERDICT_MAX] = {
+		[LINK_VALID] = "valid",
+		[LINK_EXPIRED] = "expired",
+	};
+	const char *reason = NULL, *message = NULL;
+	LinkVerdict verdict;
+	uint32_t kid = 0;
+	int64_t expires = 0;
+	ProtoError code;
+	int r;
+
+	r = link_verify(m->config, m->ring, m->signer, req->arg, req->ip,
+	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
+	                &code, &message);
+	if (r < 0) {
+		reply_error(m, c, code, message);
+		return;
+	}
+	switch (verdict) {
+	case LINK_VALID:
+	case LINK_EXPIRED:
+		conn_replyf(c, "OK %s kid=%" PRIu32 " expires=%" PRId64, verdicts[verdict], kid,
+		            expires);
+		break;
+	case LINK_PUBLIC:
+		conn_reply(c, "OK public");
+		break;
+	default:
+		conn_replyf(c, "OK invalid %s", reason ? reason : "bad token");
+		break;
+	}
+}
+
+static void handle_rotate(Manager *m, Conn *c, const Request *req)
+{
+	const Key *active = keyring_active(m->ring);
+
+	if (manager_derived(m)) {
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "ROTATE does not apply with mode = derived: every host changes keys "
+		            "every rotate_every on its own; after a leak, roll a new master "
+		            "secret (see securelinkd(8), FLEET MODE)");
+		return;
+	}
+
+	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0, NULL, 0) < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	/* A rotation already on its way serves this request too. */
+	if (!keyring_pending(m->ring))
+		m->rotation.rotate_requested = true;
+	if (req->revoke) {
+		m->revoke_requested = true;
+		m->rotation.activate_now = true;
+	}
+	/* A request after a failure means: try now. */
+	m->rotation.retry_at = 0;
+	log_info("Rotation%s requested over the socket", req->revoke ? " with revoke" : "");
+	manager_step(m);
+}
+
+static void handle_import(Manager *m, Conn *c, const Request *req)
+{
+	size_t arg_len = strlen(req->arg), secret_len = 0;
+	unsigned char *secret;
+	uint32_t kid;
+	int r;
+
+	/* A legacy secret imported on one host would be unknown to the rest of
+	 * the fleet, and there is no key ring to keep it in. */
+	if (manager_derived(m)) {
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "IMPORT does not apply with mode = derived: migrate with mode = "
+		            "local first (see securelinkd(8), FLEET MODE)");
+		return;
+	}
+
+	secret = sodium_malloc(arg_len + 1);
+	if (!secret) {
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	r = sodium_base642bin(secret, arg_len, req->arg, arg_len, NULL, &secret_len, NULL,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (r < 0 || secret_len == 0) {
+		sodium_free(secret);
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "IMPORT takes the legacy secret as unpadded base64url");
+		return;
+	}
+	secret[secret_len] = '\0';
+	if (memchr(secret, '\0', secret_len)) {
+		sodium_free(secret);
+		reply_error(m, c, PROTO_BAD_REQUEST, "the legacy secret contains a NUL byte");
+		return;
+	}
+
+	r = keyring_add_legacy(m->ring, (const char *)secret, now_realtime(),
+	                       m->config->max_link_ttl, m->config->clock_skew, &kid);
+	sodium_free(secret);
+	if (r == -EINVAL) {
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "the legacy secret holds a '\"', '\\', '$' or control byte nginx "
+		            "cannot quote; it was not imported (rotate links instead)");
+		return;
+	}
+	if (r < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "cannot add the key (the ring is full?)");
+		return;
+	}
+	if (manager_save_ring(m) < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
+		return;
+	}
+	if (waiter_add(m, c, WAIT_IMPORT, kid, NULL, 0) < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	m->rotation.sync_needed = true;
+	m->rotation.retry_at = 0;
+	log_event(LOG_NOTICE, SL_MESSAGE_KEY_IMPORTED,
+	          "Imported a legacy key as %" PRIu32
+	          "; it serves links without kid until it is dropped",
+	          kid);
+	manager_step(m);
+}
+
+static void handle_status(Manager *m, Conn *c)
+{
+	StatusInfo info = manager_status_info(m);
+	_cleanup_free_ char *json = NULL;
+
+	if (status_format_json(m->ring, m->config, &info, &json) < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	conn_replyf(c, "OK %s", json);
+}
+
+void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, size_t len)
+{
+	Manager *m = userdata;
+	_cleanup_free_ char *line_copy = NULL;
+	const char *message;
+	ProtoError code;
+	Request req;
+
+	/* mode = derived: the epochs move with the clock; a timer a little
+	 * late must not make this request sign with the previous one. */
+	if (manager_derived(m) && now_realtime() >= m->ring_until)
+		manager_step(m);
+
+	/* The parser works in place; a request held until the first key is
+	 * active needs the line as it came. */
+	if (!keyring_active(m->ring) && keyring_pending(m->ring))
+		line_copy = memdup(line, len + 1);
+
+	if (proto_parse_line(line, len, &req, &code, &message) < 0) {
+		reply_error(m, c, code, message);
+		return;
+	}
+
+	switch (req.verb) {
+	case VERB_PING:
+		conn_reply(c, "OK pong");
+		break;
+	case VERB_SIGN:
+		handle_sign(m, c, &req, line_copy, len);
+		break;
+	case VERB_VERIFY:
+		handle_verify(m, c, &req);
+		break;
+	case VERB_STATUS:
+		handle_status(m, c);
+		break;
+	case VERB_ROTATE:
+	case VERB_IMPORT:
+		if (!peer->admin) {
+			reply_error(m, c, PROTO_FORBIDDEN,
+			            req.verb == VERB_ROTATE
+			                ? "ROTATE needs root or the admin_group"
+			                : "IMPORT needs root or the admin_group");
+			break;
+		}
+		if (req.verb == VERB_ROTATE)
+			handle_rotate(m, c, &req);
+		else
+			handle_import(m, c, &req);
+		break;
+	default:
+		reply_error(m, c, PROTO_INTERNAL, "unhandled verb");
+		break;
+	}
+}
