@@ -62,6 +62,13 @@ static int bad_option(const char *verb, char *argv[])
 	            "option \"%s\" is unknown or lacks its value (see securelinkctl --help)", o);
 }
 
+/* The protocol refuses a repeated field: an option given twice is refused
+ * here too, rather than one of its values silently winning. */
+static int repeated_option(const char *verb, const char *option)
+{
+	return fail(EXIT_USAGE, "%s: %s given more than once (give it once)", verb, option);
+}
+
 static const char *socket_path(void)
 {
 	return sl_client_socket_path(arg_socket);
@@ -491,11 +498,15 @@ static int verb_sign(int argc, char *argv[])
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (opt) {
 		case ARG_TTL:
+			if (o.has_ttl)
+				return repeated_option("sign", "--ttl");
 			code = parse_ttl(optarg, &o);
 			if (code != EXIT_OK)
 				return code;
 			break;
 		case ARG_EXPIRES:
+			if (o.has_expires)
+				return repeated_option("sign", "--expires");
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > INT64_MAX)
 				return fail(
 				    EXIT_USAGE,
@@ -506,6 +517,8 @@ static int verb_sign(int argc, char *argv[])
 			o.expires = (int64_t)v;
 			break;
 		case ARG_IP:
+			if (o.ip)
+				return repeated_option("sign", "--ip");
 			if (!token_ok(optarg))
 				return fail(
 				    EXIT_USAGE,
@@ -631,6 +644,8 @@ static int verb_verify(int argc, char *argv[])
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (opt) {
 		case 'i':
+			if (ip)
+				return repeated_option("verify", "--ip");
 			if (!token_ok(optarg))
 				return fail(
 				    EXIT_USAGE,

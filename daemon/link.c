@@ -165,6 +165,15 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	if (!target)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
 
+	/* Without bind_ip nginx's expression has no $remote_addr: a link
+	 * asked for one address would open from any. Refuse it rather than
+	 * hand it out looking bound. */
+	if (!c->bind_ip && ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= given but bind_ip = no: links are not bound to an address (set "
+		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
+		            -EINVAL);
+
 	q = target_decode(target, strlen(target), &t, dec, &heap, &decoded, &len, &canonical,
 	                  ret_code, ret_message);
 	if (q < 0)

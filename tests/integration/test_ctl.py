@@ -273,6 +273,36 @@ def test_sign_ip_bound_link_only_opens_from_that_address(make_daemon):
     one_line_error(r, "bad-ip")
 
 
+def test_sign_ip_with_bind_ip_no_is_refused_naming_bind_ip(real):
+    # bind_ip = no (the default): nginx's check has no $remote_addr, so a
+    # link "bound" to an address would open from anywhere. Refused, not
+    # handed out as if it were bound.
+    real.add_file("private/a.pdf")
+    r = real.ctl("sign", "--ip", "127.0.0.1", "/media/private/a.pdf")
+    assert r.rc == EXIT_REFUSED and r.out == "\n", r
+    one_line_error(r, "bad-ip", "bind_ip")
+    with real.connect() as c:
+        assert c.ask("SIGN /media/private/a.pdf ip=192.0.2.7").startswith("ERR bad-ip ")
+        # The same target without ip= is signed, and nginx serves it.
+        url = c.ask("SIGN /media/private/a.pdf")[3:]
+    assert real.get(url)[0] == 200
+
+
+@pytest.mark.parametrize("args,option", [
+    (["sign", "--ttl", "10", "--ttl", "20", "/media/private/a.pdf"], "--ttl"),
+    (["sign", "--expires", "2000000000", "--expires", "2000000001", "/x"], "--expires"),
+    (["sign", "--ip", "192.0.2.1", "--ip", "192.0.2.1", "/x"], "--ip"),
+    (["sign", "--ip", "192.0.2.1", "/x", "--ip", "192.0.2.2"], "--ip"),
+    (["verify", "--ip", "192.0.2.1", "--ip", "192.0.2.2", "/x?token=a&expires=1"], "--ip"),
+])
+def test_repeated_option_is_usage_exit_3_naming_it(offline, args, option):
+    # The protocol refuses a repeated field; securelinkctl must not pick
+    # one of two values silently.
+    r = offline.ctl(*args)
+    assert r.rc == EXIT_USAGE and r.out == "", r
+    one_line_error(r, option, "once")
+
+
 # ---- verify ----
 
 

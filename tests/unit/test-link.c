@@ -257,11 +257,17 @@ static void test_sign_with_bind_ip_hashes_the_address(void **state)
 	            DJ_URI "?token=" OPENSSL_IP "&expires=1599214310&kid=1");
 }
 
-static void test_sign_without_bind_ip_ignores_the_address(void **state)
+static void test_sign_without_bind_ip_refuses_an_address(void **state)
 {
 	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
 
-	assert_sign(f, DJ_URI, DJ_EXPIRES, "127.0.0.1", DJ_URL "&kid=1");
+	/* nginx would not check it: a link "bound" to it opens from anywhere. */
+	assert_sign_fails(f, DJ_URI, DJ_EXPIRES, "127.0.0.1", -EINVAL, PROTO_BAD_IP,
+	                  "ip= given but bind_ip = no: links are not bound to an address (set "
+	                  "bind_ip = yes in securelinkd.conf, or leave out ip=)");
+	assert_sign_fails(f, "/media/public/x", DJ_EXPIRES, "127.0.0.1", -EINVAL, PROTO_BAD_IP,
+	                  NULL);
+	assert_sign(f, DJ_URI, DJ_EXPIRES, NULL, DJ_URL "&kid=1");
 }
 
 static void test_sign_rejects_bad_targets_with_urlpath_reason(void **state)
@@ -558,7 +564,7 @@ int main(void)
 		T(test_sign_public_path_has_no_parameters),
 		T(test_sign_uses_configured_parameter_names),
 		T(test_sign_with_bind_ip_hashes_the_address),
-		T(test_sign_without_bind_ip_ignores_the_address),
+		T(test_sign_without_bind_ip_refuses_an_address),
 		T(test_sign_rejects_bad_targets_with_urlpath_reason),
 		T(test_sign_without_active_key_is_unavailable),
 		T(test_sign_public_path_needs_no_key),
