@@ -47,6 +47,13 @@ struct SlClient {
 	char *in;
 	size_t in_start, in_len, in_size;
 
+	/* The daemon stopped reading (EPIPE, ECONNRESET on send): nothing
+	 * more is written, but what it said before hanging up is still read. */
+	int write_error;
+	/* Answer lines read on this connection: the first one may be the
+	 * daemon refusing the connection rather than an answer. */
+	uint64_t n_answers;
+
 	SlError last_error;
 	char *last_message;
 };
@@ -248,11 +255,17 @@ static size_t out_pending(const SlClient *c)
 }
 
 /* Writes what the socket takes without blocking. Returns 1 when something
- * was written, 0 when nothing could be, or a negative errno. */
+ * was written, 0 when nothing could be, or a negative errno. A daemon that
+ * hung up is not an error here: the caller reads on, to the end, so that
+ * its last words (ERR unavailable too many connections) are not lost. */
 static int out_flush(SlClient *c)
 {
 	bool progress = false;
 
+	if (c->write_error) {
+		out_wipe(c);
+		return 0;
+	}
 	while (out_pending(c) > 0) {
 		/* MSG_NOSIGNAL: a daemon that went away is an error to return,
 		 * not a SIGPIPE to kill the application with. */
@@ -263,6 +276,11 @@ static int out_flush(SlClient *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
+			if (errno == EPIPE || errno == ECONNRESET) {
+				c->write_error = -errno;
+				out_wipe(c);
+				return 0;
+			}
 			return -errno;
 		}
 		c->out_start += (size_t)k;
@@ -446,6 +464,7 @@ _public_ int sl_client_request(SlClient *c, const char *line, char **ret_answer)
 			r = answer_parse(answer, &e, &text);
 			if (r < 0)
 				return client_break(c, r);
+			c->n_answers++;
 			if (e != SL_ERROR_NONE) {
 				r = set_last_error(c, e, text);
 				return r < 0 ? r : -EREMOTEIO;
@@ -509,23 +528,46 @@ static int sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t 
 }
 
 /* One target in flight, or failed here: local is SL_ERROR_NONE for a
- * request sent to the daemon. */
+ * request sent to the daemon. A probe is our own PING, not a target. */
 typedef struct Pending {
 	SlError local;
 	const char *message;
+	bool probe;
 } Pending;
 
 typedef struct Stream {
-	Pending ring[WINDOW];
+	Pending ring[WINDOW + 1]; /* + 1: room for a probe */
 	size_t head, n, n_remote;
 	size_t next_index;
 	int n_failed;
+
+	/* The connection's first answer, when it is an ERR, is held until the
+	 * daemon says more: securelinkd refusing a connection (max_connections)
+	 * sends one ERR and hangs up before reading any request. Then the ERR
+	 * belongs to no target, and the stream fails with it. */
+	bool holding;
+	SlError held_error;
+	char *held_message;
 } Stream;
 
-static void stream_push(Stream *s, SlError local, const char *message)
+static Stream *stream_free(Stream *s)
 {
-	assert(s->n < WINDOW);
-	s->ring[(s->head + s->n) % WINDOW] = (Pending){ .local = local, .message = message };
+	if (s)
+		free(s->held_message);
+	free(s);
+	return NULL;
+}
+
+static inline void stream_freep(Stream **s)
+{
+	*s = stream_free(*s);
+}
+
+static void stream_push(Stream *s, SlError local, const char *message, bool probe)
+{
+	assert(s->n < ELEMENTSOF(s->ring));
+	s->ring[(s->head + s->n) % ELEMENTSOF(s->ring)] =
+	    (Pending){ .local = local, .message = message, .probe = probe };
 	s->n++;
 	if (local == SL_ERROR_NONE)
 		s->n_remote++;
@@ -534,9 +576,14 @@ static void stream_push(Stream *s, SlError local, const char *message)
 static void stream_pop(Stream *s, SlSignResult on_result, void *userdata, const char *url,
                        SlError error, const char *message)
 {
+	bool probe;
+
 	assert(s->n > 0);
-	s->head = (s->head + 1) % WINDOW;
+	probe = s->ring[s->head].probe;
+	s->head = (s->head + 1) % ELEMENTSOF(s->ring);
 	s->n--;
+	if (probe)
+		return;
 	if (error != SL_ERROR_NONE)
 		s->n_failed++;
 	on_result(userdata, s->next_index++, url, error, message);
@@ -567,14 +614,15 @@ static int stream_queue(SlClient *c, Stream *s, const char *target, const char *
 		stream_push(s, SL_ERROR_BAD_TARGET,
 		            l == 0 ? "empty target (give a URL path or an http(s) URL)"
 		                   : "target contains a space or a control character "
-		                     "(percent-encode it)");
+		                     "(percent-encode it)",
+		            false);
 		return 0;
 	}
 	/* The daemon closes the connection after line-too-long; refusing such
 	 * a line here keeps the rest of the batch going. */
 	if (STRLEN("SIGN ") + l + suffix_len + 1 > SL_CLIENT_LINE_MAX) {
 		stream_push(s, SL_ERROR_LINE_TOO_LONG,
-		            "target too long for one request line (at most 8192 bytes)");
+		            "target too long for one request line (at most 8192 bytes)", false);
 		return 0;
 	}
 	r = out_append(c, "SIGN ", STRLEN("SIGN "));
@@ -586,14 +634,41 @@ static int stream_queue(SlClient *c, Stream *s, const char *target, const char *
 		r = out_append(c, "\n", 1);
 	if (r < 0)
 		return r;
-	stream_push(s, SL_ERROR_NONE, NULL);
+	stream_push(s, SL_ERROR_NONE, NULL, false);
 	return 0;
+}
+
+/* A PING after a held ERR that is the only request in flight: its answer
+ * says the connection is alive and the ERR was an answer; an end of file
+ * instead says the daemon refused the connection. */
+static int stream_queue_probe(SlClient *c, Stream *s)
+{
+	int r = out_append(c, "PING\n", STRLEN("PING\n"));
+
+	if (r < 0)
+		return r;
+	stream_push(s, SL_ERROR_NONE, NULL, true);
+	return 0;
+}
+
+/* Ends the stream on a transport error. With an ERR held, the daemon said
+ * why before it hung up: that is the error, -EREMOTEIO. */
+static int stream_fail(SlClient *c, Stream *s, int r)
+{
+	int q;
+
+	if (s->holding && (r == -ECONNRESET || r == -EPIPE)) {
+		q = set_last_error(c, s->held_error, s->held_message);
+		(void)client_break(c, r);
+		return q < 0 ? q : -EREMOTEIO;
+	}
+	return client_break(c, r);
 }
 
 _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTargetSource next,
                                    int source_fd, SlSignResult on_result, void *userdata)
 {
-	_cleanup_free_ Stream *s = NULL;
+	_cleanup_(stream_freep) Stream *s = NULL;
 	char suffix[128];
 	size_t suffix_len;
 	bool eof = false, waiting = false;
@@ -612,13 +687,17 @@ _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTarg
 	if (!s)
 		return -ENOMEM;
 
+/* Room for one more target; none once the daemon stopped reading. */
+#define CAN_QUEUE()                                                                                \
+	(!eof && !waiting && !c->write_error && s->n < WINDOW && out_pending(c) < OUT_BATCH)
+
 	for (;;) {
 		bool delivered = false;
 		int progress = 0;
 		short events = 0;
 
 		/* Queue targets while there is room. */
-		while (!eof && !waiting && s->n < WINDOW && out_pending(c) < OUT_BATCH) {
+		while (CAN_QUEUE()) {
 			const char *t = NULL;
 
 			r = next(userdata, &t);
@@ -647,14 +726,37 @@ _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTarg
 				delivered = true;
 			r = in_next_line(c, &answer);
 			if (r < 0)
-				return client_break(c, r);
+				return stream_fail(c, s, r);
 			if (r == 0)
 				break;
-			if (s->n_remote == 0)
-				return client_break(c, -EBADMSG);
+			if (s->n_remote <= (size_t)s->holding)
+				return stream_fail(c, s, -EBADMSG);
 			r = answer_parse(answer, &e, &text);
 			if (r < 0)
-				return client_break(c, r);
+				return stream_fail(c, s, r);
+			if (c->n_answers++ == 0 && e != SL_ERROR_NONE) {
+				s->held_message = strdup(text);
+				if (!s->held_message)
+					return client_break(c, -ENOMEM);
+				s->held_error = e;
+				s->holding = true;
+				if (s->n_remote == 1) {
+					r = stream_queue_probe(c, s);
+					if (r < 0)
+						return client_break(c, r);
+				}
+				continue;
+			}
+			if (s->holding) {
+				/* More came: the held ERR was the first target's
+				 * answer. */
+				s->holding = false;
+				s->n_remote--;
+				stream_pop(s, on_result, userdata, NULL, s->held_error,
+				           s->held_message);
+				s->held_message = mfree(s->held_message);
+				(void)stream_deliver_local(s, on_result, userdata);
+			}
 			s->n_remote--;
 			stream_pop(s, on_result, userdata, e == SL_ERROR_NONE ? text : NULL, e,
 			           e == SL_ERROR_NONE ? NULL : text);
@@ -662,6 +764,10 @@ _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTarg
 		}
 		if (eof && s->n == 0)
 			break;
+		/* The daemon stopped reading and answered all it read: the rest
+		 * cannot be sent. */
+		if (c->write_error && s->n_remote == 0)
+			return stream_fail(c, s, c->write_error);
 		/* Results were handed out: ask the source again, so a caller
 		 * that flushes its output when it has no input ready gets the
 		 * chance to do so. */
@@ -670,15 +776,15 @@ _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTarg
 
 		r = out_flush(c);
 		if (r < 0)
-			return client_break(c, r);
+			return stream_fail(c, s, r);
 		progress |= r;
 		if (s->n_remote > 0) {
 			r = in_fill(c);
 			if (r < 0)
-				return client_break(c, r);
+				return stream_fail(c, s, r);
 			progress |= r;
 		}
-		if (progress || (!waiting && !eof && s->n < WINDOW && out_pending(c) < OUT_BATCH))
+		if (progress || CAN_QUEUE())
 			continue;
 
 		if (s->n_remote > 0)
@@ -687,10 +793,11 @@ _public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTarg
 			events |= POLLOUT;
 		r = client_wait(c, events, waiting && s->n < WINDOW ? source_fd : -1);
 		if (r < 0)
-			return client_break(c, r);
+			return stream_fail(c, s, r);
 		if (r & 2)
 			waiting = false;
 	}
+#undef CAN_QUEUE
 
 	return s->n_failed;
 }

@@ -13,6 +13,11 @@
  * sl_client_last_error() / sl_client_last_message() say why; the connection
  * stays usable.
  *
+ * A daemon that refuses a connection (max_connections reached) sends one
+ * "ERR unavailable <reason>" and hangs up: calls then return -EREMOTEIO with
+ * that code and reason, not a transport error, and the SlClient is unusable
+ * afterwards.
+ *
  * An SlClient is not thread-safe: use one per thread. */
 
 #include <stdbool.h>
@@ -100,7 +105,9 @@ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt, ch
  * sent (a space, a control byte, too long) fails locally with
  * SL_ERROR_BAD_TARGET / SL_ERROR_LINE_TOO_LONG and does not stop the batch.
  * Returns the number of failed items, or a negative errno for a transport
- * error, in which case nothing is returned in the arrays (all set to NULL). */
+ * error, in which case nothing is returned in the arrays (all set to NULL);
+ * -EREMOTEIO when the daemon refused the connection (see the top of this
+ * file and sl_client_last_error()). */
 int sl_client_sign_many(SlClient *c, const char *const *targets, size_t n, const SlSignOptions *opt,
                         char **ret_urls, SlError *ret_errors, char **ret_messages);
 
@@ -113,7 +120,10 @@ int sl_client_sign_many(SlClient *c, const char *const *targets, size_t n, const
  * on_result() is called once per target, in input order, with index counting
  * from 0: url on success, else NULL with the error code and message (valid
  * only during the call). Returns the number of failed items or a negative
- * errno (transport, or next()'s error). */
+ * errno (transport, or next()'s error; -EREMOTEIO: the daemon refused the
+ * connection, see sl_client_last_error()). After an error, the targets
+ * handed out by next() but not answered got no on_result(); the caller may
+ * send them again on a new connection (every SIGN is idempotent). */
 typedef int (*SlTargetSource)(void *userdata, const char **ret_target);
 typedef void (*SlSignResult)(void *userdata, size_t index, const char *url, SlError error,
                              const char *message);

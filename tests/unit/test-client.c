@@ -540,6 +540,54 @@ static void test_daemon_closing_mid_batch_fails_whole_batch(void **state)
 	free(messages);
 }
 
+/* securelinkd at max_connections: one ERR line, then it hangs up without
+ * reading a byte. */
+static void serve_refuse(Fake *f, int fd)
+{
+	static const char refusal[] = "ERR unavailable too many connections (try again later)\n";
+
+	write_all(fd, refusal, sizeof(refusal) - 1);
+}
+
+static void test_refused_connection_request_gets_the_daemons_reason(void **state)
+{
+	Fake f;
+	SlClient *c = NULL;
+
+	fake_start(&f, serve_refuse);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	/* The daemon has hung up before anything is sent: the write fails
+	 * (EPIPE), and the reason is still there to be read. */
+	fake_stop(&f);
+	assert_int_equal(sl_client_request(c, "STATUS", NULL), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_UNAVAILABLE);
+	assert_string_equal(sl_client_last_message(c), "too many connections (try again later)");
+	/* The connection is gone all the same. */
+	assert_true(sl_client_request(c, "PING", NULL) < 0);
+	sl_client_free(c);
+}
+
+static void test_refused_connection_batch_fails_whole_with_the_daemons_reason(void **state)
+{
+	const char *targets[] = { "/media/a", "/media/b", "/media/c" };
+	char *urls[3];
+	SlError errors[3];
+	Fake f;
+	SlClient *c = NULL;
+
+	fake_start(&f, serve_refuse);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	fake_stop(&f);
+	/* Not an answer to the first target: the connection was refused, so
+	 * no target gets a result, and the reason is the daemon's. */
+	assert_int_equal(sl_client_sign_many(c, targets, 3, NULL, urls, errors, NULL), -EREMOTEIO);
+	for (size_t i = 0; i < 3; i++)
+		assert_null(urls[i]);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_UNAVAILABLE);
+	assert_string_equal(sl_client_last_message(c), "too many connections (try again later)");
+	sl_client_free(c);
+}
+
 static void test_silent_daemon_times_out(void **state)
 {
 	Fake f;
@@ -696,6 +744,39 @@ static void test_sign_many_reports_each_failure_and_continues(void **state)
 	assert_string_equal(f.lines[2], "SIGN /c");
 	assert_string_equal(f.lines[4], "SIGN /f");
 	free(long_target);
+}
+
+static void test_first_answer_err_on_a_live_connection_is_the_targets(void **state)
+{
+	const char *targets[] = { "/bad1", "" };
+	char *urls[2], *messages[2];
+	SlError errors[2];
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+
+	fake_start(&f, serve_sign);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	/* One target, refused, the connection's first answer: it could be a
+	 * refused connection, so the library asks once more (PING) and, the
+	 * connection being alive, gives the target its own error. */
+	assert_int_equal(sl_client_sign(c, "/bad0", NULL, &u), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_string_equal(sl_client_last_message(c), "/bad0 is bad (fix it)");
+	assert_int_equal(sl_client_sign_many(c, targets, 2, NULL, urls, errors, messages), 2);
+	assert_string_equal(messages[0], "/bad1 is bad (fix it)");
+	assert_int_equal(errors[1], SL_ERROR_BAD_TARGET);
+	assert_int_equal(sl_client_sign(c, "/a", NULL, &u), 0);
+	assert_string_equal(u, "https://h/a?token=tok&expires=9&kid=1");
+	free(u);
+	for (size_t i = 0; i < 2; i++)
+		free(messages[i]);
+	sl_client_free(c);
+	fake_stop(&f);
+	assert_int_equal(f.n_lines, 4);
+	assert_string_equal(f.lines[1], "PING");
+	assert_string_equal(f.lines[2], "SIGN /bad1");
 }
 
 static void test_sign_sends_options_as_fields(void **state)
@@ -958,9 +1039,12 @@ int main(void)
 		cmocka_unit_test(test_overlong_answer_is_emsgsize),
 		cmocka_unit_test(test_daemon_closing_fails_request_and_stays_failed),
 		cmocka_unit_test(test_daemon_closing_mid_batch_fails_whole_batch),
+		cmocka_unit_test(test_refused_connection_request_gets_the_daemons_reason),
+		cmocka_unit_test(test_refused_connection_batch_fails_whole_with_the_daemons_reason),
 		cmocka_unit_test(test_silent_daemon_times_out),
 		cmocka_unit_test(test_sign_many_pipelines_thousands_in_order),
 		cmocka_unit_test(test_sign_many_reports_each_failure_and_continues),
+		cmocka_unit_test(test_first_answer_err_on_a_live_connection_is_the_targets),
 		cmocka_unit_test(test_sign_sends_options_as_fields),
 		cmocka_unit_test(test_sign_stream_waits_on_source_fd),
 		cmocka_unit_test(test_base64url_rfc4648_vectors),
