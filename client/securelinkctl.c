@@ -273,6 +273,12 @@ typedef struct SignContext {
 	Item *items;
 	size_t head, n_items, items_size;
 
+	/* After a reconnect, the targets in flight are sent again first:
+	 * replay_next counts up to replay_end, numbering items as n_done
+	 * (those answered) plus their place in the ring. */
+	uint64_t n_done, replay_next, replay_end;
+	bool answered; /* a result came on the current connection */
+
 	int worst;
 	int read_error;
 } SignContext;
@@ -374,6 +380,14 @@ static int sign_next(void *userdata, const char **ret_target)
 	SignContext *x = userdata;
 	int r;
 
+	if (x->replay_next < x->replay_end) {
+		/* Answered in order: the next to send again is still in flight. */
+		assert(x->replay_next >= x->n_done);
+		*ret_target =
+		    x->items[(x->head + (x->replay_next - x->n_done)) % x->items_size].target;
+		x->replay_next++;
+		return 1;
+	}
 	for (;;) {
 		if (x->in_stdin) {
 			r = stdin_next(x, ret_target);
@@ -407,6 +421,8 @@ static void sign_result(void *userdata, size_t index, const char *url, SlError e
 	target = it.target;
 	x->head = (x->head + 1) % x->items_size;
 	x->n_items--;
+	x->n_done++;
+	x->answered = true;
 
 	if (arg_json) {
 		fputs("{\"target\":", stdout);
@@ -436,6 +452,22 @@ static void sign_result(void *userdata, size_t index, const char *url, SlError e
 			snprintf(what, sizeof(what), "sign \"%s\"", name);
 		x->worst = exit_worse(x->worst, daemon_fail(what, error, message));
 	}
+}
+
+/* A target read but not answered, after signing stopped for a failure that
+ * was already reported: its empty line (--json: its object). */
+static void sign_result_lost(SignContext *x, const char *code)
+{
+	_cleanup_free_ char *target = x->items[x->head].target;
+
+	x->head = (x->head + 1) % x->items_size;
+	x->n_items--;
+	if (arg_json) {
+		fputs("{\"target\":", stdout);
+		json_print_string(stdout, target);
+		fprintf(stdout, ",\"error\":\"%s\",\"message\":\"not signed\"}\n", code);
+	} else
+		fputs("\n", stdout);
 }
 
 static void sign_help(void)
@@ -490,6 +522,7 @@ static int verb_sign(int argc, char *argv[])
 	SignContext x = { .worst = EXIT_OK };
 	SlSignOptions o = {};
 	SlClient *c = NULL;
+	const char *lost = "disconnected";
 	size_t n_stdin = 0;
 	uint64_t v;
 	int opt, r, code;
@@ -549,10 +582,41 @@ static int verb_sign(int argc, char *argv[])
 	code = client_open(REQUEST_TIMEOUT, &c);
 	if (code != EXIT_OK)
 		return code;
-	r = sl_client_sign_stream(c, &o, sign_next, n_stdin ? STDIN_FILENO : -1, sign_result, &x);
+	for (;;) {
+		x.answered = false;
+		r = sl_client_sign_stream(c, &o, sign_next, n_stdin ? STDIN_FILENO : -1,
+		                          sign_result, &x);
+		if (r == -EREMOTEIO) {
+			/* The daemon refused the connection and said why
+			 * (max_connections): its reason, not "connection lost". */
+			code =
+			    daemon_fail("sign", sl_client_last_error(c), sl_client_last_message(c));
+			x.worst = exit_worse(x.worst, code);
+			lost = sl_error_to_string(sl_client_last_error(c));
+			break;
+		}
+		/* The daemon closed the connection: idle_timeout while stdin
+		 * paused, or a restart. Every request is idempotent, so open a
+		 * new one and send what was in flight again, as the Python client
+		 * does; but only after this connection answered something, so a
+		 * daemon that drops every connection is reported, not retried. */
+		if ((r == -ECONNRESET || r == -EPIPE) && x.answered && x.read_error == 0) {
+			sl_client_free(c);
+			c = NULL;
+			code = client_open(REQUEST_TIMEOUT, &c);
+			if (code != EXIT_OK) {
+				x.worst = exit_worse(x.worst, code);
+				break;
+			}
+			x.replay_next = x.n_done;
+			x.replay_end = x.n_done + x.n_items;
+			continue;
+		}
+		break;
+	}
 	sl_client_free(c);
 
-	if (r < 0) {
+	if (r < 0 && r != -EREMOTEIO && code == EXIT_OK) {
 		if (x.read_error == -E2BIG)
 			code = fail(EXIT_USAGE,
 			            "sign: stdin line %" PRIu64
@@ -566,6 +630,10 @@ static int verb_sign(int argc, char *argv[])
 			code = transport_fail(r);
 		x.worst = exit_worse(x.worst, code);
 	}
+	/* Every target read gets its line, also when signing stopped: output
+	 * line N stays the answer to input item N. */
+	while (x.n_items > 0)
+		sign_result_lost(&x, lost);
 	for (size_t i = 0; i < x.n_items; i++)
 		free(x.items[(x.head + i) % x.items_size].target);
 	free(x.items);
@@ -1164,7 +1232,8 @@ static void help(void)
 	       "  4  the daemon cannot be reached, or the connection was lost\n"
 	       "  5  forbidden: socket permissions (securelink group) or admin_group\n"
 	       "  6  the daemon refused the input (bad-target, bad-ttl, ttl-too-long, ...)\n"
-	       "  7  the daemon failed (internal, unavailable), or a local failure\n"
+	       "  7  the daemon failed (internal, unavailable), refused the connection\n"
+	       "     (too many connections), or a local failure\n"
 	       "sign reports the most severe failure of all its targets (4, 7, 5, 6 in\n"
 	       "that order).\n"
 	       "\n"

@@ -16,6 +16,7 @@ import re
 import socket
 import shutil
 import stat
+import subprocess
 import tempfile
 import time
 
@@ -652,6 +653,88 @@ def test_unreachable_from_the_environment_and_the_default(offline):
     r = offline.ctl("status", socket=None)
     assert r.rc == EXIT_UNREACHABLE, r
     one_line_error(r, default)
+
+
+def test_too_many_connections_shows_the_daemons_reason_exit_7(make_daemon):
+    d = make_daemon({"daemon": {"max_connections": "1"}})
+    with d.connect() as held:
+        assert held.ask("PING") == "OK pong"  # accepted: the one slot is taken
+        # Several tries each: whether the daemon hangs up before or after
+        # securelinkctl has written its request is a race; both must show
+        # the daemon's reason.
+        for args in (["status"], ["sign", "/media/private/a.pdf"], ["sign", "-"],
+                     ["verify", "/media/private/a.pdf?token=x&expires=1"]):
+            for _ in range(5):
+                r = d.ctl(*args, input="/media/private/a.pdf\n/media/private/b.pdf\n")
+                assert r.rc == EXIT_DAEMON, r
+                one_line_error(r, "unavailable", "too many connections")
+                # No link was handed out; a line read got its empty line.
+                assert set(r.lines) <= {""}, r
+    assert d.ctl("status").rc == EXIT_OK
+
+
+def daemon_sockets(d):
+    """How many sockets securelinkd holds open: its listener and helpers, plus
+    one per client connection."""
+    n = 0
+    fds = f"/proc/{d.proc.pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            n += os.readlink(os.path.join(fds, fd)).startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def wait_for(predicate, what):
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL)
+
+
+def test_sign_stdin_pausing_past_idle_timeout_reconnects_one_line_per_input(make_daemon):
+    d = make_daemon({"daemon": {"idle_timeout": "1s"}})
+    bodies = {n: d.add_file(f"private/{n}.txt") for n in ("r0a", "r2b", "last")}
+    baseline = daemon_sockets(d)
+    p = subprocess.Popen([ctl_binary(), "--socket", d.socket, "sign", "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    names, got = [], []
+    try:
+        for rnd in range(3):
+            batch = [f"r{rnd}a", f"r{rnd}b"]
+            names += batch
+            try:
+                p.stdin.write("".join(f"/media/private/{n}.txt\n" for n in batch))
+                p.stdin.flush()
+            except BrokenPipeError:
+                break  # securelinkctl gave up; the assertions below say how
+            got += [p.stdout.readline().rstrip("\n") for _ in batch]
+            # The pause under test: stdin stays quiet until the daemon has
+            # closed securelinkctl's connection as idle.
+            wait_for(lambda: daemon_sockets(d) <= baseline, "the idle connection to close")
+        else:
+            names.append("last")
+            p.stdin.write("/media/private/last.txt\n")
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        # Little output is left, and stderr is one line at most: reading
+        # one after the other cannot block on a full pipe.
+        rest, err = p.stdout.read(), p.stderr.read()
+        p.wait(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    got += rest.splitlines()
+    assert p.returncode == EXIT_OK and err == "", (p.returncode, err, got)
+    assert len(got) == len(names) == 7, got
+    for name, url in zip(names, got):
+        assert parse_link(url)["path"] == f"/media/private/{name}.txt"
+        if name in bodies:
+            assert d.get(url) == (200, bodies[name]), url
 
 
 # ---- bad usage ----
