@@ -503,3 +503,29 @@ def test_real_django_storage_url_is_served(real, django_settings):
         assert real.get(url) == (200, body)
         assert urllib.parse.parse_qs(url.split("?")[1])["kid"]
         assert s.url("public/x.css") == "/media/public/x.css"
+
+
+def test_real_too_many_connections_raises_the_daemons_reason():
+    require_binaries()
+    d = open_daemon({"links": {"base_url": None}, "daemon": {"max_connections": "1"}})
+    try:
+        with d.connect() as held:
+            assert held.ask("PING") == "OK pong"  # accepted: the one slot is taken
+            # Several tries: the daemon hangs up before or after the client
+            # wrote its request, a race; both must give the daemon's reason,
+            # not "connection lost".
+            for call in (lambda c: c.ping(), lambda c: c.sign("/media/private/a"),
+                         lambda c: c.sign_many(["/media/private/a", "/media/private/b"])):
+                for _ in range(5):
+                    with securelink.Client(socket=d.socket) as c:
+                        with pytest.raises(securelink.Error) as e:
+                            call(c)
+                    assert e.value.code == "unavailable", e.value
+                    assert "too many connections" in e.value.message, e.value
+                    assert e.value.index is None, e.value
+        with securelink.Client(socket=d.socket) as c:
+            assert c.ping()
+    finally:
+        errors = close_daemon(d)
+        if errors:
+            raise errors[0]

@@ -18,10 +18,11 @@ because in a URL path they are an escape, a query and a fragment.
 
 Failures raise securelink.Error; its .code is the daemon's ERR code
 ("bad-target", "bad-ttl", "ttl-too-long", "bad-ip", "forbidden",
-"unavailable", ...) or one of the client's own: "unreachable" (cannot
-connect), "disconnected" (connection lost twice in one call), "timeout" (no
-progress for `timeout` seconds), "protocol" (an answer that makes no sense),
-"line-too-long" (refused before sending).
+"unavailable", ...; "unavailable" also when securelinkd refused the
+connection at its max_connections, with its reason) or one of the client's
+own: "unreachable" (cannot connect), "disconnected" (connection lost twice
+in one call), "timeout" (no progress for `timeout` seconds), "protocol" (an
+answer that makes no sense), "line-too-long" (refused before sending).
 """
 
 import dataclasses
@@ -311,12 +312,15 @@ class Client:
         nxt = start
         out = bytearray()
         inbuf = b""
+        # Set when the daemon stopped reading: nothing more is written, but
+        # what it said before hanging up is still read.
+        write_failed = None
         sel = selectors.DefaultSelector()
         try:
             sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
             mask = selectors.EVENT_READ | selectors.EVENT_WRITE
             while len(answers) < want:
-                while len(out) < _CHUNK and nxt < want:
+                while len(out) < _CHUNK and nxt < want and write_failed is None:
                     out += lines[nxt]
                     nxt += 1
                 m = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
@@ -334,7 +338,9 @@ class Client:
                     except (BlockingIOError, InterruptedError):
                         n = 0
                     except (BrokenPipeError, ConnectionResetError) as e:
-                        raise _Broken(e.strerror) from None
+                        write_failed = e.strerror
+                        out.clear()
+                        continue
                     del out[:n]
                 if ev & selectors.EVENT_READ:
                     try:
@@ -342,9 +348,11 @@ class Client:
                     except (BlockingIOError, InterruptedError):
                         continue
                     except ConnectionResetError as e:
+                        self._refused(answers, start)
                         raise _Broken(e.strerror) from None
                     if not data:
-                        raise _Broken("end of file")
+                        self._refused(answers, start)
+                        raise _Broken(write_failed or "end of file")
                     inbuf += data
                     if b"\n" not in data:
                         if len(inbuf) > _ANSWER_MAX:
@@ -359,6 +367,16 @@ class Client:
                         answers.append(_parse_answer(raw))
         finally:
             sel.close()
+
+    def _refused(self, answers, start):
+        """At the end of a connection: when its only answer was an ERR while
+        more requests were outstanding, that ERR was no answer but securelinkd
+        refusing the connection (max_connections) before reading a request.
+        Raises it as the error of the whole call, with the daemon's reason."""
+        if len(answers) - start == 1 and not answers[start][0]:
+            code, message = answers.pop()[1]
+            raise Error(code, f"securelinkd at {self.socket} refused the connection: "
+                        f"{message}")
 
 
 _clients = weakref.WeakSet()
