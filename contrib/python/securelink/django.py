@@ -3,7 +3,11 @@
 
 A drop-in for django-nginx-secure-links' nginx_secure_links.storages.FileStorage:
 
-    STORAGES / DEFAULT_FILE_STORAGE = "securelink.django.SecureLinkStorage"
+    INSTALLED_APPS = [..., "securelink.django"]   # its system check, see below
+    # Django < 4.2 (Debian 12 has 3.2), which ignores STORAGES:
+    DEFAULT_FILE_STORAGE = "securelink.django.SecureLinkStorage"
+    # Django >= 4.2:
+    STORAGES = {"default": {"BACKEND": "securelink.django.SecureLinkStorage"}, ...}
     SECURELINK_SOCKET = "/run/securelink/securelinkd.sock"   # optional
 
 Files are stored exactly as by Django's FileSystemStorage (MEDIA_ROOT,
@@ -28,13 +32,24 @@ url(name, lifetime=None): lifetime in seconds; None means the default above.
 lifetime=0 (a link that never expires) cannot be had: nginx's secure_link
 refuses links without an expiry time, so it raises ValueError, as a negative
 lifetime does.
+
+System check securelink.E001 (`manage.py check`, and before runserver and
+migrate): when this app is installed, or SECURE_LINK_* / SECURELINK_*
+settings are set, the default storage must be SecureLinkStorage; else every
+url() is an unsigned link, which nginx refuses (403). A site that signs only
+some fields (FileField(storage=SecureLinkStorage())) silences it with
+SILENCED_SYSTEM_CHECKS = ["securelink.E001"].
 """
 
 import warnings
 
+import django
+from django.apps import apps
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
+from django.utils.module_loading import import_string
 
 from securelink import Client
 
@@ -133,3 +148,50 @@ class SecureLinkStorage(FileSystemStorage):
                 "to match the settings"
             )
         return signed
+
+
+_PATH = "securelink.django.SecureLinkStorage"
+
+
+def _default_storage_backend():
+    """The dotted path of the default storage class, as this Django reads
+    the settings (STORAGES from 4.2, DEFAULT_FILE_STORAGE before)."""
+    if django.VERSION >= (4, 2):
+        from django.core.files.storage import storages
+        return storages.backends["default"]["BACKEND"]
+    return settings.DEFAULT_FILE_STORAGE
+
+
+def _storage_fix():
+    """How to make SecureLinkStorage the default on this Django."""
+    if django.VERSION < (4, 2):
+        fix = f'set DEFAULT_FILE_STORAGE = "{_PATH}" in the settings'
+        if getattr(settings, "STORAGES", None):
+            fix += f" (Django {django.get_version()} ignores STORAGES, new in Django 4.2)"
+        return fix
+    fix = f'set STORAGES["default"] = {{"BACKEND": "{_PATH}"}} in the settings'
+    if django.VERSION >= (5, 1) and getattr(settings, "DEFAULT_FILE_STORAGE", None):
+        fix += f" (Django {django.get_version()} ignores DEFAULT_FILE_STORAGE)"
+    return fix
+
+
+@checks.register(checks.Tags.compatibility)
+def check_default_storage(app_configs=None, **kwargs):
+    """securelink.E001: securelink is configured but the default storage
+    does not sign."""
+    wanted = apps.is_installed("securelink.django") or any(
+        name.startswith(("SECURE_LINK_", "SECURELINK_")) for name in dir(settings))
+    if not wanted:
+        return []
+    try:
+        backend = _default_storage_backend()
+        cls = import_string(backend)
+    except Exception as e:  # any failure to load it is this check's finding
+        return [checks.Error(f"the default file storage cannot be loaded: {e}",
+                             hint=_storage_fix(), id="securelink.E001")]
+    if isinstance(cls, type) and issubclass(cls, SecureLinkStorage):
+        return []
+    return [checks.Error(
+        f"the default file storage is {backend}, not {_PATH}: url() hands out unsigned "
+        "links, which nginx refuses (403) for private files",
+        hint=_storage_fix(), id="securelink.E001")]
