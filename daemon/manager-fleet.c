@@ -35,9 +35,11 @@ void manager_fleet_refresh(Manager *m)
 	m->rotation.sync_needed = true;
 }
 
-/* mode = derived: the snippets of the epochs of now, before READY=1. Files
- * already holding exactly them are taken as what nginx has (as in mode =
- * local); otherwise nothing signs until nginx confirms the new ones. */
+/* mode = derived: the snippets of the epochs of now, before READY=1.
+ * Nothing signs until nginx is confirmed to have them: a keys file on disk
+ * that matches proves nothing, a test or reload that failed before the
+ * restart may have left nginx with older epochs (there is no ring on disk
+ * that, as in mode = local, remembers what nginx confirmed). */
 int manager_fleet_start(Manager *m)
 {
 	usec_t until;
@@ -50,13 +52,10 @@ int manager_fleet_start(Manager *m)
 	r = manager_write_snippets(m);
 	if (r < 0)
 		return r;
-	if (r == 0)
-		m->rotation.confirmed_kid = keyring_max_kid(m->ring);
-	/* As in local mode: nginx may not have loaded what is on disk. */
 	m->rotation.sync_needed = true;
 	m->files_unconfirmed = true;
-	/* Recompute at once: with the confirmation an epoch is active. */
-	m->ring_until = 0;
+	/* Recompute once nginx confirmed: then an epoch is active. */
+	m->ring_until = until;
 
 	r = server_new(m->event, m->config, manager_handle_line, m, &m->server);
 	if (r < 0)

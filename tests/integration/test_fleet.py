@@ -274,3 +274,41 @@ def test_sighup_keeps_master_and_schedule_until_restart(fleet):
     assert all(after[k] == v for k, v in before.items() if k in after)
     assert c.status()["mode"] == "derived"
     c.sign(PATH)
+
+
+def test_restart_trusts_no_keys_file_nginx_did_not_load(fleet):
+    # Issue 13, item 8: a keys file on disk that matches the epochs of now
+    # proves nothing about what nginx loaded; a failed test left nginx with
+    # older epochs, and links of the newer ones get 403 there.
+    text, _ = new_master()
+    a = fleet.host("a", text)
+    start([a])
+    assert a.stop() == 0
+    with open(a.extra_conf, "w") as f:
+        f.write("this_is_no_nginx_directive;\n")
+    # Four epochs later, as after a long outage: the daemon writes keys
+    # for them, and nginx -t refuses the configuration.
+    a.clock = f"+{4 * R}s"
+    a.start()
+    assert a.status()["nginx"]["ok"] is False
+    assert a.stop() == 0
+    # The restart finds the file on disk exactly as it would write it.
+    a.start()
+    st = a.status()
+    assert st["nginx"]["ok"] is False, st
+
+    answer = a.ask("SIGN " + PATH)
+    if answer.startswith("OK "):
+        status, _ = a.get(answer[3:], fleet.app)
+        assert status == 200, (f"signed {answer[3:]} with a key nginx never loaded: "
+                               f"{status}\n" + a.diagnostics())
+    else:
+        assert answer.startswith("ERR unavailable "), answer
+
+    # Repaired: once nginx is confirmed to have the keys, links pass.
+    with open(a.extra_conf, "w") as f:
+        f.write("# repaired\n")
+    a.sighup()
+    a.wait_status(lambda s: s["nginx"]["ok"] and s["active_kid"], what="nginx ok again")
+    status, _ = a.get(a.sign(PATH), fleet.app)
+    assert status == 200
