@@ -1387,3 +1387,24 @@ bool config_path_is_private(const Config *c, const char *path)
 			return false;
 	return true;
 }
+
+static bool strv_equal(char *const *a, char *const *b)
+{
+	size_t n = strv_length(a);
+
+	if (n != strv_length(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!streq(a[i], b[i]))
+			return false;
+	return true;
+}
+
+bool config_link_format_equal(const Config *a, const Config *b)
+{
+	return streq(a->media_url, b->media_url) &&
+	       strv_equal(a->private_prefixes, b->private_prefixes) &&
+	       strv_equal(a->public_prefixes, b->public_prefixes) &&
+	       streq(a->token_param, b->token_param) && streq(a->expires_param, b->expires_param) &&
+	       streq(a->key_param, b->key_param) && a->bind_ip == b->bind_ip;
+}

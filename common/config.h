@@ -87,5 +87,9 @@ int config_load_string(const char *text, const char *name, Config **ret, char **
  * are public. */
 bool config_path_is_private(const Config *c, const char *path);
 
+/* Whether a and b make the same links and the same nginx checks: media_url,
+ * the prefixes, the parameter names and bind_ip. */
+bool config_link_format_equal(const Config *a, const Config *b);
+
 const char *reload_method_to_string(ReloadMethod m);
 const char *key_mode_to_string(KeyMode m);

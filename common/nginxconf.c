@@ -38,10 +38,26 @@ static const char *prefix_relative(const char *prefix)
 	return prefix;
 }
 
+/* "$arg_<name>", and while a link format changes, the old name's argument
+ * after it: a link carries one of the two, and the concatenation is then
+ * that one's value. A link with both gets their concatenation, which no
+ * token or expiry matches: refused, never admitted. */
+static void render_arg(Out *o, const char *name, const char *old_name)
+{
+	out_put(o, "$arg_");
+	out_put(o, name);
+	if (!streq(name, old_name)) {
+		out_put(o, "$arg_");
+		out_put(o, old_name);
+	}
+}
+
 /* One location block. secured: checked by secure_link with the keys map;
  * otherwise served plainly. location and alias both end in '/', so the alias
- * never lets "/media/privateX" reach outside the directory. */
-static void render_location(Out *o, const Config *c, const char *prefix, bool secured)
+ * never lets "/media/privateX" reach outside the directory. old is the
+ * running configuration while the link format changes to c's (else c). */
+static void render_location(Out *o, const Config *old, const Config *c, const char *prefix,
+                            bool secured)
 {
 	const char *rel = prefix_relative(prefix);
 
@@ -55,10 +71,10 @@ static void render_location(Out *o, const Config *c, const char *prefix, bool se
 	out_put(o, rel);
 	out_put(o, " {\n");
 	if (secured) {
-		out_put(o, "\tsecure_link $arg_");
-		out_put(o, c->token_param);
-		out_put(o, ",$arg_");
-		out_put(o, c->expires_param);
+		out_put(o, "\tsecure_link ");
+		render_arg(o, c->token_param, old->token_param);
+		out_put(o, ",");
+		render_arg(o, c->expires_param, old->expires_param);
 		out_put(o, ";\n");
 		/* $uri is the decoded path: what securelinkd hashes. */
 		out_put(o, "\tsecure_link_md5 \"$secure_link_expires$uri");
@@ -100,11 +116,11 @@ static void render_locations(Out *o, const Config *c)
 	if (has_private) {
 		for (size_t i = 0; c->private_prefixes[i]; i++)
 			if (!prefix_seen_before(c->private_prefixes, i))
-				render_location(o, c, c->private_prefixes[i], true);
+				render_location(o, c, c, c->private_prefixes[i], true);
 		return;
 	}
 
-	render_location(o, c, "", true);
+	render_location(o, c, c, "", true);
 	if (has_public)
 		for (size_t i = 0; c->public_prefixes[i]; i++) {
 			/* A public prefix equal to media_url itself would be a
@@ -112,8 +128,80 @@ static void render_locations(Out *o, const Config *c)
 			if (*prefix_relative(c->public_prefixes[i]) == '\0' ||
 			    prefix_seen_before(c->public_prefixes, i))
 				continue;
-			render_location(o, c, c->public_prefixes[i], false);
+			render_location(o, c, c, c->public_prefixes[i], false);
 		}
+}
+
+/* config_path_is_private() for the directory media_url + rel. */
+static bool prefix_is_private(const Config *c, const char *rel)
+{
+	if (c->private_prefixes && c->private_prefixes[0]) {
+		for (char *const *i = c->private_prefixes; *i; i++)
+			if (strncmp(rel, prefix_relative(*i), strlen(prefix_relative(*i))) == 0)
+				return true;
+		return false;
+	}
+	for (char *const *i = c->public_prefixes; i && *i; i++)
+		if (strncmp(rel, prefix_relative(*i), strlen(prefix_relative(*i))) == 0)
+			return false;
+	return true;
+}
+
+/* Appends the prefixes whose locations c's locations file holds ("" for
+ * media_url itself) to list at n; returns the new n. */
+static size_t rendered_prefixes(const Config *c, const char **list, size_t n)
+{
+	if (c->private_prefixes && c->private_prefixes[0]) {
+		for (size_t i = 0; c->private_prefixes[i]; i++)
+			list[n++] = prefix_relative(c->private_prefixes[i]);
+		return n;
+	}
+	list[n++] = "";
+	for (size_t i = 0; c->public_prefixes && c->public_prefixes[i]; i++)
+		list[n++] = prefix_relative(c->public_prefixes[i]);
+	return n;
+}
+
+static bool renders_prefix(const Config *c, const char *rel)
+{
+	if (c->private_prefixes && c->private_prefixes[0]) {
+		for (size_t i = 0; c->private_prefixes[i]; i++)
+			if (streq(prefix_relative(c->private_prefixes[i]), rel))
+				return true;
+		return false;
+	}
+	if (!*rel)
+		return true;
+	for (size_t i = 0; c->public_prefixes && c->public_prefixes[i]; i++)
+		if (streq(prefix_relative(c->public_prefixes[i]), rel))
+			return true;
+	return false;
+}
+
+/* While the link format changes from old to c: a link of either format
+ * passes. Parameter names are checked as either name (render_arg()); a
+ * path is checked only where both formats sign it, served plainly where
+ * one of them answers it unsigned, so a prefix that turns private stays
+ * public until links for it are signed, and one that turns public is
+ * public at once. Every location of either file is there, except public
+ * ones of c alone (the site serves those as before). */
+static void render_locations_transition(Out *o, const Config *old, const Config *c,
+                                        const char **list, size_t n)
+{
+	out_put(o, "# written by securelinkd; do not edit\n");
+	out_put(o, "# Locations of ");
+	out_put(o, c->media_url);
+	out_put(o, " while the link format changes; the secrets are in the keys file.\n");
+	for (size_t i = 0; i < n; i++) {
+		bool secured = prefix_is_private(old, list[i]) && prefix_is_private(c, list[i]);
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = streq(list[j], list[i]);
+		if (seen || (!secured && !renders_prefix(old, list[i])))
+			continue;
+		render_location(o, old, c, list[i], secured);
+	}
 }
 
 static bool prefixes_are_nginx_safe(char *const *l)
@@ -163,6 +251,59 @@ int render_locations_file(const Config *c, char **ret, size_t *ret_size)
 	if (!o.buf)
 		return -ENOMEM;
 	render_locations(&o, c);
+	assert(o.n == o.size);
+	o.buf[o.n] = '\0';
+
+	*ret = o.buf;
+	*ret_size = o.n;
+	return 0;
+}
+
+bool render_transition_possible(const Config *old, const Config *c)
+{
+	return streq(old->media_url, c->media_url) && streq(old->media_root, c->media_root) &&
+	       old->bind_ip == c->bind_ip;
+}
+
+int render_locations_file_transition(const Config *old, const Config *c, char **ret,
+                                     size_t *ret_size)
+{
+	_cleanup_free_ const char **list = NULL;
+	size_t n;
+	Out o = {};
+	int r;
+
+	assert(old);
+	assert(c);
+	if (old == c || !render_transition_possible(old, c))
+		return render_locations_file(c, ret, ret_size);
+	/* Everything c renders must be safe, and old's names and prefixes are
+	 * written too. */
+	r = render_locations_file(old, ret, ret_size);
+	if (r < 0)
+		return r;
+	free(*ret);
+	r = render_locations_file(c, ret, ret_size);
+	if (r < 0)
+		return r;
+	free(*ret);
+	*ret = NULL;
+
+	list = calloc(strv_length(old->private_prefixes) + strv_length(old->public_prefixes) +
+	                  strv_length(c->private_prefixes) + strv_length(c->public_prefixes) + 2,
+	              sizeof(char *));
+	if (!list)
+		return -ENOMEM;
+	n = rendered_prefixes(old, list, 0);
+	n = rendered_prefixes(c, list, n);
+
+	render_locations_transition(&o, old, c, list, n);
+	o.size = o.n;
+	o.n = 0;
+	o.buf = malloc(o.size + 1);
+	if (!o.buf)
+		return -ENOMEM;
+	render_locations_transition(&o, old, c, list, n);
 	assert(o.n == o.size);
 	o.buf[o.n] = '\0';
 

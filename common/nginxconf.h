@@ -18,6 +18,18 @@
  * parameter name that would break nginx's syntax, or -ENOMEM. */
 int render_locations_file(const Config *c, char **ret, size_t *ret_size);
 
+/* Whether a link format change from old to c can pass through locations
+ * that check links of both: media_url, media_root and bind_ip unchanged. */
+bool render_transition_possible(const Config *old, const Config *c);
+
+/* The locations file while the link format changes from old (what nginx
+ * checks and links are signed in now) to c: a link of either format passes
+ * (see nginxconf.c). With old == c, or a change that cannot be bridged
+ * (render_transition_possible()), c's own locations file. Returns as
+ * render_locations_file(). */
+int render_locations_file_transition(const Config *old, const Config *c, char **ret,
+                                     size_t *ret_size);
+
 /* The include lines an admin adds to nginx's http {} and server {}. */
 int render_include_lines(const Config *c, char **ret);
 

@@ -151,8 +151,10 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	/* Straight into the answer: this is the hot path of every SIGN. */
 	assert(size > STRLEN("OK "));
 	memcpy(buf, "OK ", STRLEN("OK "));
-	r = link_sign_to(cfg, m->ring, m->signer, req->arg, expires, req->ip, buf + STRLEN("OK "),
-	                 size - STRLEN("OK "), &url_len, &code, &message);
+	/* The link format nginx is confirmed to check, which lags a SIGHUP
+	 * until nginx has the new snippets; the ttl limits are the config's. */
+	r = link_sign_to(m->signing_config, m->ring, m->signer, req->arg, expires, req->ip,
+	                 buf + STRLEN("OK "), size - STRLEN("OK "), &url_len, &code, &message);
 	if (r < 0)
 		goto fail;
 	m->n_signed++;
@@ -189,7 +191,7 @@ static void handle_verify(Manager *m, Conn *c, const Request *req)
 	ProtoError code;
 	int r;
 
-	r = link_verify(m->config, m->ring, m->signer, req->arg, req->ip,
+	r = link_verify(m->signing_config, m->ring, m->signer, req->arg, req->ip,
 	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
 	                &code, &message);
 	if (r < 0) {

@@ -40,6 +40,7 @@ int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *r
 		return r;
 	}
 	m->config = config;
+	m->signing_config = config;
 	m->ring = ring;
 	m->nginx_ok = true;
 	*ret = m;
@@ -58,6 +59,8 @@ Manager *manager_free(Manager *m)
 	signer_free(m->signer);
 	keyring_free(m->ring);
 	masters_free(m->masters);
+	if (m->signing_config != m->config)
+		config_free(m->signing_config);
 	config_free(m->config);
 	free(m->config_path);
 	free(m->nginx_error);
@@ -133,7 +136,11 @@ int manager_write_snippets(Manager *m)
 	size_t keys_size = 0, locations_size = 0;
 	int r, changed = 0;
 
-	r = render_keys_file(m->ring, m->config, &keys, &keys_size);
+	/* While a SIGHUP's new link format is not confirmed in nginx, the
+	 * snippets check links of both formats: signing switches to the new one
+	 * only then, and links of either pass whichever worker, old or new,
+	 * takes them (nginx runs both for a moment during a reload). */
+	r = render_keys_file_transition(m->ring, m->signing_config, m->config, &keys, &keys_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the keys file: %m");
 	/* The keys file holds secrets: readable by root and nginx's group only. */
@@ -143,7 +150,8 @@ int manager_write_snippets(Manager *m)
 		return log_error_errno(r, "Failed to write %s: %m", m->config->keys_file);
 	changed |= r;
 
-	r = render_locations_file(m->config, &locations, &locations_size);
+	r = render_locations_file_transition(m->signing_config, m->config, &locations,
+	                                     &locations_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the locations file: %m");
 	r = write_if_changed(m->config->locations_file, locations, locations_size, 0644);
@@ -214,6 +222,22 @@ int manager_save_ring(Manager *m)
 
 static void manager_apply_config(Manager *m);
 
+/* nginx is confirmed to have the snippets rendered from m->config: its link
+ * format may sign from now on. */
+static void confirm_signing_config(Manager *m)
+{
+	if (m->signing_config == m->config)
+		return;
+	if (!config_link_format_equal(m->signing_config, m->config)) {
+		log_info("nginx checks the new link format; links are signed in it from now on");
+		/* The snippets nginx has check both formats: now the old one
+		 * goes. */
+		m->rotation.sync_needed = true;
+	}
+	config_free(m->signing_config);
+	m->signing_config = m->config;
+}
+
 static void on_nginx_done(void *userdata, const NginxResult *result)
 {
 	Manager *m = userdata;
@@ -231,6 +255,9 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 		m->rotation.retry_at = 0;
 		m->rotation.confirmed_kid = kid;
 		m->rotation.confirmed_at = now_realtime();
+		/* A SIGHUP waits for the op (reload_config_pending): the
+		 * files nginx confirmed are m->config's. */
+		confirm_signing_config(m);
 		if (result->reloaded)
 			m->last_reload = m->rotation.confirmed_at;
 		manager_set_nginx_error(m, NULL);
@@ -274,6 +301,7 @@ static void start_sync(Manager *m)
 	if (!m->files_unconfirmed && m->syncing_kid <= m->rotation.confirmed_kid) {
 		/* nginx already has exactly these files. */
 		m->rotation.confirmed_kid = m->syncing_kid;
+		confirm_signing_config(m);
 		return;
 	}
 
@@ -532,7 +560,15 @@ static void manager_apply_config(Manager *m)
 		/* max_link_ttl and clock_skew move the window. */
 		m->ring_until = 0;
 	}
-	config_free(m->config);
+	if (!config_link_format_equal(m->signing_config, c))
+		log_info("The link format changed (media_url, prefixes, parameter names or "
+		         "bind_ip): links keep the running format until nginx is confirmed to "
+		         "check the new one");
+	/* A config that never reached nginx (two SIGHUPs during a failing
+	 * sync) is not kept; the one nginx checks is, until the new one is
+	 * confirmed. */
+	if (m->config != m->signing_config)
+		config_free(m->config);
 	m->config = c;
 	server_set_config(m->server, c);
 	m->rotation.sync_needed = true;

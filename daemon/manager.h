@@ -34,6 +34,12 @@ typedef struct Manager {
 	sd_event *event;
 	char *config_path;
 	Config *config;
+	/* The configuration whose links nginx is confirmed to check: links are
+	 * signed and verified with it. It follows config once a sync of the
+	 * snippets rendered from config is confirmed (the same pointer then);
+	 * until then a SIGHUP that changed the link format does not reach the
+	 * links, so that nginx never gets a link it cannot check. */
+	Config *signing_config;
 	KeyRing *ring;     /* mode = derived: the epochs at now, from derive_ring() */
 	Masters *masters;  /* mode = derived only */
 	usec_t ring_until; /* mode = derived: when the ring must be recomputed */

@@ -27,11 +27,18 @@ static bool secret_is_nginx_safe(const char *s)
 	return true;
 }
 
-static void render_keys(Out *o, const KeyRing *r, const Config *c, const Key *def)
+static void render_keys(Out *o, const KeyRing *r, const char *key_param, const char *old_key_param,
+                        const Key *def)
 {
 	out_put(o, "# written by securelinkd; do not edit\n");
 	out_put(o, "map $arg_");
-	out_put(o, c->key_param);
+	out_put(o, key_param);
+	/* While key_param changes, links carry either name: the map reads
+	 * both (one of them is empty). */
+	if (!streq(key_param, old_key_param)) {
+		out_put(o, "$arg_");
+		out_put(o, old_key_param);
+	}
 	out_put(o, " $securelink_secret {\n");
 	/* Links without a kid, or with one nginx does not know, are checked
 	 * against a real key: never an empty or guessable default. */
@@ -52,10 +59,18 @@ static void render_keys(Out *o, const KeyRing *r, const Config *c, const Key *de
 
 int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_size)
 {
+	return render_keys_file_transition(r, c, c, ret, ret_size);
+}
+
+int render_keys_file_transition(const KeyRing *r, const Config *old, const Config *c, char **ret,
+                                size_t *ret_size)
+{
+	const char *old_key_param;
 	Out o = {};
 	const Key *def;
 
 	assert(r);
+	assert(old);
 	assert(c);
 	assert(ret);
 	assert(ret_size);
@@ -64,7 +79,8 @@ int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_
 	if (r->n_keys == 0 || !def)
 		return -ENOKEY;
 
-	if (!nginx_param_is_safe(c->key_param))
+	old_key_param = render_transition_possible(old, c) ? old->key_param : c->key_param;
+	if (!nginx_param_is_safe(c->key_param) || !nginx_param_is_safe(old_key_param))
 		return -EINVAL;
 	/* The keyring refuses such secrets already; a key that slipped through
 	 * must still never be written where it would break or weaken nginx. */
@@ -74,14 +90,14 @@ int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_
 	if (!secret_is_nginx_safe(def->secret))
 		return -EINVAL;
 
-	render_keys(&o, r, c, def);
+	render_keys(&o, r, c->key_param, old_key_param, def);
 
 	o.size = o.n;
 	o.n = 0;
 	o.buf = sodium_malloc(o.size + 1);
 	if (!o.buf)
 		return -ENOMEM;
-	render_keys(&o, r, c, def);
+	render_keys(&o, r, c->key_param, old_key_param, def);
 	assert(o.n == o.size);
 	o.buf[o.n] = '\0';
 

@@ -15,3 +15,8 @@
  * (free with keyring_text_free()). The map's default is keyring_default(),
  * never an empty string. Returns 0, -ENOKEY for an empty ring, or -ENOMEM. */
 int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_size);
+
+/* The same while the link format changes from old to c: the map reads the
+ * kid from either key_param (see render_locations_file_transition()). */
+int render_keys_file_transition(const KeyRing *r, const Config *old, const Config *c, char **ret,
+                                size_t *ret_size);

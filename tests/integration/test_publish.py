@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: MIT
+"""Publish before sign, for the configuration and the clock too (issue 13,
+items 7, 9 and 11): the real securelinkd over its socket, a real nginx
+(daemonsite.py). nginx itself says 200 or 403."""
+
+import threading
+import time
+
+import pytest
+
+from daemonsite import make_daemon  # noqa: F401 (a fixture)
+
+PRIVATE = "/media/private/report.pdf"
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    d = make_daemon()
+    d.add_file("private/report.pdf", b"a private report\n")
+    return d
+
+
+class SignAndFetch(threading.Thread):
+    """Signs path and fetches the link at once, again and again, on a
+    connection of its own, until stopped; keeps every (url, status)."""
+
+    def __init__(self, daemon, path=PRIVATE):
+        super().__init__(daemon=True)
+        self.d = daemon
+        self.path = path
+        self.results = []
+        self.error = None
+        self.stopping = threading.Event()
+
+    def run(self):
+        try:
+            with self.d.connect() as c:
+                while not self.stopping.is_set():
+                    answer = c.ask("SIGN " + self.path)
+                    assert answer.startswith("OK "), answer
+                    self.results.append((answer[3:], self.d.status_of(answer[3:])))
+        except BaseException as e:  # reported by stop()
+            self.error = e
+
+    def wait_for(self, predicate, what):
+        """Returns once a link matching predicate was signed and fetched."""
+        deadline = time.monotonic() + 20
+        while not any(predicate(url) for url, _ in list(self.results)):
+            assert self.error is None, self.error
+            assert time.monotonic() < deadline, f"no link {what} in 20s\n" + self.d.diagnostics()
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(20)
+        if self.error:
+            raise self.error
+        return self.results
+
+
+# (what changes, the path signed and fetched, a link of the old format, of the new)
+CHANGES = {
+    "token_param": ({"token_param": "sig"}, PRIVATE,
+                    lambda url: "?token=" in url, lambda url: "?sig=" in url),
+    "all_params": ({"token_param": "t", "expires_param": "e", "key_param": "k"}, PRIVATE,
+                   lambda url: "?token=" in url, lambda url: "?t=" in url and "&k=" in url),
+    "private_prefix_removed": ({"private_prefixes": "private/"}, "/media/secret/s.pdf",
+                               lambda url: "?token=" in url, lambda url: "?" not in url),
+    "private_prefix_added": ({"private_prefixes": "private/ secret/ extra/"},
+                             "/media/extra/e.pdf",
+                             lambda url: "?" not in url, lambda url: "?token=" in url),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_changed_link_format_is_signed_only_once_nginx_checks_it(make_daemon, change):
+    options, path, old_format, new_format = CHANGES[change]
+    d = make_daemon({"links": {"private_prefixes": "private/ secret/"}})
+    d.add_file(path[len("/media/"):])
+    traffic = SignAndFetch(d, path)
+    traffic.start()
+    traffic.wait_for(old_format, "in the running format")
+
+    for key, value in options.items():
+        d.set_option("links", key, value)
+    d.sighup()
+    traffic.wait_for(new_format, "in the new format")
+    # A few more after the switch, while nginx drops the old format.
+    n = len(traffic.results)
+    traffic.wait_for(lambda url: len(traffic.results) > n + 50, "after the switch")
+    d.wait_status(lambda s: not s["nginx"]["pending"], what="the old format gone")
+    n = len(traffic.results)
+    traffic.wait_for(lambda url: len(traffic.results) > n + 20, "after that")
+    results = traffic.stop()
+
+    refused = [(url, status) for url, status in results if status != 200]
+    assert not refused, (f"{len(refused)} of {len(results)} links refused by nginx during "
+                         f"the switch, e.g. {refused[:3]}\n" + d.diagnostics())
+    assert any(old_format(url) for url, _ in results)
+    # The old format is gone from nginx once the change is complete: only
+    # links of the new format pass.
+    url = results[-1][0]
+    assert new_format(url)
+    if "token" not in options.get("token_param", "token"):
+        with open(d.locations_file) as f:
+            text = f.read()
+        assert "$arg_token" not in text, text
+
+
+def test_changed_link_format_is_not_signed_while_nginx_refuses_it(daemon):
+    with open(daemon.extra_conf, "w") as f:
+        f.write("this_is_no_nginx_directive;\n")
+    daemon.set_option("links", "token_param", "sig")
+    daemon.sighup()
+    st = daemon.wait_status(lambda s: not s["nginx"]["ok"], what="the nginx test failing")
+    assert "this_is_no_nginx_directive" in st["nginx"]["error"], st
+
+    # nginx still runs the old configuration: links in the old format pass.
+    url = daemon.sign(PRIVATE)
+    assert "?token=" in url
+    assert daemon.status_of(url) == 200
+    assert daemon.ask("VERIFY " + url).startswith("OK valid ")
+    assert "link format" in daemon.log_text()
+
+    # Repaired: the new format once nginx checks it.
+    with open(daemon.extra_conf, "w") as f:
+        f.write("# repaired\n")
+    daemon.sighup()
+    daemon.wait_status(lambda s: s["nginx"]["ok"] and not s["nginx"]["pending"],
+                       what="nginx ok again")
+    url = daemon.sign(PRIVATE)
+    assert "?sig=" in url
+    assert daemon.status_of(url) == 200
