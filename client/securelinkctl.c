@@ -1040,6 +1040,26 @@ static int status_print_table(const char *text)
 		printable(v->text, buf, sizeof(buf));
 		printf("%-15s %s\n", "nginx error:", buf);
 	}
+	v = json_get(nginx, "confirmation");
+	if (v && v->type == JSON_STRING) {
+		static const struct {
+			const char *value, *text;
+		} meanings[] = {
+			{ "workers-replaced", "nginx runs new workers with the files" },
+			{ "not-running",
+			  "nginx is not running; it reads the files when it starts" },
+			{ "reload-command", "test passed, reload command exited 0 (unconfirmed)" },
+			{ "test-only", "test passed; nothing reloaded (reload = none)" },
+			{ "unchecked", "files written; no test, no reload" },
+		};
+		const char *meaning = NULL;
+
+		printable(v->text, buf, sizeof(buf));
+		for (size_t i = 0; i < ELEMENTSOF(meanings); i++)
+			if (streq(buf, meanings[i].value))
+				meaning = meanings[i].text;
+		printf("%-15s %s\n", "Confirmed by:", meaning ?: buf);
+	}
 	print_when("Last reload:", json_get(nginx, "last_reload"), now);
 
 	counters = json_get(j, "counters");

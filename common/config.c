@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -1407,4 +1408,79 @@ bool config_link_format_equal(const Config *a, const Config *b)
 	       strv_equal(a->public_prefixes, b->public_prefixes) &&
 	       streq(a->token_param, b->token_param) && streq(a->expires_param, b->expires_param) &&
 	       streq(a->key_param, b->key_param) && a->bind_ip == b->bind_ip;
+}
+
+/* Whether argv0 names an executable file, as execvp() finds it. */
+static int find_program(const char *argv0)
+{
+	_cleanup_free_ char *path = NULL;
+	const char *search;
+	int r = -ENOENT;
+
+	if (strchr(argv0, '/'))
+		return access(argv0, X_OK) < 0 ? -errno : 0;
+	search = getenv("PATH");
+	if (!search)
+		search = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = search;; p++) {
+		const char *end = strchrnul(p, ':');
+		int n = (int)(end - p);
+
+		free(path);
+		path = NULL;
+		/* An empty element is the current directory, as for execvp(). */
+		if (asprintf(&path, "%.*s%s%s", n, p, n ? "/" : "", argv0) < 0)
+			return -ENOMEM;
+		if (access(path, X_OK) >= 0)
+			return 0;
+		if (errno == EACCES)
+			r = -EACCES;
+		if (!*end)
+			return r;
+		p = end;
+	}
+}
+
+int config_check_commands(const Config *c, const char *name, char **ret_error)
+{
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	const struct {
+		const char *key, *prefix;
+		char *const *argv;
+	} commands[] = {
+		{ "test_command", "", c->test_command },
+		{ "reload", "exec:", c->reload == RELOAD_EXEC ? c->reload_command : NULL },
+	};
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+		const char *argv0 = commands[i].argv ? commands[i].argv[0] : NULL;
+
+		if (!argv0)
+			continue;
+		r = find_program(argv0);
+		if (r == -ENOMEM)
+			return r;
+		if (r >= 0)
+			continue;
+		if (strchr(argv0, '/'))
+			r = asprintf(
+			    ret_error,
+			    "%s: %s: %s%s: %s (install it, or give the program's full path; "
+			    "on a host without nginx: test_command = /bin/true and reload = "
+			    "none)",
+			    base, commands[i].key, commands[i].prefix, argv0, strerror(-r));
+		else
+			r = asprintf(
+			    ret_error,
+			    "%s: %s: %s\"%s\" is not an executable file in PATH (%s) (install "
+			    "it, or give the program's full path; on a host without nginx: "
+			    "test_command = /bin/true and reload = none)",
+			    base, commands[i].key, commands[i].prefix, argv0,
+			    getenv("PATH") ?: "unset");
+		if (r < 0)
+			return -ENOMEM;
+		return -ENOENT;
+	}
+	return 0;
 }

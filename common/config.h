@@ -87,6 +87,13 @@ int config_load_string(const char *text, const char *name, Config **ret, char **
  * are public. */
 bool config_path_is_private(const Config *c, const char *path);
 
+/* Whether the programs of test_command and of reload = exec: exist and are
+ * executable, looked up as execvp() will (a bare name in $PATH). Otherwise
+ * returns -ENOENT (or -EACCES) with *ret_error one malloc'd line naming the
+ * file, the key, the program and the fix: a test that can never run would
+ * keep every new key from activating. */
+int config_check_commands(const Config *c, const char *name, char **ret_error);
+
 /* Whether a and b make the same links and the same nginx checks: media_url,
  * the prefixes, the parameter names and bind_ip. */
 bool config_link_format_equal(const Config *a, const Config *b);

@@ -15,6 +15,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "manager.h"
+#include "nginx.h"
 #include "version.h"
 
 /* Exit codes, as in sysexits.h: systemd shows them, the docs list them. */
@@ -238,6 +239,24 @@ static void raise_nofile_limit(unsigned max_connections)
 		            (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+/* reload = none on a host where nginx runs: securelinkd only tests the
+ * files, and nginx has new keys only when something else reloads it. */
+static void warn_unreloaded_nginx(const Config *config)
+{
+	pid_t pid;
+
+	if (config->reload != RELOAD_NONE)
+		return;
+	pid = nginx_find_master();
+	if (pid > 0)
+		log_warning(
+		    "reload = none, but an nginx master process runs on this host (pid %d): "
+		    "securelinkd never reloads it, so a new key is used once the test "
+		    "passes, whether or not nginx has loaded it (use reload = "
+		    "systemd:nginx.service or pidfile:/run/nginx.pid)",
+		    (int)pid);
+}
+
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	(void)sd_notify(false, "STOPPING=1");
@@ -269,8 +288,10 @@ static int run(int argc, char *argv[])
 	log_open();
 
 	r = config_load(arg_config, &config, &error);
+	if (r >= 0)
+		r = config_check_commands(config, arg_config, &error);
 	if (r < 0) {
-		fprintf(stderr, "securelinkd: %s\n", error);
+		fprintf(stderr, "securelinkd: %s\n", error ?: strerror(-r));
 		return EXIT_CONFIG;
 	}
 	if (arg_check_config) {
@@ -294,6 +315,7 @@ static int run(int argc, char *argv[])
 	}
 
 	raise_nofile_limit(config->max_connections);
+	warn_unreloaded_nginx(config);
 
 	/* Key material must not end up in a core dump, nor be readable through
 	 * ptrace by another process of the same uid. */

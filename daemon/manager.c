@@ -43,6 +43,7 @@ int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *r
 	m->signing_config = config;
 	m->ring = ring;
 	m->nginx_ok = true;
+	m->confirmation = _NGINX_CONFIRMATION_MAX;
 	*ret = m;
 	return 0;
 }
@@ -77,6 +78,7 @@ StatusInfo manager_status_info(const Manager *m)
 		.nginx_ok = m->nginx_ok,
 		.nginx_error = m->nginx_error,
 		.nginx_pending = m->rotation.sync_needed || m->nginx_op,
+		.nginx_confirmation = nginx_confirmation_to_string(m->confirmation),
 		.n_signed = m->n_signed,
 		.n_errors = m->n_errors + (m->server ? server_errors(m->server) : 0),
 		.n_rotations = m->n_rotations,
@@ -260,6 +262,7 @@ static void on_nginx_done(void *userdata, const NginxResult *result)
 		confirm_signing_config(m);
 		if (result->reloaded)
 			m->last_reload = m->rotation.confirmed_at;
+		m->confirmation = result->confirmation;
 		manager_set_nginx_error(m, NULL);
 		if (result->not_running)
 			log_info("nginx is not running; it reads the keys from %s when it starts",
@@ -518,8 +521,14 @@ static void manager_apply_config(Manager *m)
 
 	m->reload_config_pending = false;
 	r = config_load(m->config_path, &c, &error);
+	if (r >= 0) {
+		r = config_check_commands(c, m->config_path, &error);
+		if (r < 0)
+			c = config_free(c);
+	}
 	if (r < 0) {
-		log_error("Configuration not reloaded, keeping the running one: %s", error);
+		log_error("Configuration not reloaded, keeping the running one: %s",
+		          error ?: strerror(-r));
 		return;
 	}
 	/* The socket and the state directory belong to the running process. */

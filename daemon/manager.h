@@ -60,6 +60,9 @@ typedef struct Manager {
 	size_t n_waiters;
 
 	usec_t last_reload;
+	/* What the last successful apply proved; _NGINX_CONFIRMATION_MAX
+	 * before the first. */
+	NginxConfirmation confirmation;
 	bool nginx_ok;
 	char *nginx_error;
 	uint64_t n_signed, n_errors, n_rotations;

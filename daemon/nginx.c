@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -249,6 +250,14 @@ static int op_finish(NginxOp *op)
 static int op_succeed(NginxOp *op, bool reloaded, bool not_running)
 {
 	op->result.error = 0;
+	if (not_running)
+		op->result.confirmation = NGINX_NOT_RUNNING;
+	else if (op->reload == RELOAD_EXEC)
+		op->result.confirmation = NGINX_RELOAD_COMMAND;
+	else if (op->reload == RELOAD_NONE)
+		op->result.confirmation = op->test_command ? NGINX_TEST_ONLY : NGINX_UNCHECKED;
+	else
+		op->result.confirmation = NGINX_WORKERS_REPLACED;
 	op->result.reloaded = reloaded;
 	op->result.not_running = not_running;
 	return op_finish(op);
@@ -1222,4 +1231,46 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
 
 	*ret = TAKE_PTR(op);
 	return 0;
+}
+
+const char *nginx_confirmation_to_string(NginxConfirmation c)
+{
+	static const char *const table[_NGINX_CONFIRMATION_MAX] = {
+		[NGINX_WORKERS_REPLACED] = "workers-replaced",
+		[NGINX_NOT_RUNNING] = "not-running",
+		[NGINX_RELOAD_COMMAND] = "reload-command",
+		[NGINX_TEST_ONLY] = "test-only",
+		[NGINX_UNCHECKED] = "unchecked",
+	};
+
+	return c >= 0 && c < _NGINX_CONFIRMATION_MAX ? table[c] : NULL;
+}
+
+pid_t nginx_find_master(void)
+{
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		_cleanup_free_ char *buf = NULL;
+		char path[64];
+		size_t size;
+		pid_t pid;
+
+		if (parse_pid(de->d_name, &pid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
+			continue;
+		/* The title nginx gives its master on Linux. */
+		if (size >= STRLEN("nginx: master process") &&
+		    memcmp(buf, "nginx: master process", STRLEN("nginx: master process")) == 0)
+			found = pid;
+	}
+	closedir(d);
+	return found;
 }

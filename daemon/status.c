@@ -102,6 +102,12 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 			buf_printf(&b, "\"error\":\"%s\"", e);
 	} else
 		buf_printf(&b, "\"error\":null");
+	/* "confirmed" means this much: with reload = none only that the test
+	 * passed, with exec: that the command succeeded too. */
+	if (info->nginx_confirmation)
+		buf_printf(&b, ",\"confirmation\":\"%s\"", info->nginx_confirmation);
+	else
+		buf_printf(&b, ",\"confirmation\":null");
 	buf_printf(&b,
 	           "},\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
 	           ",\"rotations\":%" PRIu64 "}}",

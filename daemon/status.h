@@ -14,6 +14,9 @@ typedef struct StatusInfo {
 	bool nginx_ok;
 	const char *nginx_error; /* NULL when ok */
 	bool nginx_pending;      /* files not yet confirmed in nginx, or an apply running */
+	/* What the last successful publication proved (nginx_confirmation_to_
+	 * string()); NULL before the first. */
+	const char *nginx_confirmation;
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;

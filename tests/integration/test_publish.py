@@ -3,12 +3,14 @@
 items 7, 9 and 11): the real securelinkd over its socket, a real nginx
 (daemonsite.py). nginx itself says 200 or 403."""
 
+import subprocess
 import threading
 import time
 
 import pytest
 
-from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from daemonsite import TIMEOUT, daemon_binary, make_daemon  # noqa: F401 (a fixture)
+from nginxsite import NGINX
 
 PRIVATE = "/media/private/report.pdf"
 
@@ -131,3 +133,75 @@ def test_changed_link_format_is_not_signed_while_nginx_refuses_it(daemon):
     url = daemon.sign(PRIVATE)
     assert "?sig=" in url
     assert daemon.status_of(url) == 200
+
+
+# --- item 11: what "confirmed" means, and programs that do not exist -------------
+
+
+def test_status_says_what_confirmed_the_publication(make_daemon):
+    d = make_daemon()
+    # Started before nginx: the files on disk were all there was to it.
+    assert d.status()["nginx"]["confirmation"] == "not-running"
+    d.restart()
+    st = d.status()
+    assert st["nginx"]["confirmation"] == "workers-replaced", st
+
+    # exec: the reload command's success is all there is to know.
+    d.set_option("nginx", "reload", f"exec:{NGINX} -p {d.dir}/ -c {d.nginx_conf} -e "
+                                    f"{d.error_log} -s reload")
+    d.restart()
+    st = d.status()
+    assert st["nginx"]["confirmation"] == "reload-command", st
+
+    # none: only the test passed.
+    d.set_option("nginx", "reload", "none")
+    d.restart()
+    st = d.status()
+    assert st["nginx"]["confirmation"] == "test-only", st
+    assert st["nginx"]["ok"] is True
+
+
+def test_reload_none_with_a_running_nginx_warns_at_start(make_daemon):
+    d = make_daemon()
+    d.set_option("nginx", "reload", "none")
+    d.restart()  # nginx runs now
+    log = d.log_text()
+    assert "reload = none" in log and "nginx master process" in log, log
+
+
+def run_securelinkd(*args):
+    return subprocess.run([daemon_binary(), *args], capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("test_command", "/usr/sbin/no-such-nginx -t -q", "/usr/sbin/no-such-nginx"),
+    ("test_command", "no-such-nginx -t -q", "\"no-such-nginx\""),
+    ("reload", "exec:/usr/sbin/no-such-nginx -s reload", "/usr/sbin/no-such-nginx"),
+])
+def test_check_config_and_start_refuse_a_program_that_does_not_exist(make_daemon, key, value,
+                                                                     needle):
+    d = make_daemon(start=False)
+    d.set_option("nginx", key, value)
+
+    r = run_securelinkd("-c", d.conf, "--check-config")
+    assert r.returncode == 78, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"{key}:" in lines[0] and needle in lines[0], lines[0]
+    assert "full path" in lines[0], lines[0]
+
+    # Started anyway: refused the same way, rather than never activating a key.
+    p = d.spawn()
+    assert p.wait(TIMEOUT) == 78
+    d.proc = None
+    assert needle in d.log_text()
+
+
+def test_sighup_keeps_the_running_config_when_its_program_does_not_exist(daemon):
+    daemon.set_option("nginx", "test_command", "/usr/sbin/no-such-nginx -t")
+    daemon.sighup()
+    assert "Configuration not reloaded" in daemon.log_text()
+    assert "/usr/sbin/no-such-nginx" in daemon.log_text()
+    daemon.rotate()
+    assert daemon.status()["nginx"]["ok"] is True

@@ -33,6 +33,7 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 		.next_rotation = T0 + USEC_PER_HOUR + c->rotate_every,
 		.last_reload = T0 + USEC_PER_HOUR,
 		.nginx_ok = true,
+		.nginx_confirmation = "test-only",
 		.n_signed = 7,
 		.n_errors = 2,
 		.n_rotations = 1,
@@ -50,7 +51,8 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 	assert_non_null(strstr(json, "\"published\":1700000000,"));
 	assert_non_null(strstr(
 	    json,
-	    "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"pending\":false,\"error\":null}"));
+	    "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"pending\":false,\"error\":null,"
+	    "\"confirmation\":\"test-only\"}"));
 	assert_non_null(strstr(json, "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1}"));
 	for (size_t i = 0; i < r->n_keys; i++)
 		assert_null(strstr(json, r->keys[i].secret));
