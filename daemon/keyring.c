@@ -339,6 +339,38 @@ int keyring_activate(KeyRing *r, uint32_t kid, usec_t now, usec_t max_link_ttl, 
 	return 0;
 }
 
+usec_t keyring_rebase_future(KeyRing *r, usec_t now, usec_t tolerance)
+{
+	usec_t latest = 0, limit = usec_add(now, tolerance);
+
+	for (size_t i = 0; i < r->n_keys; i++) {
+		const Key *k = &r->keys[i];
+		const usec_t t[] = { k->published, k->activated, k->retired };
+
+		for (size_t j = 0; j < ELEMENTSOF(t); j++)
+			if (t[j] > latest)
+				latest = t[j];
+	}
+	if (latest <= limit)
+		return 0;
+
+	for (size_t i = 0; i < r->n_keys; i++) {
+		Key *k = &r->keys[i];
+
+		if (k->retired > now) {
+			usec_t shift = k->retired - now;
+
+			k->drop_after = k->drop_after > shift ? k->drop_after - shift : now;
+			k->retired = now;
+		}
+		if (k->activated > now)
+			k->activated = now;
+		if (k->published > now)
+			k->published = now;
+	}
+	return latest - now;
+}
+
 int keyring_drop_expired(KeyRing *r, usec_t now)
 {
 	int n = 0;

@@ -77,6 +77,14 @@ int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_li
 int keyring_activate(KeyRing *r, uint32_t kid, usec_t now, usec_t max_link_ttl, usec_t clock_skew,
                      bool revoke);
 
+/* A clock that ran ahead (a bad RTC before NTP) leaves published, activated
+ * and retired times in the future, and with them the next rotation and every
+ * drop. Moves each such time more than tolerance ahead of now back to now,
+ * and each key's drop_after by as much as its retired time moved: the ring's
+ * events keep their order, each key its links' lifetime. Returns how far the
+ * latest of them lay ahead of now (0: none beyond tolerance, nothing changed). */
+usec_t keyring_rebase_future(KeyRing *r, usec_t now, usec_t tolerance);
+
 /* Removes keys whose drop_after has passed. Returns how many were removed. */
 int keyring_drop_expired(KeyRing *r, usec_t now);
 

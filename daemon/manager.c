@@ -2,6 +2,8 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "fileio.h"
@@ -19,6 +21,10 @@
 #define NGINX_TIMEOUT (30 * USEC_PER_SEC)
 #define RETRY_MAX     (60 * USEC_PER_SEC)
 #define SNIPPET_MAX   (1024 * 1024)
+/* Ring times this little ahead of the clock are left alone: an NTP step of
+ * a few milliseconds back is not a clock that ran ahead. */
+#define CLOCK_TOLERANCE USEC_PER_SEC
+#define TIME_T_MAX      ((time_t)((UINTMAX_C(1) << (sizeof(time_t) * 8 - 1)) - 1))
 
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret)
 {
@@ -56,6 +62,7 @@ Manager *manager_free(Manager *m)
 	free(m->waiters);
 	nginx_op_free(m->nginx_op);
 	sd_event_source_disable_unref(m->timer);
+	sd_event_source_disable_unref(m->clock_source);
 	server_free(m->server);
 	signer_free(m->signer);
 	keyring_free(m->ring);
@@ -466,11 +473,92 @@ void manager_step(Manager *m)
 	manager_waiters_answer(m);
 	manager_notify_status(m);
 }
+/* A clock that ran ahead (a bad RTC before NTP) stamped the future into the
+ * ring: the next rotation and every drop would wait for it. Re-base those
+ * times to now and persist them. mode = derived has no stamps; its ring is
+ * recomputed for the clock as it is now. */
+static void manager_rebase_clock(Manager *m)
+{
+	char buf[32];
+	usec_t jump;
+
+	if (manager_derived(m)) {
+		m->ring_until = 0;
+		return;
+	}
+	jump = keyring_rebase_future(m->ring, now_realtime(), CLOCK_TOLERANCE);
+	if (jump == 0)
+		return;
+	log_warning("The key ring holds times up to %s ahead of the clock (it ran ahead, e.g. "
+	            "a bad RTC before NTP); moved them back to now: the next rotation and the "
+	            "drops count from now",
+	            format_duration(buf, sizeof(buf), jump));
+	/* On failure the ring goes back to what is on disk, future times and
+	 * all; the next clock change or start tries again. */
+	(void)manager_save_ring(m);
+}
+
+/* Never expires: only a change of CLOCK_REALTIME (a step by settimeofday or
+ * NTP, not slewing) cancels it, which wakes us. sd-event's own realtime
+ * timers follow the new clock but do not say that it changed. */
+static int clock_watch_arm(int fd)
+{
+	const struct itimerspec its = { .it_value.tv_sec = TIME_T_MAX };
+
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int on_clock_change(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	Manager *m = userdata;
+	uint64_t expirations;
+	int r;
+
+	/* ECANCELED is the news; the read consumes it. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != ECANCELED &&
+	    errno != EAGAIN)
+		log_warning_errno(errno, "Failed to read the clock watch, ignoring: %m");
+	r = clock_watch_arm(fd);
+	if (r < 0) {
+		log_warning_errno(r,
+		                  "Failed to re-arm the clock watch, ignoring clock changes: %m");
+		(void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	}
+	log_info("The system clock was set; checking the key ring's times");
+	manager_rebase_clock(m);
+	manager_step(m);
+	return 0;
+}
+
+static void manager_watch_clock(Manager *m)
+{
+	int fd, r;
+
+	fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0) {
+		log_warning_errno(errno, "Failed to watch the clock, ignoring: %m");
+		return;
+	}
+	r = clock_watch_arm(fd);
+	if (r >= 0)
+		r = sd_event_add_io(m->event, &m->clock_source, fd, EPOLLIN, on_clock_change, m);
+	if (r >= 0)
+		r = sd_event_source_set_io_fd_own(m->clock_source, true);
+	if (r < 0) {
+		m->clock_source = sd_event_source_disable_unref(m->clock_source);
+		close(fd);
+		log_warning_errno(r, "Failed to watch the clock, ignoring: %m");
+	}
+}
+
 int manager_start(Manager *m)
 {
 	const Key *pending;
 	int r;
 
+	manager_watch_clock(m);
 	if (manager_derived(m)) {
 		keyring_free(m->ring);
 		m->ring = NULL;
@@ -491,6 +579,7 @@ int manager_start(Manager *m)
 			                       m->config->state_directory);
 		log_info("Created the first key %" PRIu32 "; publishing it to nginx", kid);
 	}
+	manager_rebase_clock(m);
 	pending = keyring_pending(m->ring);
 
 	r = manager_write_snippets(m);

@@ -47,6 +47,7 @@ typedef struct Manager {
 	Server *server;
 
 	sd_event_source *timer;
+	sd_event_source *clock_source; /* a timerfd that fires when the clock is set */
 	NginxOp *nginx_op;
 	uint32_t syncing_kid;   /* highest kid in the files being applied */
 	bool files_unconfirmed; /* snippets written that nginx has not confirmed */

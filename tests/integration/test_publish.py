@@ -3,13 +3,15 @@
 items 7, 9 and 11): the real securelinkd over its socket, a real nginx
 (daemonsite.py). nginx itself says 200 or 403."""
 
+import hashlib
+import os
 import subprocess
 import threading
 import time
 
 import pytest
 
-from daemonsite import TIMEOUT, daemon_binary, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import TIMEOUT, b64url, daemon_binary, make_daemon  # noqa: F401 (a fixture)
 from nginxsite import NGINX
 
 PRIVATE = "/media/private/report.pdf"
@@ -205,3 +207,62 @@ def test_sighup_keeps_the_running_config_when_its_program_does_not_exist(daemon)
     assert "/usr/sbin/no-such-nginx" in daemon.log_text()
     daemon.rotate()
     assert daemon.status()["nginx"]["ok"] is True
+
+
+# --- item 9: a clock that ran ahead ----------------------------------------------
+
+DAY = 86400
+USEC = 1_000_000
+
+
+def write_keyring(path, next_kid, keys):
+    """A key ring file as securelinkd writes it: "key KID STATE LEGACY
+    PUBLISHED ACTIVATED RETIRED DROP_AFTER SECRET" lines (times in
+    microseconds), closed by the BLAKE2b-256 of the text before it."""
+    text = f"securelink-keyring 1\nnext_kid {next_kid}\n"
+    for kid, state, times, secret in keys:
+        text += f"key {kid} {state} 0 " + " ".join(str(t) for t in times) + f" {secret}\n"
+    text += "checksum " + hashlib.blake2b(text.encode(), digest_size=32).hexdigest() + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_times_stamped_by_a_clock_that_ran_ahead_are_rebased_at_start(make_daemon):
+    d = make_daemon({"keys": {"rotate_every": "1d", "max_link_ttl": "1h",
+                              "clock_skew": "30s"}})
+    d.add_file("private/report.pdf", b"a private report\n")
+    assert d.stop() == 0
+    with open(d.keyring) as f:
+        header = f.readline()
+    assert header == "securelink-keyring 1\n", header
+
+    # What one start with the clock 400 days ahead (a bad RTC before NTP)
+    # leaves: key 1 overdue there, so key 2 was made, confirmed and
+    # activated at +400 days, and key 1 retired then.
+    now = int(time.time())
+    ahead = (now + 400 * DAY) * USEC
+    drop = ahead + (3600 + 30) * USEC
+    _, keys = d.keys()
+    write_keyring(d.keyring, 3, [
+        (1, "retired", ((now - 60) * USEC, (now - 60) * USEC, ahead, drop),
+         b64url(keys[1].encode())),
+        (2, "active", (ahead - USEC, ahead, 0, 0), b64url(b64url(os.urandom(32)).encode())),
+    ])
+
+    d.start()
+    after = int(time.time())
+    st = d.status()
+    assert st["active_kid"] == 2, st
+    assert st["next_rotation"] <= after + DAY, st
+    for k in st["keys"]:
+        for field in ("published", "activated", "retired"):
+            assert k[field] is None or k[field] <= after, (field, k)
+        if k["drop_after"] is not None:
+            assert k["drop_after"] <= after + 3600 + 30, k
+    assert "ahead" in d.log_text()
+    # Persisted: the next start finds the ring as it is now.
+    assert d.stop() == 0
+    d.start()
+    assert d.status()["next_rotation"] == st["next_rotation"]
+    assert now + DAY <= st["next_rotation"]
+    assert d.status_of(d.sign(PRIVATE)) == 200

@@ -1185,6 +1185,50 @@ static void test_load_refuses_oversized_file(void **state)
 	remove_dir(d);
 }
 
+/* A start at +400 days (a bad RTC before NTP) rotated there: key 1 active
+ * since the real now retired at +400d, key 2 activated at +400d. Back on the
+ * right clock, every time returns to now, in order, and key 1 keeps its
+ * links' lifetime. */
+static void test_rebase_future_moves_times_of_a_clock_that_ran_ahead_back_to_now(void **state)
+{
+	_cleanup_(keyring_freep) KeyRing *r = keyring_new();
+	const usec_t now = 1000 * SEC, ahead = now + 400 * 24 * USEC_PER_HOUR;
+	uint32_t a, b, c;
+
+	assert_int_equal(keyring_add_random(r, now - 60 * SEC, &a), 0);
+	assert_int_equal(keyring_activate(r, a, now - 50 * SEC, TTL, SKEW, false), 0);
+	assert_int_equal(keyring_add_random(r, ahead - SEC, &b), 0);
+	assert_int_equal(keyring_activate(r, b, ahead, TTL, SKEW, false), 0);
+	assert_int_equal(keyring_add_random(r, ahead + 5 * SEC, &c), 0);
+
+	assert_int_equal(keyring_rebase_future(r, now, SEC), ahead + 5 * SEC - now);
+
+	/* Before the excursion: untouched. */
+	assert_int_equal(keyring_find(r, a)->published, now - 60 * SEC);
+	assert_int_equal(keyring_find(r, a)->activated, now - 50 * SEC);
+	assert_int_equal(keyring_find(r, a)->retired, now);
+	assert_int_equal(keyring_find(r, a)->drop_after, now + TTL + SKEW);
+	assert_int_equal(keyring_find(r, b)->published, now);
+	assert_int_equal(keyring_find(r, b)->activated, now);
+	assert_int_equal(keyring_find(r, c)->published, now);
+	assert_int_equal(keyring_find(r, c)->state, KEY_PUBLISHED);
+
+	/* Done once: nothing is ahead any more. */
+	assert_int_equal(keyring_rebase_future(r, now, SEC), 0);
+}
+
+static void test_rebase_future_leaves_times_within_the_tolerance(void **state)
+{
+	_cleanup_(keyring_freep) KeyRing *r = keyring_new();
+	uint32_t a;
+
+	assert_int_equal(keyring_add_random(r, 100 * SEC + SEC / 2, &a), 0);
+	assert_int_equal(keyring_rebase_future(r, 100 * SEC, SEC), 0);
+	assert_int_equal(keyring_find(r, a)->published, 100 * SEC + SEC / 2);
+	assert_int_equal(keyring_rebase_future(r, 100 * SEC, 0), SEC / 2);
+	assert_int_equal(keyring_find(r, a)->published, 100 * SEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1230,6 +1274,9 @@ int main(void)
 		cmocka_unit_test(test_add_legacy_validates_secret),
 		cmocka_unit_test(test_add_legacy_saturates_drop_time),
 		cmocka_unit_test(test_activate_first_key),
+		cmocka_unit_test(
+		    test_rebase_future_moves_times_of_a_clock_that_ran_ahead_back_to_now),
+		cmocka_unit_test(test_rebase_future_leaves_times_within_the_tolerance),
 		cmocka_unit_test(test_activate_retires_previous_key),
 		cmocka_unit_test(test_activate_refuses_wrong_keys),
 		cmocka_unit_test(test_activate_with_revoke_drops_every_other_key),
