@@ -1220,13 +1220,26 @@ static int config_verify(Parser *p)
 			const char *x = *(char *const *)((const uint8_t *)c + params[i].offset);
 			const char *y = *(char *const *)((const uint8_t *)c + params[j].offset);
 
-			if (streq(x, y)) {
-				key = later_key(p, params[i].key, params[j].key);
+			bool later_i;
+
+			if (strcasecmp(x, y) != 0)
+				continue;
+			key = later_key(p, params[i].key, params[j].key);
+			later_i = key == params[i].key;
+			if (streq(x, y))
 				return fail_on(
 				    p, key,
 				    "same parameter name as %s (give each parameter its own name)",
-				    key == params[i].key ? params[j].key : params[i].key);
-			}
+				    later_i ? params[j].key : params[i].key);
+			/* nginx's $arg_NAME finds the first parameter whose
+			 * name matches in any case: both would read one value,
+			 * and every link would be 403. */
+			return fail_on(p, key,
+			               "\"%s\" is the same parameter as %s \"%s\" to nginx, which "
+			               "compares $arg_ names without regard to case (give each "
+			               "parameter a name of its own)",
+			               later_i ? x : y, later_i ? params[j].key : params[i].key,
+			               later_i ? y : x);
 		}
 
 	if (streq(c->keys_file, c->locations_file))

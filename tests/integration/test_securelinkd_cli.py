@@ -58,3 +58,17 @@ def test_bad_usage_is_one_line_and_exit_64(args, needle):
     assert r.returncode == 64
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
+
+
+def test_check_config_refuses_parameter_names_that_differ_only_in_case(tmp_path):
+    # nginx's $arg_NAME matches names without regard to case: $arg_token would
+    # read the expires parameter here, and every link would be 403.
+    conf = tmp_path / "case.conf"
+    conf.write_text("[links]\ntoken_param = Expires\nexpires_param = expires\n")
+    r = run("-c", str(conf), "--check-config")
+    assert r.returncode == 78, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith('securelinkd: case.conf:3: expires_param: "expires" is the same '
+                               'parameter as token_param "Expires" to nginx'), lines[0]
+    assert "give each parameter a name of its own" in lines[0]

@@ -956,6 +956,21 @@ static void test_links_param_names_must_differ(void **state)
 	             "test.conf:4: expires_param: ", "same parameter name as token_param");
 }
 
+/* nginx's $arg_NAME (ngx_http_arg()) finds the name without regard to case:
+ * with token=Expires and expires=expires, $arg_token and $arg_expires read
+ * the same parameter and every link is 403. */
+static void test_links_param_names_must_differ_in_more_than_case(void **state)
+{
+	expect_error("[links]\ntoken_param = Expires\n", "test.conf:2: token_param: ",
+	             "\"Expires\" is the same parameter as expires_param \"expires\" to nginx, "
+	             "which compares $arg_ names without regard to case (give each parameter a "
+	             "name of its own)");
+	expect_error("[links]\nkey_param = TOKEN\n",
+	             "test.conf:2: key_param: ", "same parameter as token_param \"token\"");
+	expect_error("[links]\nkey_param = Sig\ntoken_param = sIG\n",
+	             "test.conf:3: token_param: ", "same parameter as key_param \"Sig\"");
+}
+
 static void test_links_bind_ip(void **state)
 {
 	Config *c;
@@ -1273,6 +1288,7 @@ int main(void)
 		cmocka_unit_test(test_links_private_and_public_together_are_refused),
 		cmocka_unit_test(test_links_param_names),
 		cmocka_unit_test(test_links_param_names_must_differ),
+		cmocka_unit_test(test_links_param_names_must_differ_in_more_than_case),
 		cmocka_unit_test(test_links_bind_ip),
 		cmocka_unit_test(test_nginx_files),
 		cmocka_unit_test(test_nginx_keys_and_locations_file_must_differ),
