@@ -1187,6 +1187,8 @@ static int verb_nginx_config(int argc, char *argv[])
 	r = config_load(path, &config, &error);
 	if (r < 0)
 		return fail(EXIT_USAGE, "%s", error ? error : strerror(-r));
+	for (char **w = config->warnings; *w; w++)
+		fprintf(stderr, "securelinkctl: warning: %s\n", *w);
 
 	r = render_locations_file(config, &locations, &size);
 	if (r >= 0)

@@ -52,9 +52,11 @@ struct Parser {
 	const char *name; /* what messages call the file */
 	const char *text; /* reader position */
 	size_t left;
-	unsigned line;      /* line the reader handed to inih last */
-	unsigned *key_line; /* per KeyDef: line that set it, 0 for the default */
-	int r;              /* first error */
+	unsigned line;       /* line the reader handed to inih last */
+	unsigned *key_line;  /* per KeyDef: line that set it, 0 for the default */
+	char **bare_private; /* private_prefixes as written without a trailing '/' */
+	char **bare_public;  /* ditto, public_prefixes */
+	int r;               /* first error */
 	char *error;
 };
 
@@ -460,6 +462,17 @@ static int parse_prefixes(Parser *p, const KeyDef *k, const char *value, void *f
 		s = with_trailing_slash(l[i]);
 		if (!s)
 			return -ENOMEM;
+		/* Remembered for a warning once media_url is known: a prefix
+		 * here is a directory, django-nginx-secure-links' a string. */
+		if (!streq(s, l[i])) {
+			r = strv_consume(streq(k->key, "private_prefixes") ? &p->bare_private
+			                                                   : &p->bare_public,
+			                 strdup(l[i]));
+			if (r < 0) {
+				free(s);
+				return r;
+			}
+		}
 		free(l[i]);
 		l[i] = s;
 
@@ -917,10 +930,11 @@ Config *config_new(void)
 	c->locations_file = strdup("/etc/nginx/securelink/locations.conf");
 	c->media_root = strdup("/var/www/html/media/");
 	c->reload_target = strdup("nginx.service");
-	if (!c->socket || !c->state_directory || !c->admin_group || !c->base_url || !c->media_url ||
-	    !c->private_prefixes || !c->public_prefixes || !c->token_param || !c->expires_param ||
-	    !c->key_param || !c->keys_file || !c->locations_file || !c->media_root ||
-	    !c->reload_target)
+	c->warnings = calloc(1, sizeof(char *));
+	if (!c->warnings || !c->socket || !c->state_directory || !c->admin_group || !c->base_url ||
+	    !c->media_url || !c->private_prefixes || !c->public_prefixes || !c->token_param ||
+	    !c->expires_param || !c->key_param || !c->keys_file || !c->locations_file ||
+	    !c->media_root || !c->reload_target)
 		return NULL;
 	if (strv_split("nginx -t -q", &c->test_command) < 0)
 		return NULL;
@@ -950,6 +964,7 @@ Config *config_free(Config *c)
 	strv_free(c->test_command);
 	free(c->reload_target);
 	strv_free(c->reload_command);
+	strv_free(c->warnings);
 	free(c);
 	return NULL;
 }
@@ -1144,6 +1159,30 @@ static bool dir_is(const char *dir, const char *dir_slash)
 	return strncmp(dir, dir_slash, n) == 0 && streq(dir_slash + n, "/");
 }
 
+/* One warning per prefix written without a trailing '/': the file is valid,
+ * but "private" covers /media/private/ only, while django-nginx-secure-links
+ * (startswith) also covers /media/privatefoo.pdf; an admin moving over from
+ * it would not see the difference otherwise. */
+static int warn_bare_prefixes(Parser *p, const char *key, char **bare, const char *there)
+{
+	const Config *c = p->config;
+
+	for (char **i = bare; i && *i; i++) {
+		char *w;
+
+		if (asprintf(&w,
+		             "%s:%u: %s: \"%s\" is read as \"%s/\": it covers %s%s/... but not "
+		             "%s%sfoo.pdf, which django-nginx-secure-links would %s (write \"%s/\" "
+		             "to silence this warning)",
+		             p->name, key_line(p, key), key, ECHO(*i), ECHO(*i), c->media_url,
+		             ECHO(*i), c->media_url, ECHO(*i), there, ECHO(*i)) < 0)
+			return -ENOMEM;
+		if (strv_consume(&p->config->warnings, w) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Checks between keys, once the whole file is read. */
 static int config_verify(Parser *p)
 {
@@ -1320,9 +1359,17 @@ int config_load_string(const char *text, const char *name, Config **ret, char **
 			parser_error(
 			    &p, (unsigned)r, NULL, -EINVAL,
 			    "not a \"key = value\" line, [section] or comment (write key = value)");
-		else
-			(void)config_verify(&p);
+		else if (config_verify(&p) >= 0) {
+			r = warn_bare_prefixes(&p, "private_prefixes", p.bare_private, "also sign");
+			if (r >= 0)
+				r = warn_bare_prefixes(&p, "public_prefixes", p.bare_public,
+				                       "also leave unsigned");
+			if (r < 0)
+				p.r = r;
+		}
 	}
+	strv_free(p.bare_private);
+	strv_free(p.bare_public);
 
 	if (p.r < 0) {
 		if (ret_error)

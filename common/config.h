@@ -61,6 +61,11 @@ typedef struct Config {
 	ReloadMethod reload;   /* systemd:nginx.service */
 	char *reload_target;   /* unit name or pid file; NULL otherwise */
 	char **reload_command; /* argv for exec:, NULL otherwise */
+
+	/* What a valid file may still not mean what it seems to, one line each
+	 * ("securelinkd.conf:7: private_prefixes: ..."), for the program to show
+	 * when it loads the file; NULL-terminated, never NULL. */
+	char **warnings;
 } Config;
 
 /* Returns a Config holding every default, or NULL when out of memory. */

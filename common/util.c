@@ -27,6 +27,25 @@ size_t strv_length(char *const *l)
 	return n;
 }
 
+int strv_consume(char ***l, char *s)
+{
+	size_t n = strv_length(*l);
+	char **m;
+
+	assert(l);
+	if (!s)
+		return -ENOMEM;
+	m = reallocarray(*l, n + 2, sizeof(char *));
+	if (!m) {
+		free(s);
+		return -ENOMEM;
+	}
+	m[n] = s;
+	m[n + 1] = NULL;
+	*l = m;
+	return 0;
+}
+
 int parse_u64(const char *s, uint64_t *ret)
 {
 	char *end;

@@ -103,6 +103,9 @@ int parse_boolean(const char *s);
  * fields are skipped. Returns 0 or -ENOMEM. */
 int strv_split(const char *s, char ***ret);
 size_t strv_length(char *const *l);
+/* Appends s to *l (NULL or a NULL-terminated array), taking it over; on
+ * failure s is freed. Returns 0 or -ENOMEM. */
+int strv_consume(char ***l, char *s);
 
 /* Current CLOCK_REALTIME / CLOCK_MONOTONIC time in microseconds. */
 usec_t now_realtime(void);

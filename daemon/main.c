@@ -294,6 +294,8 @@ static int run(int argc, char *argv[])
 		fprintf(stderr, "securelinkd: %s\n", error ?: strerror(-r));
 		return EXIT_CONFIG;
 	}
+	for (char **w = config->warnings; *w; w++)
+		log_warning("warning: %s", *w);
 	if (arg_check_config) {
 		/* The credential is only there when systemd starts the
 		 * service; a master file can be checked from a shell. */

@@ -72,3 +72,32 @@ def test_check_config_refuses_parameter_names_that_differ_only_in_case(tmp_path)
     assert lines[0].startswith('securelinkd: case.conf:3: expires_param: "expires" is the same '
                                'parameter as token_param "Expires" to nginx'), lines[0]
     assert "give each parameter a name of its own" in lines[0]
+
+
+@pytest.mark.parametrize("key,prefix,what", [
+    ("private_prefixes", "private", "also sign"),
+    ("public_prefixes", "pub", "also leave unsigned"),
+])
+def test_check_config_warns_that_a_prefix_without_slash_means_a_directory(tmp_path, key, prefix,
+                                                                            what):
+    # django-nginx-secure-links matches prefixes with startswith: "private"
+    # covers /media/privatefoo.pdf there, not here. The file is valid, so
+    # --check-config says OK, and one line on stderr says what it means.
+    conf = tmp_path / "warn.conf"
+    conf.write_text(f"[links]\n\n{key} = {prefix} other/\n")
+    r = run("-c", str(conf), "--check-config")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"securelinkd: {conf}: configuration OK"
+    lines = r.stderr.strip().splitlines()
+    assert lines == [
+        f'securelinkd: warning: warn.conf:3: {key}: "{prefix}" is read as "{prefix}/": it '
+        f'covers /media/{prefix}/... but not /media/{prefix}foo.pdf, which '
+        f'django-nginx-secure-links would {what} (write "{prefix}/" to silence this warning)'
+    ]
+
+
+def test_check_config_is_silent_about_prefixes_with_slash(tmp_path):
+    conf = tmp_path / "quiet.conf"
+    conf.write_text("[links]\nprivate_prefixes = private/ other/\n")
+    r = run("-c", str(conf), "--check-config")
+    assert r.returncode == 0 and r.stderr == ""

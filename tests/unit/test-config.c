@@ -885,6 +885,43 @@ static void test_links_prefixes_are_normalised(void **state)
 	config_free(c);
 }
 
+/* django-nginx-secure-links matches prefixes with startswith; ours are
+ * directories. A prefix written without its '/' is valid, with one warning
+ * line that says the difference, naming the file, line and key. */
+static void test_links_prefix_without_slash_warns_what_it_means(void **state)
+{
+	Config *c;
+
+	c = config_or_fail(
+	    "[links]\nprivate_prefixes = private, secret/ a/b\nmedia_url = /files/\n");
+	assert_strv_equal(c->private_prefixes,
+	                  (const char *const[]){ "private/", "secret/", "a/b/", NULL });
+	assert_non_null(c->warnings);
+	assert_int_equal(strv_length(c->warnings), 2);
+	assert_string_equal(
+	    c->warnings[0],
+	    "test.conf:2: private_prefixes: \"private\" is read as \"private/\": it "
+	    "covers /files/private/... but not /files/privatefoo.pdf, which "
+	    "django-nginx-secure-links would also sign (write \"private/\" to "
+	    "silence this warning)");
+	assert_non_null(strstr(c->warnings[1], "test.conf:2: private_prefixes: \"a/b\" is read as "
+	                                       "\"a/b/\": it covers /files/a/b/... but not "
+	                                       "/files/a/bfoo.pdf"));
+	config_free(c);
+
+	c = config_or_fail("[links]\n\npublic_prefixes = pub\n");
+	assert_int_equal(strv_length(c->warnings), 1);
+	assert_non_null(strstr(c->warnings[0], "test.conf:3: public_prefixes: \"pub\" is read as "
+	                                       "\"pub/\""));
+	assert_non_null(strstr(c->warnings[0], "would also leave unsigned"));
+	config_free(c);
+
+	c = config_or_fail("[links]\nprivate_prefixes = private/ a/b/\n");
+	assert_non_null(c->warnings);
+	assert_null(c->warnings[0]);
+	config_free(c);
+}
+
 static void test_links_prefix_with_leading_slash_suggests_relative(void **state)
 {
 	expect_error("[links]\nprivate_prefixes = /media/private/\n",
@@ -1283,6 +1320,7 @@ int main(void)
 		cmocka_unit_test(test_links_media_url),
 		cmocka_unit_test(test_values_for_nginx_refuse_unsafe_bytes),
 		cmocka_unit_test(test_links_prefixes_are_normalised),
+		cmocka_unit_test(test_links_prefix_without_slash_warns_what_it_means),
 		cmocka_unit_test(test_links_prefix_with_leading_slash_suggests_relative),
 		cmocka_unit_test(test_links_prefixes_refuse_bad_paths),
 		cmocka_unit_test(test_links_private_and_public_together_are_refused),

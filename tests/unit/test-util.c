@@ -169,6 +169,21 @@ static void test_strv_split_empty(void **state)
 	assert_int_equal(strv_length(l), 0);
 }
 
+static void test_strv_consume_appends_and_takes_over(void **state)
+{
+	_cleanup_strv_free_ char **l = NULL;
+
+	assert_int_equal(strv_consume(&l, strdup("a")), 0);
+	assert_int_equal(strv_consume(&l, strdup("b")), 0);
+	assert_int_equal(strv_length(l), 2);
+	assert_string_equal(l[0], "a");
+	assert_string_equal(l[1], "b");
+	assert_null(l[2]);
+	/* A failed strdup() arrives as NULL: out of memory, l unchanged. */
+	assert_int_equal(strv_consume(&l, NULL), -ENOMEM);
+	assert_int_equal(strv_length(l), 2);
+}
+
 static void test_clocks_advance(void **state)
 {
 	usec_t a = now_monotonic(), b = now_monotonic();
@@ -192,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_parse_boolean),
 		cmocka_unit_test(test_strv_split_on_spaces_and_commas),
 		cmocka_unit_test(test_strv_split_empty),
+		cmocka_unit_test(test_strv_consume_appends_and_takes_over),
 		cmocka_unit_test(test_clocks_advance),
 	};
 
