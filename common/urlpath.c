@@ -292,12 +292,16 @@ int urlpath_parse_target(const char *target, size_t len, UrlTarget *ret, const c
 	if (memchr(target, '?', len) || memchr(target, '#', len))
 		return fail(ret_reason, "query string or fragment in target");
 
-	if (len > 0 && target[0] == '/') {
+	/* "//host/x" is a network-path reference (RFC 3986 4.2): a browser
+	 * fetches /x from host, so it is an origin like scheme://host, never
+	 * the path "//host/x" (Django's MEDIA_URL may be written so). */
+	if (len >= 2 && target[0] == '/' && target[1] == '/') {
+		scheme = "";
+		host = target + 2;
+	} else if (len > 0 && target[0] == '/') {
 		*ret = (UrlTarget){ .host = "", .path = target, .path_len = len };
 		return 0;
-	}
-
-	if (has_prefix_nocase(target, len, "http://")) {
+	} else if (has_prefix_nocase(target, len, "http://")) {
 		scheme = "http";
 		host = target + STRLEN("http://");
 	} else if (has_prefix_nocase(target, len, "https://")) {
@@ -367,7 +371,8 @@ int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
 		return r;
 
 	if (t.scheme) {
-		if (asprintf(&origin, "%s://%.*s", t.scheme, (int)t.host_len, t.host) < 0) {
+		if (asprintf(&origin, "%s%s%.*s", t.scheme, t.scheme[0] ? "://" : "//",
+		             (int)t.host_len, t.host) < 0) {
 			origin = NULL;
 			return -ENOMEM;
 		}

@@ -23,9 +23,10 @@ int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reas
 int urlpath_encode(const char *path, char **ret);
 
 /* Splits a SIGN/VERIFY target into its origin and path. A target starting
- * with '/' has an empty origin. An absolute "http://" or "https://" URL keeps
- * "scheme://host[:port]" as origin (host: letters, digits, '-', '.', or a
- * bracketed IPv6 literal; port 1-65535), lower-cased scheme; the path is the
+ * with a single '/' has an empty origin. An absolute "http://" or "https://"
+ * URL keeps "scheme://host[:port]" as origin (host: letters, digits, '-',
+ * '.', or a bracketed IPv6 literal; port 1-65535), lower-cased scheme; a
+ * scheme-relative "//host[:port]/..." keeps "//host[:port]". The path is the
  * rest, "/" when empty. A query string or fragment is rejected.
  * Returns 0 with both malloc'd (path still encoded), or -EINVAL with a static
  * reason. */
@@ -54,7 +55,8 @@ size_t urlpath_encode_to(const char *path, size_t len, char *out);
 /* A target split in place: what urlpath_split_target() returns, as pointers
  * into the target. */
 typedef struct UrlTarget {
-	const char *scheme; /* "http" or "https" (lower case), NULL: no origin */
+	const char *scheme; /* "http" or "https" (lower case), "" for "//host",
+	                     * NULL: no origin */
 	const char *host;   /* host[:port] as written */
 	size_t host_len;
 	const char *path; /* still encoded; "/" when the URL has none */

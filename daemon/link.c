@@ -98,7 +98,7 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
 	/* Each part is below PROTO_LINE_MAX * 3: no sum can overflow. */
-	need = (t->scheme ? sl + STRLEN("://") + t->host_len : bl) + pl;
+	need = (t->scheme ? sl + (sl ? STRLEN("://") : STRLEN("//")) + t->host_len : bl) + pl;
 	if (token) {
 		tl = strlen(c->token_param);
 		el = strlen(c->expires_param);
@@ -112,7 +112,7 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 
 	if (t->scheme) {
 		p = append(p, t->scheme, sl);
-		p = append(p, "://", STRLEN("://"));
+		p = sl ? append(p, "://", STRLEN("://")) : append(p, "//", STRLEN("//"));
 		p = append(p, t->host, t->host_len);
 	} else
 		p = append(p, base, bl);

@@ -11,7 +11,8 @@
 /* Signing and verifying whole links: the logic behind SIGN and VERIFY, with
  * no I/O. `now` is CLOCK_REALTIME in seconds. */
 
-/* Signs target (a path or an absolute http(s) URL, see urlpath_split_target)
+/* Signs target (a path, an absolute http(s) URL or a scheme-relative
+ * //host URL, see urlpath_split_target)
  * until `expires` (unix seconds, > now) with the active key. A target outside
  * every private prefix is public: the answer is its canonical URL without
  * parameters. The answer is base_url (when the target has no origin) or the

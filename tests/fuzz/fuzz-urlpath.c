@@ -79,7 +79,7 @@ static void check_split(const char *target)
 		FUZZ_CHECK(streq(path, target));
 	} else {
 		FUZZ_CHECK(strncmp(origin, "http://", 7) == 0 ||
-		           strncmp(origin, "https://", 8) == 0);
+		           strncmp(origin, "https://", 8) == 0 || strncmp(origin, "//", 2) == 0);
 		/* origin + path is the target, with the scheme lower-cased and
 		 * "/" for an empty path. */
 		FUZZ_CHECK(strncasecmp(origin, target, lo) == 0);
@@ -90,8 +90,10 @@ static void check_split(const char *target)
 			FUZZ_CHECK(streq(path, target + lo));
 		}
 		/* The host is kept byte for byte. */
-		FUZZ_CHECK(strncmp(strstr(origin, "://"), strstr(target, "://"),
-		                   lo - (size_t)(strstr(origin, "://") - origin)) == 0);
+		FUZZ_CHECK(strncmp(strstr(origin, "//"), strstr(target, "//"),
+		                   lo - (size_t)(strstr(origin, "//") - origin)) == 0);
+		/* The host is never empty: "///x" is no path either. */
+		FUZZ_CHECK(lo > (size_t)(strstr(origin, "//") - origin) + 2);
 	}
 	free(origin);
 	free(path);
@@ -159,11 +161,13 @@ static void check_parse_target(const uint8_t *data, size_t size, const char *tar
 			FUZZ_CHECK(origin[0] == '\0');
 		else {
 			size_t ls = strlen(t.scheme);
+			size_t lsep = ls > 0 ? 3 : 2; /* "://" or "//" */
 
-			FUZZ_CHECK(streq(t.scheme, "http") || streq(t.scheme, "https"));
-			FUZZ_CHECK(strlen(origin) == ls + 3 + t.host_len);
+			FUZZ_CHECK(streq(t.scheme, "http") || streq(t.scheme, "https") ||
+			           streq(t.scheme, ""));
+			FUZZ_CHECK(strlen(origin) == ls + lsep + t.host_len);
 			FUZZ_CHECK(strncmp(origin, t.scheme, ls) == 0);
-			FUZZ_CHECK(memcmp(origin + ls + 3, t.host, t.host_len) == 0);
+			FUZZ_CHECK(memcmp(origin + ls + lsep, t.host, t.host_len) == 0);
 		}
 		free(origin);
 		free(path);

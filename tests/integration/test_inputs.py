@@ -6,9 +6,11 @@ means to the daemon must be what it means to nginx.
 Known answers come from nginx itself (its status codes), and tokens are
 recomputed with hashlib from the secrets in the keys file nginx reads."""
 
+import re
+
 import pytest
 
-from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from daemonsite import err, make_daemon, token  # noqa: F401 (a fixture)
 
 
 def test_daemon_warns_at_start_that_a_prefix_without_slash_means_a_directory(make_daemon):
@@ -24,3 +26,58 @@ def test_daemon_warns_at_start_that_a_prefix_without_slash_means_a_directory(mak
     assert d.status_of(d.base_url + "/media/privatefoo.pdf") == 200
     assert d.status_of(d.base_url + "/media/private/a.pdf") == 403
     assert d.status_of(d.sign("/media/private/a.pdf")) == 200
+
+
+# --- a scheme-relative target keeps its host --------------------------------------
+
+
+def test_scheme_relative_target_keeps_its_host_and_signs_the_path(make_daemon):
+    d = make_daemon()
+    body = d.add_file("private/a b.pdf", b"private\n")
+    url = d.sign("//files.example.com/media/private/a%20b.pdf", "ttl=600")
+    m = re.fullmatch(r"//files\.example\.com(/media/private/a%20b\.pdf)"
+                     r"\?token=([A-Za-z0-9_-]{22})&expires=(\d+)&kid=(\d+)", url)
+    assert m, url
+    path, tok, expires, kid = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+    _, keys = d.keys()
+    assert tok == token(expires, "/media/private/a b.pdf", keys[kid])
+    # What a browser on that page requests from files.example.com: the path
+    # and query. nginx serves it.
+    assert d.get(url[len("//files.example.com"):]) == (200, body)
+    assert d.ask(f"VERIFY {url}") == f"OK valid kid={kid} expires={expires}"
+    # Public: the plain link, host kept.
+    assert d.sign("//files.example.com/media/public/x.css") == \
+        "//files.example.com/media/public/x.css"
+
+
+@pytest.mark.parametrize("target,reason", [
+    ("///media/private/a.pdf", "missing host"),
+    ("//files_example.com/media/private/a.pdf", "bad host"),
+    ("//files.example.com:0/media/private/a.pdf", "bad port"),
+])
+def test_scheme_relative_target_without_a_good_host_is_bad_target(make_daemon, target, reason):
+    d = make_daemon()
+    code, message = err(d.ask(f"SIGN {target}"))
+    assert code == "bad-target" and reason in message, message
+
+
+def test_django_media_url_without_scheme_gets_signed_links_to_its_host(make_daemon):
+    pytest.importorskip("django")
+    from pyclient_fixture import SOURCE_DIR  # noqa: F401 (puts contrib/python on sys.path)
+    from django.conf import settings
+    from django.test.utils import override_settings
+    import django
+    if not settings.configured:
+        settings.configure(USE_TZ=True)
+        django.setup()
+    from securelink.django import SecureLinkStorage
+
+    d = make_daemon({"links": {"base_url": None}})
+    body = d.add_file("private/report 1.pdf", b"report\n")
+    with override_settings(MEDIA_ROOT=d.media, MEDIA_URL="//files.example.com/media/",
+                           SECURELINK_SOCKET=d.socket):
+        s = SecureLinkStorage()
+        url = s.url("private/report 1.pdf")
+        assert url.startswith("//files.example.com/media/private/report%201.pdf?token="), url
+        assert d.get(url[len("//files.example.com"):]) == (200, body)
+        assert s.url("public/x.css") == "//files.example.com/media/public/x.css"

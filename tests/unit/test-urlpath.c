@@ -390,7 +390,26 @@ static void test_split_path_has_empty_origin(void **state)
 {
 	assert_split("/media/private/a%20b.txt", "", "/media/private/a%20b.txt");
 	assert_split("/", "", "/");
-	assert_split("//host/x", "", "//host/x");
+}
+
+/* A browser reads "//host/x" as host "host", path "/x" (RFC 3986 4.2, a
+ * network-path reference), and Django's MEDIA_URL may be written so: the
+ * origin is kept as written, like scheme://host, never taken as a path. */
+static void test_split_scheme_relative_url_keeps_its_host(void **state)
+{
+	assert_split("//files.example.com/media/a.txt", "//files.example.com", "/media/a.txt");
+	assert_split("//host/x", "//host", "/x");
+	assert_split("//Files.Example.COM:8443/a//b", "//Files.Example.COM:8443", "/a//b");
+	assert_split("//h:81", "//h:81", "/");
+	assert_split("//[::1]:8080/a", "//[::1]:8080", "/a");
+
+	assert_split_rejected("//", "missing host in target");
+	assert_split_rejected("///media/a.txt", "missing host in target");
+	assert_split_rejected("//:80/a", "missing host in target");
+	assert_split_rejected("//user@h/a", "bad host in target");
+	assert_split_rejected("//h_x/a", "bad host in target");
+	assert_split_rejected("//h:0/a", "bad port in target (use 1-65535)");
+	assert_split_rejected("//h/a?x", "query string or fragment in target");
 }
 
 static void test_split_absolute_url(void **state)
@@ -568,6 +587,14 @@ static void test_parse_target_honours_len(void **state)
 	                 -EINVAL);
 	assert_string_equal(reason, "bad IPv6 literal in target");
 
+	/* A scheme-relative target has an empty scheme and its host. */
+	assert_int_equal(urlpath_parse_target("//h:81/a", strlen("//h:81/a"), &u, NULL), 0);
+	assert_non_null(u.scheme);
+	assert_string_equal(u.scheme, "");
+	assert_int_equal(u.host_len, strlen("h:81"));
+	assert_memory_equal(u.host, "h:81", u.host_len);
+	assert_int_equal(u.path_len, strlen("/a"));
+
 	/* A path target has no scheme. */
 	assert_int_equal(urlpath_parse_target("/x", 2, &u, NULL), 0);
 	assert_null(u.scheme);
@@ -595,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_decode_is_idempotent_through_encode),
 		cmocka_unit_test(test_split_path_has_empty_origin),
 		cmocka_unit_test(test_split_absolute_url),
+		cmocka_unit_test(test_split_scheme_relative_url_keeps_its_host),
 		cmocka_unit_test(test_split_rejects_query_and_fragment),
 		cmocka_unit_test(test_split_rejects_other_schemes_and_relative),
 		cmocka_unit_test(test_split_rejects_bad_host),

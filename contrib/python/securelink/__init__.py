@@ -197,8 +197,9 @@ class Client:
         return True
 
     def sign(self, path, ttl=None, expires=None, ip=None):
-        """Returns the signed URL for path (a URL path beginning with '/', or
-        an absolute http(s) URL whose scheme://host[:port] is kept). ttl:
+        """Returns the signed URL for path (a URL path beginning with '/', an
+        absolute http(s) URL whose scheme://host[:port] is kept, or a
+        scheme-relative //host[:port]/path URL whose //host is kept). ttl:
         lifetime in seconds (default: the daemon's default_link_ttl), or
         expires: a unix time; ip: bind the link to a client address (needed
         when the daemon has bind_ip = yes). A path outside the private
