@@ -29,9 +29,10 @@
  *  - '+' is an ordinary byte in the path, raw or as %2B (no form decoding).
  *  - A decoded NUL and a bad or truncated escape make nginx answer 400.
  *  - merge_slashes (default on): a '/' directly after a '/' is dropped.
- *  - "." and ".." segments are resolved by nginx; we refuse them instead, so a signed
- *    path always names the file the client asked for, and ".." can never climb out of
- *    a private prefix.
+ *  - "." and ".." segments are resolved by nginx (a ".." drops the segment before it,
+ *    a ".." above the root is 400). Signing refuses them instead, so a signed path
+ *    always names the file the client asked for, and ".." can never climb out of a
+ *    private prefix; checking a link someone else wrote resolves them as nginx does.
  *  - Every other decoded byte, control bytes and 0x80-0xff included, is copied as is.
  *
  * On the raw side, nginx's request line parser rejects control bytes and DEL, ends the
@@ -88,11 +89,39 @@ static const unsigned char raw_class[256] = {
 	['~'] = RAW_KEEP,
 };
 
-int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
-                      const char **ret_reason)
+/* Ends the segment that starts at out[seg] and runs to out[*n]: without
+ * resolve a "." or ".." segment is refused; with it, "." is dropped and ".."
+ * drops itself and the segment before it, as nginx does to $uri. Returns 0,
+ * with *n and *seg where the next byte and segment go, or -EINVAL. */
+static int end_segment(char *out, size_t *n, size_t *seg, bool resolve, const char **ret_reason)
+{
+	if (!is_dot_segment(out + *seg, *n - *seg))
+		return 0;
+	if (!resolve)
+		return fail(ret_reason, "'.' or '..' segment in path");
+
+	if (*n - *seg == 1)
+		*n = *seg;
+	else {
+		/* out[*seg - 1] is the '/' before "..": nginx refuses to go
+		 * above the root, and otherwise backs up to the '/' that
+		 * starts the segment before. */
+		if (*seg <= 1)
+			return fail(ret_reason, "'..' segment above the root (nginx answers 400)");
+		*n = *seg - 1;
+		while (out[*n - 1] != '/')
+			(*n)--;
+	}
+	*seg = *n;
+	return 0;
+}
+
+static int decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
+                     bool resolve, const char **ret_reason)
 {
 	size_t n = 0, seg = 0;
 	bool canonical = true;
+	int r;
 
 	assert(in || len == 0);
 	assert(out);
@@ -150,11 +179,13 @@ int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bo
 			break;
 		}
 
-		/* A raw or decoded '/' ends a segment; nginx would resolve "." and
-		 * ".." here, we refuse them. */
-		if (is_dot_segment(out + seg, n - seg))
-			return fail(ret_reason, "'.' or '..' segment in path");
-		/* merge_slashes: drop a '/' that follows a '/'. */
+		/* A raw or decoded '/' ends a segment, where nginx resolves "."
+		 * and "..". */
+		r = end_segment(out, &n, &seg, resolve, ret_reason);
+		if (r < 0)
+			return r;
+		/* merge_slashes: drop a '/' that follows a '/' (also the one
+		 * after a resolved segment: out then ends in '/'). */
 		if (n > 0 && out[n - 1] == '/') {
 			canonical = false;
 			continue;
@@ -164,14 +195,27 @@ int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bo
 	}
 
 	/* A trailing "/." or "/.." is resolved by nginx just the same ("/a/." -> "/a/"). */
-	if (is_dot_segment(out + seg, n - seg))
-		return fail(ret_reason, "'.' or '..' segment in path");
+	r = end_segment(out, &n, &seg, resolve, ret_reason);
+	if (r < 0)
+		return r;
 
 	out[n] = '\0';
 	*ret_len = n;
 	if (ret_canonical)
 		*ret_canonical = canonical;
 	return 0;
+}
+
+int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
+                      const char **ret_reason)
+{
+	return decode_to(in, len, out, ret_len, ret_canonical, false, ret_reason);
+}
+
+int urlpath_resolve_to(const char *in, size_t len, char *out, size_t *ret_len,
+                       const char **ret_reason)
+{
+	return decode_to(in, len, out, ret_len, NULL, true, ret_reason);
 }
 
 int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reason)

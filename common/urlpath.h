@@ -46,6 +46,13 @@ int urlpath_split_target(const char *target, char **ret_origin, char **ret_path,
 int urlpath_decode_to(const char *in, size_t len, char *out, size_t *ret_len, bool *ret_canonical,
                       const char **ret_reason);
 
+/* urlpath_decode_to(), except that "." and ".." segments are resolved as
+ * nginx resolves them in $uri ("/a/b/../c" -> "/a/c") instead of refused; a
+ * ".." above the root is refused (-EINVAL), as nginx answers 400. For
+ * checking links as nginx would; signing refuses dot segments. */
+int urlpath_resolve_to(const char *in, size_t len, char *out, size_t *ret_len,
+                       const char **ret_reason);
+
 /* The length urlpath_encode() produces for the len bytes at path. */
 size_t urlpath_encoded_len(const char *path, size_t len);
 /* urlpath_encode() of the len bytes at path into out, which must hold

@@ -43,9 +43,11 @@ static bool ip_is_valid(const char *ip)
 /* Splits a target into its origin and its decoded path ($uri as nginx will
  * compute it), without allocating for any target a request line can hold:
  * the decoded path goes into buf (PROTO_LINE_MAX bytes), or into *heap for a
- * longer one, which the caller frees. */
-static int target_decode(const char *target, size_t len, UrlTarget *ret_target, char *buf,
-                         char **heap, const char **ret_decoded, size_t *ret_len,
+ * longer one, which the caller frees. With resolve, "." and ".." segments
+ * are resolved as nginx does (for links someone else wrote), else refused
+ * (ret_canonical is then not set). */
+static int target_decode(const char *target, size_t len, bool resolve, UrlTarget *ret_target,
+                         char *buf, char **heap, const char **ret_decoded, size_t *ret_len,
                          bool *ret_canonical, ProtoError *ret_code, const char **ret_message)
 {
 	const char *reason = NULL;
@@ -63,8 +65,12 @@ static int target_decode(const char *target, size_t len, UrlTarget *ret_target, 
 			            -ENOMEM);
 		out = *heap;
 	}
-	r = urlpath_decode_to(ret_target->path, ret_target->path_len, out, ret_len, ret_canonical,
-	                      &reason);
+	if (resolve)
+		r = urlpath_resolve_to(ret_target->path, ret_target->path_len, out, ret_len,
+		                       &reason);
+	else
+		r = urlpath_decode_to(ret_target->path, ret_target->path_len, out, ret_len,
+		                      ret_canonical, &reason);
 	if (r < 0)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad path", r);
 
@@ -174,7 +180,7 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
 		            -EINVAL);
 
-	q = target_decode(target, strlen(target), &t, dec, &heap, &decoded, &len, &canonical,
+		q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
 	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
@@ -386,8 +392,11 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 		url_len = (size_t)(p - url);
 	}
 
-	q = target_decode(url, url_len, &target, buf, &heap, &decoded, &decoded_len, NULL, ret_code,
-	                  ret_message);
+	/* nginx resolves "." and ".." in $uri before it picks the location
+	 * and hashes: "/media/private/x/../a.pdf" is served as
+	 * "/media/private/a.pdf", so that is the path to judge. */
+	q = target_decode(url, url_len, true, &target, buf, &heap, &decoded, &decoded_len, NULL,
+	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
 

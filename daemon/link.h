@@ -39,8 +39,10 @@ typedef enum LinkVerdict {
 	_LINK_VERDICT_MAX,
 } LinkVerdict;
 
-/* Checks a link as nginx would at `now`: the kid selects the key (no kid:
- * keyring_default()), the token must match, expires must be > now.
+/* Checks a link as nginx would at `now`: "." and ".." segments resolved as
+ * in $uri (one above the root is -EINVAL, nginx's 400), the kid selects the
+ * key (no kid: keyring_default()), the token must match, expires must be >=
+ * now.
  * *ret_kid and *ret_expires are set for valid and expired links, *ret_reason
  * (static) for invalid ones. Returns 0, or -EINVAL with code/message for a
  * URL that cannot be parsed at all. */

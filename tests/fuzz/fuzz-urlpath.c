@@ -122,6 +122,34 @@ static bool check_decode_to(const uint8_t *data, size_t size, int r_alloc, const
 	return r == 0 && canonical;
 }
 
+/* Resolving dot segments (VERIFY) agrees with decoding wherever decoding
+ * accepts (no dot segment to resolve), and whatever it gives is a path the
+ * decoder would give: no "//", no "." or "..", and it round-trips. */
+static void check_resolve_to(const uint8_t *data, size_t size, int r_decode, const char *path)
+{
+	const char *reason = NULL;
+	size_t n = SIZE_MAX;
+	char *out;
+	int r;
+
+	out = malloc(size + 1);
+	FUZZ_CHECK(out);
+	r = urlpath_resolve_to((const char *)data, size, out, &n, &reason);
+	if (r_decode == 0) {
+		FUZZ_CHECK(r == 0);
+		FUZZ_CHECK(streq(out, path));
+	}
+	if (r < 0) {
+		FUZZ_CHECK(r == -EINVAL);
+		FUZZ_CHECK(reason && reason[0] != '\0');
+	} else {
+		FUZZ_CHECK(n == strlen(out));
+		check_decoded_path(out, size);
+		check_round_trip(out);
+	}
+	free(out);
+}
+
 static void check_encode_to(const char *path, const uint8_t *data, size_t size, bool canonical)
 {
 	size_t len = strlen(path), n;
@@ -183,6 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = urlpath_decode((const char *)data, size, &path, &reason);
 	canonical = check_decode_to(data, size, r, path);
+	check_resolve_to(data, size, r, path);
 	if (r < 0) {
 		FUZZ_CHECK(r == -EINVAL);
 		FUZZ_CHECK(reason && reason[0] != '\0');

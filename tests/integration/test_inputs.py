@@ -81,3 +81,43 @@ def test_django_media_url_without_scheme_gets_signed_links_to_its_host(make_daem
         assert url.startswith("//files.example.com/media/private/report%201.pdf?token="), url
         assert d.get(url[len("//files.example.com"):]) == (200, body)
         assert s.url("public/x.css") == "//files.example.com/media/public/x.css"
+
+
+# --- verify gives nginx's verdict for links with dot segments ----------------------
+
+
+@pytest.mark.parametrize("path", [
+    "/media/private/x/../a.pdf",            # 200: $uri is /media/private/a.pdf
+    "/media/private/./a.pdf",               # 200
+    "/media/private/%2E%2E/private/a.pdf",  # 200, dots written as escapes
+    "/media/public/../private/a.pdf",       # 200, into the private prefix
+    "/media/private/x/y/../../a.pdf",       # 200
+    "/media/private/a.pdf/../b.pdf",        # 403: b.pdf's token is another
+    "/media/private/../public/logo.txt",    # 200 without a token: public
+    "/../media/private/a.pdf",              # 400: above the root
+    "/media/../../media/private/a.pdf",     # 400
+])
+def test_verify_of_a_link_with_dot_segments_is_nginxs_verdict(make_daemon, path):
+    d = make_daemon()
+    d.add_file("private/a.pdf", b"a\n")
+    d.add_file("private/b.pdf", b"b\n")
+    d.add_file("public/logo.txt", b"logo\n")
+    signed = d.sign("/media/private/a.pdf", "ttl=600")
+    query = signed.split("?", 1)[1]
+    url = f"{path}?{query}"
+    status = d.status_of(url)
+    answer = d.ask(f"VERIFY {url}")
+    q = dict(kv.split("=") for kv in query.split("&"))
+    expected = {
+        200: f"OK valid kid={q['kid']} expires={q['expires']}",
+        403: "OK invalid bad token",
+    }
+    if path.endswith("logo.txt"):
+        assert status == 200
+        assert answer == "OK public"
+    elif status == 400:
+        code, message = err(answer)
+        assert code == "bad-target" and "nginx answers 400" in message, answer
+    else:
+        assert status in expected, status
+        assert answer == expected[status], (status, answer)

@@ -521,7 +521,7 @@ static void test_verify_public_path(void **state)
 static void test_verify_rejects_unparsable_url(void **state)
 {
 	Fixture *f = *state = fixture_new("", false);
-	static const char *const bad[] = { "media/x?token=a", "/media/../x?token=a",
+	static const char *const bad[] = { "media/x?token=a", "/media/../../x?token=a",
 		                           "/media/a%zz?token=a", "/media/a b", "" };
 
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -530,6 +530,43 @@ static void test_verify_rejects_unparsable_url(void **state)
 		assert_int_equal(v.r, -EINVAL);
 		assert_int_equal(v.code, PROTO_BAD_TARGET);
 	}
+}
+
+/* nginx resolves "." and ".." in $uri before it matches a location and
+ * hashes: a link written with them is served if the resolved path's token
+ * matches (seen with nginx 1.22.1), so VERIFY must say valid, not refuse. */
+static void test_verify_resolves_dot_segments_as_nginx(void **state)
+{
+	Fixture *f = *state = fixture_new("[links]\nprivate_prefixes = private/\n", false);
+	static const char *const same[] = {
+		"/media/private/x/../sample1.pdf",
+		"/media/private/./sample1.pdf",
+		"/media/public/../private/sample1.pdf",
+		"/media/private/%2E%2E/private/sample1.pdf",
+		"/other/../media//private/a/b/../../sample1.pdf",
+	};
+	Verdict v;
+
+	for (size_t i = 0; i < ELEMENTSOF(same); i++) {
+		_cleanup_free_ char *url = NULL;
+
+		assert_true(asprintf(&url, "%s?token=" DJ_TOKEN "&expires=1599214310", same[i]) >
+		            0);
+		assert_valid(f, url, NULL, BEFORE, f->legacy_kid);
+	}
+	/* Resolved into another file: that file's token is needed. */
+	assert_invalid(
+	    f, "/media/private/sample1.pdf/../sample2.pdf?token=" DJ_TOKEN "&expires=1599214310",
+	    NULL, "bad token");
+	/* Resolved out of the private prefix: public, as nginx serves it. */
+	v = verify(f, "/media/private/../public/x.css", NULL, BEFORE);
+	assert_int_equal(v.r, 0);
+	assert_int_equal(v.verdict, LINK_PUBLIC);
+	/* Above the root: nginx answers 400, no verdict on the token. */
+	v = verify(f, "/../media/private/sample1.pdf?token=" DJ_TOKEN "&expires=1599214310", NULL,
+	           BEFORE);
+	assert_int_equal(v.r, -EINVAL);
+	assert_int_equal(v.code, PROTO_BAD_TARGET);
 }
 
 static void test_verify_with_bind_ip(void **state)
@@ -580,6 +617,7 @@ int main(void)
 		T(test_verify_rejects_missing_and_bad_parameters),
 		T(test_verify_public_path),
 		T(test_verify_rejects_unparsable_url),
+		T(test_verify_resolves_dot_segments_as_nginx),
 		T(test_verify_with_bind_ip),
 	};
 

@@ -91,6 +91,41 @@ static const char *const nginx_resolves_dots[] = {
 	"/a/b%2F..%2Fc", /* /a/c */
 };
 
+/* $uri as nginx 1.22.1 resolved "." and ".." segments (GET of the left side
+ * from a location answering `return 200 "$uri"`): what VERIFY must hash. */
+static const NginxAnswer nginx_resolved[] = {
+	{ "/a/./b", "/a/b" },
+	{ "/a/../b", "/b" },
+	{ "/a/b/..", "/a/" },
+	{ "/a/b/.", "/a/b/" },
+	{ "/a/%2e%2E/b", "/b" },
+	{ "/a/.%2E/b", "/b" },
+	{ "/a//..//b", "/b" },
+	{ "/...", "/..." },
+	{ "/a/..b", "/a/..b" },
+	{ "/a%2F..%2Fb", "/b" },
+	{ "/./a", "/a" },
+	{ "/.", "/" },
+	{ "/a/.%2F", "/a/" },
+	{ "/a/b/../../c", "/c" },
+	{ "/a/%2E/b", "/a/b" },
+	{ "/a/..%3Fb", "/a/..?b" },
+	{ "/a/..%23/b", "/a/..#/b" },
+	{ "/a/.//b/..", "/a/" },
+	{ "/a/b/%2E%2E", "/a/" },
+	{ "/a/b/%2e", "/a/b/" },
+	{ "/a/b/..%2f..%2Fc", "/c" },
+	{ "/a/./../b", "/b" },
+	{ "/a/b/c/./../../d", "/a/d" },
+	/* Plain paths come out as urlpath_decode() has them. */
+	{ "/a%20b//c", "/a b/c" },
+};
+
+/* ".." above the root: nginx 1.22.1 answered 400. */
+static const char *const nginx_400_above_root[] = {
+	"/..", "/../a", "/a/../..", "/a/b/../../../c", "/%2E%2E", "/.%2e/a",
+};
+
 static void assert_decodes_to(const char *in, size_t len, const char *want)
 {
 	_cleanup_free_ char *out = NULL;
@@ -138,6 +173,42 @@ static void test_decode_rejects_dot_segment(void **state)
 	assert_rejected("/..", 3, "'.' or '..' segment in path");
 	assert_rejected("//./a", 5, "'.' or '..' segment in path");
 	assert_rejected("/%2e%2e/a", 9, "'.' or '..' segment in path");
+}
+
+static void test_resolve_matches_nginx_uri_with_dot_segments(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(nginx_resolved); i++) {
+		const char *in = nginx_resolved[i].in;
+		_cleanup_free_ char *out = malloc(strlen(in) + 1);
+		const char *reason = NULL;
+		size_t n = SIZE_MAX;
+
+		assert_non_null(out);
+		if (urlpath_resolve_to(in, strlen(in), out, &n, &reason) != 0)
+			fail_msg("resolving \"%s\" failed: %s", in, reason ?: "(no reason)");
+		assert_int_equal(n, strlen(nginx_resolved[i].uri));
+		assert_string_equal(out, nginx_resolved[i].uri);
+	}
+}
+
+static void test_resolve_rejects_what_nginx_answers_400(void **state)
+{
+	char out[64];
+	size_t n;
+
+	for (size_t i = 0; i < ELEMENTSOF(nginx_400_above_root); i++) {
+		const char *reason = NULL;
+
+		assert_int_equal(urlpath_resolve_to(nginx_400_above_root[i],
+		                                    strlen(nginx_400_above_root[i]), out, &n,
+		                                    &reason),
+		                 -EINVAL);
+		assert_string_equal(reason, "'..' segment above the root (nginx answers 400)");
+	}
+	/* Every other 400 stays one, with the decoder's reason. */
+	for (size_t i = 0; i < ELEMENTSOF(nginx_400); i++)
+		assert_int_equal(
+		    urlpath_resolve_to(nginx_400[i], strlen(nginx_400[i]), out, &n, NULL), -EINVAL);
 }
 
 static void test_decode_rejects_bad_escape(void **state)
@@ -608,6 +679,8 @@ int main(void)
 		cmocka_unit_test(test_decode_matches_nginx_uri),
 		cmocka_unit_test(test_decode_rejects_what_nginx_answers_400),
 		cmocka_unit_test(test_decode_rejects_dot_segment),
+		cmocka_unit_test(test_resolve_matches_nginx_uri_with_dot_segments),
+		cmocka_unit_test(test_resolve_rejects_what_nginx_answers_400),
 		cmocka_unit_test(test_decode_rejects_bad_escape),
 		cmocka_unit_test(test_decode_rejects_decoded_nul),
 		cmocka_unit_test(test_decode_rejects_raw_query_and_fragment),
