@@ -7,9 +7,11 @@ Known answers come from nginx itself (its status codes), and tokens are
 recomputed with hashlib from the secrets in the keys file nginx reads."""
 
 import re
+import subprocess
 
 import pytest
 
+from ctlsite import ctl_binary
 from daemonsite import err, make_daemon, token  # noqa: F401 (a fixture)
 
 
@@ -121,3 +123,8 @@ def test_verify_of_a_link_with_dot_segments_is_nginxs_verdict(make_daemon, path)
     else:
         assert status in expected, status
         assert answer == expected[status], (status, answer)
+        # securelinkctl verify says the same, with its documented exit status.
+        r = subprocess.run([ctl_binary(), "--socket", d.socket, "verify", url],
+                           capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stdout.strip()) == \
+            ((0, answer[3:]) if status == 200 else (1, answer[3:])), r.stderr
