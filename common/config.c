@@ -574,6 +574,24 @@ static int parse_param_name(Parser *p, const KeyDef *k, const char *value, void 
 	return 0;
 }
 
+static int parse_url_length(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char fix[32];
+	uint64_t v;
+	int r;
+
+	snprintf(fix, sizeof(fix), "use %u to %u", CONFIG_URL_LENGTH_MIN, CONFIG_URL_LENGTH_MAX);
+	r = parse_u64(value, &v);
+	if (r == -EINVAL)
+		return value_error(p, k, value, "is not a number", fix);
+	if (r < 0 || v > CONFIG_URL_LENGTH_MAX)
+		return value_error(p, k, value, "is longer than a SIGN answer can hold", fix);
+	if (v < CONFIG_URL_LENGTH_MIN)
+		return value_error(p, k, value, "is too short for a signed link", fix);
+	*(unsigned *)field = (unsigned)v;
+	return 0;
+}
+
 static int parse_bool(Parser *p, const KeyDef *k, const char *value, void *field)
 {
 	int b = parse_boolean(value);
@@ -860,6 +878,7 @@ static const KeyDef key_table[] = {
 	KEY("links", "expires_param", parse_param_name, expires_param, "expires"),
 	KEY("links", "key_param", parse_param_name, key_param, "kid"),
 	KEY("links", "bind_ip", parse_bool, bind_ip, "no"),
+	KEY("links", "max_url_length", parse_url_length, max_url_length, "8176"),
 
 	KEY("nginx", "keys_file", parse_nginx_file, keys_file, "/etc/nginx/securelink/keys.conf"),
 	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
@@ -913,6 +932,7 @@ Config *config_new(void)
 	c->activation_delay = 2 * USEC_PER_SEC;
 	c->clock_skew = 30 * USEC_PER_SEC;
 	c->bind_ip = false;
+	c->max_url_length = CONFIG_URL_LENGTH_DEFAULT;
 	c->reload = RELOAD_SYSTEMD;
 
 	c->socket = strdup("/run/securelink/securelinkd.sock");

@@ -10,6 +10,15 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/securelink/securelinkd.conf"
 
+/* max_url_length bounds a link's path and query, the request target a
+ * browser sends. nginx's default large_client_header_buffers (8k) holds
+ * "HEAD <target> HTTP/1.1\r\n" in 8192 bytes, so 8176 (GET could have one
+ * more). No link is longer than a SIGN answer ("OK <link>\n" in a protocol
+ * line), nor shorter than a path and its parameters. */
+#define CONFIG_URL_LENGTH_DEFAULT 8176U
+#define CONFIG_URL_LENGTH_MIN     64U
+#define CONFIG_URL_LENGTH_MAX     8188U
+
 typedef enum ReloadMethod {
 	RELOAD_SYSTEMD, /* systemd:UNIT, sd-bus ReloadOrTryRestartUnit */
 	RELOAD_PIDFILE, /* pidfile:PATH, SIGHUP to the master */
@@ -52,6 +61,7 @@ typedef struct Config {
 	char *expires_param;     /* expires */
 	char *key_param;         /* kid */
 	bool bind_ip;            /* no */
+	unsigned max_url_length; /* 8176: nginx's default request line, see CONFIG_URL_LENGTH_* */
 
 	/* [nginx] */
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */

@@ -19,6 +19,10 @@
 /* nginx's secure_link refuses a token longer than this before decoding. */
 #define NGINX_TOKEN_MAX 24
 
+/* The longest link max_url_length allows is the longest a SIGN answer holds. */
+_Static_assert(CONFIG_URL_LENGTH_MAX == PROTO_LINE_MAX - STRLEN("OK \n"),
+               "max_url_length's bound is not a protocol line");
+
 static int fail(ProtoError *ret_code, const char **ret_message, ProtoError code,
                 const char *message, int r)
 {
@@ -88,23 +92,25 @@ static char *append(char *p, const char *s, size_t n)
  * double slash when base_url ends with one), the canonical path, and with a
  * token "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>", then a
  * NUL. A link is made for every SIGN, so this avoids printf, intermediate
- * strings and allocations. Returns the length, or -ENOBUFS when it does not
- * fit. */
+ * strings and allocations. Returns the length; or -E2BIG, with the path and
+ * query's length in *ret_target_len, when those are longer than
+ * max_url_length; or -ENOBUFS when the link does not fit. */
 static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decoded, size_t len,
                          bool canonical, const char *token, const char *expires, size_t expires_len,
-                         uint32_t kid, char *buf, size_t size)
+                         uint32_t kid, char *buf, size_t size, size_t *ret_target_len)
 {
 	const char *base = t->scheme ? NULL : (c->base_url ?: "");
 	size_t bl = base ? strlen(base) : 0, sl = t->scheme ? strlen(t->scheme) : 0;
 	size_t pl = canonical ? len : urlpath_encoded_len(decoded, len), need;
-	size_t tl = 0, el = 0, kl = 0, kidl = 0;
+	size_t tl = 0, el = 0, kl = 0, kidl = 0, origin;
 	char kid_text[10];
 	char *p = buf;
 
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
 	/* Each part is below PROTO_LINE_MAX * 3: no sum can overflow. */
-	need = (t->scheme ? sl + (sl ? STRLEN("://") : STRLEN("//")) + t->host_len : bl) + pl;
+	origin = t->scheme ? sl + (sl ? STRLEN("://") : STRLEN("//")) + t->host_len : bl;
+	need = origin + pl;
 	if (token) {
 		tl = strlen(c->token_param);
 		el = strlen(c->expires_param);
@@ -112,6 +118,12 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 		kidl = format_u64(kid, kid_text);
 		/* "?t=" token "&e=" digits "&k=" digits */
 		need += 1 + tl + 1 + SIGN_TOKEN_LEN + 1 + el + 1 + expires_len + 1 + kl + 1 + kidl;
+	}
+	/* The browser sends the path and query in the request line, where
+	 * nginx answers 414 beyond its buffer; the origin is not in it. */
+	if (need - origin > c->max_url_length) {
+		*ret_target_len = need - origin;
+		return -E2BIG;
 	}
 	if (need >= size)
 		return -ENOBUFS;
@@ -150,12 +162,14 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message)
 {
+	/* The one message that carries numbers: valid until the next call. */
+	static _Thread_local char too_long[256];
 	_cleanup_free_ char *heap = NULL;
 	char dec[PROTO_LINE_MAX];
 	char token[SIGN_TOKEN_LEN + 1];
 	char digits[20];
 	const char *decoded;
-	size_t len, dl;
+	size_t len, dl, target_len = 0;
 	UrlTarget t;
 	const Key *k;
 	bool canonical;
@@ -188,7 +202,8 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	/* Public: nginx serves it without any check, a token would only be
 	 * noise. */
 	if (!config_path_is_private(c, decoded)) {
-		n = url_write(c, &t, decoded, len, canonical, NULL, NULL, 0, 0, buf, size);
+		n = url_write(c, &t, decoded, len, canonical, NULL, NULL, 0, 0, buf, size,
+		              &target_len);
 		goto written;
 	}
 
@@ -223,9 +238,19 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	if (q < 0)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
 
-	n = url_write(c, &t, decoded, len, canonical, token, digits, dl, k->kid, buf, size);
+	n = url_write(c, &t, decoded, len, canonical, token, digits, dl, k->kid, buf, size,
+	              &target_len);
 	sodium_memzero(token, sizeof(token));
 written:
+	if (n == -E2BIG) {
+		snprintf(
+		    too_long, sizeof(too_long),
+		    "the link would be %zu bytes, longer than max_url_length = %u (nginx answers "
+		    "414 to a longer request line; shorten the target, or raise "
+		    "large_client_header_buffers in nginx and max_url_length with it)",
+		    target_len, c->max_url_length);
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, too_long, -EINVAL);
+	}
 	if (n < 0)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET,
 		            "the signed link would be longer than a protocol line (shorten the "

@@ -18,15 +18,18 @@
  * parameters. The answer is base_url (when the target has no origin) or the
  * target's origin, the canonical percent-encoded path, then
  * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>".
- * With bind_ip, ip is required (and hashed after the path).
+ * With bind_ip, ip is required (and hashed after the path). A link longer
+ * than max_url_length (path and query) is refused, see link_sign_to().
  * Returns 0 with *ret_url malloc'd, or -EINVAL with *ret_code and *ret_message
  * (static) set; -ENOKEY (code unavailable) when no key is active. */
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
               const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message);
 
 /* link_sign() into buf (size bytes) instead of an allocation: the form SIGN
- * uses. *ret_len is the link's length (a NUL follows it). A link that does
- * not fit is refused with code bad-target (-ENOBUFS). */
+ * uses. *ret_len is the link's length (a NUL follows it). A link whose path
+ * and query are longer than max_url_length (nginx would answer 414), or that
+ * does not fit, is refused with code bad-target; the message for the first
+ * is valid until the thread's next call. */
 int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message);

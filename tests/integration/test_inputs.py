@@ -7,7 +7,10 @@ Known answers come from nginx itself (its status codes), and tokens are
 recomputed with hashlib from the secrets in the keys file nginx reads."""
 
 import re
+import socket
 import subprocess
+import time
+import urllib.parse
 
 import pytest
 
@@ -128,3 +131,98 @@ def test_verify_of_a_link_with_dot_segments_is_nginxs_verdict(make_daemon, path)
                            capture_output=True, text=True, timeout=30)
         assert (r.returncode, r.stdout.strip()) == \
             ((0, answer[3:]) if status == 200 else (1, answer[3:])), r.stderr
+
+
+# --- links nginx would answer 414 are refused ----------------------------------------
+
+# nginx 1.22.1 with the default large_client_header_buffers (4 8k) takes a
+# request line of at most 8192 bytes with its CRLF: "HEAD <target> HTTP/1.1"
+# leaves 8176 for the target, "GET" one more. Checked below with nginx itself.
+DEFAULT_MAX_URL = 8176
+
+
+def raw_status(port, method, target):
+    """nginx's status for one request line written exactly as given."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def long_relpath(encoded_len):
+    """A path below private/ whose percent-encoded form is encoded_len bytes
+    long while its decoded form stays far below PATH_MAX: directories of 200
+    spaces (each "%20" three bytes), then a file name of spaces and a few
+    'a's to come out exactly."""
+    dirs = []
+    while encoded_len > 700:
+        dirs.append(" " * 200)
+        encoded_len -= 601  # 200 x "%20" and the '/'
+    t = 3 + encoded_len % 3
+    name = " " * ((encoded_len - t) // 3) + "a" * t
+    assert len(name) <= 255
+    return "/".join(dirs + [name])
+
+
+def quote(relpath):
+    return urllib.parse.quote(relpath, safe="/")
+
+
+def test_links_longer_than_nginx_takes_are_refused_and_the_longest_is_served(make_daemon):
+    d = make_daemon({"links": {"base_url": None}})
+    kid = d.status()["active_kid"]
+    expires = int(time.time()) + 600
+    query_len = len(f"?token={'x' * 22}&expires={expires}&kid={kid}")
+    prefix = "/media/private/"
+
+    # The longest link: DEFAULT_MAX_URL bytes, served by nginx to GET and HEAD.
+    rel = long_relpath(DEFAULT_MAX_URL - query_len - len(prefix))
+    body = d.add_file("private/" + rel, b"the longest link\n")
+    link = d.sign(prefix + quote(rel), f"expires={expires}")
+    assert len(link) == DEFAULT_MAX_URL
+    assert d.get(link) == (200, body)
+    assert raw_status(d.port, "HEAD", link) == 200
+
+    # One byte longer: refused with the limit named; nginx would have
+    # answered 414 to that link (fetched by HEAD; by GET one byte later).
+    rel2 = long_relpath(DEFAULT_MAX_URL + 1 - query_len - len(prefix))
+    d.add_file("private/" + rel2, b"one byte too long\n")
+    code, message = err(d.ask(f"SIGN {prefix + quote(rel2)} expires={expires}"))
+    assert code == "bad-target"
+    assert message == (f"the link would be {DEFAULT_MAX_URL + 1} bytes, longer than "
+                       f"max_url_length = {DEFAULT_MAX_URL} (nginx answers 414 to a longer "
+                       "request line; shorten the target, or raise large_client_header_buffers"
+                       " in nginx and max_url_length with it)")
+    would_be = prefix + quote(rel2) + link[link.index("?"):]
+    assert len(would_be) == DEFAULT_MAX_URL + 1
+    assert raw_status(d.port, "HEAD", would_be) == 414
+    # GET takes one byte more: nginx reads that line and checks the token
+    # (the shorter path's, so 403); one byte more again is 414 for GET too.
+    assert raw_status(d.port, "GET", would_be) == 403
+    assert raw_status(d.port, "GET", would_be + "&") == 414
+    # Public links too.
+    public = "/media/public/" + "p" * (DEFAULT_MAX_URL + 1 - len("/media/public/"))
+    assert err(d.ask(f"SIGN {public}"))[0] == "bad-target"
+    assert d.sign(public[:-1]) == public[:-1]
+
+
+def test_max_url_length_is_configurable_and_leaves_out_the_origin(make_daemon):
+    d = make_daemon({"links": {"max_url_length": "200"}})  # base_url is http://127.0.0.1:PORT
+    body = d.add_file("private/a.pdf", b"a\n")
+    link = d.sign("/media/private/a.pdf")
+    assert link.startswith(d.base_url)
+    target = link[len(d.base_url):]
+    pad = 200 - len(target)
+    rel = "p" * pad + "a.pdf"
+    d.add_file("private/" + rel, body)
+    link = d.sign("/media/private/" + rel)
+    assert len(link) == len(d.base_url) + 200
+    assert d.get(link) == (200, body)
+    code, message = err(d.ask("SIGN /media/private/x" + rel))
+    assert code == "bad-target" and "longer than max_url_length = 200" in message

@@ -77,6 +77,7 @@ static void assert_documented_defaults(const Config *c)
 	assert_string_equal(c->expires_param, "expires");
 	assert_string_equal(c->key_param, "kid");
 	assert_false(c->bind_ip);
+	assert_int_equal(c->max_url_length, 8176);
 
 	assert_string_equal(c->keys_file, "/etc/nginx/securelink/keys.conf");
 	assert_string_equal(c->locations_file, "/etc/nginx/securelink/locations.conf");
@@ -102,9 +103,9 @@ static const char *const documented_keys[] = {
 	"private_prefixes", "public_prefixes",
 	"token_param",      "expires_param",
 	"key_param",        "bind_ip",
-	"keys_file",        "locations_file",
-	"media_root",       "test_command",
-	"reload",
+	"max_url_length",   "keys_file",
+	"locations_file",   "media_root",
+	"test_command",     "reload",
 };
 
 static char *make_temp_dir(void)
@@ -212,6 +213,7 @@ static void test_every_key_is_accepted_in_its_section(void **state)
 	                   "expires_param = e\n"
 	                   "key_param = k_1\n"
 	                   "bind_ip = yes\n"
+	                   "max_url_length = 4096\n"
 	                   "[nginx]\n"
 	                   "keys_file = /etc/n/k.conf\n"
 	                   "locations_file = /etc/n/l.conf\n"
@@ -239,6 +241,7 @@ static void test_every_key_is_accepted_in_its_section(void **state)
 	assert_string_equal(c->expires_param, "e");
 	assert_string_equal(c->key_param, "k_1");
 	assert_true(c->bind_ip);
+	assert_int_equal(c->max_url_length, 4096);
 	assert_string_equal(c->keys_file, "/etc/n/k.conf");
 	assert_string_equal(c->locations_file, "/etc/n/l.conf");
 	assert_string_equal(c->media_root, "/srv/media/");
@@ -1008,6 +1011,30 @@ static void test_links_param_names_must_differ_in_more_than_case(void **state)
 	             "test.conf:3: token_param: ", "same parameter as key_param \"Sig\"");
 }
 
+/* The longest request target nginx takes with its default
+ * large_client_header_buffers (8k): "HEAD <target> HTTP/1.1\r\n" in 8192
+ * bytes (nginx 1.22.1: 8176 served, 8177 is 414 for HEAD, 8178 for GET). */
+static void test_links_max_url_length(void **state)
+{
+	Config *c;
+
+	c = config_or_fail("[links]\nmax_url_length = 2000\n");
+	assert_int_equal(c->max_url_length, 2000);
+	config_free(c);
+	c = config_or_fail("[links]\nmax_url_length = 8188\n");
+	assert_int_equal(c->max_url_length, 8188);
+	config_free(c);
+
+	expect_error("[links]\nmax_url_length = 8189\n", "test.conf:2: max_url_length: ",
+	             "\"8189\" is longer than a SIGN answer can hold (use 64 to 8188)");
+	expect_error("[links]\nmax_url_length = 63\n", "test.conf:2: max_url_length: ",
+	             "\"63\" is too short for a signed link (use 64 to 8188)");
+	expect_error("[links]\nmax_url_length = 8k\n",
+	             "test.conf:2: max_url_length: ", "\"8k\" is not a number (use 64 to 8188)");
+	expect_error("[links]\nmax_url_length = 99999999999999999999\n",
+	             "test.conf:2: max_url_length: ", "is longer than a SIGN answer can hold");
+}
+
 static void test_links_bind_ip(void **state)
 {
 	Config *c;
@@ -1327,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_links_param_names),
 		cmocka_unit_test(test_links_param_names_must_differ),
 		cmocka_unit_test(test_links_param_names_must_differ_in_more_than_case),
+		cmocka_unit_test(test_links_max_url_length),
 		cmocka_unit_test(test_links_bind_ip),
 		cmocka_unit_test(test_nginx_files),
 		cmocka_unit_test(test_nginx_keys_and_locations_file_must_differ),

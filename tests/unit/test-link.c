@@ -200,19 +200,94 @@ static void test_sign_target_longer_than_a_line(void **state)
 	assert_sign_fails(f, huge, DJ_EXPIRES, NULL, -EINVAL, PROTO_BAD_TARGET, "path too long");
 }
 
-static void test_sign_public_target_of_any_length(void **state)
+/* nginx answers 414 to a request line longer than its buffer
+ * (large_client_header_buffers, 8k by default): a link whose path and query
+ * are longer than max_url_length is refused, public or private; the origin
+ * is not in the request line and does not count. */
+static void test_sign_refuses_links_longer_than_max_url_length(void **state)
 {
-	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
-	const char *prefix = "/media/public/";
-	size_t pl = strlen(prefix), n = 40000;
-	_cleanup_free_ char *target = malloc(pl + n + 1);
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n"
+	                                            "max_url_length = 100\n");
+	/* "?token=<22>&expires=1599214310&kid=1": 54 bytes after the path. */
+	size_t ql = strlen("?token=") + SIGN_TOKEN_LEN + strlen("&expires=1599214310&kid=1");
+	char target[128], want[128];
+	_cleanup_free_ char *url = NULL;
+	ProtoError code;
+	const char *message = NULL;
 
-	/* No token, so no hash input to bound: a public link is its path. */
-	assert_non_null(target);
-	memcpy(target, prefix, pl);
-	memset(target + pl, 'a', n);
-	target[pl + n] = '\0';
-	assert_sign(f, target, DJ_EXPIRES, NULL, target);
+	assert_int_equal(ql, 54);
+	/* A private link of exactly 100 bytes: a 46-byte path. */
+	snprintf(target, sizeof(target), "/media/private/%.*s", 46 - 15,
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(strlen(target), 46);
+	assert_int_equal(
+	    link_sign(f->c, f->r, f->s, target, DJ_EXPIRES, NULL, &url, &code, &message), 0);
+	assert_int_equal(strlen(url), 100);
+	free(url);
+	url = NULL;
+
+	/* One byte more: refused, naming the limit and the fix. */
+	strcat(target, "a");
+	assert_int_equal(
+	    link_sign(f->c, f->r, f->s, target, DJ_EXPIRES, NULL, &url, &code, &message), -EINVAL);
+	assert_null(url);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	assert_string_equal(message,
+	                    "the link would be 101 bytes, longer than max_url_length = 100 (nginx "
+	                    "answers 414 to a longer request line; shorten the target, or raise "
+	                    "large_client_header_buffers in nginx and max_url_length with it)");
+
+	/* Encoding counts: 16 spaces are 48 bytes of link as %20. */
+	assert_sign_fails(f, "/media/private/%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20",
+	                  DJ_EXPIRES, NULL, -EINVAL, PROTO_BAD_TARGET,
+	                  "the link would be 117 bytes, longer than max_url_length = 100 (nginx "
+	                  "answers 414 to a longer request line; shorten the target, or raise "
+	                  "large_client_header_buffers in nginx and max_url_length with it)");
+
+	/* Public: no parameters, the same bound. */
+	memset(want, 'b', 100);
+	memcpy(want, "/media/public/", 14);
+	want[100] = '\0';
+	assert_sign(f, want, DJ_EXPIRES, NULL, want);
+	want[100] = 'b';
+	want[101] = '\0';
+	assert_sign_fails(f, want, DJ_EXPIRES, NULL, -EINVAL, PROTO_BAD_TARGET,
+	                  "the link would be 101 bytes, longer than max_url_length = 100 (nginx "
+	                  "answers 414 to a longer request line; shorten the target, or raise "
+	                  "large_client_header_buffers in nginx and max_url_length with it)");
+}
+
+/* The origin (base_url or the target's) is not part of the request line. */
+static void test_sign_max_url_length_leaves_out_the_origin(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n"
+	                                            "max_url_length = 100\n"
+	                                            "base_url = https://files.example.com\n");
+	char target[128];
+	_cleanup_free_ char *url = NULL;
+	ProtoError code;
+	const char *message = NULL;
+
+	snprintf(target, sizeof(target), "/media/private/%.*s", 46 - 15,
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(
+	    link_sign(f->c, f->r, f->s, target, DJ_EXPIRES, NULL, &url, &code, &message), 0);
+	assert_int_equal(strlen(url), strlen("https://files.example.com") + 100);
+	free(url);
+	url = NULL;
+
+	snprintf(target, sizeof(target), "//cdn.example.org:8443/media/private/%.*s", 46 - 15,
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(
+	    link_sign(f->c, f->r, f->s, target, DJ_EXPIRES, NULL, &url, &code, &message), 0);
+	assert_int_equal(strlen(url), strlen("//cdn.example.org:8443") + 100);
+	free(url);
+	url = NULL;
+
+	strcat(target, "a");
+	assert_int_equal(
+	    link_sign(f->c, f->r, f->s, target, DJ_EXPIRES, NULL, &url, &code, &message), -EINVAL);
+	assert_int_equal(code, PROTO_BAD_TARGET);
 }
 
 static void test_sign_keeps_origin_and_uses_base_url(void **state)
@@ -596,7 +671,8 @@ int main(void)
 		T(test_sign_matches_django_vector),
 		T(test_sign_hashes_decoded_path_and_answers_canonical_encoding),
 		T(test_sign_target_longer_than_a_line),
-		T(test_sign_public_target_of_any_length),
+		T(test_sign_refuses_links_longer_than_max_url_length),
+		T(test_sign_max_url_length_leaves_out_the_origin),
 		T(test_sign_keeps_origin_and_uses_base_url),
 		T(test_sign_public_path_has_no_parameters),
 		T(test_sign_uses_configured_parameter_names),
