@@ -33,6 +33,19 @@ def test_daemon_warns_at_start_that_a_prefix_without_slash_means_a_directory(mak
     assert d.status_of(d.sign("/media/private/a.pdf")) == 200
 
 
+def test_nginx_config_warns_that_a_prefix_without_slash_means_a_directory(tmp_path):
+    conf = tmp_path / "sl.conf"
+    conf.write_text("[links]\nprivate_prefixes = private\n")
+    r = subprocess.run([ctl_binary(), "nginx-config", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "location ^~ /media/private/ {" in r.stdout
+    assert r.stderr.splitlines() == [
+        'securelinkctl: warning: sl.conf:2: private_prefixes: "private" is read as "private/": '
+        "it covers /media/private/... but not /media/privatefoo.pdf, which "
+        'django-nginx-secure-links would also sign (write "private/" to silence this warning)']
+
+
 # --- a scheme-relative target keeps its host --------------------------------------
 
 
