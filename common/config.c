@@ -1278,7 +1278,6 @@ static int config_verify(Parser *p)
 		for (size_t j = i + 1; j < ELEMENTSOF(params); j++) {
 			const char *x = *(char *const *)((const uint8_t *)c + params[i].offset);
 			const char *y = *(char *const *)((const uint8_t *)c + params[j].offset);
-
 			bool later_i;
 
 			if (strcasecmp(x, y) != 0)
