@@ -194,7 +194,7 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
 		            -EINVAL);
 
-		q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
+	q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
 	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
