@@ -773,16 +773,50 @@ static int parse_argv(Parser *p, const KeyDef *k, const char *whole, const char 
 	return 0;
 }
 
-static int parse_command(Parser *p, const KeyDef *k, const char *value, void *field)
+/* "systemd:UNIT" as systemctl takes it: the full unit name in *ret. */
+static int parse_unit_name(Parser *p, const KeyDef *k, const char *value, const char *example,
+                           char **ret)
 {
-	char **l, ***f = field;
+	const char *arg = value + STRLEN("systemd:");
+	char fix[128];
+	size_t n;
+
+	snprintf(fix, sizeof(fix), "use e.g. systemd:%s", example);
+	arg += strspn(arg, " \t");
+	n = strlen(arg);
+	if (n == 0 || n > UNIT_NAME_MAX - STRLEN(".service"))
+		return value_error(p, k, value, "has no valid unit name", fix);
+	for (const char *i = arg; *i; i++)
+		if (!isalnum((unsigned char)*i) && !strchr(":_.@\\-", *i))
+			return value_error(p, k, value, "has no valid unit name", fix);
+	/* D-Bus wants the full unit name; systemctl's habit of completing
+	 * "nginx" to "nginx.service" is what admins expect. */
+	if (asprintf(ret, "%s%s", arg, strchr(arg, '.') ? "" : ".service") < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A command line, or systemd:UNIT: a oneshot unit that runs the test with
+ * root's rights for a daemon that has none (securelink-nginx-test.service). */
+static int parse_test_command(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	_cleanup_free_ char *unit = NULL;
+	char **l = NULL, ***f = field;
+	Config *c = p->config;
 	int r;
 
-	r = parse_argv(p, k, value, value, &l);
+	if (strncmp(value, "systemd:", STRLEN("systemd:")) == 0)
+		r = parse_unit_name(p, k, value, "securelink-nginx-test.service", &unit);
+	else
+		r = parse_argv(p, k, value, value, &l);
 	if (r < 0)
 		return r;
 	strv_free(*f);
 	*f = l;
+	free(c->test_unit);
+	c->test_unit = TAKE_PTR(unit);
 	return 0;
 }
 
@@ -800,25 +834,10 @@ static int parse_reload(Parser *p, const KeyDef *k, const char *value, void *fie
 	if (streq(value, "none"))
 		m = RELOAD_NONE;
 	else if (strncmp(value, "systemd:", STRLEN("systemd:")) == 0) {
-		size_t n;
-
 		m = RELOAD_SYSTEMD;
-		arg = value + STRLEN("systemd:");
-		arg += strspn(arg, " \t");
-		n = strlen(arg);
-		if (n == 0 || n > UNIT_NAME_MAX - STRLEN(".service"))
-			return value_error(p, k, value, "has no valid unit name",
-			                   "use e.g. systemd:nginx.service");
-		for (const char *i = arg; *i; i++)
-			if (!isalnum((unsigned char)*i) && !strchr(":_.@\\-", *i))
-				return value_error(p, k, value, "has no valid unit name",
-				                   "use e.g. systemd:nginx.service");
-		/* D-Bus wants the full unit name; systemctl's habit of
-		 * completing "nginx" to "nginx.service" is what admins expect. */
-		if (asprintf(&target, "%s%s", arg, strchr(arg, '.') ? "" : ".service") < 0) {
-			target = NULL;
-			return -ENOMEM;
-		}
+		r = parse_unit_name(p, k, value, "nginx.service", &target);
+		if (r < 0)
+			return r;
 	} else if (strncmp(value, "pidfile:", STRLEN("pidfile:")) == 0) {
 		m = RELOAD_PIDFILE;
 		arg = value + STRLEN("pidfile:");
@@ -884,7 +903,8 @@ static const KeyDef key_table[] = {
 	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
 	    "/etc/nginx/securelink/locations.conf"),
 	KEY("nginx", "media_root", parse_nginx_directory, media_root, "/var/www/html/media/"),
-	KEY("nginx", "test_command", parse_command, test_command, "nginx -t -q"),
+	KEY("nginx", "test_command", parse_test_command, test_command,
+	    "systemd:securelink-nginx-test.service"),
 	KEY("nginx", "reload", parse_reload, reload, "systemd:nginx.service"),
 };
 
@@ -950,13 +970,14 @@ Config *config_new(void)
 	c->locations_file = strdup("/etc/nginx/securelink/locations.conf");
 	c->media_root = strdup("/var/www/html/media/");
 	c->reload_target = strdup("nginx.service");
+	/* As reload = systemd:nginx.service: under systemd, where securelinkd
+	 * runs unprivileged and nginx -t needs root. */
+	c->test_unit = strdup("securelink-nginx-test.service");
 	c->warnings = calloc(1, sizeof(char *));
 	if (!c->warnings || !c->socket || !c->state_directory || !c->admin_group || !c->base_url ||
 	    !c->media_url || !c->private_prefixes || !c->public_prefixes || !c->token_param ||
 	    !c->expires_param || !c->key_param || !c->keys_file || !c->locations_file ||
-	    !c->media_root || !c->reload_target)
-		return NULL;
-	if (strv_split("nginx -t -q", &c->test_command) < 0)
+	    !c->media_root || !c->reload_target || !c->test_unit)
 		return NULL;
 
 	return TAKE_PTR(c);
@@ -982,6 +1003,7 @@ Config *config_free(Config *c)
 	free(c->locations_file);
 	free(c->media_root);
 	strv_free(c->test_command);
+	free(c->test_unit);
 	free(c->reload_target);
 	strv_free(c->reload_command);
 	strv_free(c->warnings);

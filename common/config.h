@@ -67,7 +67,8 @@ typedef struct Config {
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */
 	char *locations_file;  /* /etc/nginx/securelink/locations.conf */
 	char *media_root;      /* /var/www/html/media/ ; ends with '/' */
-	char **test_command;   /* argv: nginx -t -q */
+	char **test_command;   /* argv; NULL with test_unit */
+	char *test_unit;       /* systemd:securelink-nginx-test.service; NULL with test_command */
 	ReloadMethod reload;   /* systemd:nginx.service */
 	char *reload_target;   /* unit name or pid file; NULL otherwise */
 	char **reload_command; /* argv for exec:, NULL otherwise */

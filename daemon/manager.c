@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -121,12 +122,18 @@ void manager_notify_status(Manager *m)
 static int write_if_changed(const char *path, const char *text, size_t size, mode_t mode)
 {
 	_cleanup_free_ char *old = NULL;
+	struct stat st;
 	size_t old_size;
 	bool same;
 	int r;
 
 	r = read_file(path, SNIPPET_MAX, &old, &old_size);
 	same = r >= 0 && old_size == size && sodium_memcmp(old, text, size) == 0;
+	/* A mode changed by hand (a keys file made group-readable) is put back,
+	 * and a file of another owner (root's, from a securelinkd that ran as
+	 * root) becomes ours. */
+	if (same && (stat(path, &st) < 0 || (st.st_mode & 07777) != mode || st.st_uid != geteuid()))
+		same = false;
 	if (old) {
 		/* The old keys file holds secrets too. */
 		sodium_memzero(old, old_size);
@@ -152,8 +159,9 @@ int manager_write_snippets(Manager *m)
 	r = render_keys_file_transition(m->ring, m->signing_config, m->config, &keys, &keys_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the keys file: %m");
-	/* The keys file holds secrets: readable by root and nginx's group only. */
-	r = write_if_changed(m->config->keys_file, keys, keys_size, 0640);
+	/* The keys file holds secrets: nginx's master reads it as root, and
+	 * securelinkd's group is the applications', so not even the group. */
+	r = write_if_changed(m->config->keys_file, keys, keys_size, 0600);
 	keyring_text_free(keys, keys_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to write %s: %m", m->config->keys_file);

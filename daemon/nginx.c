@@ -28,6 +28,8 @@
 /* How much of a child's stderr is kept for the error report; the rest is
  * read and thrown away so a chatty child never blocks on a full pipe. */
 #define STDERR_KEEP 4096
+/* The test unit's output file: nginx -t -q prints a line or two. */
+#define TEST_OUTPUT_MAX (64 * 1024)
 /* Longest line of a message people read. */
 #define MESSAGE_LINE_MAX 512
 /* A pid file holds a decimal pid and a newline. */
@@ -47,9 +49,15 @@
 #define DBUS_PROPERTIES      "org.freedesktop.DBus.Properties"
 #define SYSTEMD_NO_SUCH_UNIT "org.freedesktop.systemd1.NoSuchUnit"
 
+/* Where securelink-nginx-test.service writes nginx's output (its
+ * StandardOutput=truncate:): a root-owned directory, readable by the
+ * unprivileged daemon, which need not read the system journal for it. */
+#define NGINX_TEST_OUTPUT "/run/securelink/nginx-test.log"
+
 typedef enum Stage {
 	STAGE_START,
 	STAGE_TEST,
+	STAGE_TEST_SYSTEMD,
 	STAGE_RELOAD_EXEC,
 	STAGE_SYSTEMD_QUERY,
 	STAGE_SYSTEMD_JOB,
@@ -66,6 +74,7 @@ struct NginxOp {
 
 	/* Copied from the Config: the caller may reload its config while we run. */
 	char **test_command;
+	char *test_unit;
 	ReloadMethod reload;
 	char *reload_target;
 	char **reload_command;
@@ -765,20 +774,28 @@ static int op_reload_pidfile(NginxOp *op)
 
 /* ---- reload: systemd over D-Bus ---- */
 
+/* The unit the current D-Bus step is about. */
+static const char *op_bus_unit(const NginxOp *op)
+{
+	return op->stage == STAGE_TEST_SYSTEMD ? op->test_unit : op->reload_target;
+}
+
 /* Fails with the D-Bus error when there is one (its message says what
  * systemd or polkit refused), else with r. */
 static int op_fail_bus(NginxOp *op, const sd_bus_error *error, int r, const char *what)
 {
+	const char *unit = op_bus_unit(op);
+
 	if (error && sd_bus_error_is_set(error)) {
 		/* A positive errno; EIO for names it does not know. */
 		int k = sd_bus_error_get_errno(error);
 
-		return op_fail(op, k > 0 ? -k : -EIO, "%s %s: %s", what, op->reload_target,
+		return op_fail(op, k > 0 ? -k : -EIO, "%s %s: %s", what, unit,
 		               error->message ?: error->name);
 	}
 	if (r >= 0)
 		r = -EIO;
-	return op_fail(op, r, "%s %s: %s", what, op->reload_target, strerror(-r));
+	return op_fail(op, r, "%s %s: %s", what, unit, strerror(-r));
 }
 
 /* Reads the answer to a MainPID property Get; on failure the op has failed
@@ -826,6 +843,30 @@ static int op_get_property(NginxOp *op, const char *interface, const char *prope
 	                                property);
 }
 
+/* The test unit's job ended: "done" is nginx -t's exit status 0; anything
+ * else fails the op with nginx's own message from the unit's output. */
+static void op_test_unit_done(NginxOp *op, const char *result)
+{
+	_cleanup_free_ char *buf = NULL, *line = NULL;
+	size_t size = 0;
+
+	op->match_slot = sd_bus_slot_unref(op->match_slot);
+	free(op->job_path);
+	op->job_path = NULL;
+	if (streq(result, "done")) {
+		(void)op_start_reload(op);
+		return;
+	}
+	if (read_file(NGINX_TEST_OUTPUT, TEST_OUTPUT_MAX, &buf, &size) >= 0)
+		line = stderr_pick_line(buf, size);
+	if (line)
+		op_fail(op, -EBADMSG, "nginx test failed: %s", line);
+	else
+		op_fail(op, -EBADMSG,
+		        "nginx test failed: %s ended with \"%s\" (see journalctl -u %s)",
+		        op->test_unit, result, op->test_unit);
+}
+
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	NginxOp *op = userdata;
@@ -833,7 +874,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	uint32_t id;
 	int r;
 
-	if (op->stage != STAGE_SYSTEMD_JOB || !op->job_path)
+	if ((op->stage != STAGE_SYSTEMD_JOB && op->stage != STAGE_TEST_SYSTEMD) || !op->job_path)
 		return 0;
 	r = sd_bus_message_read(m, "uoss", &id, &job, &unit, &result);
 	if (r < 0) {
@@ -842,6 +883,11 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	}
 	if (!streq(job, op->job_path))
 		return 0;
+
+	if (op->stage == STAGE_TEST_SYSTEMD) {
+		op_test_unit_done(op, result);
+		return 0;
+	}
 
 	if (!streq(result, "done")) {
 		op_fail(op, -EIO,
@@ -859,7 +905,14 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	return 0;
 }
 
-static int on_reload_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+/* What the job of the current stage does, for messages: "cannot start X". */
+static const char *op_bus_what(const NginxOp *op)
+{
+	return op->stage == STAGE_TEST_SYSTEMD ? "nginx test failed: cannot start"
+	                                       : "cannot reload";
+}
+
+static int on_job_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	NginxOp *op = userdata;
 	const char *job;
@@ -867,28 +920,30 @@ static int on_reload_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
 	op->call_slot = sd_bus_slot_unref(op->call_slot);
 	if (sd_bus_message_is_method_error(m, NULL)) {
-		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot reload");
+		op_fail_bus(op, sd_bus_message_get_error(m), 0, op_bus_what(op));
 		return 0;
 	}
 	r = sd_bus_message_read(m, "o", &job);
 	if (r < 0) {
-		op_fail_bus(op, NULL, r, "cannot reload");
+		op_fail_bus(op, NULL, r, op_bus_what(op));
 		return 0;
 	}
 	/* systemd sends this reply when it queues the job, and JobRemoved
 	 * only later on the same connection, so the path is known in time. */
+	free(op->job_path);
 	op->job_path = strdup(job);
 	if (!op->job_path)
-		op_fail(op, -ENOMEM, "cannot reload %s: out of memory", op->reload_target);
+		op_fail(op, -ENOMEM, "%s %s: out of memory", op_bus_what(op), op_bus_unit(op));
 	return 0;
 }
 
 static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	NginxOp *op = userdata;
+	bool test = op->stage == STAGE_TEST_SYSTEMD;
 	int r;
 
-	if (op->stage != STAGE_SYSTEMD_JOB)
+	if (op->stage != STAGE_SYSTEMD_JOB && !test)
 		return 0;
 	if (sd_bus_message_is_method_error(m, NULL)) {
 		op_fail_bus(op, sd_bus_message_get_error(m), 0, "cannot watch systemd's jobs for");
@@ -904,10 +959,10 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
 		return 0;
 	}
 	r = sd_bus_call_method_async(op->bus, &op->call_slot, SYSTEMD_DEST, SYSTEMD_PATH,
-	                             SYSTEMD_MANAGER, "ReloadOrTryRestartUnit", on_reload_reply, op,
-	                             "ss", op->reload_target, "replace");
+	                             SYSTEMD_MANAGER, test ? "StartUnit" : "ReloadOrTryRestartUnit",
+	                             on_job_reply, op, "ss", op_bus_unit(op), "replace");
 	if (r < 0)
-		op_fail_bus(op, NULL, r, "cannot reload");
+		op_fail_bus(op, NULL, r, op_bus_what(op));
 	return 0;
 }
 
@@ -1012,16 +1067,47 @@ static int on_get_unit(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	return 0;
 }
 
+/* One connection for the op: the test unit's job and the reload's. */
+static int op_open_bus(NginxOp *op)
+{
+	int r;
+
+	if (op->bus)
+		return 0;
+	r = sd_bus_open_system(&op->bus);
+	if (r < 0)
+		return r;
+	return sd_bus_attach_event(op->bus, op->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+/* test_command = systemd:UNIT: starts the oneshot unit that runs nginx -t
+ * with root's rights, and takes its job's result as the verdict. The match
+ * is in place before the start, so JobRemoved cannot slip past us. */
+static int op_test_systemd(NginxOp *op)
+{
+	int r;
+
+	op->stage = STAGE_TEST_SYSTEMD;
+	r = op_open_bus(op);
+	if (r < 0)
+		return op_fail(
+		    op, r, "nginx test failed: cannot connect to the system bus to start %s: %s",
+		    op->test_unit, strerror(-r));
+	r = sd_bus_match_signal_async(op->bus, &op->match_slot, SYSTEMD_DEST, SYSTEMD_PATH,
+	                              SYSTEMD_MANAGER, "JobRemoved", on_job_removed,
+	                              on_match_installed, op);
+	if (r < 0)
+		return op_fail_bus(op, NULL, r,
+		                   "nginx test failed: cannot watch systemd's jobs for");
+	return 0;
+}
+
 static int op_reload_systemd(NginxOp *op)
 {
 	int r;
 
 	op->stage = STAGE_SYSTEMD_QUERY;
-	r = sd_bus_open_system(&op->bus);
-	if (r < 0)
-		return op_fail(op, r, "cannot connect to the system bus to reload %s: %s",
-		               op->reload_target, strerror(-r));
-	r = sd_bus_attach_event(op->bus, op->event, SD_EVENT_PRIORITY_NORMAL);
+	r = op_open_bus(op);
 	if (r < 0)
 		return op_fail(op, r, "cannot connect to the system bus to reload %s: %s",
 		               op->reload_target, strerror(-r));
@@ -1069,6 +1155,8 @@ static int op_start(NginxOp *op)
 {
 	int r;
 
+	if (op->test_unit)
+		return op_test_systemd(op);
 	if (!op->test_command || !op->test_command[0])
 		return op_start_reload(op);
 
@@ -1115,6 +1203,11 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 		        timeout_string(op, buf, sizeof(buf)),
 		        op->test_command ? op->test_command[0] : "?");
 		break;
+	case STAGE_TEST_SYSTEMD:
+		op_fail(op, -ETIMEDOUT,
+		        "nginx test timed out after %s: %s did not finish (see journalctl -u %s)",
+		        timeout_string(op, buf, sizeof(buf)), op->test_unit, op->test_unit);
+		break;
 	case STAGE_RELOAD_EXEC:
 		op_fail(op, -ETIMEDOUT, "nginx reload timed out after %s: %s was killed",
 		        timeout_string(op, buf, sizeof(buf)), op->reload_command[0]);
@@ -1150,6 +1243,7 @@ NginxOp *nginx_op_free(NginxOp *op)
 	sd_event_unref(op->event);
 
 	strv_free(op->test_command);
+	free(op->test_unit);
 	free(op->reload_target);
 	strv_free(op->reload_command);
 	free(op->result.message);
@@ -1201,7 +1295,11 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
 	op->stage = STAGE_START;
 	op->reload = c->reload;
 
-	if (c->test_command && c->test_command[0]) {
+	if (c->test_unit) {
+		op->test_unit = strdup(c->test_unit);
+		if (!op->test_unit)
+			return -ENOMEM;
+	} else if (c->test_command && c->test_command[0]) {
 		op->test_command = strv_copy(c->test_command);
 		if (!op->test_command)
 			return -ENOMEM;

@@ -605,7 +605,7 @@ def test_hand_edited_keys_file_is_rewritten_at_start(daemon):
 
     with open(daemon.keys_file, "rb") as f:
         assert f.read() == good
-    assert os.stat(daemon.keys_file).st_mode & 0o777 == 0o640
+    assert os.stat(daemon.keys_file).st_mode & 0o777 == 0o600
     assert daemon.status_of(daemon.sign(PRIVATE)) == 200
 
 

@@ -107,7 +107,7 @@ def test_secret_files_have_their_modes_whatever_the_umask(make_daemon, umask):
     assert mode(d.state) == 0o700
     assert mode(d.keyring) == 0o600
     assert mode(d.keyring_prev) == 0o600
-    assert mode(d.keys_file) == 0o640  # nginx's master reads it; not the world
+    assert mode(d.keys_file) == 0o600  # nginx's master reads it as root; not the group
     assert mode(d.locations_file) == 0o644  # no secret in it
     assert sorted(os.listdir(d.state)) == ["keyring", "keyring.prev"]
     assert sorted(os.listdir(os.path.dirname(d.keys_file))) == ["keys.conf", "locations.conf"]

@@ -82,7 +82,8 @@ static void assert_documented_defaults(const Config *c)
 	assert_string_equal(c->keys_file, "/etc/nginx/securelink/keys.conf");
 	assert_string_equal(c->locations_file, "/etc/nginx/securelink/locations.conf");
 	assert_string_equal(c->media_root, "/var/www/html/media/");
-	assert_strv_equal(c->test_command, (const char *const[]){ "nginx", "-t", "-q", NULL });
+	assert_null(c->test_command);
+	assert_string_equal(c->test_unit, "securelink-nginx-test.service");
 	assert_int_equal(c->reload, RELOAD_SYSTEMD);
 	assert_string_equal(c->reload_target, "nginx.service");
 	assert_null(c->reload_command);
@@ -1111,6 +1112,25 @@ static void test_nginx_test_command_is_split_on_whitespace(void **state)
 	config_free(c);
 }
 
+static void test_nginx_test_command_systemd_unit_replaces_the_command(void **state)
+{
+	Config *c;
+
+	c = config_or_fail("[nginx]\ntest_command = systemd:my-nginx-test\n");
+	assert_string_equal(c->test_unit, "my-nginx-test.service");
+	assert_null(c->test_command);
+	config_free(c);
+	/* A command line replaces the default unit. */
+	c = config_or_fail("[nginx]\ntest_command = nginx -t -q\n");
+	assert_null(c->test_unit);
+	assert_strv_equal(c->test_command, (const char *const[]){ "nginx", "-t", "-q", NULL });
+	config_free(c);
+	expect_error("[nginx]\ntest_command = systemd:\n", "test.conf:2: test_command: ",
+	             "has no valid unit name (use e.g. systemd:securelink-nginx-test.service)");
+	expect_error("[nginx]\ntest_command = systemd:a;b\n",
+	             "test.conf:2: test_command: ", "has no valid unit name");
+}
+
 static void test_nginx_test_command_refuses_shell_syntax(void **state)
 {
 	expect_error("[nginx]\ntest_command = nginx -g 'daemon off'\n",
@@ -1360,6 +1380,7 @@ int main(void)
 		cmocka_unit_test(test_nginx_keys_and_locations_file_must_differ),
 		cmocka_unit_test(test_nginx_secrets_outside_media_root),
 		cmocka_unit_test(test_nginx_test_command_is_split_on_whitespace),
+		cmocka_unit_test(test_nginx_test_command_systemd_unit_replaces_the_command),
 		cmocka_unit_test(test_nginx_test_command_refuses_shell_syntax),
 		cmocka_unit_test(test_nginx_test_command_refuses_relative_program),
 		cmocka_unit_test(test_nginx_reload_methods),
