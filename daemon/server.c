@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include "log.h"
 #include "server.h"
 #include "util.h"
 
@@ -18,13 +19,11 @@
  * at least one maximal line, so a line never needs a bigger buffer.
  *
  * Memory per idle connection is what limits how many the daemon holds, so
- * connections own no buffer while idle. The loop is single-threaded: every
- * read goes to the server's one read buffer and is processed there; only
- * what is left when the connection stops (an incomplete line, or complete
- * lines held back by backpressure) is copied to a buffer of its own, of
- * just that size, which the next read puts back in front of the new bytes.
- * That copy is at most PROTO_LINE_MAX bytes each way per read, and never
- * happens when a read ends at a line's end, as pipelined batches do. */
+ * connections own no input buffer while idle: a read goes to a buffer of
+ * this size, and what is left when the connection stops (an incomplete line,
+ * or lines held back by backpressure) moves to one of just that size.
+ * Requests may carry a secret (IMPORT), so every input buffer is wiped
+ * before it is freed. */
 #define IN_BUF_SIZE (32U * 1024U)
 /* Above this much unsent output a connection's input is not processed any
  * more (backpressure): a client that sends but never reads cannot make the
@@ -34,6 +33,17 @@
  * this size goes back to the server as its spare for the next connection
  * with something to say, so a busy loop does not call malloc() per batch. */
 #define OUT_BUF_INITIAL (16U * 1024U)
+/* Input and output buffered for all connections of one peer uid, and for
+ * all connections together. Above either bound the connection holding the
+ * most is closed: a client that pipelines without reading (up to
+ * OUT_BUF_HIGH and IN_BUF_SIZE each, ~550 KiB) cannot make the daemon hold
+ * hundreds of MiB over max_connections, and another uid is still served.
+ * A well-behaved client holds a few KiB at most. */
+#define UID_BUFFER_MAX    (32U * 1024U * 1024U)
+#define SERVER_BUFFER_MAX (64U * 1024U * 1024U)
+/* At most one log line per this interval for refused or shed connections;
+ * the rest are counted into the next line. */
+#define REFUSED_LOG_INTERVAL (5 * USEC_PER_SEC)
 /* Accepts per wakeup, so a connect storm cannot starve connected clients. */
 #define ACCEPT_BURST 64
 /* Out of file descriptors: stop accepting for a moment instead of spinning on
@@ -44,6 +54,30 @@
 
 static const char too_many_connections[] =
     "ERR unavailable too many connections (try again later)\n";
+static const char evicted_message[] =
+    "ERR unavailable too many connections; this one closed for another user's (try again "
+    "later)\n";
+
+/* What one peer uid holds: its connections and their buffers. */
+typedef struct UidUsage {
+	uid_t uid;
+	unsigned n_conns;
+	size_t bytes;
+	struct UidUsage *next;
+} UidUsage;
+
+/* A log line at most every REFUSED_LOG_INTERVAL; what happens meanwhile is
+ * counted and summed up by a timer when the interval is over. */
+typedef struct LogLimit {
+	usec_t logged_at;
+	unsigned suppressed;
+	sd_event_source *timer;
+	/* The summary line: "<verb> N more connections in the last Ns<why>:
+	 * <detail>". */
+	const char *verb, *why;
+	/* Appended to the summary: what the limit is and who holds the most. */
+	char detail[160];
+} LogLimit;
 
 struct Conn {
 	unsigned n_ref;
@@ -53,18 +87,20 @@ struct Conn {
 	sd_event_source *resume; /* runs the connection again after a deferred reply */
 	uint32_t events;         /* what io waits for; 0 while it is disabled */
 	Peer peer;
+	UidUsage *usage; /* the peer uid's, shared with its other connections */
 	Conn *prev, *next;
 
-	/* Input: bytes [in_start, in_end) of in are unprocessed. in is NULL
-	 * while there are none, the server's read buffer while it is being
-	 * processed (in_shared), or else owned: in_alloc bytes. */
+	/* Input: bytes [in_start, in_end) of in (in_alloc bytes, or NULL) are
+	 * unprocessed; the first in_dirty bytes may hold request bytes and are
+	 * wiped before in is freed. */
 	char *in;
-	size_t in_start, in_end, in_alloc;
-	bool in_shared;
+	size_t in_start, in_end, in_alloc, in_dirty;
 
 	/* Output: bytes [out_start, out_end) of out are unsent. */
 	char *out;
 	size_t out_start, out_end, out_alloc;
+
+	size_t bytes; /* in_alloc + out_alloc, as counted in usage and the server */
 
 	usec_t last_activity; /* CLOCK_MONOTONIC: last request or output progress */
 
@@ -89,15 +125,20 @@ struct Server {
 
 	unsigned max_connections;
 	usec_t idle_timeout; /* 0 or USEC_INFINITY: none */
-	char *admin_group;
+	/* admin_group's gid, looked up at start and reload only: never from
+	 * the event loop per client (NSS may be LDAP). */
+	bool admin_gid_valid;
+	gid_t admin_gid;
 
 	Conn *conns;
 	unsigned n_conns;
+	UidUsage *usages;
+	size_t bytes; /* all connections' buffers */
 
-	/* IN_BUF_SIZE bytes that each read goes to; NULL until the first read,
-	 * and while a connection that deferred in the middle of it keeps it
-	 * (the handler may point into its line). */
-	char *read_buf;
+	LogLimit refused; /* connections refused at max_connections */
+	LogLimit shed;    /* connections closed for the buffer bounds */
+	LogLimit evicted; /* connections closed for another uid's at max_connections */
+
 	/* A drained OUT_BUF_INITIAL output buffer kept for reuse, or NULL. */
 	char *spare_out;
 
@@ -154,72 +195,102 @@ static int lookup_group(const char *name, gid_t *ret)
 	}
 }
 
-static int uid_in_group(uid_t uid, gid_t gid)
+/* 1 when the peer of fd had gid among its supplementary groups when it
+ * connected (SO_PEERGROUPS: the kernel's record, no user database), 0 when
+ * not, or a negative errno. */
+static int peer_has_group(int fd, gid_t gid)
 {
-	size_t size = 4096;
-	_cleanup_free_ char *buf = NULL;
-	struct passwd pw, *result = NULL;
+	gid_t small[64];
+	_cleanup_free_ gid_t *big = NULL;
+	gid_t *groups = small;
+	socklen_t len = sizeof(small);
 
-	for (;;) {
-		int r;
-
-		buf = malloc(size);
-		if (!buf)
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* len now says how much the list needs. */
+		if (errno != ERANGE || len <= sizeof(small))
+			return -errno;
+		big = malloc(len);
+		if (!big)
 			return -ENOMEM;
-		r = getpwuid_r(uid, &pw, buf, size, &result);
-		if (r == ERANGE && size < 1024 * 1024) {
-			free(buf);
-			size *= 2;
-			continue;
-		}
-		if (r != 0)
-			return r > 0 ? -r : -EIO;
-		if (!result)
-			return -ENOENT;
-		break;
+		groups = big;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			return -errno;
 	}
-
-	if (pw.pw_gid == gid)
-		return 1;
-
-	int n = 64;
-	for (;;) {
-		_cleanup_free_ gid_t *groups = calloc(n, sizeof(gid_t));
-		int m = n;
-
-		if (!groups)
-			return -ENOMEM;
-		if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &m) < 0) {
-			/* m now says how many there are. */
-			if (m <= n || m > 65536)
-				return -EIO;
-			n = m;
-			continue;
-		}
-		for (int i = 0; i < m; i++)
-			if (groups[i] == gid)
-				return 1;
-		return 0;
-	}
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
 }
 
-/* Any failure to look something up means "not admin": fail closed. */
-static bool peer_is_admin(const char *admin_group, const struct ucred *cred)
+/* uid 0, or admin_group as the peer's gid or one of its supplementary
+ * groups, all as they were when it connected: the rights of the process,
+ * like a file's permissions, not what the user database says now. Any
+ * failure means "not admin": fail closed. */
+static bool conn_is_admin(const Conn *c)
 {
-	gid_t gid = (gid_t)-1;
+	const Server *s = c->server;
 
-	if (cred->uid == 0)
+	if (c->peer.uid == 0)
 		return true;
-	if (!admin_group || !*admin_group)
-		return false;
-	/* A missing group means only root is admin. */
-	if (lookup_group(admin_group, &gid) < 0)
+	/* No such group: only root is admin. */
+	if (!s->admin_gid_valid)
 		return false;
 	/* The effective gid (sg, newgrp, a setgid helper) carries the group's
-	 * rights as much as membership in the user database does. */
-	if (cred->gid == gid)
+	 * rights as much as a supplementary group does. */
+	if (c->peer.gid == s->admin_gid)
 		return true;
-	return uid_in_group(cred->uid, gid) > 0;
+	return peer_has_group(c->fd, s->admin_gid) > 0;
+}
+
+/* Whether the line's verb is one that needs admin rights (ROTATE, IMPORT),
+ * spelled as proto_parse_line() takes verbs: exactly, up to a space. */
+static bool line_needs_admin(const char *line, size_t len)
+{
+	if (len < 6 || (len > 6 && line[6] != ' '))
+		return false;
+	return memcmp(line, "ROTATE", 6) == 0 || memcmp(line, "IMPORT", 6) == 0;
+}
+
+/* --- rate-limited log lines ---------------------------------------------- */
+
+static int on_log_limit(sd_event_source *es, usec_t usec, void *userdata)
+{
+	LogLimit *l = userdata;
+
+	if (l->suppressed > 0)
+		log_warning("%s %u more connections in the last %us%s: %s", l->verb, l->suppressed,
+		            (unsigned)(REFUSED_LOG_INTERVAL / USEC_PER_SEC), l->why, l->detail);
+	l->suppressed = 0;
+	l->logged_at = usec;
+	return 0;
+}
+
+/* True when a line may be logged now; else counts it for the summary the
+ * timer logs at the end of the interval. */
+static bool log_limit_pass(Server *s, LogLimit *l)
+{
+	usec_t now = server_now(s), when;
+	int r;
+
+	if (l->logged_at == 0 || now >= l->logged_at + REFUSED_LOG_INTERVAL) {
+		l->logged_at = now;
+		return true;
+	}
+	if (l->suppressed++ > 0)
+		return false;
+	when = l->logged_at + REFUSED_LOG_INTERVAL;
+	if (!l->timer)
+		r = sd_event_add_time(s->event, &l->timer, CLOCK_MONOTONIC, when, 0, on_log_limit,
+		                      l);
+	else {
+		r = sd_event_source_set_time(l->timer, when);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+	}
+	if (r < 0)
+		/* Without the timer the count goes into the next line. */
+		l->suppressed--;
+	return r < 0;
 }
 
 /* --- connections -------------------------------------------------------- */
@@ -239,12 +310,88 @@ static size_t conn_out_len(const Conn *c)
 	return c->out_end - c->out_start;
 }
 
+/* Counts a change of the connection's buffers into its uid's and the
+ * server's totals. Call after every change of in_alloc or out_alloc. */
+static void conn_account(Conn *c)
+{
+	size_t bytes = c->in_alloc + c->out_alloc;
+
+	if (!c->server)
+		return;
+	c->server->bytes = c->server->bytes - c->bytes + bytes;
+	c->usage->bytes = c->usage->bytes - c->bytes + bytes;
+	c->bytes = bytes;
+}
+
+/* Wipes the input buffer (it may hold an IMPORT line) and frees it. */
+static void conn_in_free(Conn *c)
+{
+	if (c->in) {
+		sodium_memzero(c->in, c->in_dirty);
+		free(c->in);
+	}
+	c->in = NULL;
+	c->in_start = c->in_end = c->in_alloc = c->in_dirty = 0;
+	conn_account(c);
+}
+
+/* Moves the unprocessed input to a new buffer of size bytes, at its start;
+ * the old one is wiped and freed. */
+static int conn_in_resize(Conn *c, size_t size)
+{
+	size_t len = c->in_end - c->in_start;
+	char *p;
+
+	assert(size >= len && size > 0);
+	p = malloc(size);
+	if (!p)
+		return -ENOMEM;
+	if (len > 0)
+		memcpy(p, c->in + c->in_start, len);
+	conn_in_free(c);
+	c->in = p;
+	c->in_end = c->in_dirty = len;
+	c->in_alloc = size;
+	conn_account(c);
+	return 0;
+}
+
+static UidUsage *server_find_usage(const Server *s, uid_t uid)
+{
+	for (UidUsage *u = s->usages; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
+
+static void server_put_usage(Server *s, UidUsage *u)
+{
+	assert(u->n_conns > 0);
+	if (--u->n_conns > 0)
+		return;
+	assert(u->bytes == 0);
+	for (UidUsage **p = &s->usages; *p; p = &(*p)->next)
+		if (*p == u) {
+			*p = u->next;
+			break;
+		}
+	free(u);
+}
+
 static void conn_close(Conn *c)
 {
 	Server *s = c->server;
 
 	if (!s)
 		return;
+
+	conn_in_free(c);
+	free(c->out);
+	c->out = NULL;
+	c->out_start = c->out_end = c->out_alloc = 0;
+	conn_account(c);
+	server_put_usage(s, c->usage);
+	c->usage = NULL;
 
 	c->server = NULL;
 	if (c->prev)
@@ -261,14 +408,6 @@ static void conn_close(Conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	if (!c->in_shared)
-		free(c->in);
-	c->in = NULL;
-	c->in_start = c->in_end = c->in_alloc = 0;
-	c->in_shared = false;
-	free(c->out);
-	c->out = NULL;
-	c->out_start = c->out_end = c->out_alloc = 0;
 
 	if (c->resume_pending) {
 		c->resume_pending = false;
@@ -293,6 +432,7 @@ static char *conn_out_reserve(Conn *c, size_t n)
 		c->out = TAKE_PTR(c->server->spare_out);
 		c->out_alloc = OUT_BUF_INITIAL;
 		c->out_start = c->out_end = 0;
+		conn_account(c);
 		return c->out;
 	}
 
@@ -324,6 +464,7 @@ static char *conn_out_reserve(Conn *c, size_t n)
 	c->out_alloc = size;
 	c->out_start = 0;
 	c->out_end = used;
+	conn_account(c);
 	return c->out + c->out_end;
 
 fail:
@@ -383,6 +524,7 @@ static void conn_out_release(Conn *c)
 		free(c->out);
 	c->out = NULL;
 	c->out_start = c->out_end = c->out_alloc = 0;
+	conn_account(c);
 }
 
 static int conn_flush(Conn *c)
@@ -414,90 +556,23 @@ static int conn_flush(Conn *c)
 	return 0;
 }
 
-/* Frees the connection's own input buffer. A full-size one (kept over a
- * deferral) becomes the server's read buffer again if that is missing. */
-static void conn_in_release(Conn *c)
-{
-	Server *s = c->server;
-
-	assert(!c->in_shared);
-	if (c->in && c->in_alloc == IN_BUF_SIZE && s && !s->read_buf)
-		s->read_buf = c->in;
-	else
-		free(c->in);
-	c->in = NULL;
-	c->in_start = c->in_end = c->in_alloc = 0;
-}
-
-/* Makes the server's read buffer the connection's input, with the bytes it
- * held on to (a partial line) in front. */
-static int conn_in_attach(Conn *c)
-{
-	Server *s = c->server;
-	size_t len = c->in_end - c->in_start;
-
-	if (c->in_shared)
-		return 0;
-	if (!s->read_buf) {
-		/* A connection that held the read buffer over a deferral
-		 * hands it back rather than copying out of it. */
-		if (c->in && c->in_alloc == IN_BUF_SIZE) {
-			memmove(c->in, c->in + c->in_start, len);
-			s->read_buf = TAKE_PTR(c->in);
-		} else {
-			s->read_buf = malloc(IN_BUF_SIZE);
-			if (!s->read_buf)
-				return -ENOMEM;
-		}
-	}
-	if (c->in) {
-		memcpy(s->read_buf, c->in + c->in_start, len);
-		conn_in_release(c);
-	}
-	c->in = s->read_buf;
-	c->in_start = 0;
-	c->in_end = len;
-	c->in_alloc = IN_BUF_SIZE;
-	c->in_shared = true;
-	return 0;
-}
-
-/* Called whenever the connection stops being processed: the read buffer
- * must be free for the next one. What is left is copied out; a deferred
- * connection keeps the whole buffer instead, since the handler may still
- * point into the deferred line. An owned buffer with nothing left goes. */
+/* Called whenever the connection stops being processed: a drained input
+ * buffer goes, what is left (an incomplete line, or lines held back by
+ * backpressure) moves to a buffer of just its size. A deferred connection
+ * keeps its buffer as it is: the handler may still point into the line. */
 static int conn_in_detach(Conn *c)
 {
-	Server *s = c->server;
 	size_t len = c->in_end - c->in_start;
 
-	if (!c->in_shared) {
-		if (c->in && len == 0 && !c->deferred)
-			conn_in_release(c);
+	if (!c->in || c->deferred)
 		return 0;
-	}
-
-	c->in_shared = false;
-	if (c->deferred) {
-		s->read_buf = NULL;
-		return 0;
-	}
 	if (len == 0) {
-		c->in = NULL;
-		c->in_start = c->in_end = c->in_alloc = 0;
+		conn_in_free(c);
 		return 0;
 	}
-	char *p = malloc(len);
-	if (!p) {
-		c->in = NULL;
-		c->in_start = c->in_end = c->in_alloc = 0;
-		return -ENOMEM;
-	}
-	memcpy(p, c->in + c->in_start, len);
-	c->in = p;
-	c->in_start = 0;
-	c->in_end = c->in_alloc = len;
-	return 0;
+	if (len == c->in_alloc)
+		return 0;
+	return conn_in_resize(c, len);
 }
 
 static int conn_read(Conn *c)
@@ -505,9 +580,11 @@ static int conn_read(Conn *c)
 	ssize_t n;
 	int r;
 
-	r = conn_in_attach(c);
-	if (r < 0)
-		return r;
+	if (c->in_alloc < IN_BUF_SIZE) {
+		r = conn_in_resize(c, IN_BUF_SIZE);
+		if (r < 0)
+			return r;
+	}
 	/* Reading happens only when no complete line waits, and then
 	 * conn_process() has moved the partial line (shorter than
 	 * PROTO_LINE_MAX) to the front: there is always room. */
@@ -522,6 +599,8 @@ static int conn_read(Conn *c)
 	if (n == 0)
 		c->read_eof = true;
 	c->in_end += (size_t)n;
+	if (c->in_end > c->in_dirty)
+		c->in_dirty = c->in_end;
 	return 0;
 }
 
@@ -569,6 +648,9 @@ static void conn_process(Conn *c)
 		/* Writable, and what proto_parse_line() wants there. */
 		line[len] = '\0';
 		any = true;
+		/* Asked only when needed: the handler reads peer.admin for
+		 * ROTATE and IMPORT alone. */
+		c->peer.admin = line_needs_admin(line, len) && conn_is_admin(c);
 		s->handler(s->userdata, c, &c->peer, line, len);
 	}
 	c->processing = false;
@@ -586,6 +668,60 @@ static void conn_process(Conn *c)
 		memmove(c->in, c->in + c->in_start, c->in_end - c->in_start);
 		c->in_end -= c->in_start;
 		c->in_start = 0;
+	}
+}
+
+/* The connection of u's uid (or of any uid, for u NULL) holding the most;
+ * of those the longest idle. */
+static Conn *server_worst_conn(Server *s, const UidUsage *u)
+{
+	Conn *worst = NULL;
+
+	for (Conn *c = s->conns; c; c = c->next) {
+		if (u && c->usage != u)
+			continue;
+		if (!worst || c->bytes > worst->bytes ||
+		    (c->bytes == worst->bytes && c->last_activity < worst->last_activity))
+			worst = c;
+	}
+	return worst;
+}
+
+/* Closes the connections holding the most while uid's or all connections'
+ * buffers are above their bounds. The client closed this way stopped
+ * reading its answers long ago (or holds many connections that did): it
+ * gets no answer, the log says why. */
+static void server_shed(Server *s, uid_t uid)
+{
+	for (;;) {
+		UidUsage *u = server_find_usage(s, uid);
+		const char *what;
+		Conn *worst;
+
+		if (u && u->bytes > UID_BUFFER_MAX) {
+			worst = server_worst_conn(s, u);
+			what = "per-uid";
+		} else if (s->bytes > SERVER_BUFFER_MAX) {
+			worst = server_worst_conn(s, NULL);
+			what = "total";
+		} else
+			return;
+		assert(worst);
+
+		u = worst->usage;
+		(void)snprintf(s->shed.detail, sizeof(s->shed.detail),
+		               "last: uid %u, %u connections holding %zu KiB", (unsigned)u->uid,
+		               u->n_conns, u->bytes / 1024);
+		if (log_limit_pass(s, &s->shed))
+			log_warning(
+			    "Closed a connection of uid %u (pid %d) holding %zu KiB of unread "
+			    "answers and requests: the %s bound on buffered bytes (%u MiB per "
+			    "uid, %u MiB in total) is reached; uid %u has %u connections holding "
+			    "%zu KiB (a client pipelines requests without reading the answers)",
+			    (unsigned)worst->peer.uid, (int)worst->peer.pid, worst->bytes / 1024,
+			    what, UID_BUFFER_MAX >> 20, SERVER_BUFFER_MAX >> 20, (unsigned)u->uid,
+			    u->n_conns, u->bytes / 1024);
+		conn_close(worst);
 	}
 }
 
@@ -617,6 +753,9 @@ static void conn_dispatch(Conn *c, uint32_t revents)
 
 	if (conn_update_events(c) < 0)
 		goto close;
+	/* Last: this may close c. */
+	if (c->usage->bytes > UID_BUFFER_MAX || c->server->bytes > SERVER_BUFFER_MAX)
+		server_shed(c->server, c->peer.uid);
 	return;
 
 close:
@@ -736,39 +875,115 @@ static int server_setup_sweep(Server *s)
 
 /* --- accepting ---------------------------------------------------------- */
 
+/* The uid with the most connections. */
+static UidUsage *server_top_usage(const Server *s)
+{
+	UidUsage *top = NULL;
+
+	for (UidUsage *u = s->usages; u; u = u->next)
+		if (!top || u->n_conns > top->n_conns)
+			top = u;
+	return top;
+}
+
+/* At max_connections, a newcomer whose uid holds at least two connections
+ * fewer than the uid holding the most gets one of that uid's: one client
+ * opening every slot cannot lock the others out, and the shares converge
+ * without ping-pong. Returns whether a slot came free. */
+static bool server_make_room(Server *s, const struct ucred *cred)
+{
+	UidUsage *top = server_top_usage(s), *mine = server_find_usage(s, cred->uid);
+	Conn *victim;
+
+	if (!top || top == mine || top->n_conns < (mine ? mine->n_conns : 0) + 2)
+		return false;
+	victim = server_worst_conn(s, top);
+	assert(victim);
+
+	(void)snprintf(s->evicted.detail, sizeof(s->evicted.detail),
+	               "last: uid %u held %u of max_connections=%u", (unsigned)top->uid,
+	               top->n_conns, s->max_connections);
+	if (log_limit_pass(s, &s->evicted))
+		log_warning("Closed a connection of uid %u (pid %d) for one of uid %u: "
+		            "max_connections=%u reached, uid %u holds %u of them (raise "
+		            "max_connections in securelinkd.conf, or stop the client holding them)",
+		            (unsigned)victim->peer.uid, (int)victim->peer.pid, (unsigned)cred->uid,
+		            s->max_connections, (unsigned)top->uid, top->n_conns);
+	/* Between answers the client can be told why; in the middle of
+	 * them it could not tell this line from an answer. */
+	if (conn_out_len(victim) == 0 && !victim->deferred)
+		(void)send(victim->fd, evicted_message, sizeof(evicted_message) - 1,
+		           MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(victim);
+	return true;
+}
+
+static void server_refuse(Server *s, int fd, const struct ucred *cred)
+{
+	UidUsage *top = server_top_usage(s);
+
+	s->n_errors++;
+	/* Best effort: a fresh socket's buffer is empty, so this short line
+	 * fits unless the client is already gone. */
+	(void)send(fd, too_many_connections, sizeof(too_many_connections) - 1,
+	           MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	(void)snprintf(s->refused.detail, sizeof(s->refused.detail),
+	               "max_connections=%u reached; uid %u holds %u of them", s->max_connections,
+	               top ? (unsigned)top->uid : 0, top ? top->n_conns : 0);
+	if (log_limit_pass(s, &s->refused))
+		log_warning(
+		    "Refused a connection from uid %u (pid %d): %s (raise max_connections in "
+		    "securelinkd.conf, or stop the client holding them)",
+		    (unsigned)cred->uid, (int)cred->pid, s->refused.detail);
+}
+
 static void server_add_conn(Server *s, int fd_in)
 {
 	_cleanup_close_ int fd = fd_in;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	UidUsage *usage;
 	Conn *c;
-
-	if (s->n_conns >= s->max_connections) {
-		s->n_errors++;
-		/* Best effort: a fresh socket's buffer is empty, so this
-		 * short line fits unless the client is already gone. */
-		(void)send(fd, too_many_connections, sizeof(too_many_connections) - 1,
-		           MSG_NOSIGNAL | MSG_DONTWAIT);
-		return;
-	}
 
 	/* Without credentials nothing can be authorised: refuse. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
 		return;
 
-	c = calloc(1, sizeof(Conn));
-	if (!c)
+	if (s->n_conns >= s->max_connections && !server_make_room(s, &cred)) {
+		server_refuse(s, fd, &cred);
 		return;
+	}
+
+	usage = server_find_usage(s, cred.uid);
+	if (!usage) {
+		usage = calloc(1, sizeof(UidUsage));
+		if (!usage)
+			return;
+		usage->uid = cred.uid;
+		usage->next = s->usages;
+		s->usages = usage;
+	}
+	/* Counted at once: server_put_usage() frees it on failure below. */
+	usage->n_conns++;
+
+	c = calloc(1, sizeof(Conn));
+	if (!c) {
+		server_put_usage(s, usage);
+		return;
+	}
 	c->n_ref = 1;
 	c->fd = -1;
+	c->usage = usage;
+	/* admin is looked up when a line needs it (ROTATE, IMPORT). */
 	c->peer = (Peer){
 		.pid = cred.pid,
 		.uid = cred.uid,
 		.gid = cred.gid,
-		.admin = peer_is_admin(s->admin_group, &cred),
 	};
 
 	if (sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c) < 0) {
+		server_put_usage(s, usage);
 		free(c);
 		return;
 	}
@@ -991,15 +1206,27 @@ static int server_take_listen_fd(Server *s, int fd)
 
 static int server_apply_config(Server *s, const Config *c)
 {
-	char *group = NULL;
+	gid_t gid = (gid_t)-1;
+	int r = -ENOENT;
 
-	if (c->admin_group) {
-		group = strdup(c->admin_group);
-		if (!group)
-			return -ENOMEM;
+	/* The one user database lookup: here, at start and reload, not per
+	 * client. A group created later counts from the next reload. */
+	if (c->admin_group && *c->admin_group) {
+		r = lookup_group(c->admin_group, &gid);
+		if (r == -ENOMEM)
+			return r;
+		if (r == -ENOENT)
+			log_notice("admin_group \"%s\" does not exist: only root may ROTATE and "
+			           "IMPORT (create the group, then reload securelinkd), ignoring.",
+			           c->admin_group);
+		else if (r < 0)
+			log_warning_errno(r,
+			                  "Cannot look up admin_group \"%s\": %m; only root may "
+			                  "ROTATE and IMPORT until the next reload, ignoring.",
+			                  c->admin_group);
 	}
-	free(s->admin_group);
-	s->admin_group = group;
+	s->admin_gid_valid = r >= 0;
+	s->admin_gid = gid;
 	s->max_connections = c->max_connections;
 	s->idle_timeout = c->idle_timeout;
 	return 0;
@@ -1022,6 +1249,12 @@ int server_new(sd_event *e, const Config *c, server_handler_t handler, void *use
 	s->event = sd_event_ref(e);
 	s->handler = handler;
 	s->userdata = userdata;
+	s->refused.verb = "Refused";
+	s->refused.why = "";
+	s->shed.verb = "Closed";
+	s->shed.why = " to keep other clients served";
+	s->evicted.verb = "Closed";
+	s->evicted.why = " to make room for other uids";
 
 	r = server_apply_config(s, c);
 	if (r < 0)
@@ -1081,9 +1314,11 @@ Server *server_free(Server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 
-	free(s->read_buf);
+	assert(!s->usages);
+	s->refused.timer = sd_event_source_disable_unref(s->refused.timer);
+	s->shed.timer = sd_event_source_disable_unref(s->shed.timer);
+	s->evicted.timer = sd_event_source_disable_unref(s->evicted.timer);
 	free(s->spare_out);
-	free(s->admin_group);
 	sd_event_unref(s->event);
 	free(s);
 	return NULL;
@@ -1113,14 +1348,7 @@ uint64_t server_errors(const Server *s)
 
 size_t server_connection_buffer_bytes(const Server *s)
 {
-	size_t n = 0;
-
-	for (const Conn *c = s->conns; c; c = c->next) {
-		if (c->in && !c->in_shared)
-			n += c->in_alloc;
-		n += c->out_alloc;
-	}
-	return n;
+	return s->bytes;
 }
 
 /* --- answers ------------------------------------------------------------ */

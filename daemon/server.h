@@ -21,7 +21,10 @@ typedef struct Peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	bool admin; /* uid 0 or member of admin_group (checked at accept) */
+	/* uid 0, or admin_group among the peer's gid and supplementary groups
+	 * as they were at connect (SO_PEERCRED, SO_PEERGROUPS). Set only for
+	 * ROTATE and IMPORT lines, just before the handler sees them. */
+	bool admin;
 } Peer;
 
 /* Called once per complete request line, in order. The handler either

@@ -19,6 +19,8 @@ import resource
 import select
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -367,6 +369,100 @@ def test_clients_that_never_read_get_bounded_output_and_are_closed(make_daemon):
             assert requests * len(status_answer) > 2 * len(data), (requests, len(data))
     print(f"deaf clients: VmRSS while they were connected: {mem_while['VmRSS'] >> 10} KiB")
     assert_memory_bounded(d, before, "deaf clients")
+
+
+# The daemon's bounds on what it buffers for its clients (server.c): per
+# peer uid, and for all connections together.
+UID_BUFFER_MAX = 32 << 20
+SERVER_BUFFER_MAX = 64 << 20
+# Besides the buffers: the connections' own structures, malloc's slack.
+BUFFER_SLACK = 16 << 20
+
+# Run as another uid: opens argv[2] connections, pipelines SIGN on each
+# without ever reading until the daemon takes no more, then fills the slots
+# the daemon closed with idle connections (each answered a PING); says how
+# many of each it holds, and holds them until its stdin closes.
+ABUSER = r"""
+import select, socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+chunk = b"SIGN /media/private/abuse/file.pdf ttl=60\n" * 1024
+socks = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError:
+        break
+    s.setblocking(False)
+    socks.append(s)
+while socks:
+    _, writable, _ = select.select([], socks, [], 1.0)
+    if not writable:
+        break  # the daemon reads from none of them any more
+    for s in writable:
+        try:
+            while s.send(chunk):
+                pass
+        except BlockingIOError:
+            pass
+        except OSError:
+            socks.remove(s)  # closed by the daemon
+            s.close()
+idle = []
+for _ in range(n - len(socks)):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    s.sendall(b"PING\n")
+    if s.recv(100) == b"OK pong\n":
+        idle.append(s)
+print(len(socks), len(idle), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_one_uid_cannot_take_every_slot_or_unbounded_memory(make_daemon):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (setpriv to uid 65534)")
+    n = 300
+    d = make_daemon({"daemon": {"max_connections": str(n)}})
+    os.chmod(d.socket, 0o666)  # uid 65534 may connect
+    before = memory(d)
+    abuser = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-c", ABUSER, d.socket, str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        held = abuser.stdout.readline()
+        assert held, "the abusing client failed"
+        pipelining, idle = map(int, held.split())
+        # Every slot is the abuser's.
+        assert pipelining + idle == n
+        during = memory(d)
+        # Another uid (root here) is still served, on a fresh connection.
+        keys = dict(d.keys()[1])
+        answer = d.ask("SIGN /media/private/good.pdf")
+        assert check_signed(d, answer, b"/media/private/good.pdf", keys), answer
+        with good_client(d, "one uid abusing"):
+            pass
+        after = memory(d)
+    finally:
+        abuser.stdin.close()
+        abuser.wait(TIMEOUT)
+    print(f"one uid abusing: {pipelining} pipelining and {idle} idle connections; daemon VmRSS "
+          f"{before['VmRSS'] >> 10} KiB before, {during['VmRSS'] >> 10} KiB during, peak "
+          f"VmHWM {after['VmHWM'] >> 10} KiB")
+    # One uid's buffers are bounded (the other uid's are tiny).
+    bound = before["VmRSS"] + UID_BUFFER_MAX + BUFFER_SLACK
+    if memory_bound(d) == MEMORY_BOUND_ASAN:
+        bound = MEMORY_BOUND_ASAN
+    assert after["VmHWM"] < bound, f"the daemon's peak RSS is {after['VmHWM'] >> 10} KiB"
+    log = d.log_text()
+    assert re.search(r"Closed a connection of uid 65534 \(pid \d+\) holding \d+ KiB of unread "
+                     r"answers and requests: the per-uid bound on buffered bytes \(32 MiB per "
+                     r"uid, 64 MiB in total\) is reached", log), log[-2000:]
+    assert re.search(r"Closed a connection of uid 65534 \(pid \d+\) for one of uid 0: "
+                     rf"max_connections={n} reached, uid 65534 holds {n} of them", log), log[-2000:]
+    assert d.ask("PING") == "OK pong"
 
 
 # --- garbage ---------------------------------------------------------------------

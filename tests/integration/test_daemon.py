@@ -320,6 +320,48 @@ def test_too_many_connections_is_unavailable_and_the_others_keep_working(make_da
         time.sleep(0.05)
 
 
+REFUSED_RE = re.compile(r"Refused (a|\d+ more) connections? .*max_connections=2 reached; "
+                        r"uid 0 holds 2 of them")
+# The daemon's interval between two such lines (server.c, REFUSED_LOG_INTERVAL).
+REFUSED_LOG_INTERVAL = 5.0
+
+
+def test_refused_connections_are_logged_with_a_count_at_most_once_per_interval(make_daemon):
+    d = make_daemon({"daemon": {"max_connections": "2"}}, nginx=False)
+    held = [d.connect(), d.connect()]
+    try:
+        for c in held:
+            assert c.ask("PING") == "OK pong"
+        assert not REFUSED_RE.search(d.log_text())
+        n = 30
+        started = time.monotonic()
+        for _ in range(n):
+            with d.connect() as c:
+                assert err_code(c.read_line()) == "unavailable"
+                assert c.read_line() is None
+        elapsed = time.monotonic() - started
+
+        # Every refusal counted: the first at once, the rest in summary
+        # lines (the last one when the interval after the burst is over).
+        def counted():
+            found = REFUSED_RE.findall(d.log_text())
+            return found, sum(1 if m == "a" else int(m.split()[0]) for m in found)
+
+        deadline = time.monotonic() + REFUSED_LOG_INTERVAL + TIMEOUT
+        while counted()[1] < n:
+            assert time.monotonic() < deadline, d.log_text()[-2000:]
+            time.sleep(0.1)
+        lines, total = counted()
+        assert total == n, lines
+        assert lines[0] == "a"
+        # One line per interval at most, not one per refusal.
+        assert len(lines) <= 2 + elapsed / REFUSED_LOG_INTERVAL, lines
+        assert held[0].ask("PING") == "OK pong"
+    finally:
+        for c in held:
+            c.close()
+
+
 # --- who may rotate ------------------------------------------------------------
 
 AS_OTHER_UID = r"""
@@ -335,10 +377,11 @@ for line in sys.argv[2:]:
 """
 
 
-def as_uid(d, gid, *lines):
-    """Sends lines as uid 65534 with the given gid and no supplementary
-    groups; returns the answers."""
-    p = subprocess.run(["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups",
+def as_uid(d, gid, *lines, groups=()):
+    """Sends lines as uid 65534 with the given gid and supplementary groups
+    (none by default); returns the answers."""
+    groups_opt = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    p = subprocess.run(["setpriv", "--reuid=65534", f"--regid={gid}", groups_opt,
                         sys.executable, "-c", AS_OTHER_UID, d.socket, *lines],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
@@ -381,10 +424,36 @@ def test_rotate_and_import_are_forbidden_for_a_non_admin_uid(make_daemon, admin_
     gid = grp.getgrnam(admin_group).gr_gid
     (answer,) = as_uid(d, gid, "ROTATE")
     assert answer == f"OK kid={kid + 1}"
-    # So does membership in the user database.
+
+
+def test_admin_rights_are_the_connecting_processs_groups_not_the_user_database(make_daemon,
+                                                                               admin_group):
+    """The daemon asks the kernel (SO_PEERGROUPS) which groups the client
+    had when it connected, as file permissions do, and never the user
+    database (NSS, maybe LDAP) from its event loop."""
+    d = make_daemon({"daemon": {"admin_group": admin_group}})
+    os.chmod(d.socket, 0o666)  # let uid 65534 connect at all
+    kid = d.status()["active_kid"]
+    gid = grp.getgrnam(admin_group).gr_gid
+    secret = b64url(b"not imported")
+
+    # A supplementary group of the process (what login gives a member):
+    # admitted, though the user database does not list uid 65534 in it.
+    assert "nobody" not in grp.getgrnam(admin_group).gr_mem
+    assert as_uid(d, 65534, "ROTATE", groups=[100, gid]) == [f"OK kid={kid + 1}"]
+    # A process without the group: refused, also after the database lists
+    # the user (a new member gets the right at the next login).
     subprocess.run(["gpasswd", "-a", "nobody", admin_group], check=True, capture_output=True)
-    (answer,) = as_uid(d, 65534, "ROTATE")
-    assert answer == f"OK kid={kid + 2}"
+    answers = as_uid(d, 65534, "ROTATE", "ROTATE revoke", f"IMPORT {secret}", "PING",
+                     groups=[100])
+    assert [err_code(a) for a in answers[:3]] == ["forbidden"] * 3
+    assert answers[3] == "OK pong"
+    st = d.status()
+    assert st["active_kid"] == kid + 1 and len(st["keys"]) == 2
+    # One connection, the same answer every time: what counts is fixed at
+    # connect, whatever the line before was.
+    answers = as_uid(d, 65534, "PING", "ROTATE", "PING", "ROTATE", groups=[gid])
+    assert answers == ["OK pong", f"OK kid={kid + 2}", "OK pong", f"OK kid={kid + 3}"]
 
 
 # --- rotation --------------------------------------------------------------------

@@ -312,3 +312,55 @@ def test_no_key_material_in_logs_status_errors_notifications_or_command_output(m
     for name, text in texts.items():
         for needle in needles:
             assert needle not in text, f"a piece of a secret ({needle[:4]}...) is in {name}"
+
+
+# --- no secret left in the heap ------------------------------------------------------
+
+
+def heap_holds(pid, needles):
+    """Which of needles (bytes) are in the process's [heap], read through
+    /proc/PID/mem (root may, though the daemon is not dumpable)."""
+    with open(f"/proc/{pid}/maps") as f:
+        ranges = [tuple(int(x, 16) for x in line.split()[0].split("-"))
+                  for line in f if line.rstrip().endswith("[heap]")]
+    assert ranges, "no [heap] mapping"
+    found = set()
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end in ranges:
+            mem.seek(start)
+            data = mem.read(end - start)
+            found |= {n for n in needles if n in data}
+    return found
+
+
+@needs_root
+def test_an_imported_secret_is_not_left_in_the_heap(make_daemon):
+    d = make_daemon()
+    legacy = "legacy-heap-secret-" + os.urandom(16).hex()
+    encoded = b64url(legacy.encode())
+    # Any 16-byte piece of the secret, as nginx has it or as IMPORT carries it.
+    needles = {p.encode() for p in pieces(legacy) | pieces(encoded)}
+    control = f"SIGN {PRIVATE} ttl=3600 tail-{os.urandom(8).hex()}".encode()
+
+    with d.connect() as a, d.connect() as b:
+        # IMPORT waits for nginx; others are served meanwhile.
+        a.send(f"IMPORT {encoded}\n")
+        for _ in range(50):
+            assert b.ask("PING") == "OK pong"
+        assert a.read_line().startswith("OK kid=")
+        # 400 more requests, as applications send them: on the same
+        # connection, and one per connection.
+        for _ in range(100):
+            assert a.ask("PING") == "OK pong"
+    for i in range(300):
+        assert d.ask(f"SIGN /media/private/{i}.pdf").startswith("OK ")
+    # The scan sees what the daemon keeps: an unfinished line (no LF yet)
+    # waits in its connection's input buffer.
+    with d.connect() as c:
+        c.send(control.decode())
+        deadline = time.monotonic() + TIMEOUT
+        while control not in heap_holds(d.proc.pid, {control}):
+            assert time.monotonic() < deadline, "the scan does not see the daemon's buffers"
+            time.sleep(0.05)
+        found = heap_holds(d.proc.pid, needles)
+    assert not found, f"{len(found)} pieces of the imported secret left in the daemon's heap"
