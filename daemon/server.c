@@ -288,7 +288,7 @@ static bool log_limit_pass(Server *s, LogLimit *l)
 			r = sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 	}
 	if (r < 0)
-		/* Without the timer the count goes into the next line. */
+		/* Without the timer: log this one now rather than lose it. */
 		l->suppressed--;
 	return r < 0;
 }

@@ -378,23 +378,26 @@ SERVER_BUFFER_MAX = 64 << 20
 # Besides the buffers: the connections' own structures, malloc's slack.
 BUFFER_SLACK = 16 << 20
 
-# Run as another uid: opens argv[2] connections, pipelines SIGN on each
-# without ever reading until the daemon takes no more, then fills the slots
-# the daemon closed with idle connections (each answered a PING); says how
-# many of each it holds, and holds them until its stdin closes.
+# Run as another uid: opens argv[2] connections, each answered a PING (so
+# the daemon holds them all), says so and waits for a line on stdin; then
+# pipelines SIGN on each without ever reading until the daemon takes no
+# more, says how many are still open, and holds them until stdin closes.
 ABUSER = r"""
 import select, socket, sys
 path, n = sys.argv[1], int(sys.argv[2])
-chunk = b"SIGN /media/private/abuse/file.pdf ttl=60\n" * 1024
 socks = []
 for _ in range(n):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError:
-        break
+    s.settimeout(20)
+    s.connect(path)
+    s.sendall(b"PING\n")
+    if s.recv(100) == b"OK pong\n":
+        socks.append(s)
+print(len(socks), flush=True)
+sys.stdin.readline()
+chunk = b"SIGN /media/private/abuse/file.pdf ttl=60\n" * 1024
+for s in socks:
     s.setblocking(False)
-    socks.append(s)
 while socks:
     _, writable, _ = select.select([], socks, [], 1.0)
     if not writable:
@@ -408,15 +411,7 @@ while socks:
         except OSError:
             socks.remove(s)  # closed by the daemon
             s.close()
-idle = []
-for _ in range(n - len(socks)):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(path)
-    s.sendall(b"PING\n")
-    if s.recv(100) == b"OK pong\n":
-        idle.append(s)
-print(len(socks), len(idle), flush=True)
+print(len(socks), flush=True)
 sys.stdin.read()
 """
 
@@ -428,27 +423,35 @@ def test_one_uid_cannot_take_every_slot_or_unbounded_memory(make_daemon):
     d = make_daemon({"daemon": {"max_connections": str(n)}})
     os.chmod(d.socket, 0o666)  # uid 65534 may connect
     before = memory(d)
+    keys = dict(d.keys()[1])
     abuser = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                sys.executable, "-c", ABUSER, d.socket, str(n)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        held = abuser.stdout.readline()
-        assert held, "the abusing client failed"
-        pipelining, idle = map(int, held.split())
-        # Every slot is the abuser's.
-        assert pipelining + idle == n
-        during = memory(d)
-        # Another uid (root here) is still served, on a fresh connection.
-        keys = dict(d.keys()[1])
+        # Every slot is the abuser's ...
+        assert abuser.stdout.readline() == f"{n}\n", "the abusing client failed"
+        # ... and another uid (root here) is still served.
         answer = d.ask("SIGN /media/private/good.pdf")
         assert check_signed(d, answer, b"/media/private/good.pdf", keys), answer
-        with good_client(d, "one uid abusing"):
-            pass
+        assert re.search(r"Closed a connection of uid 65534 \(pid \d+\) for one of uid 0: "
+                         rf"max_connections={n} reached, uid 65534 holds {n} of them",
+                         d.log_text()), d.log_text()[-2000:]
+
+        # Now every connection of the abuser pipelines without reading.
+        abuser.stdin.write("go\n")
+        abuser.stdin.flush()
+        left = abuser.stdout.readline()
+        assert left, "the abusing client failed"
+        during = memory(d)
+        with good_client(d, "one uid abusing") as good:
+            deadline = time.monotonic() + TIMEOUT
+            while good.answered < 100 and time.monotonic() < deadline:
+                time.sleep(0.01)
         after = memory(d)
     finally:
         abuser.stdin.close()
         abuser.wait(TIMEOUT)
-    print(f"one uid abusing: {pipelining} pipelining and {idle} idle connections; daemon VmRSS "
+    print(f"one uid abusing: {left.strip()} of its connections left; daemon VmRSS "
           f"{before['VmRSS'] >> 10} KiB before, {during['VmRSS'] >> 10} KiB during, peak "
           f"VmHWM {after['VmHWM'] >> 10} KiB")
     # One uid's buffers are bounded (the other uid's are tiny).
@@ -456,12 +459,9 @@ def test_one_uid_cannot_take_every_slot_or_unbounded_memory(make_daemon):
     if memory_bound(d) == MEMORY_BOUND_ASAN:
         bound = MEMORY_BOUND_ASAN
     assert after["VmHWM"] < bound, f"the daemon's peak RSS is {after['VmHWM'] >> 10} KiB"
-    log = d.log_text()
     assert re.search(r"Closed a connection of uid 65534 \(pid \d+\) holding \d+ KiB of unread "
                      r"answers and requests: the per-uid bound on buffered bytes \(32 MiB per "
-                     r"uid, 64 MiB in total\) is reached", log), log[-2000:]
-    assert re.search(r"Closed a connection of uid 65534 \(pid \d+\) for one of uid 0: "
-                     rf"max_connections={n} reached, uid 65534 holds {n} of them", log), log[-2000:]
+                     r"uid, 64 MiB in total\) is reached", d.log_text()), d.log_text()[-2000:]
     assert d.ask("PING") == "OK pong"
 
 
