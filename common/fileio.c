@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -134,9 +133,11 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 		r = -errno;
 		goto fail;
 	}
-	/* The rename is durable only once the directory is on disk. */
+	/* The rename is durable only once the directory is on disk. If that
+	 * fails, the new file is in place all the same: a failure here would
+	 * make the caller believe the old one is still there. */
 	if (fsync(dir_fd) < 0)
-		return -errno;
+		return errno;
 	return 0;
 
 fail:
@@ -191,9 +192,27 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size)
 	return 0;
 }
 
+/* Whether name is one of the temp names write_file_atomic() makes for a file
+ * called base: ".<base>.<8 hex digits>.tmp" (make_temp) or ".<base>.link.tmp"
+ * (the hard link of a kept previous copy). */
+static bool is_temp_name_of(const char *name, const char *base)
+{
+	size_t n = strlen(base);
+
+	if (name[0] != '.' || strncmp(name + 1, base, n) != 0 || name[n + 1] != '.')
+		return false;
+	name += n + 2;
+	if (streq(name, "link.tmp"))
+		return true;
+	for (size_t i = 0; i < 8; i++)
+		if (name[i] == '\0' || !strchr("0123456789abcdef", name[i]))
+			return false;
+	return streq(name + 8, ".tmp");
+}
+
 int remove_stale_temp_files(const char *path)
 {
-	_cleanup_free_ char *base = NULL, *pattern = NULL;
+	_cleanup_free_ char *base = NULL;
 	_cleanup_close_ int dir_fd = -1;
 	struct dirent *de;
 	DIR *d;
@@ -202,16 +221,11 @@ int remove_stale_temp_files(const char *path)
 	dir_fd = open_parent_dir(path, &base);
 	if (dir_fd < 0)
 		return dir_fd;
-	/* Both temp names write_file_atomic() makes start ".<base>." and end
-	 * ".tmp": ".<base>.XXXXXXXX.tmp" and ".<base>.link.tmp". */
-	if (asprintf(&pattern, ".%s.*.tmp", base) < 0)
-		return -ENOMEM;
 	d = fdopendir(TAKE_FD(dir_fd));
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)))
-		if (fnmatch(pattern, de->d_name, FNM_PERIOD) == 0 &&
-		    unlinkat(dirfd(d), de->d_name, 0) >= 0)
+		if (is_temp_name_of(de->d_name, base) && unlinkat(dirfd(d), de->d_name, 0) >= 0)
 			n++;
 	closedir(d);
 	return n;

@@ -153,6 +153,41 @@ static int load_masters(const Config *config, Masters **ret)
 	return EXIT_SUCCESS;
 }
 
+/* A write cut short by a crash leaves its temp file beside the file it was
+ * to replace: an old ring or keys file, secrets of revoked keys or long-gone
+ * epochs included. Removed at every start, in both modes (fleet mode has no
+ * ring, but its keys file is rewritten every epoch). */
+static void remove_stale_temp_files_of(const Config *config)
+{
+	const char *names[] = { KEYRING_FILE, KEYRING_PREV_FILE };
+	const char *files[] = { config->keys_file, config->locations_file };
+
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		int r = remove_stale_temp_files(files[i]);
+
+		if (r < 0 && r != -ENOENT)
+			log_warning_errno(r,
+			                  "Failed to look for stale temp files beside %s: %m, "
+			                  "ignoring.",
+			                  files[i]);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		_cleanup_free_ char *path = NULL;
+		int r;
+
+		if (asprintf(&path, "%s/%s", config->state_directory, names[i]) < 0) {
+			log_warning("Out of memory looking for stale temp files, ignoring.");
+			return;
+		}
+		r = remove_stale_temp_files(path);
+		if (r < 0 && r != -ENOENT)
+			log_warning_errno(r,
+			                  "Failed to look for stale temp files beside %s: %m, "
+			                  "ignoring.",
+			                  path);
+	}
+}
+
 /* mode = local: the key ring from state_directory, a new one at the first
  * start. Returns an exit code, EXIT_SUCCESS when fine. */
 static int load_keyring(const Config *config, KeyRing **ret)
@@ -165,18 +200,6 @@ static int load_keyring(const Config *config, KeyRing **ret)
 	if (mkdir(config->state_directory, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(errno, "Failed to create %s: %m", config->state_directory),
 		       EXIT_FAILURE;
-
-	/* A write cut short by a crash leaves its temp file: it may hold an old
-	 * ring, secrets of revoked keys included. The snippets' likewise. */
-	{
-		_cleanup_free_ char *path = NULL;
-
-		if (asprintf(&path, "%s/" KEYRING_FILE, config->state_directory) < 0)
-			return log_error("Out of memory"), EXIT_FAILURE;
-		(void)remove_stale_temp_files(path);
-		(void)remove_stale_temp_files(config->keys_file);
-		(void)remove_stale_temp_files(config->locations_file);
-	}
 
 	r = keyring_load(config->state_directory, &ring, &used_prev, &error);
 	if (r == -ENOENT) {
@@ -207,6 +230,12 @@ static int load_keyring(const Config *config, KeyRing **ret)
 		if (r < 0)
 			return log_error_errno(r, "Failed to save the recovered key ring: %m"),
 			       EXIT_FAILURE;
+		if (r > 0)
+			log_warning_errno(
+			    r,
+			    "Saved the recovered key ring, but could not sync %s: %m; "
+			    "a power loss may undo the save, ignoring.",
+			    config->state_directory);
 	}
 
 	*ret = TAKE_PTR(ring);
@@ -327,6 +356,8 @@ static int run(int argc, char *argv[])
 	if (sodium_init() < 0)
 		return log_error("Failed to initialise libsodium"), EXIT_FAILURE;
 
+	remove_stale_temp_files_of(config);
+
 	if (config->mode == KEY_MODE_DERIVED) {
 		/* No key ring: every key comes from the master and the clock,
 		 * and state_directory is not used. */
@@ -344,14 +375,15 @@ static int run(int argc, char *argv[])
 			return r;
 	}
 
-	/* sd-event handles these signals; child processes need SIGCHLD blocked. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* sd-event handles these signals; child processes need SIGCHLD blocked.
+	 * sigemptyset/sigaddset fail only for an invalid signal number. */
+	if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 ||
+	    sigaddset(&mask, SIGINT) < 0 || sigaddset(&mask, SIGHUP) < 0 ||
+	    sigaddset(&mask, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(errno, "Failed to block signals: %m"), EXIT_FAILURE;
+	/* A client that hangs up must not kill us in the middle of a write. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return log_error_errno(errno, "Failed to ignore SIGPIPE: %m"), EXIT_FAILURE;
 
 	/* A private loop rather than sd_event_default(): the default one checks
 	 * the calling thread (a gettid() system call) on every iteration. */
@@ -366,11 +398,22 @@ static int run(int argc, char *argv[])
 	}
 	m->masters = TAKE_PTR(masters);
 
-	(void)sd_event_add_signal(e, NULL, SIGTERM, on_sigterm, m);
-	(void)sd_event_add_signal(e, NULL, SIGINT, on_sigterm, m);
-	(void)sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
-	/* WATCHDOG=1 from the event loop itself: a stuck loop stops it. */
-	(void)sd_event_set_watchdog(e, true);
+	/* Without these the signals stay blocked: SIGTERM would never stop
+	 * us and systemd would have to SIGKILL mid-write. */
+	r = sd_event_add_signal(e, NULL, SIGTERM, on_sigterm, m);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGINT, on_sigterm, m);
+	if (r >= 0)
+		r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
+	if (r < 0) {
+		sd_event_unref(e);
+		return log_error_errno(r, "Failed to watch signals: %m"), EXIT_FAILURE;
+	}
+	/* WATCHDOG=1 from the event loop itself: a stuck loop stops it. Without
+	 * WatchdogSec= this is a no-op returning 0. */
+	r = sd_event_set_watchdog(e, true);
+	if (r < 0)
+		log_warning_errno(r, "Failed to set up the watchdog: %m, ignoring.");
 
 	r = manager_start(m);
 	if (r < 0) {

@@ -15,6 +15,7 @@ is made to stop at a chosen snippet (a shell wrapper around `nginx -t`
 that waits), so the kill lands exactly between "snippet written" and
 "nginx reloaded"."""
 
+import base64
 import collections
 import os
 import random
@@ -426,3 +427,32 @@ def test_kill_after_a_revoke_is_written_but_before_nginx_loaded_it_still_revokes
         "after the restart nginx still accepts links of the revoked key "
         f"(reload after restart: {reloaded})\n" + d.diagnostics())
     assert d.status_of(d.sign(PRIVATE)) == 200
+
+
+# --- what a crash leaves behind --------------------------------------------
+
+
+def test_derived_mode_start_removes_stale_temp_files_and_only_those(make_daemon):
+    """A write cut short by a crash leaves write_file_atomic()'s temp file
+    (an old keys file: secrets of epochs long gone). Every start removes
+    them, in fleet mode as in local mode, and nothing that is not ours."""
+    d = make_daemon(start=False)
+    master = os.path.join(d.dir, "master")
+    fd = os.open(master, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    d.set_option("keys", "mode", "derived")
+    d.set_option("keys", "master_key_file", master)
+    d.set_option("keys", "rotate_every", "1h")
+    snippets = os.path.dirname(d.keys_file)
+    ours = [".keys.conf.0badf00d.tmp", ".locations.conf.1234abcd.tmp"]
+    others = [".keys.conf.orig.tmp", "keys.conf.tmp", ".keys.conf.0badf00d.tmp.bak"]
+    for name in ours + others:
+        with open(os.path.join(snippets, name), "w") as f:
+            f.write("# left behind\n")
+
+    d.start()
+
+    left = set(os.listdir(snippets))
+    assert not left & set(ours), f"stale temp files survived the start: {left & set(ours)}"
+    assert set(others) <= left, f"files that are not ours were removed: {set(others) - left}"

@@ -10,6 +10,23 @@
 #include "fileio.h"
 #include "util.h"
 
+/* Linked with -Wl,--wrap=fsync: fsync() of a directory can be made to fail,
+ * as it does on a disk error after the rename went through. */
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+static int fail_dir_fsync;
+
+int __wrap_fsync(int fd)
+{
+	struct stat st;
+
+	if (fail_dir_fsync && fstat(fd, &st) >= 0 && S_ISDIR(st.st_mode)) {
+		errno = fail_dir_fsync;
+		return -1;
+	}
+	return __real_fsync(fd);
+}
+
 static int setup_dir(void **state)
 {
 	char *d = strdup("/tmp/securelink-test-fileio.XXXXXX");
@@ -146,20 +163,72 @@ static void test_read_file_refuses_directories_and_missing(void **state)
 static void test_stale_temp_files_are_removed_and_nothing_else(void **state)
 {
 	_cleanup_free_ char *p = path_in(state, "keyring"), *prev = path_in(state, "keyring.prev");
-	const char *names[] = { ".keyring.0badf00d.tmp", ".keyring.link.tmp",
-		                ".keyring.prev.link.tmp", "keyring.tmp", ".other.0badf00d.tmp" };
+	/* Ours: ".<name>.<8 hex digits>.tmp" and ".<name>.link.tmp". Not ours:
+	 * anything else, however close. */
+	const char *ours[] = { ".keyring.0badf00d.tmp", ".keyring.link.tmp" };
+	const char *prev_ours[] = { ".keyring.prev.link.tmp", ".keyring.prev.12345678.tmp" };
+	const char *others[] = { "keyring.tmp",           ".other.0badf00d.tmp",
+		                 ".keyring.orig.tmp",     ".keyring.0badf00d.tmp.bak",
+		                 ".keyring.0BADF00D.tmp", ".keyring.0badf00.tmp",
+		                 ".keyring.0badf00d0.tmp" };
 
 	assert_int_equal(write_file_atomic(p, "ring", 4, 0600, prev), 0);
-	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-		_cleanup_free_ char *q = path_in(state, names[i]);
+	for (size_t i = 0; i < ELEMENTSOF(ours); i++) {
+		_cleanup_free_ char *q = path_in(state, ours[i]);
 
 		assert_int_equal(write_file_atomic(q, "x", 1, 0600, NULL), 0);
 	}
-	/* ".keyring.*.tmp" covers keyring.prev's link temp file too. */
-	assert_int_equal(remove_stale_temp_files(p), 3);
-	assert_int_equal(remove_stale_temp_files(prev), 0);
-	/* keyring, keyring.tmp and the other file's temp file stay. */
-	assert_int_equal(count_entries(*state), 3);
+	for (size_t i = 0; i < ELEMENTSOF(prev_ours); i++) {
+		_cleanup_free_ char *q = path_in(state, prev_ours[i]);
+
+		assert_int_equal(write_file_atomic(q, "x", 1, 0600, NULL), 0);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(others); i++) {
+		_cleanup_free_ char *q = path_in(state, others[i]);
+
+		assert_int_equal(write_file_atomic(q, "x", 1, 0600, NULL), 0);
+	}
+	assert_int_equal(remove_stale_temp_files(p), (int)ELEMENTSOF(ours));
+	assert_int_equal(remove_stale_temp_files(prev), (int)ELEMENTSOF(prev_ours));
+	/* keyring and every file that is not ours stay. */
+	assert_int_equal(count_entries(*state), 1 + ELEMENTSOF(others));
+}
+
+static void test_stale_temp_file_name_is_taken_literally(void **state)
+{
+	/* A name holding glob characters matches only itself. */
+	_cleanup_free_ char *p = path_in(state, "k*");
+	_cleanup_free_ char *q = path_in(state, ".key.0badf00d.tmp");
+	_cleanup_free_ char *t = path_in(state, ".k*.0badf00d.tmp");
+
+	assert_int_equal(write_file_atomic(q, "x", 1, 0600, NULL), 0);
+	assert_int_equal(write_file_atomic(t, "x", 1, 0600, NULL), 0);
+	assert_int_equal(remove_stale_temp_files(p), 1);
+	assert_int_equal(access(q, F_OK), 0);
+	assert_int_equal(access(t, F_OK), -1);
+}
+
+static void test_failed_directory_sync_after_rename_reports_the_new_file(void **state)
+{
+	_cleanup_free_ char *p = path_in(state, "ring"), *prev = path_in(state, "ring.prev");
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	int r;
+
+	assert_int_equal(write_file_atomic(p, "old", 3, 0600, prev), 0);
+
+	fail_dir_fsync = EIO;
+	r = write_file_atomic(p, "new", 3, 0600, prev);
+	fail_dir_fsync = 0;
+
+	/* The rename happened: the new file is in place, so this is no
+	 * failure (a caller would believe the old file is still there), but
+	 * it is told apart from a durable write, with the errno. */
+	assert_int_equal(r, EIO);
+	assert_int_equal(read_file(p, 100, &a, NULL), 0);
+	assert_string_equal(a, "new");
+	assert_int_equal(read_file(prev, 100, &b, NULL), 0);
+	assert_string_equal(b, "old");
+	assert_int_equal(count_entries(*state), 2);
 }
 
 int main(void)
@@ -178,6 +247,11 @@ int main(void)
 		                                setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_file_refuses_directories_and_missing,
 		                                setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_stale_temp_file_name_is_taken_literally,
+		                                setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(
+		    test_failed_directory_sync_after_rename_reports_the_new_file, setup_dir,
+		    teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
