@@ -10,9 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if HAVE_PIDFD_WRAPPERS
+#include <sys/pidfd.h>
+#endif
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -40,6 +44,11 @@
 #define CMDLINE_MAX  4096
 /* nginx gives no notification when new workers run: poll /proc this often. */
 #define POLL_INTERVAL_USEC (10 * USEC_PER_MSEC)
+
+/* nginx on Linux rewrites its command line to these titles
+ * (ngx_setproctitle: "nginx: " and the process's role). */
+#define NGINX_MASTER_TITLE "nginx: master process"
+#define NGINX_WORKER_TITLE "nginx: worker process"
 
 #define SYSTEMD_DEST         "org.freedesktop.systemd1"
 #define SYSTEMD_PATH         "/org/freedesktop/systemd1"
@@ -94,8 +103,11 @@ struct NginxOp {
 	char stderr_buf[STDERR_KEEP];
 	size_t stderr_size;
 
-	/* Confirmation: the master and the children it had before the reload. */
+	/* Confirmation: the master and the children it had before the reload.
+	 * With reload = pidfile:, master_fd is a pidfd of the master, so a pid
+	 * reused after the master died is never taken for it. */
 	pid_t master;
+	int master_fd;
 	pid_t *snapshot;
 	size_t n_snapshot;
 	sd_event_source *poll_source;
@@ -233,6 +245,10 @@ static void op_stop(NginxOp *op)
 	op_release_child(op);
 	op->call_slot = sd_bus_slot_unref(op->call_slot);
 	op->match_slot = sd_bus_slot_unref(op->match_slot);
+	if (op->master_fd >= 0) {
+		close(op->master_fd);
+		op->master_fd = -1;
+	}
 }
 
 /* Ends the op with result fields already set in op->result; done follows
@@ -336,17 +352,36 @@ static int read_pid_file(const char *path, pid_t *ret)
 	return parse_pid(buf, ret);
 }
 
+#if !HAVE_PIDFD_WRAPPERS
+static int pidfd_open(pid_t pid, unsigned flags)
+{
+	return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+static int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned flags)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags);
+}
+#endif
+
 /* Whether pid exists: signal 0 checks without sending anything. */
 static bool pid_is_alive(pid_t pid)
 {
 	return kill(pid, 0) >= 0 || errno == EPERM;
 }
 
-/* A stale pid file may name a pid that was reused by an unrelated process;
- * SIGHUP would kill most programs. nginx on Linux rewrites its command line
- * to "nginx: master process <argv>", which identifies a master. Returns 1, 0,
- * or -ENOENT when the process is gone. */
-static int pid_is_nginx_master(pid_t pid)
+/* Whether the process is still there: through its pidfd when we have one
+ * (a reused pid is someone else), else by number. */
+static bool op_master_is_alive(const NginxOp *op)
+{
+	if (op->master_fd >= 0)
+		return pidfd_send_signal(op->master_fd, 0, NULL, 0) >= 0 || errno == EPERM;
+	return pid_is_alive(op->master);
+}
+
+/* Whether /proc/PID/cmdline starts with title. Returns 1, 0, or -ENOENT when
+ * the process is gone. */
+static int pid_has_title(pid_t pid, const char *title)
 {
 	_cleanup_free_ char *buf = NULL;
 	char path[64];
@@ -359,7 +394,16 @@ static int pid_is_nginx_master(pid_t pid)
 		return 0;
 	if (r < 0)
 		return r;
-	return memmem(buf, size, "master process", STRLEN("master process")) != NULL;
+	return size >= strlen(title) && memcmp(buf, title, strlen(title)) == 0;
+}
+
+/* A stale pid file may name a pid that was reused by an unrelated process;
+ * SIGHUP would kill most programs. Only nginx's own title identifies a
+ * master: php-fpm's is "php-fpm: master process (...)", postfix's master
+ * is called "master". Returns 1, 0, or -ENOENT when the process is gone. */
+static int pid_is_nginx_master(pid_t pid)
+{
+	return pid_has_title(pid, NGINX_MASTER_TITLE);
 }
 
 /* Whether pid is an nginx worker that still accepts connections: its title
@@ -375,7 +419,8 @@ static int pid_is_accepting_worker(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
 		return 0;
-	return memmem(buf, size, "worker process", STRLEN("worker process")) &&
+	return size >= STRLEN(NGINX_WORKER_TITLE) &&
+	       memcmp(buf, NGINX_WORKER_TITLE, STRLEN(NGINX_WORKER_TITLE)) == 0 &&
 	       !memmem(buf, size, "shutting down", STRLEN("shutting down"));
 }
 
@@ -670,7 +715,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 	int r;
 
 	r = read_children(op->master, &children, &n);
-	if (r == -ENOENT || (r >= 0 && !pid_is_alive(op->master))) {
+	if (r == -ENOENT || (r >= 0 && !op_master_is_alive(op))) {
 		op_fail(op, -ESRCH,
 		        "nginx master process %d exited during the reload (see nginx's error log)",
 		        (int)op->master);
@@ -726,6 +771,7 @@ static int op_confirm_start(NginxOp *op)
 
 static int op_reload_pidfile(NginxOp *op)
 {
+	_cleanup_close_ int pidfd = -1;
 	pid_t pid;
 	int r;
 
@@ -737,8 +783,18 @@ static int op_reload_pidfile(NginxOp *op)
 	if (r < 0)
 		return op_fail(op, r == -ENOMEM ? r : -EINVAL, "pid file %s: %s", op->reload_target,
 		               r == -EINVAL || r == -ERANGE ? "does not hold a pid" : strerror(-r));
-	if (!pid_is_alive(pid))
-		return op_succeed(op, false, true);
+
+	/* Pin the process first, then look at it: what the pidfd signals is
+	 * the process whose title we read, never one that got its number
+	 * after it exited (the signal then fails with ESRCH). */
+	pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0) {
+		r = -errno;
+		if (r == -ESRCH)
+			return op_succeed(op, false, true);
+		return op_fail(op, r, "cannot open nginx master process %d (pid file %s): %s",
+		               (int)pid, op->reload_target, strerror(-r));
+	}
 
 	r = pid_is_nginx_master(pid);
 	if (r == -ENOENT)
@@ -748,11 +804,12 @@ static int op_reload_pidfile(NginxOp *op)
 	if (r == 0)
 		return op_fail(op, -ESRCH,
 		               "pid file %s names process %d, which is not an nginx master process "
-		               "(stale pid file?)",
+		               "(its title does not start with \"" NGINX_MASTER_TITLE "\"): no "
+		               "signal sent; fix nginx's pid directive or restart nginx",
 		               op->reload_target, (int)pid);
 
 	r = op_snapshot(op, pid);
-	if (r == -ENOENT && !pid_is_alive(pid))
+	if (r == -ENOENT && pidfd_send_signal(pidfd, 0, NULL, 0) < 0 && errno == ESRCH)
 		return op_succeed(op, false, true);
 	if (r < 0)
 		return op_fail(op, r,
@@ -762,13 +819,14 @@ static int op_reload_pidfile(NginxOp *op)
 
 	/* SIGHUP makes the master re-read its configuration and, if it is
 	 * good, start new workers; if not, it logs why and keeps the old ones. */
-	if (kill(pid, SIGHUP) < 0) {
+	if (pidfd_send_signal(pidfd, SIGHUP, NULL, 0) < 0) {
 		r = -errno;
 		if (r == -ESRCH)
 			return op_succeed(op, false, true);
 		return op_fail(op, r, "cannot send SIGHUP to nginx master process %d: %s", (int)pid,
 		               strerror(-r));
 	}
+	op->master_fd = TAKE_FD(pidfd);
 	return op_confirm_start(op);
 }
 
@@ -1240,6 +1298,8 @@ NginxOp *nginx_op_free(NginxOp *op)
 	op->defer_source = sd_event_source_disable_unref(op->defer_source);
 	op_release_child(op);
 	op_release_bus(op);
+	if (op->master_fd >= 0)
+		close(op->master_fd);
 	sd_event_unref(op->event);
 
 	strv_free(op->test_command);
@@ -1289,6 +1349,7 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
 		return -ENOMEM;
 	op->event = sd_event_ref(e);
 	op->stderr_fd = -1;
+	op->master_fd = -1;
 	op->done = done;
 	op->userdata = userdata;
 	op->timeout = timeout;

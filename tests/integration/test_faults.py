@@ -342,6 +342,39 @@ def test_pid_file_naming_another_process_activates_nothing_until_fixed(make_daem
     assert d.status()["nginx"]["ok"] is True
 
 
+def test_pid_file_naming_php_fpms_master_gets_no_signal_and_activates_nothing(make_daemon):
+    # "master process" is in php-fpm's title too; a stale nginx pid file
+    # whose number php-fpm's master got must not make it a target.
+    d = make_daemon({"keys": {"rotate_every": "1h"}})
+    d.add_file("private/report.pdf", BODY)
+    kid = d.status()["active_kid"]
+    with open(d.pid_file) as f:
+        nginx_pid = f.read()
+    title = "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)"
+    other = subprocess.Popen(["/bin/bash", "-c", f'exec -a "{title}" sleep 60'])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not open(f"/proc/{other.pid}/cmdline", "rb").read().startswith(title.encode()):
+            assert time.monotonic() < deadline, "the fake php-fpm did not take its title"
+            time.sleep(0.01)
+        with open(d.pid_file, "w") as f:
+            f.write(f"{other.pid}\n")
+
+        code, message = err(d.ask("ROTATE"))
+
+        assert code == "unavailable" and "not an nginx master" in message, message
+        assert other.poll() is None, "php-fpm's master got a signal"
+        st = d.status()
+        assert st["active_kid"] == kid and st["nginx"]["ok"] is False
+        assert f"names process {other.pid}, which is not an nginx master" in st["nginx"]["error"]
+    finally:
+        other.kill()
+        other.wait()
+    with open(d.pid_file, "w") as f:
+        f.write(nginx_pid)
+    assert d.rotate() == kid + 1
+
+
 # --- the key ring -----------------------------------------------------------
 
 

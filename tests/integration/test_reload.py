@@ -180,6 +180,26 @@ def test_pid_file_naming_another_process_is_refused_without_a_signal(workdir):
             p.kill()
 
 
+def test_pid_file_naming_another_master_process_is_refused_without_a_signal(workdir):
+    # php-fpm's master calls itself "php-fpm: master process (...)": only
+    # nginx's own title "nginx: master process" identifies an nginx master.
+    title = "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)"
+    with subprocess.Popen(["/bin/bash", "-c", f'exec -a "{title}" /bin/sleep 30']) as p:
+        try:
+            pid_file = os.path.join(workdir, "nginx.pid")
+            with open(pid_file, "w") as f:
+                f.write(f"{p.pid}\n")
+            assert wait_for(lambda: open(f"/proc/{p.pid}/cmdline", "rb").read()
+                            .startswith(title.encode()))
+            conf = write_conf(workdir, "/bin/true", f"pidfile:{pid_file}")
+            code, line = apply(conf)
+            assert code == 1
+            assert f"names process {p.pid}, which is not an nginx master process" in line
+            assert p.poll() is None, "the php-fpm-like master got a signal"
+        finally:
+            p.kill()
+
+
 def test_pid_file_left_empty_by_nginx_t_means_not_running(workdir):
     # The daemon runs `nginx -t` before every reload; with no nginx running,
     # nginx itself leaves the pid file of the checked configuration empty.
