@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -42,6 +43,9 @@
  * workers per CPU, this is plenty. */
 #define CHILDREN_MAX (256 * 1024)
 #define CMDLINE_MAX  4096
+#define STAT_MAX     4096
+/* How many stray workers an error message names. */
+#define STRAYS_NAMED 4
 /* nginx gives no notification when new workers run: poll /proc this often. */
 #define POLL_INTERVAL_USEC (10 * USEC_PER_MSEC)
 
@@ -424,6 +428,69 @@ static int pid_is_accepting_worker(pid_t pid)
 	       !memmem(buf, size, "shutting down", STRLEN("shutting down"));
 }
 
+/* Reads the process group and session of pid from /proc/PID/stat. Returns 0,
+ * or a negative errno (-ENOENT when gone, -ESRCH for a zombie). */
+static int read_pgrp_session(pid_t pid, pid_t *ret_pgrp, pid_t *ret_session)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64], state;
+	const char *p;
+	int ppid, pgrp, session;
+	size_t size;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = read_file(path, STAT_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	/* "pid (comm) state ppid pgrp session ...": comm may hold anything,
+	 * ')' included, so the fields start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
+		return -EBADMSG;
+	if (state == 'Z' || state == 'X')
+		return -ESRCH;
+	*ret_pgrp = pgrp;
+	*ret_session = session;
+	return 0;
+}
+
+/* Finds nginx workers that outlived their master (killed with SIGKILL, it
+ * could not stop them): they still accept connections with the keys they
+ * loaded. nginx's master leads its own session and process group (it calls
+ * setsid() when it daemonizes; systemd starts every service that way), so
+ * its workers keep master's pid as their session or group id, and the
+ * kernel does not hand that pid out again while they live. Stores up to
+ * max pids in ret; returns how many there are, or a negative errno when
+ * /proc cannot be read. */
+static int find_stray_workers(pid_t master, pid_t *ret, size_t max)
+{
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		pid_t pid, pgrp, session;
+
+		if (parse_pid(de->d_name, &pid) < 0 || pid == master)
+			continue;
+		if (read_pgrp_session(pid, &pgrp, &session) < 0)
+			continue;
+		if (pgrp != master && session != master)
+			continue;
+		if (!pid_is_accepting_worker(pid))
+			continue;
+		if ((size_t)n < max)
+			ret[n] = pid;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 /* Reads the children of pid from /proc (CONFIG_PROC_CHILDREN). nginx's
  * master is single-threaded, so its main thread's list is all of them. */
 static int read_children(pid_t pid, pid_t **ret, size_t *ret_n)
@@ -769,6 +836,37 @@ static int op_confirm_start(NginxOp *op)
 
 /* ---- reload: pid file ---- */
 
+/* The pid file names master, which is gone. Not running, unless workers of
+ * it still serve: then the files on disk reach nobody and a new key must not
+ * be activated. */
+static int op_master_gone(NginxOp *op, pid_t master)
+{
+	pid_t strays[STRAYS_NAMED];
+	char list[STRAYS_NAMED * 12 + 8] = "";
+	size_t len = 0;
+	int n;
+
+	n = find_stray_workers(master, strays, ELEMENTSOF(strays));
+	if (n < 0)
+		return op_fail(op, n,
+		               "nginx master process %d (pid file %s) is gone, and /proc cannot be "
+		               "read to look for its workers: %s",
+		               (int)master, op->reload_target, strerror(-n));
+	if (n == 0)
+		return op_succeed(op, false, true);
+
+	for (int i = 0; i < n && i < (int)ELEMENTSOF(strays); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? " " : "",
+		                        (int)strays[i]);
+	if (n > (int)ELEMENTSOF(strays))
+		(void)snprintf(list + len, sizeof(list) - len, " ...");
+	return op_fail(op, -ESRCH,
+	               "nginx master process %d (pid file %s) is gone but %d of its worker "
+	               "processes still serve with the old keys (pid %s): stop them (kill %s) "
+	               "and restart nginx",
+	               (int)master, op->reload_target, n, list, list);
+}
+
 static int op_reload_pidfile(NginxOp *op)
 {
 	_cleanup_close_ int pidfd = -1;
@@ -791,14 +889,14 @@ static int op_reload_pidfile(NginxOp *op)
 	if (pidfd < 0) {
 		r = -errno;
 		if (r == -ESRCH)
-			return op_succeed(op, false, true);
+			return op_master_gone(op, pid);
 		return op_fail(op, r, "cannot open nginx master process %d (pid file %s): %s",
 		               (int)pid, op->reload_target, strerror(-r));
 	}
 
 	r = pid_is_nginx_master(pid);
 	if (r == -ENOENT)
-		return op_succeed(op, false, true);
+		return op_master_gone(op, pid);
 	if (r < 0)
 		return op_fail(op, r, "cannot read /proc/%d/cmdline: %s", (int)pid, strerror(-r));
 	if (r == 0)
@@ -810,7 +908,7 @@ static int op_reload_pidfile(NginxOp *op)
 
 	r = op_snapshot(op, pid);
 	if (r == -ENOENT && pidfd_send_signal(pidfd, 0, NULL, 0) < 0 && errno == ESRCH)
-		return op_succeed(op, false, true);
+		return op_master_gone(op, pid);
 	if (r < 0)
 		return op_fail(op, r,
 		               "cannot read the children of nginx master process %d: %s (a kernel "
@@ -822,7 +920,7 @@ static int op_reload_pidfile(NginxOp *op)
 	if (pidfd_send_signal(pidfd, SIGHUP, NULL, 0) < 0) {
 		r = -errno;
 		if (r == -ESRCH)
-			return op_succeed(op, false, true);
+			return op_master_gone(op, pid);
 		return op_fail(op, r, "cannot send SIGHUP to nginx master process %d: %s", (int)pid,
 		               strerror(-r));
 	}

@@ -15,12 +15,14 @@ with a broken configuration."""
 
 import errno
 import os
+import signal
 import subprocess
 import time
 
 import pytest
 
 from daemonsite import TIMEOUT, err, kid_of, make_daemon  # noqa: F401 (a fixture)
+from nginxsite import pid_alive, wait_gone
 
 PRIVATE = "/media/private/report.pdf"
 BODY = b"a private report\n"
@@ -373,6 +375,52 @@ def test_pid_file_naming_php_fpms_master_gets_no_signal_and_activates_nothing(ma
     with open(d.pid_file, "w") as f:
         f.write(nginx_pid)
     assert d.rotate() == kid + 1
+
+
+def test_master_killed_while_a_worker_survives_activates_nothing_until_it_is_gone(make_daemon):
+    # SIGKILL gives nginx's master no chance to stop its workers: they keep
+    # serving with the keys they loaded. A new key is not "published" to
+    # them by the file on disk, so "nginx is not running" would be a lie.
+    d = make_daemon({"keys": {"rotate_every": "1h"}})
+    d.add_file("private/report.pdf", BODY)
+    kid = d.status()["active_kid"]
+    old = d.sign(PRIVATE)
+    workers = d.workers()
+    assert workers
+    master, d.nginx_pid = d.nginx_pid, None
+    os.kill(master, signal.SIGKILL)
+    assert wait_gone(master)
+    try:
+        assert all(pid_alive(w) for w in workers), "no nginx worker survived its master"
+        assert d.status_of(old) == 200  # a survivor still serves
+
+        code, message = err(d.ask("ROTATE"))
+
+        assert code == "unavailable", message
+        for text in (message, d.status()["nginx"]["error"]):
+            assert f"nginx master process {master}" in text, text
+            assert "worker" in text and str(min(workers)) in text, text
+            assert "restart nginx" in text, text
+        st = d.status()
+        assert st["active_kid"] == kid and st["nginx"]["ok"] is False
+        link = d.sign(PRIVATE)
+        assert kid_of(link) == kid and d.status_of(link) == 200
+    finally:
+        for w in workers:
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for w in workers:
+            assert wait_gone(w)
+
+    # The strays are gone: nginx is really not running now, the retried
+    # rotation goes through, and nginx reads the new key when it starts.
+    d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=15,
+                  what="the retried rotation once the stray workers were gone")
+    d.start_nginx()
+    assert d.status_of(d.sign(PRIVATE)) == 200
+    assert d.status_of(old) == 200
 
 
 # --- the key ring -----------------------------------------------------------
