@@ -58,6 +58,7 @@ struct Parser {
 	char **bare_public;  /* ditto, public_prefixes */
 	int r;               /* first error */
 	char *error;
+	bool resolve_paths; /* also check media_root containment after symlinks */
 };
 
 static const char *const sections[] = { "daemon", "keys", "links", "nginx" };
@@ -1225,6 +1226,96 @@ static int warn_bare_prefixes(Parser *p, const char *key, char **bare, const cha
 	return 0;
 }
 
+/* realpath() of the longest prefix of path that exists, with the rest
+ * appended as written: what the kernel will open once the rest is created.
+ * Returns 0, or a negative errno when a part exists but cannot be resolved
+ * (no permission, a symlink loop). */
+static int path_resolve_existing(const char *path, char **ret)
+{
+	_cleanup_free_ char *head = strdup(path);
+
+	if (!head)
+		return -ENOMEM;
+	for (;;) {
+		_cleanup_free_ char *real = realpath(head, NULL);
+		char *slash;
+
+		if (real) {
+			/* head is a prefix of path; what follows it starts with '/',
+			 * unless head is "/" itself. */
+			const char *rest = path + strlen(head);
+
+			rest += strspn(rest, "/");
+			if (!*rest) {
+				*ret = TAKE_PTR(real);
+				return 0;
+			}
+			if (asprintf(ret, "%s%s%s", real, streq(real, "/") ? "" : "/", rest) < 0)
+				return -ENOMEM;
+			return 0;
+		}
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+		slash = strrchr(head, '/');
+		if (!slash || streq(head, "/"))
+			return -ENOENT;
+		if (slash == head)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+}
+
+/* The containment checks again, after symlinks: nginx follows them, so a
+ * state directory that is a symlink into media_root is served all the same.
+ * Parts that do not exist yet are taken as written; parts that cannot be
+ * resolved (permissions, when --check-config runs as another user) leave
+ * the textual check as the only one. */
+static int config_verify_resolved(Parser *p)
+{
+	const Config *c = p->config;
+	_cleanup_free_ char *media = NULL, *media_slash = NULL;
+	const struct {
+		const char *key;
+		const char *path;
+		bool dir;
+		const char *what;
+	} paths[] = {
+		{ "keys_file", c->keys_file, false, "the keys" },
+		{ "master_key_file", c->master_key_file, false, "it" },
+		{ "master_key_file_previous", c->master_key_file_previous, false, "it" },
+		{ "state_directory", c->state_directory, true, "the keyring" },
+	};
+	int r;
+
+	r = path_resolve_existing(c->media_root, &media);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return 0;
+	if (asprintf(&media_slash, "%s%s", media, streq(media, "/") ? "" : "/") < 0)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+		_cleanup_free_ char *real = NULL;
+
+		if (!paths[i].path)
+			continue;
+		r = path_resolve_existing(paths[i].path, &real);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			continue;
+		if (path_inside(real, media_slash) || (paths[i].dir && dir_is(real, media_slash)))
+			return fail_on(
+			    p, later_key(p, paths[i].key, "media_root"),
+			    "%s %s resolves (through symbolic links) to %s, inside media_root "
+			    "%s (%s): nginx would serve %s (move it out)",
+			    paths[i].key, paths[i].path, real, c->media_root, media, paths[i].what);
+	}
+	return 0;
+}
+
 /* Checks between keys, once the whole file is read. */
 static int config_verify(Parser *p)
 {
@@ -1328,7 +1419,7 @@ static int config_verify(Parser *p)
 		    "keys_file and locations_file are the same file (give each its own path)");
 
 	/* nginx serves everything under media_root: a secret in there would be
-	 * one request away from anyone. (Symlinks are the admin's business.) */
+	 * one request away from anyone. (Symlinks: config_verify_resolved().) */
 	if (path_inside(c->keys_file, c->media_root))
 		return fail_on(p, later_key(p, "keys_file", "media_root"),
 		               "keys_file %s is inside media_root %s, nginx would serve the keys "
@@ -1350,10 +1441,13 @@ static int config_verify(Parser *p)
 		               "state_directory %s is inside media_root %s, nginx would serve the "
 		               "keyring (move it out)",
 		               c->state_directory, c->media_root);
+	if (p->resolve_paths)
+		return config_verify_resolved(p);
 	return 0;
 }
 
-int config_load_string(const char *text, const char *name, Config **ret, char **ret_error)
+static int config_parse(const char *text, const char *name, bool resolve_paths, Config **ret,
+                        char **ret_error)
 {
 	_cleanup_(config_freep) Config *c = NULL;
 	unsigned key_lines[ELEMENTSOF(key_table)] = { 0 };
@@ -1362,6 +1456,7 @@ int config_load_string(const char *text, const char *name, Config **ret, char **
 		.text = text,
 		.left = strlen(text),
 		.key_line = key_lines,
+		.resolve_paths = resolve_paths,
 	};
 	int r;
 
@@ -1425,6 +1520,11 @@ int config_load_string(const char *text, const char *name, Config **ret, char **
 	return 0;
 }
 
+int config_load_string(const char *text, const char *name, Config **ret, char **ret_error)
+{
+	return config_parse(text, name, false, ret, ret_error);
+}
+
 int config_load(const char *path, Config **ret, char **ret_error)
 {
 	_cleanup_free_ char *text = NULL;
@@ -1461,7 +1561,7 @@ int config_load(const char *path, Config **ret, char **ret_error)
 	/* Messages name the file as the admin knows it, without the directory. */
 	base = strrchr(path, '/');
 	base = base && base[1] ? base + 1 : path;
-	return config_load_string(text, base, ret, ret_error);
+	return config_parse(text, base, true, ret, ret_error);
 }
 
 bool config_path_is_private(const Config *c, const char *path)

@@ -90,10 +90,12 @@ static inline void config_freep(Config **c)
 /* Loads path over the defaults. On error returns a negative errno and sets
  * *ret_error to one malloc'd line naming the file, the line and the key, and
  * the fix: `securelinkd.conf:14: max_link_ttl: "3x" is not a duration (use
- * 90s, 15m, 24h, 7d)`. A file that does not exist is an error too. */
+ * 90s, 15m, 24h, 7d)`. A file that does not exist is an error too. Paths that
+ * must stay out of media_root are checked after resolving symlinks too. */
 int config_load(const char *path, Config **ret, char **ret_error);
 
-/* Same, from a string; name is what error messages call the file. */
+/* Same, from a string; name is what error messages call the file. Touches
+ * no file: the media_root checks are on the paths as written. */
 int config_load_string(const char *text, const char *name, Config **ret, char **ret_error);
 
 /* Whether the decoded URL path needs a signed link, following

@@ -152,7 +152,10 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size)
 	struct stat st;
 	size_t size = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer (a
+	 * FIFO named keys.conf would hang the daemon's start). It is refused
+	 * right after; on a regular file the flag changes nothing. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)

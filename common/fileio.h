@@ -17,8 +17,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                       const char *prev_path);
 
 /* Reads a whole regular file of at most max_size bytes. The buffer is
- * NUL-terminated (not counted in ret_size). Returns 0, -EFBIG when larger,
- * or a negative errno. */
+ * NUL-terminated (not counted in ret_size). Never blocks in open() on a FIFO.
+ * Returns 0, -EFBIG when larger, -EBADFD when not a regular file, or a
+ * negative errno. */
 int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
 /* Removes what write_file_atomic() leaves behind when the process dies

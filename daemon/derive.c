@@ -152,7 +152,9 @@ int derive_master_load(const char *path, unsigned char **ret_key, char **ret_err
 	assert(path);
 	assert(ret_key);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO in its place must not hang the start; it is
+	 * refused below. (No effect on a regular file.) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		return fail(ret_error, r, "%s: cannot open the master secret: %s", path,

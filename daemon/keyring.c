@@ -847,13 +847,14 @@ static int read_secret_file(const char *path, char **ret, size_t *ret_size)
 	size_t n = 0;
 	char *buf;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Only a regular file in our own directory: a symlink is not followed
+	 * (-ELOOP), and a FIFO must not block the start (O_NONBLOCK, then
+	 * refused). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
 	if (!S_ISREG(st.st_mode))
 		return -EBADFD;
 
@@ -912,6 +913,23 @@ static int load_one(const char *path, KeyRing **ret, char **ret_reason)
 	return r;
 }
 
+/* Something else than a ring file stands where one belongs: not corrupt
+ * data to fall back from, but a planted object (a FIFO, device, directory or
+ * symlink) a human has to look at. */
+static int not_a_regular_file(const char *path, int r, char **ret_error)
+{
+	if (ret_error && asprintf(ret_error,
+	                          "%s is %s: remove it (securelinkd keeps its key ring in regular "
+	                          "files only)",
+	                          path,
+	                          r == -ELOOP ? "a symbolic link, which securelinkd does not follow"
+	                                      : "not a regular file") < 0) {
+		*ret_error = NULL;
+		return -ENOMEM;
+	}
+	return r;
+}
+
 int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret_error)
 {
 	_cleanup_free_ char *path = NULL, *prev_path = NULL, *reason = NULL, *prev_reason = NULL;
@@ -937,6 +955,8 @@ int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret
 	}
 
 	r = load_one(path, &ring, &reason);
+	if (r == -ELOOP || r == -EBADFD)
+		return not_a_regular_file(path, r, ret_error);
 	if (r >= 0) {
 		*ret = ring;
 		if (ret_used_prev)
@@ -950,6 +970,8 @@ int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret
 	 * the two renames of a save; a corrupt one is a disk or a hand edit.
 	 * Either way the previous copy still holds every published key. */
 	r_prev = load_one(prev_path, &ring, &prev_reason);
+	if (r_prev == -ELOOP || r_prev == -EBADFD)
+		return not_a_regular_file(prev_path, r_prev, ret_error);
 	if (r_prev >= 0) {
 		*ret = ring;
 		if (ret_used_prev)

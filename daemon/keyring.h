@@ -100,7 +100,9 @@ int keyring_parse(const char *text, size_t size, KeyRing **ret, char **ret_error
 
 /* Loads dir/keyring, falling back to dir/keyring.prev when it is missing or
  * corrupt (*ret_used_prev is set then). Returns -ENOENT when neither exists
- * (a first start), -EBADMSG with *ret_error when no good copy exists. */
+ * (a first start), -EBADMSG with *ret_error when no good copy exists, -ELOOP
+ * or -EBADFD with *ret_error when either is a symlink or not a regular file
+ * (never followed, never blocked on). */
 int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret_error);
 
 /* Saves atomically as dir/keyring (mode 0600), keeping the replaced file as

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "nginx.h"
+#include "paths.h"
 #include "version.h"
 
 /* Exit codes, as in sysexits.h: systemd shows them, the docs list them. */
@@ -325,6 +326,13 @@ static int run(int argc, char *argv[])
 	}
 	for (char **w = config->warnings; *w; w++)
 		log_warning("warning: %s", *w);
+	/* Before anything is opened: a FIFO in place of a snippet would block
+	 * the start, a directory others may write to would let them plant keys. */
+	r = paths_check(config, geteuid(), &error);
+	if (r < 0) {
+		fprintf(stderr, "securelinkd: %s\n", error ? error : strerror(-r));
+		return EXIT_CONFIG;
+	}
 	if (arg_check_config) {
 		/* The credential is only there when systemd starts the
 		 * service; a master file can be checked from a shell. */

@@ -298,6 +298,47 @@ static void test_load_errors_name_the_file_without_directory(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static void test_load_resolves_symlinks_into_media_root(void **state)
+{
+	_cleanup_free_ char *dir = make_temp_dir(), *error = NULL, *error2 = NULL;
+	_cleanup_free_ char *media = NULL, *inside = NULL, *link = NULL, *text = NULL;
+	_cleanup_free_ char *path = NULL, *expected = NULL;
+	Config *c = NULL;
+
+	assert_true(asprintf(&media, "%s/media", dir) > 0);
+	assert_true(asprintf(&inside, "%s/media/hidden", dir) > 0);
+	assert_true(asprintf(&link, "%s/outside", dir) > 0);
+	assert_int_equal(mkdir(media, 0755), 0);
+	assert_int_equal(mkdir(inside, 0700), 0);
+	assert_int_equal(symlink(inside, link), 0);
+
+	/* A state directory below the link that does not exist yet: the
+	 * existing part resolves into media_root, the rest follows it. */
+	assert_true(asprintf(&text,
+	                     "[daemon]\nstate_directory = %s/state/\n[nginx]\nmedia_root = %s/\n",
+	                     link, media) > 0);
+	path = write_temp_file(dir, "securelinkd.conf", text, strlen(text));
+	assert_int_equal(config_load(path, &c, &error), -EINVAL);
+	assert_null(c);
+	assert_true(asprintf(&expected,
+	                     "resolves (through symbolic links) to %s/state, inside "
+	                     "media_root",
+	                     inside) > 0);
+	assert_non_null(strstr(error, expected));
+	assert_non_null(strstr(error, "securelinkd.conf:4: media_root: state_directory "));
+
+	/* The same text from a string touches no file: only the written
+	 * paths are compared. */
+	assert_int_equal(config_load_string(text, "x.conf", &c, &error2), 0);
+	config_free(c);
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(rmdir(inside), 0);
+	assert_int_equal(rmdir(media), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_load_refuses_nul_byte_with_its_line(void **state)
 {
 	static const char text[] = "[keys]\nmode = local\nclock_skew = 1\0s\n";
@@ -1329,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(test_load_missing_file_names_path_and_strerror),
 		cmocka_unit_test(test_load_directory_is_refused),
 		cmocka_unit_test(test_load_errors_name_the_file_without_directory),
+		cmocka_unit_test(test_load_resolves_symlinks_into_media_root),
 		cmocka_unit_test(test_load_refuses_nul_byte_with_its_line),
 		cmocka_unit_test(test_load_accepts_null_error_pointer),
 		cmocka_unit_test(test_syntax_line_without_equals_is_refused),

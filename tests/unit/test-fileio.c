@@ -160,6 +160,18 @@ static void test_read_file_refuses_directories_and_missing(void **state)
 	assert_null(data);
 }
 
+static void test_read_file_does_not_block_on_a_fifo(void **state)
+{
+	_cleanup_free_ char *p = path_in(state, "keys.conf");
+	char *data = NULL;
+
+	/* Opening a FIFO for reading waits for a writer: securelinkd would
+	 * hang at start, before its socket is served. */
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(read_file(p, 100, &data, NULL), -EBADFD);
+	assert_null(data);
+}
+
 static void test_stale_temp_files_are_removed_and_nothing_else(void **state)
 {
 	_cleanup_free_ char *p = path_in(state, "keyring"), *prev = path_in(state, "keyring.prev");
@@ -247,6 +259,8 @@ int main(void)
 		                                setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_file_refuses_directories_and_missing,
 		                                setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_read_file_does_not_block_on_a_fifo, setup_dir,
+		                                teardown_dir),
 		cmocka_unit_test_setup_teardown(test_stale_temp_file_name_is_taken_literally,
 		                                setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(

@@ -1229,6 +1229,40 @@ static void test_rebase_future_leaves_times_within_the_tolerance(void **state)
 	assert_int_equal(keyring_find(r, a)->published, 100 * SEC);
 }
 
+static void test_load_refuses_fifo_and_symlink_without_blocking(void **state)
+{
+	_cleanup_(keyring_freep) KeyRing *r = keyring_new(), *loaded = NULL;
+	_cleanup_free_ char *path = NULL, *prev = NULL, *error = NULL, *error2 = NULL;
+	char *d = make_dir();
+	uint32_t kid;
+
+	/* A FIFO would block open() until a writer comes: never at start. */
+	path = path_in(d, KEYRING_FILE);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(keyring_load(d, &loaded, NULL, &error), -EBADFD);
+	assert_null(loaded);
+	assert_non_null(error);
+	assert_non_null(strstr(error, path));
+	assert_non_null(strstr(error, "not a regular file"));
+	assert_int_equal(unlink(path), 0);
+
+	/* A symlink is not followed, even to a good ring. */
+	assert_non_null(r);
+	assert_int_equal(keyring_add_random(r, 1 * SEC, &kid), 0);
+	assert_int_equal(keyring_save(r, d), 0);
+	prev = path_in(d, "elsewhere");
+	assert_int_equal(rename(path, prev), 0);
+	assert_int_equal(symlink(prev, path), 0);
+	assert_int_equal(keyring_load(d, &loaded, NULL, &error2), -ELOOP);
+	assert_null(loaded);
+	assert_non_null(error2);
+	assert_non_null(strstr(error2, "symbolic link"));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(prev), 0);
+
+	remove_dir(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1292,6 +1326,7 @@ int main(void)
 		cmocka_unit_test(test_load_refuses_when_both_copies_corrupt),
 		cmocka_unit_test(test_load_refuses_corrupt_keyring_without_prev),
 		cmocka_unit_test(test_load_refuses_oversized_file),
+		cmocka_unit_test(test_load_refuses_fifo_and_symlink_without_blocking),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
