@@ -43,7 +43,10 @@ static void check_config(const Config *c)
 	check_prefixes(c->private_prefixes);
 	check_prefixes(c->public_prefixes);
 	FUZZ_CHECK(!(c->private_prefixes[0] && c->public_prefixes[0]));
-	FUZZ_CHECK(c->test_command && c->test_command[0]);
+	/* Exactly one way to test nginx: a command line or a unit. */
+	FUZZ_CHECK(!c->test_command != !c->test_unit);
+	FUZZ_CHECK(!c->test_command || c->test_command[0]);
+	FUZZ_CHECK(!c->test_unit || c->test_unit[0]);
 	FUZZ_CHECK(c->reload != RELOAD_EXEC || (c->reload_command && c->reload_command[0]));
 
 	/* Whatever media_url is, a path outside it is public. */
