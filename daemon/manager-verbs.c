@@ -333,9 +333,12 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 	if (manager_derived(m) && now_realtime() >= m->ring_until)
 		manager_step(m);
 
-	/* The parser works in place; a request held until the first key is
-	 * active needs the line as it came. */
-	if (!keyring_active(m->ring) && keyring_pending(m->ring))
+	/* The parser works in place; a SIGN held until the first key is
+	 * active needs the line as it came. Only SIGN is copied: an IMPORT
+	 * line holds a secret, which must not outlive the server's wiped
+	 * buffer in a copy. */
+	if (!keyring_active(m->ring) && keyring_pending(m->ring) && len > STRLEN("SIGN ") &&
+	    memcmp(line, "SIGN ", STRLEN("SIGN ")) == 0)
 		line_copy = memdup(line, len + 1);
 
 	if (proto_parse_line(line, len, &req, &code, &message) < 0) {

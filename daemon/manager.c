@@ -12,6 +12,7 @@
 #include "manager-fleet.h"
 #include "manager-verbs.h"
 #include "manager.h"
+#include "paths.h"
 #include "render.h"
 #include "status.h"
 
@@ -141,7 +142,15 @@ static int write_if_changed(const char *path, const char *text, size_t size, mod
 	if (same)
 		return 0;
 	r = write_file_atomic(path, text, size, mode, NULL);
-	return r < 0 ? r : 1;
+	if (r < 0)
+		return r;
+	if (r > 0)
+		log_warning_errno(
+		    -r,
+		    "Wrote %s, but could not sync its directory: %m; a power loss may "
+		    "undo it, ignoring.",
+		    path);
+	return 1;
 }
 
 /* Renders both snippets from the ring and config and writes what differs.
@@ -215,6 +224,11 @@ int manager_save_ring(Manager *m)
 	int r, k;
 
 	r = keyring_save(m->ring, m->config->state_directory);
+	if (r > 0)
+		log_warning_errno(-r,
+		                  "Saved the key ring, but could not sync %s: %m; a power loss may "
+		                  "undo it, ignoring.",
+		                  m->config->state_directory);
 	if (r >= 0) {
 		if (m->ring_save_failed) {
 			/* The error STATUS shows was this one: it is over. */
@@ -620,6 +634,10 @@ static void manager_apply_config(Manager *m)
 	r = config_load(m->config_path, &c, &error);
 	if (r >= 0) {
 		r = config_check_commands(c, m->config_path, &error);
+		/* As at start: a snippet directory others may write to, or a
+		 * FIFO in place of a snippet, is refused before it is used. */
+		if (r >= 0)
+			r = paths_check(c, geteuid(), &error);
 		if (r < 0)
 			c = config_free(c);
 	}
@@ -628,6 +646,8 @@ static void manager_apply_config(Manager *m)
 		          error ?: strerror(-r));
 		return;
 	}
+	for (char **w = c->warnings; *w; w++)
+		log_warning("warning: %s", *w);
 	/* The socket and the state directory belong to the running process. */
 	if (!streq(c->socket, m->config->socket) ||
 	    !streq(c->state_directory, m->config->state_directory)) {
