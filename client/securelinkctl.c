@@ -30,7 +30,7 @@
 #define REQUEST_TIMEOUT (60 * USEC_PER_SEC)
 
 #define STDIN_LINE_MAX (1024U * 1024U)
-#define SECRET_MAX     4096U
+#define SECRET_MAX     ((unsigned)PROTO_IMPORT_SECRET_MAX)
 
 static const char *arg_socket;
 static bool arg_json;
@@ -1061,6 +1061,32 @@ static int status_print_table(const char *text)
 		printf("%-15s %s\n", "Confirmed by:", meaning ?: buf);
 	}
 	print_when("Last reload:", json_get(nginx, "last_reload"), now);
+
+	/* Requests answered "queued": they complete once nginx takes the keys. */
+	v = json_get(j, "queued");
+	if (v && v->type == JSON_ARRAY)
+		for (size_t i = 0; i < v->n; i++) {
+			const Json *q = v->items[i], *what = json_get(q, "request");
+			char since[64] = "-", rel[64] = "";
+			uint64_t t;
+
+			if (!what || what->type != JSON_STRING)
+				continue;
+			printable(what->text, buf, 32);
+			if (json_get_u64(json_get(q, "since"), &t) >= 0) {
+				format_time(since, sizeof(since), json_get(q, "since"));
+				format_relative(rel, sizeof(rel), t, now);
+			}
+			if (json_get_u64(json_get(q, "kid"), &a) >= 0)
+				printf("%-15s %s of key %" PRIu64
+				       ", since %s (%s); completes once nginx "
+				       "accepts the keys\n",
+				       "Queued:", buf, a, since, rel);
+			else
+				printf("%-15s %s, since %s (%s); completes once nginx accepts the "
+				       "keys\n",
+				       "Queued:", buf, since, rel);
+		}
 
 	counters = json_get(j, "counters");
 	if (json_get_u64(json_get(counters, "signed"), &a) >= 0 &&

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <strings.h>
@@ -1316,6 +1317,43 @@ static int config_verify_resolved(Parser *p)
 	return 0;
 }
 
+static usec_t round_up(usec_t v, usec_t unit)
+{
+	return (v + unit - 1) / unit * unit;
+}
+
+/* mode = local: a key retires every rotate_every and stays in the ring
+ * until its last link expires (max_link_ttl + clock_skew later), beside the
+ * active, a pending and a legacy key. That must fit KEYRING_MAX_KEYS. */
+static int verify_ring_room(Parser *p)
+{
+	const Config *c = p->config;
+	const usec_t room = KEYRING_MAX_KEYS - 3;
+	usec_t life = c->max_link_ttl + c->clock_skew, min_rotate, max_ttl;
+	uint64_t retired = (life + c->rotate_every - 1) / c->rotate_every;
+	char a[32], b[32], x[32], y[32];
+
+	if (c->mode != KEY_MODE_LOCAL || retired <= room)
+		return 0;
+	/* What would fit, in round figures. */
+	min_rotate = (life + room - 1) / room;
+	min_rotate =
+	    round_up(min_rotate, min_rotate >= USEC_PER_HOUR ? USEC_PER_HOUR : USEC_PER_SEC);
+	max_ttl = room * c->rotate_every - c->clock_skew;
+	if (max_ttl >= USEC_PER_HOUR)
+		max_ttl = max_ttl / USEC_PER_HOUR * USEC_PER_HOUR;
+	else
+		max_ttl = max_ttl / USEC_PER_SEC * USEC_PER_SEC;
+	return fail_on(p, later_key(p, "rotate_every", "max_link_ttl"),
+	               "rotate_every %s with max_link_ttl %s keeps up to %" PRIu64
+	               " keys in the key ring, more than the %d it holds (raise rotate_every to "
+	               "at least %s, or lower max_link_ttl to at most %s)",
+	               format_duration(a, sizeof(a), c->rotate_every),
+	               format_duration(b, sizeof(b), c->max_link_ttl), retired + 3,
+	               KEYRING_MAX_KEYS, format_duration(x, sizeof(x), min_rotate),
+	               max_ttl >= USEC_PER_SEC ? format_duration(y, sizeof(y), max_ttl) : "-");
+}
+
 /* Checks between keys, once the whole file is read. */
 static int config_verify(Parser *p)
 {
@@ -1330,6 +1368,7 @@ static int config_verify(Parser *p)
 	const Config *c = p->config;
 	char a[32], b[32];
 	const char *key;
+	int r;
 
 	if (c->private_prefixes[0] && c->public_prefixes[0]) {
 		key = later_key(p, "private_prefixes", "public_prefixes");
@@ -1358,6 +1397,10 @@ static int config_verify(Parser *p)
 		               format_duration(b, sizeof(b), c->rotate_every),
 		               "lower activation_delay or raise rotate_every");
 	}
+
+	r = verify_ring_room(p);
+	if (r < 0)
+		return r;
 
 	/* In a fleet every host must derive the same keys; a master key with
 	 * mode = local would silently give each host its own. */

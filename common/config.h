@@ -19,6 +19,11 @@
 #define CONFIG_URL_LENGTH_MIN     64U
 #define CONFIG_URL_LENGTH_MAX     8188U
 
+/* The key ring's capacity (mode = local). config_verify() checks that the
+ * rotation schedule leaves room in it: the active key, a pending one, a
+ * legacy one, and every retired key whose links may still live. */
+#define KEYRING_MAX_KEYS 64
+
 typedef enum ReloadMethod {
 	RELOAD_SYSTEMD, /* systemd:UNIT, sd-bus ReloadOrTryRestartUnit */
 	RELOAD_PIDFILE, /* pidfile:PATH, SIGHUP to the master */

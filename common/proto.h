@@ -12,6 +12,9 @@
 
 #define PROTO_LINE_MAX    8192 /* including the LF */
 #define PROTO_MESSAGE_MAX 128  /* longest error message, including the NUL */
+/* Longest legacy secret IMPORT takes, in bytes before its base64url: the
+ * client checks it before sending, the daemon again. */
+#define PROTO_IMPORT_SECRET_MAX 256
 
 typedef enum Verb {
 	VERB_PING,

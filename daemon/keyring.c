@@ -290,7 +290,9 @@ int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_li
 	if (!r || !secret)
 		return -EINVAL;
 	len = strnlen(secret, KEY_SECRET_MAX + 1);
-	if (len == 0 || len > KEY_SECRET_MAX || !secret_is_nginx_safe(secret, len))
+	if (len > KEY_SECRET_MAX)
+		return -EMSGSIZE;
+	if (len == 0 || !secret_is_nginx_safe(secret, len))
 		return -EINVAL;
 	if (r->n_keys >= KEYRING_MAX_KEYS)
 		return -E2BIG;
@@ -369,6 +371,20 @@ usec_t keyring_rebase_future(KeyRing *r, usec_t now, usec_t tolerance)
 			k->published = now;
 	}
 	return latest - now;
+}
+
+int keyring_revoke_all_but_active(KeyRing *r)
+{
+	int n = 0;
+
+	if (!r)
+		return -EINVAL;
+	for (size_t i = r->n_keys; i > 0; i--)
+		if (r->keys[i - 1].state != KEY_ACTIVE) {
+			keyring_remove_at(r, i - 1);
+			n++;
+		}
+	return n;
 }
 
 int keyring_drop_expired(KeyRing *r, usec_t now)
@@ -973,6 +989,13 @@ int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret
 	if (r_prev == -ELOOP || r_prev == -EBADFD)
 		return not_a_regular_file(prev_path, r_prev, ret_error);
 	if (r_prev >= 0) {
+		/* Say why the keyring itself was not used. */
+		if (ret_error && asprintf(ret_error, "%s: %s", path,
+		                          r == -ENOENT ? "does not exist" : reason) < 0) {
+			*ret_error = NULL;
+			keyring_free(ring);
+			return -ENOMEM;
+		}
 		*ret = ring;
 		if (ret_used_prev)
 			*ret_used_prev = true;
@@ -1024,4 +1047,67 @@ int keyring_save(const KeyRing *r, const char *dir)
 	q = write_file_atomic(path, text, size, 0600, prev_path);
 	keyring_text_free(text, size);
 	return q;
+}
+
+int keyring_save_prev(const KeyRing *r, const char *dir)
+{
+	_cleanup_free_ char *prev_path = NULL;
+	char *text = NULL;
+	size_t size = 0;
+	int q;
+
+	if (!r || !dir || !*dir)
+		return -EINVAL;
+	if (asprintf(&prev_path, "%s/" KEYRING_PREV_FILE, dir) < 0) {
+		prev_path = NULL;
+		return -ENOMEM;
+	}
+	q = keyring_serialize(r, &text, &size);
+	if (q < 0)
+		return q;
+	q = write_file_atomic(prev_path, text, size, 0600, NULL);
+	keyring_text_free(text, size);
+	return q;
+}
+
+int keyring_save_revoked(const KeyRing *r, const char *dir)
+{
+	_cleanup_free_ char *path = NULL, *prev_path = NULL, *corrupt_path = NULL;
+	char *text = NULL;
+	size_t size = 0;
+	int q;
+
+	if (!r || !dir || !*dir)
+		return -EINVAL;
+
+	if (asprintf(&path, "%s/" KEYRING_FILE, dir) < 0) {
+		path = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&prev_path, "%s/" KEYRING_PREV_FILE, dir) < 0) {
+		prev_path = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&corrupt_path, "%s/" KEYRING_CORRUPT_FILE, dir) < 0) {
+		corrupt_path = NULL;
+		return -ENOMEM;
+	}
+
+	q = keyring_serialize(r, &text, &size);
+	if (q < 0)
+		return q;
+	/* The keyring first: a crash between the two writes leaves the new
+	 * ring in keyring, which is what a start loads, and every start
+	 * rewrites keyring.prev from it (keyring_save_prev()). The other
+	 * order would bring the revoked keys back at that start. */
+	q = write_file_atomic(path, text, size, 0600, NULL);
+	if (q >= 0)
+		q = write_file_atomic(prev_path, text, size, 0600, NULL);
+	keyring_text_free(text, size);
+	if (q < 0)
+		return q;
+	/* A ring set aside as unreadable may hold the revoked keys too. */
+	if (unlink(corrupt_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
 }

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
+#include "proto.h"
 #include "util.h"
 
 /* The key ring: the model, its decisions (pure: every function that needs the
@@ -12,9 +14,10 @@
 
 #define KEYRING_FILE      "keyring"
 #define KEYRING_PREV_FILE "keyring.prev"
-#define KEYRING_MAX_KEYS  64
-#define KEY_SECRET_BYTES  32  /* random bytes; the secret is their base64url */
-#define KEY_SECRET_MAX    256 /* longest secret string, legacy ones included */
+/* An unreadable keyring, set aside at start for a post-mortem. */
+#define KEYRING_CORRUPT_FILE "keyring.corrupt"
+#define KEY_SECRET_BYTES     32 /* random bytes; the secret is their base64url */
+#define KEY_SECRET_MAX       PROTO_IMPORT_SECRET_MAX /* longest secret, legacy ones included */
 
 typedef enum KeyState {
 	KEY_PUBLISHED, /* in the nginx snippet, not yet signing */
@@ -65,9 +68,10 @@ const Key *keyring_default(const KeyRing *r);
 int keyring_add_random(KeyRing *r, usec_t now, uint32_t *ret_kid);
 
 /* Adds an imported legacy secret as a retired key that nginx keeps as its
- * default until now + max_link_ttl + clock_skew. The secret must be 1 to
- * KEY_SECRET_MAX bytes nginx can hold literally inside double quotes: no '"',
- * '\\', '$', control bytes; -EINVAL otherwise. */
+ * default until now + max_link_ttl + clock_skew. Returns -EMSGSIZE for a
+ * secret longer than KEY_SECRET_MAX bytes, -EINVAL for an empty one or one
+ * nginx cannot hold literally inside double quotes ('"', '\\', '$', control
+ * bytes), -E2BIG when the ring is full. */
 int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_link_ttl,
                        usec_t clock_skew, uint32_t *ret_kid);
 
@@ -85,6 +89,10 @@ int keyring_activate(KeyRing *r, uint32_t kid, usec_t now, usec_t max_link_ttl, 
  * latest of them lay ahead of now (0: none beyond tolerance, nothing changed). */
 usec_t keyring_rebase_future(KeyRing *r, usec_t now, usec_t tolerance);
 
+/* ROTATE revoke: removes every key but the active one (pending, retired and
+ * legacy keys). Returns how many were removed. */
+int keyring_revoke_all_but_active(KeyRing *r);
+
 /* Removes keys whose drop_after has passed. Returns how many were removed. */
 int keyring_drop_expired(KeyRing *r, usec_t now);
 
@@ -99,14 +107,25 @@ void keyring_text_free(char *text, size_t size);
 int keyring_parse(const char *text, size_t size, KeyRing **ret, char **ret_error);
 
 /* Loads dir/keyring, falling back to dir/keyring.prev when it is missing or
- * corrupt (*ret_used_prev is set then). Returns -ENOENT when neither exists
- * (a first start), -EBADMSG with *ret_error when no good copy exists, -ELOOP
- * or -EBADFD with *ret_error when either is a symlink or not a regular file
- * (never followed, never blocked on). */
+ * corrupt (*ret_used_prev is set then, and *ret_error says why keyring was
+ * not used). Returns -ENOENT when neither exists (a first start), -EBADMSG
+ * with *ret_error when no good copy exists, -ELOOP or -EBADFD with
+ * *ret_error when either is a symlink or not a regular file (never
+ * followed, never blocked on). */
 int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret_error);
 
 /* Saves atomically as dir/keyring (mode 0600), keeping the replaced file as
  * dir/keyring.prev. */
 int keyring_save(const KeyRing *r, const char *dir);
+
+/* Saves the ring as dir/keyring.prev only: at start, so that keyring.prev
+ * holds no key the loaded keyring does not (a crash inside
+ * keyring_save_revoked() may have left revoked keys there). */
+int keyring_save_prev(const KeyRing *r, const char *dir);
+
+/* Saves after a revoke: dir/keyring and dir/keyring.prev both become this
+ * ring, and dir/keyring.corrupt goes, so that no copy of a revoked key is
+ * left for a fallback to bring back. */
+int keyring_save_revoked(const KeyRing *r, const char *dir);
 
 const char *key_state_to_string(KeyState s);

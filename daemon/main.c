@@ -217,13 +217,13 @@ static int load_keyring(const Config *config, KeyRing **ret)
 		_cleanup_free_ char *bad = NULL, *aside = NULL;
 
 		log_event(LOG_WARNING, SL_MESSAGE_KEYRING_FALLBACK,
-		          "The key ring in %s was unreadable; using keyring.prev: %s",
-		          config->state_directory, error ? error : "");
+		          "The key ring was unreadable (%s); using keyring.prev",
+		          error ? error : "no reason given");
 		/* Keep the unreadable file for a post-mortem, and out of the way:
 		 * the next save would otherwise push it over the good
 		 * keyring.prev. */
 		if (asprintf(&bad, "%s/" KEYRING_FILE, config->state_directory) < 0 ||
-		    asprintf(&aside, "%s/" KEYRING_FILE ".corrupt", config->state_directory) < 0)
+		    asprintf(&aside, "%s/" KEYRING_CORRUPT_FILE, config->state_directory) < 0)
 			return log_error("Out of memory"), EXIT_FAILURE;
 		if (rename(bad, aside) < 0 && errno != ENOENT)
 			log_warning_errno(errno, "Failed to move %s aside, ignoring: %m", bad);
@@ -237,6 +237,13 @@ static int load_keyring(const Config *config, KeyRing **ret)
 			    "Saved the recovered key ring, but could not sync %s: %m; "
 			    "a power loss may undo the save, ignoring.",
 			    config->state_directory);
+	} else {
+		/* A crash in the middle of a revoke's save may have left the
+		 * revoked keys in keyring.prev: it becomes this ring. */
+		r = keyring_save_prev(ring, config->state_directory);
+		if (r < 0)
+			log_warning_errno(r, "Failed to rewrite keyring.prev in %s, ignoring: %m",
+			                  config->state_directory);
 	}
 
 	*ret = TAKE_PTR(ring);

@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <time.h>
 
 #include "link.h"
 #include "log.h"
@@ -17,20 +18,111 @@ static void reply_error(Manager *m, Conn *c, ProtoError code, const char *messag
 	conn_reply_error(c, code, message);
 }
 
+/* A deferred request never waits longer than this past activation_delay:
+ * a rotation is a test and reload (bounded by 30s each in manager.c), the
+ * delay, and after a revoke one more test and reload. Beyond it something
+ * is wrong, and the client gets an answer anyway. */
+#define WAITER_MAX (90 * USEC_PER_SEC)
+
+/* Whether what w asked for is still on its way (it completes by itself
+ * once nginx takes the keys), so its client is told it is queued. */
+static const char *waiter_queued(const Manager *m, const Waiter *w)
+{
+	if (m->stopping)
+		return NULL;
+	if (w->kind == WAIT_ROTATE && m->revoke_kid)
+		return "the revoke";
+	if (w->kind == WAIT_ROTATE && m->rotate_queued)
+		return "the rotation";
+	if (w->kind == WAIT_IMPORT && keyring_find(m->ring, w->kid))
+		return "the import";
+	return NULL;
+}
+
+static void waiter_fail(Manager *m, Waiter *w, ProtoError code, const char *message)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *what = waiter_queued(m, w);
+	char line[1024];
+
+	/* What the client must know comes first: the reason may be cut. */
+	if (what && asprintf(&text,
+	                     "%s is queued and completes once nginx accepts the keys (see "
+	                     "securelinkctl status): %s",
+	                     what, message ? message : "no details") < 0)
+		text = NULL;
+	proto_format_error(line, sizeof(line), code, text ? text : message);
+	line[strcspn(line, "\n")] = '\0';
+	conn_reply_deferred(w->conn, line);
+	free(w->line);
+	m->n_errors++;
+}
+
 /* Answers every waiting ROTATE/IMPORT with an error: the client must not
  * hang while securelinkd retries in the background. */
 void manager_waiters_fail(Manager *m, ProtoError code, const char *message)
 {
-	char line[512];
-
-	proto_format_error(line, sizeof(line), code, message);
-	line[strcspn(line, "\n")] = '\0';
-	for (size_t i = 0; i < m->n_waiters; i++) {
-		conn_reply_deferred(m->waiters[i].conn, line);
-		free(m->waiters[i].line);
-		m->n_errors++;
-	}
+	for (size_t i = 0; i < m->n_waiters; i++)
+		waiter_fail(m, &m->waiters[i], code, message);
 	m->n_waiters = 0;
+}
+
+static void arm_waiter_timer(Manager *m);
+
+static int on_waiter_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Manager *m = userdata;
+	usec_t now = now_monotonic();
+	size_t j = 0;
+
+	for (size_t i = 0; i < m->n_waiters; i++) {
+		Waiter *w = &m->waiters[i];
+
+		if (w->deadline > now) {
+			m->waiters[j++] = *w;
+			continue;
+		}
+		waiter_fail(m, w, PROTO_UNAVAILABLE,
+		            "no answer in time (see securelinkctl status and the journal)");
+	}
+	m->n_waiters = j;
+	arm_waiter_timer(m);
+	return 0;
+}
+
+static void arm_waiter_timer(Manager *m)
+{
+	usec_t when = USEC_INFINITY;
+	int r;
+
+	for (size_t i = 0; i < m->n_waiters; i++)
+		if (m->waiters[i].deadline < when)
+			when = m->waiters[i].deadline;
+	if (when == USEC_INFINITY) {
+		if (m->waiter_timer)
+			(void)sd_event_source_set_enabled(m->waiter_timer, SD_EVENT_OFF);
+		return;
+	}
+	if (!m->waiter_timer) {
+		r = sd_event_add_time(m->event, &m->waiter_timer, CLOCK_MONOTONIC, when,
+		                      USEC_PER_SEC, on_waiter_timer, m);
+		if (r < 0)
+			log_error_errno(r, "Failed to arm the timer for waiting requests: %m");
+		return;
+	}
+	(void)sd_event_source_set_time(m->waiter_timer, when);
+	(void)sd_event_source_set_enabled(m->waiter_timer, SD_EVENT_ONESHOT);
+}
+
+/* Requests taken earlier are done once their effect is in nginx. */
+static void queued_update(Manager *m, const Key *active, bool settled)
+{
+	if (!settled || !active)
+		return;
+	if (m->revoke_kid && active->kid == m->revoke_kid)
+		m->revoke_kid = 0;
+	if (m->rotate_queued && active->kid > m->rotate_after_kid)
+		m->rotate_queued = false;
 }
 
 void manager_waiters_answer(Manager *m)
@@ -40,12 +132,19 @@ void manager_waiters_answer(Manager *m)
 	char line[PROTO_LINE_MAX + 64];
 	size_t j = 0;
 
+	queued_update(m, active, settled);
 	for (size_t i = 0; i < m->n_waiters; i++) {
 		Waiter *w = &m->waiters[i];
 
-		if (w->kind == WAIT_IMPORT && m->rotation.confirmed_kid >= w->kid)
+		if (w->kind == WAIT_IMPORT && !keyring_find(m->ring, w->kid))
+			proto_format_error(line, sizeof(line), PROTO_UNAVAILABLE,
+			                   "the imported key was removed by a revoke before nginx "
+			                   "had it (import it again if the revoke was not meant "
+			                   "for it)");
+		else if (w->kind == WAIT_IMPORT && m->rotation.confirmed_kid >= w->kid)
 			snprintf(line, sizeof(line), "OK kid=%" PRIu32, w->kid);
-		else if (w->kind == WAIT_ROTATE && active && active->kid > w->kid && settled)
+		else if (w->kind == WAIT_ROTATE && active && active->kid > w->kid && settled &&
+		         !m->revoke_kid)
 			/* Done once a key newer than the one active when it was
 			 * asked is active and nginx has the ring (after a revoke:
 			 * without the old keys). */
@@ -60,15 +159,16 @@ void manager_waiters_answer(Manager *m)
 				proto_format_error(line, sizeof(line), code, message);
 			} else
 				sign_reply(m, &req, line, sizeof(line));
-			line[strcspn(line, "\n")] = '\0';
 		} else {
 			m->waiters[j++] = *w;
 			continue;
 		}
+		line[strcspn(line, "\n")] = '\0';
 		conn_reply_deferred(w->conn, line);
 		free(w->line);
 	}
 	m->n_waiters = j;
+	arm_waiter_timer(m);
 }
 
 static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const char *line,
@@ -85,8 +185,15 @@ static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const ch
 		if (!copy)
 			return -ENOMEM;
 	}
-	m->waiters[m->n_waiters++] =
-	    (Waiter){ .conn = conn_defer(c), .kind = kind, .kid = kid, .line = copy, .len = len };
+	m->waiters[m->n_waiters++] = (Waiter){
+		.conn = conn_defer(c),
+		.kind = kind,
+		.kid = kid,
+		.line = copy,
+		.len = len,
+		.deadline = now_monotonic() + m->config->activation_delay + WAITER_MAX,
+	};
+	arm_waiter_timer(m);
 	return 0;
 }
 
@@ -213,9 +320,36 @@ static void handle_verify(Manager *m, Conn *c, const Request *req)
 	}
 }
 
+/* A ring with no room for a key: when its oldest key goes, as a one-line
+ * reason with the way out. */
+static void format_ring_full(const Manager *m, char *buf, size_t size)
+{
+	usec_t drop = USEC_INFINITY;
+	char when[64] = "when its links have expired";
+
+	for (size_t i = 0; i < m->ring->n_keys; i++)
+		if (m->ring->keys[i].state == KEY_RETIRED && m->ring->keys[i].drop_after < drop)
+			drop = m->ring->keys[i].drop_after;
+	if (drop != USEC_INFINITY) {
+		time_t t = (time_t)(drop / USEC_PER_SEC);
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "at %Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+	snprintf(buf, size,
+	         "the key ring is full (%d keys, the most it holds) and its oldest key is "
+	         "dropped %s; rotate --revoke drops every older key and always works",
+	         KEYRING_MAX_KEYS, when);
+}
+
 static void handle_rotate(Manager *m, Conn *c, const Request *req)
 {
+	/* The kid, not the Key: a revoke changes the ring under it. */
 	const Key *active = keyring_active(m->ring);
+	uint32_t active_kid = active ? active->kid : 0;
+	char message[256];
+	int r;
 
 	if (manager_derived(m)) {
 		reply_error(m, c, PROTO_BAD_REQUEST,
@@ -225,16 +359,37 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 		return;
 	}
 
-	if (waiter_add(m, c, WAIT_ROTATE, active ? active->kid : 0, NULL, 0) < 0) {
-		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+	/* Refused at once, not held: no key can be made until a drop. */
+	if (!req->revoke && !keyring_pending(m->ring) && m->ring->n_keys >= KEYRING_MAX_KEYS) {
+		format_ring_full(m, message, sizeof(message));
+		reply_error(m, c, PROTO_UNAVAILABLE, message);
 		return;
 	}
-	/* A rotation already on its way serves this request too. */
-	if (!keyring_pending(m->ring))
-		m->rotation.rotate_requested = true;
+
 	if (req->revoke) {
-		m->revoke_requested = true;
-		m->rotation.activate_now = true;
+		/* Always a fresh key: a pending one has been in keys.conf
+		 * since it was published, and whoever took a copy holds it. */
+		r = manager_start_revoke(m);
+		if (r < 0) {
+			reply_error(m, c, PROTO_INTERNAL,
+			            "cannot save the key ring or create a key (disk full? see the "
+			            "journal); the revoke was not done");
+			manager_step(m);
+			return;
+		}
+	} else {
+		/* A rotation already on its way serves this request too. */
+		if (!keyring_pending(m->ring))
+			m->rotation.rotate_requested = true;
+		if (!m->rotate_queued) {
+			m->rotate_queued = true;
+			m->rotate_after_kid = active_kid;
+			m->rotate_since = now_realtime();
+		}
+	}
+	if (waiter_add(m, c, WAIT_ROTATE, active_kid, NULL, 0) < 0) {
+		reply_error(m, c, PROTO_INTERNAL, "out of memory");
+		return;
 	}
 	/* A request after a failure means: try now. */
 	m->rotation.retry_at = 0;
@@ -242,10 +397,22 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 	manager_step(m);
 }
 
+/* The living legacy key, or NULL: nginx has one default for links without a
+ * kid, so there is at most one. */
+static const Key *legacy_key(const KeyRing *r)
+{
+	for (size_t i = 0; i < r->n_keys; i++)
+		if (r->keys[i].legacy)
+			return &r->keys[i];
+	return NULL;
+}
+
 static void handle_import(Manager *m, Conn *c, const Request *req)
 {
 	size_t arg_len = strlen(req->arg), secret_len = 0;
 	unsigned char *secret;
+	const Key *legacy;
+	char message[320];
 	uint32_t kid;
 	int r;
 
@@ -278,21 +445,67 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 		return;
 	}
 
+	/* nginx checks links without a kid against one default key: a second
+	 * legacy key would take it over and break the first one's links. */
+	legacy = legacy_key(m->ring);
+	if (legacy) {
+		bool same = strlen(legacy->secret) == secret_len &&
+		            sodium_memcmp(legacy->secret, secret, secret_len) == 0;
+
+		sodium_free(secret);
+		if (!same) {
+			snprintf(message, sizeof(message),
+			         "a legacy key is already imported (kid %" PRIu32
+			         "), and nginx has one default key for links without a kid; import "
+			         "the next one after kid %" PRIu32
+			         " is dropped (see securelinkctl status)",
+			         legacy->kid, legacy->kid);
+			reply_error(m, c, PROTO_BAD_REQUEST, message);
+			return;
+		}
+		/* The same secret again: the same import, answered as it was. */
+		kid = legacy->kid;
+		goto wait;
+	}
+
 	r = keyring_add_legacy(m->ring, (const char *)secret, now_realtime(),
 	                       m->config->max_link_ttl, m->config->clock_skew, &kid);
 	sodium_free(secret);
+	if (r == -EMSGSIZE) {
+		snprintf(message, sizeof(message),
+		         "the legacy secret is longer than %d bytes, the most securelinkd imports; "
+		         "it was not imported",
+		         KEY_SECRET_MAX);
+		reply_error(m, c, PROTO_BAD_REQUEST, message);
+		return;
+	}
 	if (r == -EINVAL) {
 		reply_error(m, c, PROTO_BAD_REQUEST,
 		            "the legacy secret holds a '\"', '\\', '$' or control byte nginx "
 		            "cannot quote; it was not imported (rotate links instead)");
 		return;
 	}
+	if (r == -E2BIG) {
+		format_ring_full(m, message, sizeof(message));
+		reply_error(m, c, PROTO_UNAVAILABLE, message);
+		return;
+	}
 	if (r < 0) {
-		reply_error(m, c, PROTO_INTERNAL, "cannot add the key (the ring is full?)");
+		reply_error(m, c, PROTO_INTERNAL, "cannot add the key (see the journal)");
 		return;
 	}
 	if (manager_save_ring(m) < 0) {
 		reply_error(m, c, PROTO_INTERNAL, "cannot save the key ring (disk full?)");
+		return;
+	}
+	log_event(LOG_NOTICE, SL_MESSAGE_KEY_IMPORTED,
+	          "Imported a legacy key as %" PRIu32
+	          "; it serves links without kid until it is dropped",
+	          kid);
+
+wait:
+	if (m->rotation.confirmed_kid >= kid && !m->rotation.sync_needed && !m->nginx_op) {
+		conn_replyf(c, "OK kid=%" PRIu32, kid);
 		return;
 	}
 	if (waiter_add(m, c, WAIT_IMPORT, kid, NULL, 0) < 0) {
@@ -301,10 +514,6 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	}
 	m->rotation.sync_needed = true;
 	m->rotation.retry_at = 0;
-	log_event(LOG_NOTICE, SL_MESSAGE_KEY_IMPORTED,
-	          "Imported a legacy key as %" PRIu32
-	          "; it serves links without kid until it is dropped",
-	          kid);
 	manager_step(m);
 }
 

@@ -60,8 +60,10 @@ Manager *manager_free(Manager *m)
 {
 	if (!m)
 		return NULL;
+	m->stopping = true;
 	manager_waiters_fail(m, PROTO_UNAVAILABLE, "securelinkd is stopping (try again)");
 	free(m->waiters);
+	sd_event_source_disable_unref(m->waiter_timer);
 	nginx_op_free(m->nginx_op);
 	sd_event_source_disable_unref(m->timer);
 	sd_event_source_disable_unref(m->clock_source);
@@ -91,6 +93,11 @@ StatusInfo manager_status_info(const Manager *m)
 		.n_signed = m->n_signed,
 		.n_errors = m->n_errors + (m->server ? server_errors(m->server) : 0),
 		.n_rotations = m->n_rotations,
+		.confirmed_kid = m->rotation.confirmed_kid,
+		.revoke_kid = m->revoke_kid,
+		.revoke_since = m->revoke_since,
+		.rotate_queued = m->rotate_queued,
+		.rotate_since = m->rotate_since,
 	};
 	DeriveWindow w;
 
@@ -216,14 +223,15 @@ void manager_schedule_retry(Manager *m, const char *message)
 
 /* Persists the ring. On failure the in-memory ring goes back to what is on
  * disk: nothing may be published or signed that a restart would not know. */
-int manager_save_ring(Manager *m)
+static int save_ring(Manager *m, bool revoked)
 {
 	_cleanup_free_ char *error = NULL;
 	KeyRing *old = NULL;
 	bool used_prev;
 	int r, k;
 
-	r = keyring_save(m->ring, m->config->state_directory);
+	r = revoked ? keyring_save_revoked(m->ring, m->config->state_directory)
+	            : keyring_save(m->ring, m->config->state_directory);
 	if (r > 0)
 		log_warning_errno(-r,
 		                  "Saved the key ring, but could not sync %s: %m; a power loss may "
@@ -249,6 +257,46 @@ int manager_save_ring(Manager *m)
 		log_error("Failed to re-read the key ring after a failed save: %s",
 		          error ? error : strerror(-k));
 	return r;
+}
+
+int manager_save_ring(Manager *m)
+{
+	return save_ring(m, false);
+}
+
+int manager_save_ring_revoked(Manager *m)
+{
+	return save_ring(m, true);
+}
+
+int manager_start_revoke(Manager *m)
+{
+	uint32_t kid = 0;
+	int n, r, k;
+
+	n = keyring_revoke_all_but_active(m->ring);
+	/* There is room now: the ring holds the active key at most. */
+	k = keyring_add_random(m->ring, now_realtime(), &kid);
+	/* Saved even without a new key: the keys removed are revoked. */
+	r = manager_save_ring_revoked(m);
+	if (r < 0)
+		return r;
+	m->rotation.sync_needed = true;
+	m->rotation.retry_at = 0;
+	if (k < 0)
+		return log_error_errno(k, "Failed to create a key for the revoke: %m");
+
+	m->revoke_requested = true;
+	m->revoke_kid = kid;
+	m->revoke_since = now_realtime();
+	m->rotation.activate_now = true;
+	/* The revoke's key serves every rotation asked for. */
+	m->rotation.rotate_requested = false;
+	log_event(LOG_NOTICE, SL_MESSAGE_KEY_PUBLISHED,
+	          "Revoke: removed %d key(s) besides the active one, created key %" PRIu32
+	          "; publishing it to nginx",
+	          n, kid);
+	return 0;
 }
 
 static void manager_apply_config(Manager *m);
@@ -408,7 +456,7 @@ static void do_activate(Manager *m)
 		log_error_errno(r, "Failed to activate key %" PRIu32 ": %m", kid);
 		return;
 	}
-	r = manager_save_ring(m);
+	r = revoke ? manager_save_ring_revoked(m) : manager_save_ring(m);
 	if (r < 0) {
 		manager_schedule_retry(m, "cannot save the key ring (disk full?)");
 		m->rotation.hold_until = m->rotation.retry_at;
@@ -438,6 +486,22 @@ static void do_drop(Manager *m)
 	m->rotation.sync_needed = true;
 	log_event(LOG_INFO, SL_MESSAGE_KEY_DROPPED,
 	          "Dropped %d key(s) whose links have all expired", n);
+}
+
+/* A full ring holds back a scheduled rotation (rotation_next() waits for
+ * the next drop): say so once, as what it is, not as an nginx failure. */
+static void check_ring_full(Manager *m)
+{
+	bool full = m->ring->n_keys >= KEYRING_MAX_KEYS && !keyring_pending(m->ring);
+
+	if (full && !m->ring_full_logged && now_realtime() >= rotation_due(m->ring, m->config)) {
+		log_warning("The key ring is full (%d keys, the most it holds): the scheduled "
+		            "rotation waits until the oldest key is dropped (securelinkctl rotate "
+		            "--revoke drops every older key; see securelinkd.conf(5), KEY RING)",
+		            KEYRING_MAX_KEYS);
+		m->ring_full_logged = true;
+	} else if (!full)
+		m->ring_full_logged = false;
 }
 
 /* Runs the state machine until it has to wait for time or for nginx, then
@@ -492,6 +556,8 @@ void manager_step(Manager *m)
 		log_warning("Rotation did not settle, looking again in 1s.");
 		arm_timer(m, now_realtime() + MANAGER_RETRY_MIN);
 	}
+	if (!manager_derived(m))
+		check_ring_full(m);
 	manager_waiters_answer(m);
 	manager_notify_status(m);
 }

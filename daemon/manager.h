@@ -28,6 +28,7 @@ typedef struct Waiter {
 	uint32_t kid; /* WAIT_IMPORT: the imported key */
 	char *line;   /* WAIT_SIGN: a copy of the request line */
 	size_t len;
+	usec_t deadline; /* CLOCK_MONOTONIC: answered "unavailable" by then at the latest */
 } Waiter;
 
 typedef struct Manager {
@@ -59,6 +60,19 @@ typedef struct Manager {
 
 	Waiter *waiters;
 	size_t n_waiters;
+	sd_event_source *waiter_timer; /* fires at the earliest waiter deadline */
+	bool stopping;                 /* waiters are answered for good now */
+
+	/* Requests taken and not yet done, kept after their client got
+	 * "queued" (nginx failed): they complete by themselves, and STATUS
+	 * lists them until then. Imports are the legacy keys nginx has not
+	 * confirmed yet. */
+	uint32_t revoke_kid; /* the fresh key of a revoke; 0: none */
+	usec_t revoke_since;
+	bool rotate_queued; /* done once a key above rotate_after_kid is active */
+	uint32_t rotate_after_kid;
+	usec_t rotate_since;
+	bool ring_full_logged; /* a scheduled rotation found the ring full */
 
 	usec_t last_reload;
 	/* What the last successful apply proved; _NGINX_CONFIRMATION_MAX
@@ -108,6 +122,15 @@ int manager_write_snippets(Manager *m);
 /* Persists the ring; on failure the ring in memory goes back to what is on
  * disk. Returns 0 or a negative errno. */
 int manager_save_ring(Manager *m);
+/* The same after keys were revoked: no copy of them stays on disk
+ * (keyring_save_revoked()). */
+int manager_save_ring_revoked(Manager *m);
+
+/* ROTATE revoke: drops every key but the active one (a pending key too:
+ * it has been in keys.conf since it was published) and makes a fresh key,
+ * which signs as soon as nginx has it; then the active one goes too.
+ * Returns 0, or a negative errno with the ring as it is on disk. */
+int manager_start_revoke(Manager *m);
 
 /* What STATUS says about nginx: NULL clears the error. */
 void manager_set_nginx_error(Manager *m, const char *message);

@@ -62,7 +62,7 @@ RotationAction rotation_next(const KeyRing *r, const Config *c, const RotationIn
 		return ROTATION_WAIT;
 	}
 
-	if (!keyring_active(r))
+	if (!keyring_active(r) && r->n_keys < KEYRING_MAX_KEYS)
 		return ROTATION_PUBLISH;
 
 	t = earliest_drop(r);
@@ -78,6 +78,13 @@ RotationAction rotation_next(const KeyRing *r, const Config *c, const RotationIn
 	}
 
 	t = rotation_due(r, c);
+	if (r->n_keys >= KEYRING_MAX_KEYS) {
+		/* No room for a key (the config allows enough for the
+		 * schedule; rotations by hand filled it): the next drop
+		 * makes room. A revoke makes its own. */
+		*ret_when = when;
+		return ROTATION_WAIT;
+	}
 	if (in->rotate_requested || now >= t)
 		return ROTATION_PUBLISH;
 	when = min_usec(when, t);

@@ -56,6 +56,36 @@ static void buf_time(Buf *b, const char *name, usec_t t, bool comma)
 		buf_printf(b, "\"%s\":%" PRIu64 "%s", name, t / USEC_PER_SEC, comma ? "," : "");
 }
 
+/* The requests an admin was told are queued, oldest first by kind. */
+static void status_format_queued(Buf *b, const KeyRing *r, const StatusInfo *info)
+{
+	bool first = true;
+
+	if (info->revoke_kid) {
+		buf_printf(b, "{\"request\":\"revoke\",\"kid\":%" PRIu32 ",", info->revoke_kid);
+		buf_time(b, "since", info->revoke_since, false);
+		buf_printf(b, "}");
+		first = false;
+	}
+	if (info->rotate_queued) {
+		buf_printf(b, "%s{\"request\":\"rotate\",", first ? "" : ",");
+		buf_time(b, "since", info->rotate_since, false);
+		buf_printf(b, "}");
+		first = false;
+	}
+	for (size_t i = 0; i < r->n_keys; i++) {
+		const Key *k = &r->keys[i];
+
+		if (!k->legacy || k->kid <= info->confirmed_kid)
+			continue;
+		buf_printf(b, "%s{\"request\":\"import\",\"kid\":%" PRIu32 ",", first ? "" : ",",
+		           k->kid);
+		buf_time(b, "since", k->published, false);
+		buf_printf(b, "}");
+		first = false;
+	}
+}
+
 int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info, char **ret)
 {
 	const Key *active = keyring_active(r);
@@ -108,8 +138,10 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 		buf_printf(&b, ",\"confirmation\":\"%s\"", info->nginx_confirmation);
 	else
 		buf_printf(&b, ",\"confirmation\":null");
+	buf_printf(&b, "},\"queued\":[");
+	status_format_queued(&b, r, info);
 	buf_printf(&b,
-	           "},\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
+	           "],\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
 	           ",\"rotations\":%" PRIu64 "}}",
 	           info->n_signed, info->n_errors, info->n_rotations);
 

@@ -20,6 +20,13 @@ typedef struct StatusInfo {
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;
+	/* Requests taken and not yet done ("queued"): a revoke (its fresh
+	 * key), a rotation, and imports (legacy keys above confirmed_kid). */
+	uint32_t confirmed_kid;
+	uint32_t revoke_kid; /* 0: none */
+	usec_t revoke_since;
+	bool rotate_queued;
+	usec_t rotate_since;
 	/* mode = derived only: */
 	uint32_t epoch;        /* the schedule's epoch at now (kids are epochs) */
 	usec_t master_switch;  /* 0: no master roll in progress */

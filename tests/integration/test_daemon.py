@@ -518,8 +518,9 @@ def test_rotation_schedule_survives_a_restart(make_daemon):
 
 
 def test_short_rotate_every_rotates_by_itself(make_daemon):
-    d = make_daemon({"keys": {"rotate_every": "3s", "max_link_ttl": "1h",
-                              "default_link_ttl": "10m"}})
+    # max_link_ttl / rotate_every must fit the key ring's 64 keys.
+    d = make_daemon({"keys": {"rotate_every": "3s", "max_link_ttl": "60s",
+                              "default_link_ttl": "30s"}})
     d.add_file("private/report.pdf")
     kid = d.status()["active_kid"]
     old = d.sign(PRIVATE)

@@ -796,6 +796,25 @@ static void test_keys_activation_delay_must_be_shorter_than_rotation(void **stat
 	             "test.conf:4: activation_delay: ", "is not shorter than rotate_every");
 }
 
+static void test_keys_schedule_must_fit_the_key_ring(void **state)
+{
+	/* 7d + 30s of links at one retired key per hour: 169 retired keys,
+	 * plus the active, a pending and a legacy one. */
+	expect_error("[keys]\nrotate_every = 1h\nmax_link_ttl = 7d\n",
+	             "test.conf:3: max_link_ttl: ",
+	             "rotate_every 1h with max_link_ttl 7d keeps up to 172 keys in the key ring, "
+	             "more than the 64 it holds (raise rotate_every to at least 3h, or lower "
+	             "max_link_ttl to at most 60h)");
+	expect_error("[keys]\nmax_link_ttl = 61h\nrotate_every = 1h\n",
+	             "test.conf:3: rotate_every: ", "more than the 64 it holds");
+	/* 60h + 30s is 61 retired keys at most: it fits. */
+	config_free(config_or_fail("[keys]\nrotate_every = 1h\nmax_link_ttl = 60h\n"));
+	/* mode = derived has no ring of its own to fill (derive_window() has
+	 * its own limit). */
+	config_free(config_or_fail("[keys]\nmode = derived\nmaster_key_file = /k\nrotate_every = "
+	                           "1h\nmax_link_ttl = 7d\n"));
+}
+
 /* [links] */
 
 static void test_links_base_url(void **state)
@@ -1405,6 +1424,7 @@ int main(void)
 		cmocka_unit_test(test_keys_zero_delay_and_skew_are_allowed),
 		cmocka_unit_test(test_keys_default_ttl_longer_than_max_is_refused),
 		cmocka_unit_test(test_keys_activation_delay_must_be_shorter_than_rotation),
+		cmocka_unit_test(test_keys_schedule_must_fit_the_key_ring),
 		cmocka_unit_test(test_links_base_url),
 		cmocka_unit_test(test_links_media_url),
 		cmocka_unit_test(test_values_for_nginx_refuse_unsafe_bytes),

@@ -693,7 +693,7 @@ static void test_add_legacy_validates_secret(void **state)
 	assert_int_equal(keyring_add_legacy(r, "a\x1b", 1, TTL, SKEW, &kid), -EINVAL);
 	memset(longest, 'x', KEY_SECRET_MAX + 1);
 	longest[KEY_SECRET_MAX + 1] = '\0';
-	assert_int_equal(keyring_add_legacy(r, longest, 1, TTL, SKEW, &kid), -EINVAL);
+	assert_int_equal(keyring_add_legacy(r, longest, 1, TTL, SKEW, &kid), -EMSGSIZE);
 	assert_int_equal(r->n_keys, 0);
 	assert_int_equal(r->next_kid, 1);
 
@@ -1062,8 +1062,64 @@ static void test_load_falls_back_to_prev_when_keyring_corrupt(void **state)
 	flip_byte(path, 60);
 	assert_int_equal(keyring_load(d, &loaded, &used_prev, &error), 0);
 	assert_true(used_prev);
-	assert_null(error);
+	/* Why keyring was not used, for the log line. */
+	assert_non_null(error);
+	assert_non_null(strstr(error, "checksum does not match"));
+	assert_non_null(strstr(error, path));
 	assert_same_ring(first, loaded);
+
+	remove_dir(d);
+}
+
+static bool file_holds(const char *path, const char *needle)
+{
+	size_t size = 0;
+	char *text = slurp(path, &size);
+	bool found = memmem(text, size, needle, strlen(needle)) != NULL;
+
+	free(text);
+	return found;
+}
+
+static void test_save_revoked_leaves_no_copy_of_a_revoked_key(void **state)
+{
+	_cleanup_(keyring_freep) KeyRing *r = keyring_new(), *loaded = NULL;
+	_cleanup_free_ char *prev = NULL, *corrupt = NULL, *error = NULL;
+	char *d = make_dir();
+	/* base64url of the secret, as Python's base64 module writes it: the
+	 * key ring stores secrets so. */
+	const char *revoked = "cmV2b2tlZC1sZWdhY3ktc2VjcmV0";
+	uint32_t kid;
+	bool used_prev = true;
+	int fd;
+
+	assert_non_null(r);
+	prev = path_in(d, KEYRING_PREV_FILE);
+	corrupt = path_in(d, KEYRING_CORRUPT_FILE);
+	assert_int_equal(keyring_add_legacy(r, "revoked-legacy-secret", 1 * SEC, TTL, SKEW, &kid),
+	                 0);
+	assert_int_equal(keyring_add_random(r, 2 * SEC, &kid), 0);
+	assert_int_equal(keyring_activate(r, kid, 3 * SEC, TTL, SKEW, false), 0);
+	assert_int_equal(keyring_add_random(r, 4 * SEC, &kid), 0);
+	assert_int_equal(keyring_save(r, d), 0);
+	assert_int_equal(keyring_save(r, d), 0); /* keyring.prev holds every key too */
+	fd = open(corrupt, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	assert_true(file_holds(prev, revoked));
+
+	/* The pending key and the legacy key go: only the active one stays. */
+	assert_int_equal(keyring_revoke_all_but_active(r), 2);
+	assert_int_equal(r->n_keys, 1);
+	assert_int_equal(r->keys[0].state, KEY_ACTIVE);
+	assert_int_equal(keyring_save_revoked(r, d), 0);
+
+	assert_false(file_holds(prev, revoked));
+	assert_int_equal(access(corrupt, F_OK), -1);
+	assert_int_equal(keyring_load(d, &loaded, &used_prev, &error), 0);
+	assert_false(used_prev);
+	assert_same_ring(r, loaded);
 
 	remove_dir(d);
 }
@@ -1322,6 +1378,7 @@ int main(void)
 		cmocka_unit_test(test_load_empty_dir_is_enoent),
 		cmocka_unit_test(test_save_writes_0600_and_keeps_prev),
 		cmocka_unit_test(test_load_falls_back_to_prev_when_keyring_corrupt),
+		cmocka_unit_test(test_save_revoked_leaves_no_copy_of_a_revoked_key),
 		cmocka_unit_test(test_load_uses_prev_when_keyring_missing),
 		cmocka_unit_test(test_load_refuses_when_both_copies_corrupt),
 		cmocka_unit_test(test_load_refuses_corrupt_keyring_without_prev),

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "config.h"
 #include "keyring.h"
 #include "rotation.h"
@@ -188,6 +190,37 @@ static void test_failing_nginx_blocks_new_rotations(void **state)
 	assert_true(when == T0 + 2 * USEC_PER_DAY);
 }
 
+/* A ring of KEYRING_MAX_KEYS: key 1 active at T0, the rest retired (legacy
+ * imports fill it quickly) with links living a day. */
+static void fill_ring(Fixture *f)
+{
+	char secret[16];
+	uint32_t kid;
+
+	add_active(f, T0);
+	for (unsigned i = 1; i < KEYRING_MAX_KEYS; i++) {
+		snprintf(secret, sizeof(secret), "s%u", i);
+		assert_int_equal(keyring_add_legacy(f->ring, secret, T0, USEC_PER_DAY, 0, &kid), 0);
+	}
+	assert_int_equal(f->ring->n_keys, KEYRING_MAX_KEYS);
+}
+
+static void test_full_ring_waits_for_the_next_drop_instead_of_publishing(void **state)
+{
+	Fixture *f = *state;
+	RotationInput in = { .rotate_requested = true };
+	usec_t when = 0, due;
+
+	f->config->rotate_every = USEC_PER_HOUR;
+	fill_ring(f);
+	in.confirmed_kid = keyring_max_kid(f->ring);
+	due = rotation_due(f->ring, f->config);
+	/* Asked for and due: still no key, no room for one. */
+	assert_int_equal(rotation_next(f->ring, f->config, &in, due + 1, &when), ROTATION_WAIT);
+	assert_true(when == T0 + USEC_PER_DAY);
+	assert_int_equal(rotation_next(f->ring, f->config, &in, when, &when), ROTATION_DROP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +239,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_publishes_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retired_key_dropped_after_links_expire, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_full_ring_waits_for_the_next_drop_instead_of_publishing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_nginx_blocks_new_rotations, setup,
 		                                teardown),
 	};
