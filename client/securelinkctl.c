@@ -842,7 +842,8 @@ static void import_help(void)
 	       "(SECURE_LINK_SECRET_KEY) as a legacy key, so links signed with it keep working\n"
 	       "until max_link_ttl after the import. Reads the secret from standard input\n"
 	       "(never from the command line, where other users could see it); one trailing\n"
-	       "newline is removed. Prints the legacy key's kid once nginx has it.\n"
+	       "newline is removed; at most 256 bytes. Prints the legacy key's kid once nginx\n"
+	       "has it. One legacy key at a time (a second secret is refused).\n"
 	       "Needs root or the daemon's admin_group.\n"
 	       "\n"
 	       "  -h, --help   show this help\n");
