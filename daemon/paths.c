@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pwd.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,21 @@ static const char *file_kind(mode_t mode)
 	return "not a regular file";
 }
 
+/* Whether owner may own the directories securelinkd writes to: root, the
+ * user it runs as, or the user securelink the shipped unit runs it as (so
+ * that `securelinkd --check-config` run by root judges the service's
+ * layout, where tmpfiles gives /etc/nginx/securelink to securelink). */
+static bool owner_is_trusted(uid_t owner, uid_t uid)
+{
+	struct passwd pw, *found = NULL;
+	char buf[1024];
+
+	if (owner == 0 || owner == uid)
+		return true;
+	return getpwnam_r(PATHS_SERVICE_USER, &pw, buf, sizeof(buf), &found) == 0 && found &&
+	       found->pw_uid == owner;
+}
+
 /* A directory securelinkd writes secrets to. Followed if it is a symlink:
  * what matters is who may write into the directory it leads to. */
 static int check_dir(const char *key, const char *dir, uid_t uid, char **ret_error)
@@ -52,11 +68,11 @@ static int check_dir(const char *key, const char *dir, uid_t uid, char **ret_err
 		return path_error(ret_error, -ENOTDIR,
 		                  "%s: %s is not a directory (remove it, or set %s elsewhere)", key,
 		                  dir, key);
-	if (st.st_uid != 0 && st.st_uid != uid)
+	if (!owner_is_trusted(st.st_uid, uid))
 		return path_error(
 		    ret_error, -EPERM,
 		    "%s: %s is owned by uid %u, who could plant keys there (chown root %s, "
-		    "or to the user securelinkd runs as)",
+		    "or to the user securelinkd runs as, " PATHS_SERVICE_USER " under systemd)",
 		    key, dir, (unsigned)st.st_uid, dir);
 	/* The sticky bit does not help: others could still create the file
 	 * before we do. */

@@ -14,3 +14,7 @@
  * symbolic links, FIFOs, ...). Returns 0, or a negative errno with
  * *ret_error set to one line naming the path and the fix. */
 int paths_check(const Config *c, uid_t uid, char **ret_error);
+
+/* The user securelinkd.service runs as (sysusers): its directories are
+ * trusted as root's are. */
+#define PATHS_SERVICE_USER "securelink"
