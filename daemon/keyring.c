@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -1108,6 +1109,50 @@ int keyring_save_revoked(const KeyRing *r, const char *dir)
 		return q;
 	/* A ring set aside as unreadable may hold the revoked keys too. */
 	if (unlink(corrupt_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int keyring_revoke_mark(const char *dir, uint32_t kid)
+{
+	_cleanup_free_ char *path = NULL;
+	char text[16];
+	int n;
+
+	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+		return -ENOMEM;
+	n = snprintf(text, sizeof(text), "%" PRIu32 "\n", kid);
+	return write_file_atomic(path, text, (size_t)n, 0600, NULL);
+}
+
+int keyring_revoke_marked(const char *dir, uint32_t *ret_kid)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	uint64_t kid;
+	size_t size;
+	int r;
+
+	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+		return -ENOMEM;
+	r = read_file(path, 16, &text, &size);
+	if (r < 0)
+		return r == -EFBIG ? -EBADMSG : r;
+	if (size == 0 || text[size - 1] != '\n' || strlen(text) != size)
+		return -EBADMSG;
+	text[size - 1] = '\0';
+	if (parse_u64(text, &kid) < 0 || kid == 0 || kid > UINT32_MAX)
+		return -EBADMSG;
+	*ret_kid = (uint32_t)kid;
+	return 0;
+}
+
+int keyring_revoke_unmark(const char *dir)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+		return -ENOMEM;
+	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }

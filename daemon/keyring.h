@@ -12,8 +12,9 @@
  * time takes `now`), and its file format. Secrets live in sodium_malloc'd
  * memory that is read-only except while it is written, and wiped when freed. */
 
-#define KEYRING_FILE      "keyring"
-#define KEYRING_PREV_FILE "keyring.prev"
+#define KEYRING_FILE        "keyring"
+#define KEYRING_PREV_FILE   "keyring.prev"
+#define KEYRING_REVOKE_FILE "revoke"
 /* An unreadable keyring, set aside at start for a post-mortem. */
 #define KEYRING_CORRUPT_FILE "keyring.corrupt"
 #define KEY_SECRET_BYTES     32 /* random bytes; the secret is their base64url */
@@ -122,6 +123,16 @@ int keyring_save(const KeyRing *r, const char *dir);
  * holds no key the loaded keyring does not (a crash inside
  * keyring_save_revoked() may have left revoked keys there). */
 int keyring_save_prev(const KeyRing *r, const char *dir);
+
+/* A revoke waits for nginx to take its fresh key; a restart meanwhile must
+ * not turn it into a plain rotation that leaves the old active key's links
+ * valid. dir/revoke names the fresh key's kid while the revoke is under way.
+ * keyring_revoke_mark() writes it (atomically, 0600); keyring_revoke_marked()
+ * reads it: 0 with *ret_kid, -ENOENT when no revoke is under way, -EBADMSG
+ * for a file that holds no kid; keyring_revoke_unmark() removes it. */
+int keyring_revoke_mark(const char *dir, uint32_t kid);
+int keyring_revoke_marked(const char *dir, uint32_t *ret_kid);
+int keyring_revoke_unmark(const char *dir);
 
 /* Saves after a revoke: dir/keyring and dir/keyring.prev both become this
  * ring, and dir/keyring.corrupt goes, so that no copy of a revoked key is

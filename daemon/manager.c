@@ -274,6 +274,13 @@ int manager_start_revoke(Manager *m)
 	uint32_t kid = 0;
 	int n, r, k;
 
+	/* Marked before the ring changes: a restart before nginx has the fresh
+	 * key must still revoke, not rotate (the fresh key is next_kid). */
+	r = keyring_revoke_mark(m->config->state_directory, m->ring->next_kid);
+	if (r < 0)
+		return log_error_errno(r, "Failed to record the revoke in %s: %m",
+		                       m->config->state_directory);
+
 	n = keyring_revoke_all_but_active(m->ring);
 	/* There is room now: the ring holds the active key at most. */
 	k = keyring_add_random(m->ring, now_realtime(), &kid);
@@ -465,9 +472,16 @@ static void do_activate(Manager *m)
 	m->revoke_requested = false;
 	m->rotation.activate_now = false;
 	m->n_rotations++;
-	if (revoke)
-		/* The older keys left the ring: they must leave nginx now. */
+	if (revoke) {
+		/* The older keys left the ring: they must leave nginx now. The
+		 * ring on disk holds no revoked key any more: the revoke is done. */
 		m->rotation.sync_needed = true;
+		r = keyring_revoke_unmark(m->config->state_directory);
+		if (r < 0)
+			log_warning_errno(
+			    r, "Failed to remove %s/" KEYRING_REVOKE_FILE ", ignoring: %m",
+			    m->config->state_directory);
+	}
 	log_event(LOG_INFO, SL_MESSAGE_KEY_ACTIVATED, "Key %" PRIu32 " is active%s", kid,
 	          revoke ? "; every older key is revoked" : "");
 }
@@ -641,6 +655,49 @@ static void manager_watch_clock(Manager *m)
 	}
 }
 
+/* A revoke that was under way when the daemon stopped goes on: its fresh
+ * key, once nginx has it, activates at once and removes every other key.
+ * Without its key (a stop between the mark and the ring's save) it starts
+ * again; with its key active already, only the mark is left to remove. */
+static int resume_revoke(Manager *m)
+{
+	const char *dir = m->config->state_directory;
+	const Key *k;
+	uint32_t kid;
+	int r;
+
+	r = keyring_revoke_marked(dir, &kid);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		/* Unreadable: a revoke may have been under way, so revoke. */
+		log_warning_errno(
+		    r, "%s/" KEYRING_REVOKE_FILE " is unreadable (%m); revoking again", dir);
+		return manager_start_revoke(m);
+	}
+	k = keyring_find(m->ring, kid);
+	if (k && k->state == KEY_ACTIVE) {
+		if (keyring_revoke_all_but_active(m->ring) > 0) {
+			r = manager_save_ring_revoked(m);
+			if (r < 0)
+				return r;
+		}
+		return keyring_revoke_unmark(dir);
+	}
+	if (!k || k->state != KEY_PUBLISHED) {
+		log_notice("A revoke was under way when securelinkd stopped; starting it again");
+		return manager_start_revoke(m);
+	}
+	m->revoke_requested = true;
+	m->revoke_kid = kid;
+	m->revoke_since = now_realtime();
+	m->rotation.activate_now = true;
+	log_notice("A revoke was under way when securelinkd stopped: key %" PRIu32
+	           " becomes active as soon as nginx has it, and every other key is removed",
+	           kid);
+	return 0;
+}
+
 int manager_start(Manager *m)
 {
 	const Key *pending;
@@ -668,6 +725,9 @@ int manager_start(Manager *m)
 		log_info("Created the first key %" PRIu32 "; publishing it to nginx", kid);
 	}
 	manager_rebase_clock(m);
+	r = resume_revoke(m);
+	if (r < 0)
+		return r;
 	pending = keyring_pending(m->ring);
 
 	r = manager_write_snippets(m);

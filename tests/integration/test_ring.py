@@ -131,6 +131,30 @@ def test_revoke_while_a_key_is_pending_makes_a_fresh_key_and_discards_the_pendin
     d.assert_no_secret_leaked()
 
 
+def test_a_queued_revoke_survives_a_restart_and_still_revokes(make_daemon):
+    d = make_daemon({"keys": {"rotate_every": "1h"}})
+    d.add_file("private/report.pdf", BODY)
+    kid = d.status()["active_kid"]
+    old = d.sign(PRIVATE)
+    assert d.status_of(old) == 200
+
+    break_nginx(d)
+    code, message = err(d.ask("ROTATE revoke"))
+    assert code == "unavailable" and "revoke is queued" in message, message
+    # The daemon stops before nginx took the fresh key: the revoke it said
+    # was queued must still happen, not turn into a plain rotation.
+    d.restart()
+    assert "revoke" in queued(d.status()), d.status()
+
+    fix_nginx(d)
+    st = d.wait_status(lambda s: not queued(s) and s["nginx"]["ok"] and s["active_kid"] != kid,
+                       timeout=15, what="the revoke queued before the restart to complete")
+    assert [k["kid"] for k in st["keys"]] == [st["active_kid"]], st
+    d.assert_only_the_newest_worker_accepts()
+    assert d.status_of(old) == 403
+    assert d.get(d.sign(PRIVATE))[0] == 200
+
+
 def test_rotate_and_import_while_nginx_fails_say_queued_and_status_lists_them(make_daemon):
     d = make_daemon({"keys": {"rotate_every": "1h"}})
     d.add_file("private/old.pdf", BODY)

@@ -1285,6 +1285,47 @@ static void test_rebase_future_leaves_times_within_the_tolerance(void **state)
 	assert_int_equal(keyring_find(r, a)->published, 100 * SEC);
 }
 
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_revoke_mark_names_the_fresh_kid_until_unmarked(void **state)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	char *d = make_dir();
+	uint32_t kid = 0;
+	size_t size;
+
+	path = path_in(d, KEYRING_REVOKE_FILE);
+	assert_int_equal(keyring_revoke_marked(d, &kid), -ENOENT);
+	assert_int_equal(keyring_revoke_mark(d, 4242), 0);
+	/* The file is what a person reads: the kid and a newline, 0600. */
+	text = slurp(path, &size);
+	assert_int_equal(size, 5);
+	assert_memory_equal(text, "4242\n", 5);
+	assert_int_equal(keyring_revoke_marked(d, &kid), 0);
+	assert_int_equal(kid, 4242);
+
+	/* Anything else is no kid. */
+	static const char *const bad[] = {
+		"", "\n", "0\n", "42", "4294967296\n", "-1\n", "4x\n", "12345678901234567\n"
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		write_text(path, bad[i]);
+		assert_int_equal(keyring_revoke_marked(d, &kid), -EBADMSG);
+	}
+
+	assert_int_equal(keyring_revoke_unmark(d), 0);
+	assert_int_equal(keyring_revoke_marked(d, &kid), -ENOENT);
+	assert_int_equal(keyring_revoke_unmark(d), 0);
+	remove_dir(d);
+}
+
 static void test_load_refuses_fifo_and_symlink_without_blocking(void **state)
 {
 	_cleanup_(keyring_freep) KeyRing *r = keyring_new(), *loaded = NULL;
@@ -1384,6 +1425,7 @@ int main(void)
 		cmocka_unit_test(test_load_refuses_corrupt_keyring_without_prev),
 		cmocka_unit_test(test_load_refuses_oversized_file),
 		cmocka_unit_test(test_load_refuses_fifo_and_symlink_without_blocking),
+		cmocka_unit_test(test_revoke_mark_names_the_fresh_kid_until_unmarked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
