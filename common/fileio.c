@@ -151,6 +151,7 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size)
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
 	size_t size = 0;
+	int r = 0;
 
 	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer (a
 	 * FIFO named keys.conf would hang the daemon's start). It is refused
@@ -174,19 +175,25 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size)
 		ssize_t n;
 
 		if (size > max_size)
-			return -EFBIG;
+			break;
 		n = read(fd, buf + size, max_size + 1 - size);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			r = -errno;
+			break;
 		}
 		if (n == 0)
 			break;
 		size += (size_t)n;
 	}
-	if (size > max_size)
-		return -EFBIG;
+	if (r == 0 && size > max_size)
+		r = -EFBIG;
+	if (r < 0) {
+		/* What was read may be a keys file: no copy outlives the call. */
+		explicit_bzero(buf, size);
+		return r;
+	}
 
 	buf[size] = '\0';
 	*ret = TAKE_PTR(buf);

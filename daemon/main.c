@@ -421,6 +421,7 @@ static int run(int argc, char *argv[])
 	if (r >= 0)
 		r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
 	if (r < 0) {
+		manager_free(m);
 		sd_event_unref(e);
 		return log_error_errno(r, "Failed to watch signals: %m"), EXIT_FAILURE;
 	}
@@ -432,6 +433,7 @@ static int run(int argc, char *argv[])
 
 	r = manager_start(m);
 	if (r < 0) {
+		manager_free(m);
 		sd_event_unref(e);
 		return log_error_errno(r, "Failed to start: %m"), EXIT_FAILURE;
 	}

@@ -370,6 +370,14 @@ static void handle_rotate(Manager *m, Conn *c, const Request *req)
 		/* Always a fresh key: a pending one has been in keys.conf
 		 * since it was published, and whoever took a copy holds it. */
 		r = manager_start_revoke(m);
+		if (r == -ENOKEY) {
+			reply_error(
+			    m, c, PROTO_INTERNAL,
+			    "every key but the active one is revoked, but no fresh key could be "
+			    "created (see the journal): run rotate --revoke again");
+			manager_step(m);
+			return;
+		}
 		if (r < 0) {
 			reply_error(m, c, PROTO_INTERNAL,
 			            "cannot save the key ring or create a key (disk full? see the "

@@ -286,12 +286,18 @@ int manager_start_revoke(Manager *m)
 	k = keyring_add_random(m->ring, now_realtime(), &kid);
 	/* Saved even without a new key: the keys removed are revoked. */
 	r = manager_save_ring_revoked(m);
+	if (r < 0 || k < 0)
+		/* No fresh key will come under this kid: the mark must not make a
+		 * later rotation's key a revoke. */
+		(void)keyring_revoke_unmark(m->config->state_directory);
 	if (r < 0)
 		return r;
 	m->rotation.sync_needed = true;
 	m->rotation.retry_at = 0;
-	if (k < 0)
-		return log_error_errno(k, "Failed to create a key for the revoke: %m");
+	if (k < 0) {
+		log_error_errno(k, "Failed to create a key for the revoke: %m");
+		return -ENOKEY;
+	}
 
 	m->revoke_requested = true;
 	m->revoke_kid = kid;

@@ -129,7 +129,8 @@ int manager_save_ring_revoked(Manager *m);
 /* ROTATE revoke: drops every key but the active one (a pending key too:
  * it has been in keys.conf since it was published) and makes a fresh key,
  * which signs as soon as nginx has it; then the active one goes too.
- * Returns 0, or a negative errno with the ring as it is on disk. */
+ * Returns 0; -ENOKEY when the other keys are revoked (saved) but no fresh
+ * key could be made; another negative errno with the ring as it is on disk. */
 int manager_start_revoke(Manager *m);
 
 /* What STATUS says about nginx: NULL clears the error. */

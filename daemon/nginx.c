@@ -2,7 +2,6 @@
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -284,7 +283,8 @@ static int op_succeed(NginxOp *op, bool reloaded, bool not_running)
 	else if (op->reload == RELOAD_EXEC)
 		op->result.confirmation = NGINX_RELOAD_COMMAND;
 	else if (op->reload == RELOAD_NONE)
-		op->result.confirmation = op->test_command ? NGINX_TEST_ONLY : NGINX_UNCHECKED;
+		op->result.confirmation =
+		    op->test_command || op->test_unit ? NGINX_TEST_ONLY : NGINX_UNCHECKED;
 	else
 		op->result.confirmation = NGINX_WORKERS_REPLACED;
 	op->result.reloaded = reloaded;
@@ -1013,7 +1013,10 @@ static void op_test_unit_done(NginxOp *op, const char *result)
 		(void)op_start_reload(op);
 		return;
 	}
-	if (read_file(NGINX_TEST_OUTPUT, TEST_OUTPUT_MAX, &buf, &size) >= 0)
+	/* Only a test that ran and failed wrote this run's message there;
+	 * "timeout", "canceled", "dependency" would show an older one. */
+	if (streq(result, "failed") &&
+	    read_file(NGINX_TEST_OUTPUT, TEST_OUTPUT_MAX, &buf, &size) >= 0)
 		line = stderr_pick_line(buf, size);
 	if (line)
 		op_fail(op, -EBADMSG, "nginx test failed: %s", line);
@@ -1524,8 +1527,8 @@ pid_t nginx_find_master(void)
 		if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
 			continue;
 		/* The title nginx gives its master on Linux. */
-		if (size >= STRLEN("nginx: master process") &&
-		    memcmp(buf, "nginx: master process", STRLEN("nginx: master process")) == 0)
+		if (size >= STRLEN(NGINX_MASTER_TITLE) &&
+		    memcmp(buf, NGINX_MASTER_TITLE, STRLEN(NGINX_MASTER_TITLE)) == 0)
 			found = pid;
 	}
 	closedir(d);

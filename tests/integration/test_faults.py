@@ -155,6 +155,30 @@ def test_disk_full_under_the_key_ring_refuses_rotate_and_keeps_every_file(make_d
     d.assert_no_secret_leaked()
 
 
+def test_revoke_that_cannot_save_the_ring_leaves_no_revoke_behind(make_daemon, tmpfs):
+    d = started_on_tmpfs(make_daemon, tmpfs, "state")
+    kid = d.status()["active_kid"]
+    old = d.sign(PRIVATE)
+    # Room for the revoke's small mark (one page), none for the ring after.
+    filler = fill(d.state)
+    os.truncate(filler, os.path.getsize(filler) - 4096)
+
+    code, message = err(d.ask("ROTATE revoke"))
+    assert code == "internal" and "not done" in message, message
+    assert "revoke" not in os.listdir(d.state)
+
+    # Nothing was revoked: after a restart neither the old key nor its
+    # links may be touched, and the next rotation is only a rotation.
+    os.unlink(filler)
+    d.restart()
+    st = d.wait_status(lambda s: s["nginx"]["ok"] and not s["nginx"]["pending"],
+                       what="nginx to have the keys after the restart")
+    assert st["active_kid"] == kid, st
+    assert d.status_of(old) == 200
+    assert d.rotate() == kid + 1
+    assert d.status_of(old) == 200
+
+
 def test_disk_full_under_the_snippets_keeps_them_and_the_old_key_signs(make_daemon, tmpfs):
     d = started_on_tmpfs(make_daemon, tmpfs, "snippets")
     kid = d.status()["active_kid"]
