@@ -317,18 +317,34 @@ def test_no_key_material_in_logs_status_errors_notifications_or_command_output(m
 # --- no secret left in the heap ------------------------------------------------------
 
 
+# Anonymous mappings larger than this are address space reserved by a
+# sanitizer runtime (shadow memory), not the allocator's memory.
+ALLOCATOR_MAPPING_MAX = 64 << 20
+
+
 def heap_holds(pid, needles):
-    """Which of needles (bytes) are in the process's [heap], read through
-    /proc/PID/mem (root may, though the daemon is not dumpable)."""
+    """Which of needles (bytes) are in the memory the process's allocator
+    hands out, read through /proc/PID/mem (root may, though the daemon is not
+    dumpable): [heap], and the private anonymous writable mappings where
+    glibc puts large blocks and ASan its whole heap."""
+    ranges = []
     with open(f"/proc/{pid}/maps") as f:
-        ranges = [tuple(int(x, 16) for x in line.split()[0].split("-"))
-                  for line in f if line.rstrip().endswith("[heap]")]
-    assert ranges, "no [heap] mapping"
+        for line in f:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            anonymous = len(fields) < 6
+            if (len(fields) == 6 and fields[5] == "[heap]") or (
+                    anonymous and fields[1] == "rw-p" and end - start <= ALLOCATOR_MAPPING_MAX):
+                ranges.append((start, end))
+    assert ranges, "no heap mapping"
     found = set()
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         for start, end in ranges:
             mem.seek(start)
-            data = mem.read(end - start)
+            try:
+                data = mem.read(end - start)
+            except OSError:  # a guard page, or a mapping gone meanwhile
+                continue
             found |= {n for n in needles if n in data}
     return found
 
