@@ -57,13 +57,12 @@ static usec_t usec_add(usec_t a, usec_t b)
 	return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
 }
 
-/* nginx reads the secret between double quotes in the map: '"' and '\\' would
- * end or escape the string, '$' would start a variable, and control bytes do
- * not survive the config parser. */
-static bool secret_is_nginx_safe(const void *secret, size_t len)
+bool key_secret_is_nginx_safe(const void *secret, size_t len)
 {
 	const unsigned char *p = secret;
 
+	if (len == 0 || len > KEY_SECRET_MAX)
+		return false;
 	for (size_t i = 0; i < len; i++)
 		if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\' || p[i] == '$')
 			return false;
@@ -293,7 +292,7 @@ int keyring_add_legacy(KeyRing *r, const char *secret, usec_t now, usec_t max_li
 	len = strnlen(secret, KEY_SECRET_MAX + 1);
 	if (len > KEY_SECRET_MAX)
 		return -EMSGSIZE;
-	if (len == 0 || !secret_is_nginx_safe(secret, len))
+	if (len == 0 || !key_secret_is_nginx_safe(secret, len))
 		return -EINVAL;
 	if (r->n_keys >= KEYRING_MAX_KEYS)
 		return -E2BIG;
@@ -432,7 +431,7 @@ static bool keyring_is_valid(const KeyRing *r)
 		if (!k->secret)
 			return false;
 		len = strnlen(k->secret, KEY_SECRET_MAX + 1);
-		if (len == 0 || len > KEY_SECRET_MAX || !secret_is_nginx_safe(k->secret, len))
+		if (len == 0 || len > KEY_SECRET_MAX || !key_secret_is_nginx_safe(k->secret, len))
 			return false;
 	}
 	return true;
@@ -714,7 +713,7 @@ static int parse_key_line(KeyRing *ring, const char *line, size_t len, unsigned 
 		return parse_error(ret_error, lineno, "secret is not unpadded base64url");
 	if (secret_len == 0)
 		return parse_error(ret_error, lineno, "secret is empty");
-	if (!secret_is_nginx_safe(secret, secret_len))
+	if (!key_secret_is_nginx_safe(secret, secret_len))
 		return parse_error(ret_error, lineno,
 		                   "secret contains a byte nginx cannot hold inside double quotes "
 		                   "('\"', '\\', '$' or a control byte)");

@@ -51,6 +51,13 @@ static inline void keyring_freep(KeyRing **r)
 	keyring_free(*r);
 }
 
+/* Whether nginx keeps secret literally between double quotes in the keys
+ * map: 1 to KEY_SECRET_MAX bytes, no '"' or '\\' (they would end or escape
+ * the string), no '$' (a variable), no control bytes (the config parser
+ * drops them). Never empty: an empty secret would make a token over
+ * "<expires><uri> " valid for anyone. */
+bool key_secret_is_nginx_safe(const void *secret, size_t len);
+
 /* The active key, or NULL. */
 Key *keyring_active(const KeyRing *r);
 Key *keyring_find(const KeyRing *r, uint32_t kid);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "derive.h"
+#include "install.h"
 #include "keyring.h"
 #include "log.h"
 #include "manager.h"
@@ -26,16 +27,20 @@
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_check_config;
+static bool arg_install_snippets;
 
 static void help(void)
 {
-	printf("Usage: securelinkd [-c FILE] [--check-config] [--version]\n"
+	printf("Usage: securelinkd [-c FILE] [--check-config|--install-snippets] [--version]\n"
 	       "\n"
 	       "Owns the signing keys of nginx's secure_link module: rotates them, writes the\n"
 	       "nginx snippets, reloads nginx, and signs links on a Unix socket.\n"
 	       "\n"
 	       "  -c, --config FILE  configuration file (default %s)\n"
 	       "      --check-config check the configuration and exit\n"
+	       "      --install-snippets\n"
+	       "                     as root: check the snippets securelinkd staged and install\n"
+	       "                     them where nginx includes them, then exit\n"
 	       "  -h, --help         show this help\n"
 	       "      --version      show the version\n"
 	       "\n"
@@ -47,11 +52,13 @@ static int parse_argv(int argc, char *argv[])
 {
 	enum {
 		ARG_CHECK_CONFIG = 0x100,
+		ARG_INSTALL_SNIPPETS,
 		ARG_VERSION
 	};
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+		{ "install-snippets", no_argument, NULL, ARG_INSTALL_SNIPPETS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{},
@@ -67,6 +74,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_CHECK_CONFIG:
 			arg_check_config = true;
+			break;
+		case ARG_INSTALL_SNIPPETS:
+			arg_install_snippets = true;
 			break;
 		case 'h':
 			help();
@@ -86,6 +96,12 @@ static int parse_argv(int argc, char *argv[])
 				        argv[optind - 1]);
 			return -EINVAL;
 		}
+	}
+	if (arg_check_config && arg_install_snippets) {
+		fprintf(stderr,
+		        "securelinkd: --check-config and --install-snippets exclude each other "
+		        "(give one)\n");
+		return -EINVAL;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "securelinkd: unexpected argument '%s' (try --help)\n",
@@ -340,6 +356,15 @@ static int run(int argc, char *argv[])
 		fprintf(stderr, "securelinkd: %s\n", error ? error : strerror(-r));
 		return EXIT_CONFIG;
 	}
+	if (arg_install_snippets) {
+		/* Root's side of the snippets: nothing of the daemon runs. */
+		r = install_snippets(config, arg_config, &error);
+		if (r < 0) {
+			fprintf(stderr, "securelinkd: %s\n", error ? error : strerror(-r));
+			return EXIT_FAILURE;
+		}
+		return EXIT_SUCCESS;
+	}
 	if (arg_check_config) {
 		/* The credential is only there when systemd starts the
 		 * service; a master file can be checked from a shell. */
@@ -421,7 +446,6 @@ static int run(int argc, char *argv[])
 	if (r >= 0)
 		r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
 	if (r < 0) {
-		manager_free(m);
 		sd_event_unref(e);
 		return log_error_errno(r, "Failed to watch signals: %m"), EXIT_FAILURE;
 	}
@@ -433,7 +457,6 @@ static int run(int argc, char *argv[])
 
 	r = manager_start(m);
 	if (r < 0) {
-		manager_free(m);
 		sd_event_unref(e);
 		return log_error_errno(r, "Failed to start: %m"), EXIT_FAILURE;
 	}

@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "fileio.h"
+#include "install.h"
 #include "log.h"
 #include "manager-fleet.h"
 #include "manager-verbs.h"
@@ -164,9 +165,23 @@ static int write_if_changed(const char *path, const char *text, size_t size, mod
  * Returns 1 when something was written, 0 when the files were current. */
 int manager_write_snippets(Manager *m)
 {
+	_cleanup_free_ char *staged_keys = NULL, *staged_locations = NULL, *staged_dir = NULL;
+	const char *keys_path = m->config->keys_file, *locations_path = m->config->locations_file;
 	char *keys = NULL, *locations = NULL;
 	size_t keys_size = 0, locations_size = 0;
 	int r, changed = 0;
+
+	/* Under systemd the privileged test unit installs what is staged here,
+	 * after checking it: nginx's master never reads a file of ours. */
+	if (install_staged(m->config)) {
+		r = install_staged_paths(m->config, &staged_keys, &staged_locations);
+		if (r < 0 || asprintf(&staged_dir, "%s/nginx", m->config->state_directory) < 0)
+			return log_error_errno(-ENOMEM, "Failed to stage the nginx snippets: %m");
+		if (mkdir(staged_dir, 0700) < 0 && errno != EEXIST)
+			return log_error_errno(errno, "Failed to create %s: %m", staged_dir);
+		keys_path = staged_keys;
+		locations_path = staged_locations;
+	}
 
 	/* While a SIGHUP's new link format is not confirmed in nginx, the
 	 * snippets check links of both formats: signing switches to the new one
@@ -177,20 +192,20 @@ int manager_write_snippets(Manager *m)
 		return log_error_errno(r, "Failed to render the keys file: %m");
 	/* The keys file holds secrets: nginx's master reads it as root, and
 	 * securelinkd's group is the applications', so not even the group. */
-	r = write_if_changed(m->config->keys_file, keys, keys_size, 0600);
+	r = write_if_changed(keys_path, keys, keys_size, 0600);
 	keyring_text_free(keys, keys_size);
 	if (r < 0)
-		return log_error_errno(r, "Failed to write %s: %m", m->config->keys_file);
+		return log_error_errno(r, "Failed to write %s: %m", keys_path);
 	changed |= r;
 
 	r = render_locations_file_transition(m->signing_config, m->config, &locations,
 	                                     &locations_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the locations file: %m");
-	r = write_if_changed(m->config->locations_file, locations, locations_size, 0644);
+	r = write_if_changed(locations_path, locations, locations_size, 0644);
 	free(locations);
 	if (r < 0)
-		return log_error_errno(r, "Failed to write %s: %m", m->config->locations_file);
+		return log_error_errno(r, "Failed to write %s: %m", locations_path);
 	changed |= r;
 
 	return changed;

@@ -11,20 +11,9 @@
 #include "nginxconf.h"
 #include "render.h"
 
-/* A string nginx keeps literally inside double quotes: no '"' or '\\' (which
- * would end or escape the quoting), no '$' (map values and alias are
- * interpolated), no control bytes. Empty is refused too: an empty secret in
- * the map would make a token over "<expires><uri> " valid for anyone. */
 static bool secret_is_nginx_safe(const char *s)
 {
-	size_t n = strnlen(s, KEY_SECRET_MAX + 1);
-
-	if (n == 0 || n > KEY_SECRET_MAX)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' || *p == '$')
-			return false;
-	return true;
+	return key_secret_is_nginx_safe(s, strnlen(s, KEY_SECRET_MAX + 1));
 }
 
 static void render_keys(Out *o, const KeyRing *r, const char *key_param, const char *old_key_param,
