@@ -652,35 +652,18 @@ int keyring_load(const char *dir, KeyRing **ret, bool *ret_used_prev, char **ret
 	return -EBADMSG;
 }
 
-int keyring_save(const KeyRing *r, const char *dir)
+/* dir/name, or NULL when out of memory. */
+static char *dir_file(const char *dir, const char *name)
 {
-	_cleanup_free_ char *path = NULL, *prev_path = NULL;
-	char *text = NULL;
-	size_t size = 0;
-	int q;
+	char *p;
 
-	if (!r || !dir || !*dir)
-		return -EINVAL;
-
-	if (asprintf(&path, "%s/" KEYRING_FILE, dir) < 0) {
-		path = NULL;
-		return -ENOMEM;
-	}
-	if (asprintf(&prev_path, "%s/" KEYRING_PREV_FILE, dir) < 0) {
-		prev_path = NULL;
-		return -ENOMEM;
-	}
-
-	q = keyring_serialize(r, &text, &size);
-	if (q < 0)
-		return q;
-	/* 0600: the file holds every secret. */
-	q = write_file_atomic(path, text, size, 0600, prev_path);
-	keyring_text_free(text, size);
-	return q;
+	return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
-int keyring_save_prev(const KeyRing *r, const char *dir)
+/* Serialises the ring and writes it (0600: it holds every secret) to each
+ * of names in dir, in that order; with keep_prev, the file a name replaces
+ * is kept as keyring.prev. Returns as write_file_atomic(). */
+static int save_as(const KeyRing *r, const char *dir, const char *const *names, bool keep_prev)
 {
 	_cleanup_free_ char *prev_path = NULL;
 	char *text = NULL;
@@ -689,58 +672,49 @@ int keyring_save_prev(const KeyRing *r, const char *dir)
 
 	if (!r || !dir || !*dir)
 		return -EINVAL;
-	if (asprintf(&prev_path, "%s/" KEYRING_PREV_FILE, dir) < 0) {
-		prev_path = NULL;
+	if (keep_prev && !(prev_path = dir_file(dir, KEYRING_PREV_FILE)))
 		return -ENOMEM;
-	}
 	q = keyring_serialize(r, &text, &size);
 	if (q < 0)
 		return q;
-	q = write_file_atomic(prev_path, text, size, 0600, NULL);
+	for (const char *const *n = names; *n && q >= 0; n++) {
+		_cleanup_free_ char *path = dir_file(dir, *n);
+
+		q = path ? write_file_atomic(path, text, size, 0600, prev_path) : -ENOMEM;
+	}
 	keyring_text_free(text, size);
 	return q;
 }
 
+int keyring_save(const KeyRing *r, const char *dir)
+{
+	return save_as(r, dir, (const char *const[]){ KEYRING_FILE, NULL }, true);
+}
+
+int keyring_save_prev(const KeyRing *r, const char *dir)
+{
+	return save_as(r, dir, (const char *const[]){ KEYRING_PREV_FILE, NULL }, false);
+}
+
 int keyring_save_revoked(const KeyRing *r, const char *dir)
 {
-	_cleanup_free_ char *path = NULL, *prev_path = NULL, *corrupt_path = NULL;
-	char *text = NULL;
-	size_t size = 0;
+	_cleanup_free_ char *corrupt_path = NULL;
 	int q;
 
-	if (!r || !dir || !*dir)
-		return -EINVAL;
-
-	if (asprintf(&path, "%s/" KEYRING_FILE, dir) < 0) {
-		path = NULL;
-		return -ENOMEM;
-	}
-	if (asprintf(&prev_path, "%s/" KEYRING_PREV_FILE, dir) < 0) {
-		prev_path = NULL;
-		return -ENOMEM;
-	}
-	if (asprintf(&corrupt_path, "%s/" KEYRING_CORRUPT_FILE, dir) < 0) {
-		corrupt_path = NULL;
-		return -ENOMEM;
-	}
-
-	q = keyring_serialize(r, &text, &size);
-	if (q < 0)
-		return q;
 	/* The keyring first: a crash between the two writes leaves the new
 	 * ring in keyring, which is what a start loads, and every start
 	 * rewrites keyring.prev from it (keyring_save_prev()). The other
 	 * order would bring the revoked keys back at that start. */
-	q = write_file_atomic(path, text, size, 0600, NULL);
-	if (q >= 0)
-		q = write_file_atomic(prev_path, text, size, 0600, NULL);
-	keyring_text_free(text, size);
+	q = save_as(r, dir, (const char *const[]){ KEYRING_FILE, KEYRING_PREV_FILE, NULL }, false);
 	if (q < 0)
 		return q;
 	/* A ring set aside as unreadable may hold the revoked keys too. */
+	corrupt_path = dir_file(dir, KEYRING_CORRUPT_FILE);
+	if (!corrupt_path)
+		return -ENOMEM;
 	if (unlink(corrupt_path) < 0 && errno != ENOENT)
 		return -errno;
-	return 0;
+	return q;
 }
 
 int keyring_revoke_mark(const char *dir, uint32_t kid)
@@ -749,7 +723,8 @@ int keyring_revoke_mark(const char *dir, uint32_t kid)
 	char text[16];
 	int n;
 
-	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+	path = dir_file(dir, KEYRING_REVOKE_FILE);
+	if (!path)
 		return -ENOMEM;
 	n = snprintf(text, sizeof(text), "%" PRIu32 "\n", kid);
 	return write_file_atomic(path, text, (size_t)n, 0600, NULL);
@@ -762,7 +737,8 @@ int keyring_revoke_marked(const char *dir, uint32_t *ret_kid)
 	size_t size;
 	int r;
 
-	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+	path = dir_file(dir, KEYRING_REVOKE_FILE);
+	if (!path)
 		return -ENOMEM;
 	r = read_file(path, 16, &text, &size);
 	if (r < 0)
@@ -780,7 +756,8 @@ int keyring_revoke_unmark(const char *dir)
 {
 	_cleanup_free_ char *path = NULL;
 
-	if (asprintf(&path, "%s/" KEYRING_REVOKE_FILE, dir) < 0)
+	path = dir_file(dir, KEYRING_REVOKE_FILE);
+	if (!path)
 		return -ENOMEM;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
