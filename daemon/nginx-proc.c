@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if HAVE_PIDFD_WRAPPERS
+#include <sys/pidfd.h>
+#endif
+
+#include "fileio.h"
+#include "nginx.h"
+#include "nginx-proc.h"
+
+/* A pid file holds a decimal pid and a newline. */
+#define PID_FILE_MAX 64
+/* /proc/PID/task/PID/children: pids separated by spaces; nginx has a few
+ * workers per CPU, this is plenty. */
+#define CHILDREN_MAX (256 * 1024)
+#define CMDLINE_MAX  4096
+#define STAT_MAX     4096
+
+/* Strict pid: decimal, no sign, 1..INT_MAX. */
+int proc_parse_pid(const char *s, pid_t *ret)
+{
+	uint64_t v;
+	int r;
+
+	r = parse_u64(s, &v);
+	if (r < 0)
+		return r;
+	if (v == 0 || v > INT_MAX)
+		return -ERANGE;
+	*ret = (pid_t)v;
+	return 0;
+}
+
+/* Reads the pid nginx wrote: "<pid>\n". Returns -ENOENT when the file is
+ * missing, -ENODATA when it is empty, -EINVAL when it holds anything else. */
+int proc_read_pid_file(const char *path, pid_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t size;
+	int r;
+
+	r = read_file(path, PID_FILE_MAX, &buf, &size);
+	if (r == -EFBIG)
+		return -EINVAL;
+	if (r < 0)
+		return r;
+	if (strlen(buf) != size)
+		return -EINVAL;
+	/* `nginx -t` creates the pid file of the configuration it checks and
+	 * leaves it empty when no nginx runs: that is "not running". */
+	if (size == 0)
+		return -ENODATA;
+	if (buf[size - 1] == '\n')
+		buf[--size] = '\0';
+	return proc_parse_pid(buf, ret);
+}
+
+int proc_pidfd_open(pid_t pid, unsigned flags)
+{
+#if HAVE_PIDFD_WRAPPERS
+	return pidfd_open(pid, flags);
+#else
+	return (int)syscall(SYS_pidfd_open, pid, flags);
+#endif
+}
+
+int proc_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned flags)
+{
+#if HAVE_PIDFD_WRAPPERS
+	return pidfd_send_signal(pidfd, sig, info, flags);
+#else
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags);
+#endif
+}
+
+/* Whether pid exists: signal 0 checks without sending anything. */
+bool proc_pid_is_alive(pid_t pid)
+{
+	return kill(pid, 0) >= 0 || errno == EPERM;
+}
+
+/* Whether /proc/PID/cmdline starts with title. Returns 1, 0, or -ENOENT when
+ * the process is gone. */
+int proc_has_title(pid_t pid, const char *title)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t size;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	r = read_file(path, CMDLINE_MAX, &buf, &size);
+	if (r == -EFBIG)
+		return 0;
+	if (r < 0)
+		return r;
+	return size >= strlen(title) && memcmp(buf, title, strlen(title)) == 0;
+}
+
+/* A stale pid file may name a pid that was reused by an unrelated process;
+ * SIGHUP would kill most programs. Only nginx's own title identifies a
+ * master: php-fpm's is "php-fpm: master process (...)", postfix's master
+ * is called "master". Returns 1, 0, or -ENOENT when the process is gone. */
+int proc_is_nginx_master(pid_t pid)
+{
+	return proc_has_title(pid, NGINX_MASTER_TITLE);
+}
+
+/* Whether pid is an nginx worker that still accepts connections: its title
+ * is "nginx: worker process" until the master tells it to quit, when nginx
+ * retitles it "... is shutting down" and closes its listening sockets. A
+ * process that is gone accepts nothing. Returns 1 or 0. */
+int proc_is_accepting_worker(pid_t pid)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t size;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
+		return 0;
+	return size >= STRLEN(NGINX_WORKER_TITLE) &&
+	       memcmp(buf, NGINX_WORKER_TITLE, STRLEN(NGINX_WORKER_TITLE)) == 0 &&
+	       !memmem(buf, size, "shutting down", STRLEN("shutting down"));
+}
+
+/* Reads the process group and session of pid from /proc/PID/stat. Returns 0,
+ * or a negative errno (-ENOENT when gone, -ESRCH for a zombie). */
+int proc_read_pgrp_session(pid_t pid, pid_t *ret_pgrp, pid_t *ret_session)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64], state;
+	const char *p;
+	int ppid, pgrp, session;
+	size_t size;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = read_file(path, STAT_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	/* "pid (comm) state ppid pgrp session ...": comm may hold anything,
+	 * ')' included, so the fields start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
+		return -EBADMSG;
+	if (state == 'Z' || state == 'X')
+		return -ESRCH;
+	*ret_pgrp = pgrp;
+	*ret_session = session;
+	return 0;
+}
+
+/* Finds nginx workers that outlived their master (killed with SIGKILL, it
+ * could not stop them): they still accept connections with the keys they
+ * loaded. nginx's master leads its own session and process group (it calls
+ * setsid() when it daemonizes; systemd starts every service that way), so
+ * its workers keep master's pid as their session or group id, and the
+ * kernel does not hand that pid out again while they live. Stores up to
+ * max pids in ret; returns how many there are, or a negative errno when
+ * /proc cannot be read. */
+int proc_find_stray_workers(pid_t master, pid_t *ret, size_t max)
+{
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		pid_t pid, pgrp, session;
+
+		if (proc_parse_pid(de->d_name, &pid) < 0 || pid == master)
+			continue;
+		if (proc_read_pgrp_session(pid, &pgrp, &session) < 0)
+			continue;
+		if (pgrp != master && session != master)
+			continue;
+		if (!proc_is_accepting_worker(pid))
+			continue;
+		if ((size_t)n < max)
+			ret[n] = pid;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Reads the children of pid from /proc (CONFIG_PROC_CHILDREN). nginx's
+ * master is single-threaded, so its main thread's list is all of them. */
+int proc_read_children(pid_t pid, pid_t **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ pid_t *pids = NULL;
+	char path[64], *p, *saveptr = NULL;
+	size_t size, n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	r = read_file(path, CHILDREN_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	if (strlen(buf) != size)
+		return -EBADMSG;
+
+	/* "1 2 3 ": at most one pid per two bytes. */
+	pids = calloc(size / 2 + 1, sizeof(pid_t));
+	if (!pids)
+		return -ENOMEM;
+	for (p = strtok_r(buf, " \n", &saveptr); p; p = strtok_r(NULL, " \n", &saveptr)) {
+		r = proc_parse_pid(p, &pids[n]);
+		if (r < 0)
+			return -EBADMSG;
+		n++;
+	}
+	*ret = TAKE_PTR(pids);
+	*ret_n = n;
+	return 0;
+}
+
+pid_t nginx_find_master(void)
+{
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		_cleanup_free_ char *buf = NULL;
+		char path[64];
+		size_t size;
+		pid_t pid;
+
+		if (proc_parse_pid(de->d_name, &pid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if (read_file(path, CMDLINE_MAX, &buf, &size) < 0)
+			continue;
+		/* The title nginx gives its master on Linux. */
+		if (size >= STRLEN(NGINX_MASTER_TITLE) &&
+		    memcmp(buf, NGINX_MASTER_TITLE, STRLEN(NGINX_MASTER_TITLE)) == 0)
+			found = pid;
+	}
+	closedir(d);
+	return found;
+}
