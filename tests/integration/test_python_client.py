@@ -17,6 +17,7 @@ import pytest
 
 from daemonsite import close_daemon, open_daemon, require_binaries
 from pyclient_fixture import FakeDaemon, echo_handler
+import clientvectors
 
 import securelink  # noqa: E402  (path set up by pyclient_fixture)
 
@@ -529,3 +530,47 @@ def test_real_too_many_connections_raises_the_daemons_reason():
         errors = close_daemon(d)
         if errors:
             raise errors[0]
+
+
+# the shared client vectors (tests/vectors/clients.json)
+
+
+def test_real_shared_vectors_sign_to_the_expected_paths_and_nginx_serves_them(real):
+    vectors = clientvectors.load()["sign"]
+    bodies = {}
+    for v in vectors:
+        if clientvectors.is_private(v["path"]) or v["path"].startswith("/media/public/"):
+            bodies[v["path"]] = real.add_file(clientvectors.media_name(v["path"]))
+    wrong = []
+    with securelink.Client(socket=real.socket) as c:
+        for v in vectors:
+            try:
+                url = c.sign(v["target"], ttl=600)
+                clientvectors.check_answer(url, v["path"])
+            except (securelink.Error, AssertionError) as e:
+                wrong.append(f"{clientvectors.vector_id(v)}: {e!r}")
+                continue
+            if v["path"] in bodies:
+                got = real.get(url)
+                if got != (200, bodies[v["path"]]):
+                    wrong.append(f"{clientvectors.vector_id(v)}: nginx answered {got[0]} to {url}")
+        # The same answers pipelined, in order.
+        urls = c.sign_many([v["target"] for v in vectors], ttl=600)
+        for v, url in zip(vectors, urls):
+            clientvectors.check_answer(url, v["path"])
+    assert not wrong, "\n".join(wrong)
+
+
+def test_real_shared_vectors_refusals_carry_the_expected_codes(real):
+    wrong = []
+    with securelink.Client(socket=real.socket) as c:
+        for v in clientvectors.load()["refuse"]:
+            try:
+                url = c.sign(v["target"])
+                wrong.append(f"{clientvectors.vector_id(v)}: signed as {url[:80]}")
+            except securelink.Error as e:
+                if e.code != v["code"]:
+                    wrong.append(f"{clientvectors.vector_id(v)}: {e.code} ({e.message[:120]}),"
+                                 f" expected {v['code']}")
+        assert c.ping()  # every refusal left the connection usable
+    assert not wrong, "\n".join(wrong)
