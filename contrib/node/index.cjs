@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+'use strict';
+// Client for securelinkd, the daemon that signs nginx secure_link URLs
+// (docs/protocol.md). Node.js standard library only.
+//
+// One kept connection per Client. Every request is written at once and the
+// answers come back in order, one line each, so calls made without waiting
+// for each other are pipelined on the wire, and signMany() is one pipelined
+// exchange. A broken connection is reopened once per call and the requests
+// still unanswered are sent again: every request this client makes (PING,
+// SIGN, VERIFY, STATUS) is idempotent, so repeating one the daemon got before
+// the break does no harm.
+
+const net = require('node:net');
+
+const DEFAULT_SOCKET = '/run/securelink/securelinkd.sock';
+// The daemon's limit: a request line is at most 8192 bytes including the LF.
+// A longer line gets "ERR line-too-long" and the connection is closed, which
+// would fail every request pipelined behind it: it is refused before sending.
+const LINE_MAX = 8192;
+// Longest answer line accepted (STATUS lists every key, far below this).
+const ANSWER_MAX = 1 << 20;
+const DEFAULT_TIMEOUT = 5000;
+
+// Bytes a target cannot carry raw: the protocol separates fields by one
+// space and lines by LF, and refuses control bytes.
+const UNSAFE_RE = /[\x00-\x20\x7f]/;
+const UNSAFE_GLOBAL_RE = /[\x00-\x20\x7f]/g;
+const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+class SecurelinkError extends Error {
+  // code: the daemon's ERR code ("bad-target", "bad-ttl", "ttl-too-long",
+  // "bad-ip", "forbidden", "unavailable", ...) or the client's own:
+  // "unreachable", "disconnected", "timeout", "protocol", "line-too-long".
+  // index: set by signMany() to the position of the path that failed.
+  constructor(code, message, index) {
+    super(`${code}: ${message}`);
+    this.name = 'SecurelinkError';
+    this.code = code;
+    this.detail = message;
+    this.index = index === undefined ? null : index;
+  }
+}
+
+function escapeUnsafe(ch) {
+  const c = ch.charCodeAt(0);
+  return '%' + (c < 16 ? '0' : '') + c.toString(16).toUpperCase();
+}
+
+// Percent-encodes what the protocol cannot carry raw; keeps everything
+// else, raw UTF-8 included, as the daemon accepts it.
+function encodeField(text, what) {
+  if (typeof text !== 'string')
+    throw new TypeError(`${what} must be a string, not ${typeof text}`);
+  if (LONE_SURROGATE_RE.test(text))
+    throw new TypeError(`${what} holds a lone UTF-16 surrogate, which has no UTF-8 form`);
+  return UNSAFE_RE.test(text) ? text.replace(UNSAFE_GLOBAL_RE, escapeUnsafe) : text;
+}
+
+function intOption(name, value) {
+  if (!Number.isSafeInteger(value))
+    throw new TypeError(`${name} must be an integer number of seconds, not ${String(value)}`);
+  return ` ${name}=${value}`;
+}
+
+function ipOption(ip) {
+  if (ip === undefined || ip === null) return '';
+  if (typeof ip !== 'string') throw new TypeError(`ip must be a string, not ${typeof ip}`);
+  // Only what would break the framing is checked here; whether it is an
+  // address is the daemon's call (it answers ERR bad-ip).
+  if (ip === '' || !/^[\x21-\x7e]+$/.test(ip))
+    throw new SecurelinkError('bad-ip', `ip ${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
+  return ` ip=${ip}`;
+}
+
+function checkLine(line, what) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: count only when it could matter.
+  if (line.length * 3 > LINE_MAX) {
+    const n = Buffer.byteLength(line);
+    if (n > LINE_MAX)
+      throw new SecurelinkError('line-too-long',
+        `${what} makes a request of ${n} bytes, the daemon accepts at most ${LINE_MAX}`);
+  }
+  return line;
+}
+
+function signLine(path, opts) {
+  let line = 'SIGN ' + encodeField(path, 'path');
+  if (opts) {
+    if (opts.ttl !== undefined && opts.ttl !== null) {
+      if (opts.expires !== undefined && opts.expires !== null)
+        throw new TypeError('give ttl or expires, not both');
+      line += intOption('ttl', opts.ttl);
+    } else if (opts.expires !== undefined && opts.expires !== null) {
+      line += intOption('expires', opts.expires);
+    }
+    line += ipOption(opts.ip);
+  }
+  return checkLine(line + '\n', `path ${JSON.stringify(path.slice(0, 60))}...`);
+}
+
+function connectHint(code) {
+  if (code === 'EACCES' || code === 'EPERM')
+    return "the socket is mode 0660: run the application as a member of the socket's group (securelink)";
+  return 'is securelinkd running (systemctl status securelinkd.socket)? ' +
+    'Set SECURELINK_SOCKET or new Client({ socket }) if it listens elsewhere';
+}
+
+// One request on the wire, in send order; its answer goes to call.answers[index].
+class Pending {
+  constructor(call, index, line) {
+    this.call = call;
+    this.index = index;
+    this.line = line;
+  }
+}
+
+// What one public call waits for: n answers; resolve gets them all, as
+// [ok, text] pairs (text after "OK ", or [code, message] for an ERR).
+class Call {
+  constructor(n, resolve, reject) {
+    this.answers = new Array(n);
+    this.left = n;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.retried = false;
+    this.done = false;
+  }
+}
+
+function parseAnswer(line) {
+  if (line.endsWith('\r')) line = line.slice(0, -1);
+  if (line.startsWith('OK ')) return [true, line.slice(3)];
+  if (line === 'OK') return [true, ''];
+  if (line.startsWith('ERR ')) {
+    const rest = line.slice(4);
+    const sp = rest.indexOf(' ');
+    const code = sp < 0 ? rest : rest.slice(0, sp);
+    if (code) return [false, [code, sp < 0 ? '' : rest.slice(sp + 1)]];
+  }
+  return null;
+}
+
+class Client {
+  // socket: the daemon's socket path; default $SECURELINK_SOCKET, else
+  // /run/securelink/securelinkd.sock. timeout: milliseconds a call may go
+  // without any progress (connect, answer) before it fails with "timeout".
+  constructor(options = {}) {
+    const { socket, timeout } = options;
+    this.socket = socket || process.env.SECURELINK_SOCKET || DEFAULT_SOCKET;
+    this.timeout = timeout === undefined ? DEFAULT_TIMEOUT : timeout;
+    if (!(this.timeout > 0)) throw new TypeError('timeout must be a positive number of milliseconds');
+    this._sock = null;
+    this._connected = false;
+    this._queue = []; // Pending, in send order; answered up to _head
+    this._head = 0;
+    this._buf = '';
+    this._onConnAnswers = 0; // answers read on the current connection
+    this._firstErr = null;
+    this._timer = null;
+  }
+
+  // public calls
+
+  async ping() {
+    const text = await this._one('PING\n');
+    if (text !== 'pong') throw new SecurelinkError('protocol', `unexpected answer to PING: ${JSON.stringify(text.slice(0, 80))}`);
+    return true;
+  }
+
+  // Returns the signed URL for path (a URL path beginning with '/', or an
+  // absolute http(s) URL whose scheme://host[:port] is kept). opts.ttl:
+  // lifetime in seconds, or opts.expires: a unix time; opts.ip: bind the
+  // link to a client address. A public path comes back plain and canonical.
+  sign(path, opts) {
+    let line;
+    try {
+      line = signLine(path, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._one(line);
+  }
+
+  // Signs every path in one pipelined exchange; resolves to the URLs in the
+  // order of paths. Every path is checked before anything is sent. If the
+  // daemon refuses some, every answer is still read (the connection stays in
+  // step) and the first refusal is thrown, with .index set.
+  async signMany(paths, opts) {
+    const ttl = opts && opts.ttl !== undefined && opts.ttl !== null ? { ttl: opts.ttl } : undefined;
+    const lines = Array.from(paths, (p) => signLine(p, ttl));
+    const answers = await this._exchange(lines);
+    const urls = new Array(answers.length);
+    for (let i = 0; i < answers.length; i++) {
+      const [ok, rest] = answers[i];
+      if (!ok) throw new SecurelinkError(rest[0], `${rest[1]} (path ${JSON.stringify(lines[i].slice(5, 65))})`, i);
+      urls[i] = rest;
+    }
+    return urls;
+  }
+
+  // Asks the daemon whether url carries a valid signature (nginx's verdict,
+  // without fetching). Resolves to { status, valid, kid, expires, reason }.
+  async verify(url, opts) {
+    const line = checkLine('VERIFY ' + encodeField(url, 'url') + ipOption(opts && opts.ip) + '\n', 'the url');
+    const text = await this._one(line);
+    const sp = text.indexOf(' ');
+    const status = sp < 0 ? text : text.slice(0, sp);
+    const detail = sp < 0 ? '' : text.slice(sp + 1);
+    if (status === 'valid' || status === 'expired') {
+      const f = Object.fromEntries(detail.split(' ').map((kv) => {
+        const eq = kv.indexOf('=');
+        return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+      }));
+      if (/^\d+$/.test(f.kid || '') && /^\d+$/.test(f.expires || ''))
+        return { status, valid: status === 'valid', kid: Number(f.kid), expires: Number(f.expires), reason: null };
+    } else if (status === 'invalid') {
+      return { status, valid: false, kid: null, expires: null, reason: detail };
+    } else if (status === 'public' && detail === '') {
+      return { status, valid: true, kid: null, expires: null, reason: null };
+    }
+    throw new SecurelinkError('protocol', `unexpected answer to VERIFY: ${JSON.stringify(text.slice(0, 80))}`);
+  }
+
+  // The daemon's STATUS as an object (active_kid, next_rotation, keys, nginx, counters).
+  async status() {
+    const text = await this._one('STATUS\n');
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new SecurelinkError('protocol', `STATUS answer is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+    }
+  }
+
+  // Closes the connection; calls still waiting fail with "disconnected".
+  close() {
+    this._fail(new SecurelinkError('disconnected', 'the client was closed'));
+    this._drop();
+  }
+
+  // the exchange
+
+  async _one(line) {
+    const [[ok, rest]] = await this._exchange([line]);
+    if (!ok) throw new SecurelinkError(rest[0], rest[1]);
+    return rest;
+  }
+
+  _exchange(lines) {
+    return new Promise((resolve, reject) => {
+      const call = new Call(lines.length, resolve, reject);
+      if (lines.length === 0) return resolve([]);
+      const pending = new Array(lines.length);
+      for (let i = 0; i < lines.length; i++) pending[i] = new Pending(call, i, lines[i]);
+      this._send(pending);
+    });
+  }
+
+  _send(pending) {
+    if (!this._sock) this._open();
+    for (const p of pending) this._queue.push(p);
+    this._sock.write(pending.length === 1 ? pending[0].line : pending.map((p) => p.line).join(''));
+    this._busy();
+  }
+
+  _open() {
+    const sock = net.createConnection({ path: this.socket });
+    sock.setEncoding('utf8');
+    this._sock = sock;
+    this._connected = false;
+    this._buf = '';
+    this._onConnAnswers = 0;
+    this._firstErr = null; // the first answer on this connection, when an ERR
+    let error = null;
+    sock.on('connect', () => {
+      if (this._sock !== sock) return;
+      this._connected = true;
+      this._progress();
+    });
+    sock.on('data', (chunk) => {
+      if (this._sock === sock) this._data(chunk);
+    });
+    sock.on('error', (e) => {
+      error = e;
+    });
+    sock.on('close', () => {
+      if (this._sock === sock) this._broken(error);
+    });
+  }
+
+  _drop() {
+    const sock = this._sock;
+    this._sock = null;
+    this._connected = false;
+    if (sock) sock.destroy();
+    if (this._timer) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+  }
+
+  // Keeps the process alive and the timeout armed while answers are owed;
+  // an idle kept connection holds neither.
+  _busy() {
+    if (this._timer) {
+      this._timer.refresh();
+    } else {
+      this._timer = setTimeout(() => this._timedOut(), this.timeout);
+    }
+    this._sock.ref();
+  }
+
+  _progress() {
+    if (this._head < this._queue.length) {
+      if (this._timer) this._timer.refresh();
+    } else {
+      clearTimeout(this._timer);
+      this._timer = null;
+      this._queue = [];
+      this._head = 0;
+      if (this._sock) this._sock.unref();
+    }
+  }
+
+  _timedOut() {
+    this._timer = null;
+    const owed = this._queue.length - this._head;
+    if (owed <= 0) return;
+    // Answers may still be on their way: this connection is out of step.
+    this._fail(new SecurelinkError('timeout', this._connected
+      ? `securelinkd at ${this.socket} did not answer within ${this.timeout} ms (${owed} answers owed)`
+      : `cannot connect to ${this.socket}: timed out after ${this.timeout} ms (is securelinkd overloaded or stopped?)`));
+    this._drop();
+  }
+
+  _data(chunk) {
+    let buf = this._buf + chunk;
+    let start = 0;
+    let nl;
+    while ((nl = buf.indexOf('\n', start)) >= 0) {
+      const answer = parseAnswer(buf.slice(start, nl));
+      start = nl + 1;
+      if (!this._answer(answer, buf)) return;
+    }
+    buf = start === 0 ? buf : buf.slice(start);
+    if (buf.length > ANSWER_MAX) {
+      this._fail(new SecurelinkError('protocol', `securelinkd sent more than ${ANSWER_MAX} characters without ending the answer line`));
+      this._drop();
+      return;
+    }
+    this._buf = buf;
+    this._progress();
+  }
+
+  // Hands one answer to its request; false when the connection was given up.
+  _answer(answer, raw) {
+    if (answer === null || this._head >= this._queue.length) {
+      this._fail(new SecurelinkError('protocol', answer === null
+        ? `unexpected answer from securelinkd: ${JSON.stringify(raw.slice(0, 80))}`
+        : 'securelinkd sent an answer to no request'));
+      this._drop();
+      return false;
+    }
+    const p = this._queue[this._head++];
+    if (this._onConnAnswers++ === 0 && !answer[0]) this._firstErr = answer[1];
+    const call = p.call;
+    if (call.done) return true;
+    call.answers[p.index] = answer;
+    if (--call.left === 0) {
+      call.done = true;
+      call.resolve(call.answers);
+    }
+    return true;
+  }
+
+  _fail(error) {
+    const queue = this._queue;
+    for (let i = this._head; i < queue.length; i++) {
+      const call = queue[i].call;
+      if (!call.done) {
+        call.done = true;
+        call.reject(error);
+      }
+    }
+    this._queue = [];
+    this._head = 0;
+  }
+
+  // The connection ended with answers owed.
+  _broken(error) {
+    const wasConnected = this._connected;
+    const onConn = this._onConnAnswers;
+    const firstErr = this._firstErr;
+    this._drop();
+    if (this._head >= this._queue.length) {
+      this._queue = [];
+      this._head = 0;
+      return;
+    }
+    if (!wasConnected) {
+      const why = error ? (error.code || error.message) : 'connection closed';
+      this._fail(new SecurelinkError('unreachable', `cannot connect to ${this.socket}: ${why} (${connectHint(error && error.code)})`));
+      return;
+    }
+    // When the only answer on this connection was an ERR and more were
+    // owed, it was no answer but securelinkd refusing the connection
+    // (max_connections) before it read a request.
+    if (onConn === 1 && firstErr) {
+      const [code, message] = firstErr;
+      this._fail(new SecurelinkError(code, `securelinkd at ${this.socket} refused the connection: ${message}`));
+      return;
+    }
+    const why = error ? error.message : 'end of file';
+    const resend = [];
+    for (let i = this._head; i < this._queue.length; i++) {
+      const p = this._queue[i];
+      const call = p.call;
+      if (call.done) continue;
+      if (call.retried === true) {
+        call.done = true;
+        call.reject(new SecurelinkError('disconnected',
+          `connection to ${this.socket} lost again after reconnecting (${why}); is securelinkd restarting?`));
+        continue;
+      }
+      if (call.retried === false) call.retried = 'now';
+      resend.push(p);
+    }
+    this._queue = [];
+    this._head = 0;
+    for (const p of resend) p.call.retried = true;
+    if (resend.length > 0) this._send(resend);
+  }
+}
+
+module.exports = { Client, SecurelinkError, DEFAULT_SOCKET, LINE_MAX };

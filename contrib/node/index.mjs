@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MIT
+// The ES module entry point: the same classes as the CommonJS one (index.cjs).
+import securelink from './index.cjs';
+
+export const { Client, SecurelinkError, DEFAULT_SOCKET, LINE_MAX } = securelink;
+export default securelink;
