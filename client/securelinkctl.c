@@ -62,6 +62,42 @@ static int bad_option(const char *verb, char *argv[])
 	            "option \"%s\" is unknown or lacks its value (see securelinkctl --help)", o);
 }
 
+/* The global options, accepted after the command too, as users type them
+ * ("securelinkctl status --json", "securelinkctl sign --socket PATH X").
+ * Their values are above every command's own. */
+enum {
+	ARG_GLOBAL_SOCKET = 0x200,
+	ARG_GLOBAL_JSON,
+};
+
+#define GLOBAL_OPTIONS                                                                             \
+	{ "socket", required_argument, NULL, ARG_GLOBAL_SOCKET },                                  \
+	{                                                                                          \
+		"json", no_argument, NULL, ARG_GLOBAL_JSON                                         \
+	}
+
+/* Takes a global option wherever it stands; verb is NULL before the
+ * command. Returns EXIT_OK, or the exit status for a bad one. --socket
+ * given twice is refused, as a command's own options are: one of two paths
+ * must not win silently. */
+static int global_option(const char *verb, int opt, char *argv[])
+{
+	switch (opt) {
+	case ARG_GLOBAL_SOCKET:
+		if (arg_socket)
+			return fail(EXIT_USAGE, "--socket given more than once (give it once)");
+		if (!*optarg)
+			return fail(EXIT_USAGE, "--socket: empty path (give the socket's path)");
+		arg_socket = optarg;
+		return EXIT_OK;
+	case ARG_GLOBAL_JSON:
+		arg_json = true;
+		return EXIT_OK;
+	default:
+		return bad_option(verb, argv);
+	}
+}
+
 /* The protocol refuses a repeated field: an option given twice is refused
  * here too, rather than one of its values silently winning. */
 static int repeated_option(const char *verb, const char *option)
@@ -517,6 +553,7 @@ static int verb_sign(int argc, char *argv[])
 		{ "expires", required_argument, NULL, ARG_EXPIRES },
 		{ "ip", required_argument, NULL, ARG_IP },
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	SignContext x = { .worst = EXIT_OK };
@@ -564,7 +601,10 @@ static int verb_sign(int argc, char *argv[])
 			sign_help();
 			return EXIT_OK;
 		default:
-			return bad_option("sign", argv);
+			code = global_option("sign", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (o.has_ttl && o.has_expires)
@@ -702,6 +742,7 @@ static int verb_verify(int argc, char *argv[])
 	static const struct option options[] = {
 		{ "ip", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *line = NULL, *answer = NULL;
@@ -726,7 +767,10 @@ static int verb_verify(int argc, char *argv[])
 			verify_help();
 			return EXIT_OK;
 		default:
-			return bad_option("verify", argv);
+			code = global_option("verify", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (argc - optind != 1)
@@ -803,6 +847,7 @@ static int verb_rotate(int argc, char *argv[])
 	static const struct option options[] = {
 		{ "revoke", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *answer = NULL;
@@ -819,7 +864,10 @@ static int verb_rotate(int argc, char *argv[])
 			rotate_help();
 			return EXIT_OK;
 		default:
-			return bad_option("rotate", argv);
+			code = global_option("rotate", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -853,6 +901,7 @@ static int verb_import_key(int argc, char *argv[])
 {
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	/* The secret passes through these buffers only; they are wiped before
@@ -870,7 +919,10 @@ static int verb_import_key(int argc, char *argv[])
 			import_help();
 			return EXIT_OK;
 		default:
-			return bad_option("import-key", argv);
+			code = global_option("import-key", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -1132,6 +1184,7 @@ static int verb_status(int argc, char *argv[])
 {
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *answer = NULL;
@@ -1144,7 +1197,10 @@ static int verb_status(int argc, char *argv[])
 			status_help();
 			return EXIT_OK;
 		default:
-			return bad_option("status", argv);
+			code = global_option("status", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -1184,13 +1240,14 @@ static int verb_nginx_config(int argc, char *argv[])
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_(config_freep) Config *config = NULL;
 	_cleanup_free_ char *error = NULL, *locations = NULL, *includes = NULL;
 	const char *path = CONFIG_DEFAULT_PATH;
 	size_t size;
-	int opt, r;
+	int opt, code, r;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
@@ -1202,7 +1259,10 @@ static int verb_nginx_config(int argc, char *argv[])
 			nginx_config_help();
 			return EXIT_OK;
 		default:
-			return bad_option("nginx-config", argv);
+			code = global_option("nginx-config", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -1270,6 +1330,7 @@ static void help(void)
 	       "      --socket PATH   the daemon's socket (default $SECURELINK_SOCKET, else\n"
 	       "                      %s)\n"
 	       "      --json          machine-readable output\n"
+	       "                      (--socket and --json may also follow the command)\n"
 	       "  -h, --help          show this help (COMMAND --help: that command's)\n"
 	       "      --version       show the version\n"
 	       "\n"
@@ -1293,13 +1354,10 @@ static void help(void)
 int main(int argc, char *argv[])
 {
 	enum {
-		ARG_SOCKET = 0x100,
-		ARG_JSON,
-		ARG_VERSION
+		ARG_VERSION = 0x100,
 	};
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, ARG_SOCKET },
-		{ "json", no_argument, NULL, ARG_JSON },
+		GLOBAL_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{},
@@ -1310,23 +1368,19 @@ int main(int argc, char *argv[])
 	/* "+": stop at the command; its options are its own. */
 	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
 		switch (opt) {
-		case ARG_SOCKET:
-			if (!*optarg)
-				return fail(EXIT_USAGE,
-				            "--socket: empty path (give the socket's path)");
-			arg_socket = optarg;
-			break;
-		case ARG_JSON:
-			arg_json = true;
-			break;
 		case 'h':
 			help();
 			return EXIT_OK;
 		case ARG_VERSION:
 			printf("securelinkctl %s\n", PACKAGE_VERSION);
 			return EXIT_OK;
-		default:
-			return bad_option(NULL, argv);
+		default: {
+			int code = global_option(NULL, opt, argv);
+
+			if (code != EXIT_OK)
+				return code;
+			break;
+		}
 		}
 	}
 	if (optind >= argc)

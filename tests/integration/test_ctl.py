@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ctlsite import NOBODY, POLL, TIMEOUT, CtlDaemon, Offline, ctl_binary, set_ini
+from ctlsite import NOBODY, POLL, TIMEOUT, CtlDaemon, Offline, ctl_binary, run_ctl, set_ini
 from daemonsite import close_daemon, open_daemon, require_binaries
 from nginxsite import worker_user
 
@@ -434,9 +434,58 @@ def test_status_bad_usage_exit_3(real):
     r = real.ctl("status", "now")
     assert r.rc == EXIT_USAGE and r.out == "", r
     one_line_error(r, "status")
-    r = real.ctl("status", "--json")  # a global option, before the command
+    r = real.ctl("status", "--jsn")
     assert r.rc == EXIT_USAGE and r.out == "", r
-    one_line_error(r, "--json")
+    one_line_error(r, "--jsn")
+
+
+# ---- global options after the command (issue 19, item 5) ----
+
+
+def test_global_options_after_the_command_work_as_before_it(real):
+    body = real.add_file("private/g.pdf")
+    nowhere = {"SECURELINK_SOCKET": os.path.join(real.dir, "nope.sock")}
+    # The socket only after the command: $SECURELINK_SOCKET points nowhere.
+    r = run_ctl("status", "--json", "--socket", real.socket, env=nowhere)
+    assert r.rc == EXIT_OK and r.err == "", r
+    active = json.loads(r.out)["active_kid"]
+    r = run_ctl("status", "--socket", real.socket, env=nowhere)
+    assert r.rc == EXIT_OK and re.search(rf"^Active key:\s+{active}$", r.out, re.M), r
+
+    r = run_ctl("sign", "--socket", real.socket, "/media/private/g.pdf", env=nowhere)
+    assert r.rc == EXIT_OK and r.err == "", r
+    url = r.out.strip()
+    assert real.get(parse_link(url).group(0)) == (200, body)
+
+    r = run_ctl("sign", "/media/private/g.pdf", "--ttl", "60", "--json", f"--socket={real.socket}",
+                env=nowhere)
+    assert r.rc == EXIT_OK and r.err == "", r
+    signed = json.loads(r.out)
+    assert real.get(signed["url"])[0] == 200, signed
+
+    r = run_ctl("verify", url, "--socket", real.socket, "--json", env=nowhere)
+    assert r.rc == EXIT_OK and r.err == "", r
+    assert json.loads(r.out)["verdict"] == "valid", r
+
+    # Before the command, as always; and a global before with one after.
+    r = run_ctl("--json", "verify", url, "--socket", real.socket, env=nowhere)
+    assert r.rc == EXIT_OK and json.loads(r.out)["verdict"] == "valid", r
+
+
+@pytest.mark.parametrize("args", [
+    ["--socket", "/a.sock", "status", "--socket", "/b.sock"],
+    ["sign", "--socket", "/a.sock", "/x", "--socket", "/b.sock"],
+])
+def test_global_socket_given_twice_is_usage_exit_3(offline, args):
+    r = run_ctl(*args)
+    assert r.rc == EXIT_USAGE and r.out == "", r
+    one_line_error(r, "--socket", "once")
+
+
+def test_global_socket_empty_after_the_command_is_usage_exit_3(offline):
+    r = run_ctl("status", "--socket", "")
+    assert r.rc == EXIT_USAGE and r.out == "", r
+    one_line_error(r, "--socket", "empty")
 
 
 # ---- nginx-config ----
