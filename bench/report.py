@@ -206,6 +206,18 @@ def main():
 
     # --- the tables
     print()
+    # The Node.js client (issue 19): one by one against the bare round trip
+    # written in Node, in interleaved slices; its batch against the C
+    # library's sl_client_sign_many, both 1,024 targets per call.
+    node = load(out, "node.json")
+    ob = node["one_by_one"]
+    target("Node Client.sign() one by one / bare round trip in Node", fmt_rate(ob["client_rate"]),
+           fmt_rate(ob["bare_rate"]), ob["ratio"], ">= 0.8", ob["ratio"] >= 0.8,
+           f"median of {ob['slices']} interleaved 100 ms slice pairs; node {node['node']}")
+    r = node["sign_many_1024"] / s["library_sign_many_1024"]
+    target("Node signMany() 1024/call / C library sl_client_sign_many", fmt_rate(node["sign_many_1024"]),
+           fmt_rate(s["library_sign_many_1024"]), r, ">= 0.5", r >= 0.5, "the same run")
+
     print(f"securelink benchmark ({nproc} cores; every ratio against a baseline of this run)")
     print()
     w = max(len(t["target"]) for t in targets)
@@ -260,7 +272,7 @@ def main():
     print()
 
     missed = [t["target"] for t in targets if t["result"] == "MISS"]
-    results = {"nproc": nproc, "targets": targets, "md5_per_s": md5, "sign_pipelined_256": sign256, "socket": s, "python": py,
+    results = {"nproc": nproc, "targets": targets, "md5_per_s": md5, "sign_pipelined_256": sign256, "socket": s, "python": py, "node": node,
                "nginx": ngx, "rotation_nginx": rot, "rotation_alone": rot_alone,
                "missed": missed}
     with open(os.path.join(out, "results.json"), "w") as f:
