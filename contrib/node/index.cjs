@@ -106,21 +106,14 @@ function connectHint(code) {
     'Set SECURELINK_SOCKET or new Client({ socket }) if it listens elsewhere';
 }
 
-// One request on the wire, in send order; its answer goes to call.answers[index].
-class Pending {
-  constructor(call, index, line) {
-    this.call = call;
-    this.index = index;
-    this.line = line;
-  }
-}
-
-// What one public call waits for: n answers; resolve gets them all, as
-// [ok, text] pairs (text after "OK ", or [code, message] for an ERR).
+// What one public call waits for: an answer to each of its lines; resolve
+// gets them all, each the text after "OK " (a string) or [code, message]
+// for an ERR.
 class Call {
-  constructor(n, resolve, reject) {
-    this.answers = new Array(n);
-    this.left = n;
+  constructor(lines, resolve, reject) {
+    this.lines = lines;
+    this.answers = new Array(lines.length);
+    this.left = lines.length;
     this.resolve = resolve;
     this.reject = reject;
     this.retried = false;
@@ -128,15 +121,26 @@ class Call {
   }
 }
 
+// A run of one call's lines on the wire, in send order: the answers to
+// lines next..end-1 are owed. One object per call and connection, not per
+// request: signMany() sends thousands.
+class Run {
+  constructor(call, next, end) {
+    this.call = call;
+    this.next = next;
+    this.end = end;
+  }
+}
+
 function parseAnswer(line) {
-  if (line.endsWith('\r')) line = line.slice(0, -1);
-  if (line.startsWith('OK ')) return [true, line.slice(3)];
-  if (line === 'OK') return [true, ''];
+  if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
+  if (line.startsWith('OK ')) return line.slice(3);
+  if (line === 'OK') return '';
   if (line.startsWith('ERR ')) {
     const rest = line.slice(4);
     const sp = rest.indexOf(' ');
     const code = sp < 0 ? rest : rest.slice(0, sp);
-    if (code) return [false, [code, sp < 0 ? '' : rest.slice(sp + 1)]];
+    if (code) return [code, sp < 0 ? '' : rest.slice(sp + 1)];
   }
   return null;
 }
@@ -152,7 +156,7 @@ class Client {
     if (!(this.timeout > 0)) throw new TypeError('timeout must be a positive number of milliseconds');
     this._sock = null;
     this._connected = false;
-    this._queue = []; // Pending, in send order; answered up to _head
+    this._queue = []; // Run, in send order; those before _head are answered
     this._head = 0;
     this._buf = '';
     this._onConnAnswers = 0; // answers read on the current connection
@@ -192,9 +196,9 @@ class Client {
     const answers = await this._exchange(lines);
     const urls = new Array(answers.length);
     for (let i = 0; i < answers.length; i++) {
-      const [ok, rest] = answers[i];
-      if (!ok) throw new SecurelinkError(rest[0], `${rest[1]} (path ${JSON.stringify(lines[i].slice(5, 65))})`, i);
-      urls[i] = rest;
+      const a = answers[i];
+      if (typeof a !== 'string') throw new SecurelinkError(a[0], `${a[1]} (path ${JSON.stringify(lines[i].slice(5, 65))})`, i);
+      urls[i] = a;
     }
     return urls;
   }
@@ -241,25 +245,28 @@ class Client {
   // the exchange
 
   async _one(line) {
-    const [[ok, rest]] = await this._exchange([line]);
-    if (!ok) throw new SecurelinkError(rest[0], rest[1]);
-    return rest;
+    const [a] = await this._exchange([line]);
+    if (typeof a !== 'string') throw new SecurelinkError(a[0], a[1]);
+    return a;
   }
 
   _exchange(lines) {
     return new Promise((resolve, reject) => {
-      const call = new Call(lines.length, resolve, reject);
       if (lines.length === 0) return resolve([]);
-      const pending = new Array(lines.length);
-      for (let i = 0; i < lines.length; i++) pending[i] = new Pending(call, i, lines[i]);
-      this._send(pending);
+      this._send([new Run(new Call(lines, resolve, reject), 0, lines.length)]);
     });
   }
 
-  _send(pending) {
+  _send(runs) {
     if (!this._sock) this._open();
-    for (const p of pending) this._queue.push(p);
-    this._sock.write(pending.length === 1 ? pending[0].line : pending.map((p) => p.line).join(''));
+    let data = '';
+    for (const run of runs) {
+      this._queue.push(run);
+      const lines = run.call.lines;
+      data += run.next === 0 && run.end === lines.length ? (lines.length === 1 ? lines[0] : lines.join(''))
+        : lines.slice(run.next, run.end).join('');
+    }
+    this._sock.write(data);
     this._busy();
   }
 
@@ -324,7 +331,8 @@ class Client {
 
   _timedOut() {
     this._timer = null;
-    const owed = this._queue.length - this._head;
+    let owed = 0;
+    for (let i = this._head; i < this._queue.length; i++) owed += this._queue[i].end - this._queue[i].next;
     if (owed <= 0) return;
     // Answers may still be on their way: this connection is out of step.
     this._fail(new SecurelinkError('timeout', this._connected
@@ -338,7 +346,9 @@ class Client {
     let start = 0;
     let nl;
     while ((nl = buf.indexOf('\n', start)) >= 0) {
-      const answer = parseAnswer(buf.slice(start, nl));
+      // The common answer, "OK <url>", with one slice.
+      const answer = buf.startsWith('OK ', start) && buf.charCodeAt(nl - 1) !== 13
+        ? buf.slice(start + 3, nl) : parseAnswer(buf.slice(start, nl));
       start = nl + 1;
       if (!this._answer(answer, buf)) return;
     }
@@ -361,11 +371,13 @@ class Client {
       this._drop();
       return false;
     }
-    const p = this._queue[this._head++];
-    if (this._onConnAnswers++ === 0 && !answer[0]) this._firstErr = answer[1];
-    const call = p.call;
+    const run = this._queue[this._head];
+    const index = run.next++;
+    if (run.next === run.end) this._head++;
+    if (this._onConnAnswers++ === 0 && typeof answer !== 'string') this._firstErr = answer;
+    const call = run.call;
     if (call.done) return true;
-    call.answers[p.index] = answer;
+    call.answers[index] = answer;
     if (--call.left === 0) {
       call.done = true;
       call.resolve(call.answers);
@@ -413,8 +425,8 @@ class Client {
     const why = error ? error.message : 'end of file';
     const resend = [];
     for (let i = this._head; i < this._queue.length; i++) {
-      const p = this._queue[i];
-      const call = p.call;
+      const run = this._queue[i];
+      const call = run.call;
       if (call.done) continue;
       if (call.retried === true) {
         call.done = true;
@@ -423,11 +435,11 @@ class Client {
         continue;
       }
       if (call.retried === false) call.retried = 'now';
-      resend.push(p);
+      resend.push(new Run(call, run.next, run.end));
     }
     this._queue = [];
     this._head = 0;
-    for (const p of resend) p.call.retried = true;
+    for (const run of resend) run.call.retried = true;
     if (resend.length > 0) this._send(resend);
   }
 }
