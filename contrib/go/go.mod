@@ -1,0 +1,3 @@
+module securelink
+
+go 1.19
