@@ -435,6 +435,7 @@ func TestRealDaemonRestartIsSurvivedOnceThenReported(t *testing.T) {
 	if code, got := httpGet(t, url); code != 200 || got != body {
 		t.Errorf("GET %s -> %d", url, code)
 	}
+	control(t, "restart")
 	urls, err := c.SignMany(ctx, []string{"/media/private/r.txt", "/media/private/s.txt"})
 	if err != nil || len(urls) != 2 {
 		t.Fatalf("after a restart, pipelined: %v", err)

@@ -7,9 +7,11 @@ Debian's golang-go, offline: GOPROXY=off, GOFLAGS=-mod=mod, GOPATH and
 GOCACHE under the build directory. The test binary is built once per
 process (`go test -c`) and run once per test function."""
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -42,7 +44,9 @@ def go_test_binary():
         pytest.fail("go is not installed: scripts/bootstrap installs golang-go")
     with _lock:
         if "path" not in _binary:
-            out = os.path.join(build_dir(), "contrib-go", f"securelink.test.{os.getpid()}")
+            tmp = tempfile.mkdtemp(prefix="sl-go-")
+            atexit.register(shutil.rmtree, tmp, True)
+            out = os.path.join(tmp, "securelink.test")
             r = run_go("test", "-c", "-o", out, ".")
             if r.returncode != 0:
                 pytest.fail("go test -c failed:\n" + r.stdout + r.stderr)
