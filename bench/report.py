@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """bench/run's last step: reads the measurements in OUT (socket.json,
-python.json, nginx.json, rotate-*.json), prints the table with every target
+python.json, go.json, php.json, nginx.json, rotate-*.json), prints the table with every target
 of issue 7 as a ratio and PASS/MISS (and, marked "info", the readings that
 explain them), writes OUT/results.json and draws OUT/pipeline.png,
 OUT/clients.png and OUT/paced.png with gnuplot.
@@ -142,6 +142,20 @@ def main():
         target("python sign_many (100/call) / FileStorage.url()", fmt_rate(py["sign_many_100"]),
                fmt_rate(baseline_py), r, ">= 3", r >= 3,
                "package's url() reproduced on Debian's Django (not installable here)")
+    langs = {}
+    for lang in ("go", "php"):
+        if not os.path.exists(os.path.join(out, lang + ".json")):
+            continue
+        x = langs[lang] = load(out, lang + ".json")
+        pairs = x["rounds_bare_client"]
+        r = median([o / b for b, o in pairs])
+        target(f"{lang} client sign() one by one / bare {lang} round trip",
+               fmt_rate(median([o for _, o in pairs])), fmt_rate(median([b for b, _ in pairs])),
+               r, ">= 0.8", r >= 0.8, f"median of {len(pairs)} alternating rounds' ratios")
+        r = x["sign_many_1024"] / s["library_sign_many_1024"]
+        target(f"{lang} client sign many (1024/call) / C library's",
+               fmt_rate(x["sign_many_1024"]), fmt_rate(s["library_sign_many_1024"]), r,
+               ">= 0.5", r >= 0.5)
     rss = s["rss"]
     r = rss["with_kib"] / (16 * 1024)
     target(f"daemon RSS, {rss['connections']} connections / 16 MiB",
@@ -273,6 +287,7 @@ def main():
 
     missed = [t["target"] for t in targets if t["result"] == "MISS"]
     results = {"nproc": nproc, "targets": targets, "md5_per_s": md5, "sign_pipelined_256": sign256, "socket": s, "python": py, "node": node,
+               "clients": langs,
                "nginx": ngx, "rotation_nginx": rot, "rotation_alone": rot_alone,
                "missed": missed}
     with open(os.path.join(out, "results.json"), "w") as f:

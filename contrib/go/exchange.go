@@ -156,25 +156,22 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 	}
 
 	// The writer. When the daemon stops reading (it hung up), nothing more
-	// is written, but what it said before hanging up is still read.
+	// is written, but what it said before hanging up is still read. A small
+	// exchange (one SIGN, the common case) is written here before reading:
+	// it fits the socket's buffer, and a goroutine per call would cost more
+	// than the round trip.
 	wrote := make(chan error, 1)
-	go func() {
-		var out bytes.Buffer
-		next := start
-		for next < want {
-			out.Reset()
-			for next < want && (out.Len() == 0 || out.Len()+len(lines[next]) <= chunk) {
-				out.Write(lines[next])
-				next++
-			}
-			conn.SetWriteDeadline(c.deadline(ctx))
-			if _, err := conn.Write(out.Bytes()); err != nil {
-				wrote <- err
-				return
-			}
+	if small(lines[start:]) {
+		out := lines[start]
+		if want-start > 1 {
+			out = bytes.Join(lines[start:], nil)
 		}
-		wrote <- nil
-	}()
+		conn.SetWriteDeadline(c.deadline(ctx))
+		_, err := conn.Write(out)
+		wrote <- err
+	} else {
+		go c.write(ctx, conn, lines, start, wrote)
+	}
 	var werr error
 	writerDone := false
 	defer func() {
@@ -234,6 +231,36 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 		return newError("protocol", "securelinkd sent more answers than the %d requests", want)
 	}
 	return nil
+}
+
+// small is true for requests that are written at once without a writer
+// goroutine.
+func small(lines [][]byte) bool {
+	n := 0
+	for _, l := range lines {
+		if n += len(l); n > smallExchange {
+			return false
+		}
+	}
+	return true
+}
+
+// write writes lines[next:] in chunks and reports how it ended on wrote.
+func (c *Client) write(ctx context.Context, conn *net.UnixConn, lines [][]byte, next int, wrote chan<- error) {
+	var out bytes.Buffer
+	for next < len(lines) {
+		out.Reset()
+		for next < len(lines) && (out.Len() == 0 || out.Len()+len(lines[next]) <= chunk) {
+			out.Write(lines[next])
+			next++
+		}
+		conn.SetWriteDeadline(c.deadline(ctx))
+		if _, err := conn.Write(out.Bytes()); err != nil {
+			wrote <- err
+			return
+		}
+	}
+	wrote <- nil
 }
 
 // refusedAtConnect: at the end of a connection, when its only answer was an

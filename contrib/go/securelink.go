@@ -60,6 +60,10 @@ const DefaultTimeout = 5 * time.Second
 // reading would deadlock with it.
 const chunk = 64 * 1024
 
+// Requests up to this size are written before reading, without a writer
+// goroutine: the socket's buffers hold them and their answers.
+const smallExchange = 16 * 1024
+
 // Longest answer line accepted (STATUS lists every key, still far below).
 const answerMax = 1 << 20
 
