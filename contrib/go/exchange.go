@@ -199,6 +199,12 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				// The read deadline may have been the context's, reached
+				// before the context's own timer marked it done.
+				if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+					return &Error{Code: "timeout", Message: "the context's deadline passed before securelinkd answered",
+						Index: -1, err: context.DeadlineExceeded}
+				}
 				if werr != nil && errors.As(werr, &ne) && ne.Timeout() {
 					return newError("timeout", "securelinkd at %s did not read requests within %s (%d of %d answers)",
 						c.socket, c.timeout, len(*answers), want)

@@ -20,6 +20,7 @@ from clientsite import SOURCE_DIR, ClientSite, declared_tests
 from daemonsite import build_dir
 
 GO_DIR = os.path.join(SOURCE_DIR, "contrib", "go")
+BENCH_DIR = os.path.join(SOURCE_DIR, "bench", "go")  # bench/run's Go part
 TESTS = declared_tests(os.path.join(GO_DIR, "securelink_test.go"), r"^func (Test\w+)\(t \*testing\.T\)")
 GO = shutil.which("go")
 
@@ -75,10 +76,11 @@ def test_go(name):
         site.close()
 
 
-def test_go_vet():
+@pytest.mark.parametrize("where", [GO_DIR, BENCH_DIR])
+def test_go_vet(where):
     if GO is None:
         pytest.fail("go is not installed: scripts/bootstrap installs golang-go")
-    r = run_go("vet", "./...")
+    r = run_go("vet", "./...", cwd=where)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -86,5 +88,5 @@ def test_gofmt_has_nothing_to_change():
     gofmt = shutil.which("gofmt")
     if gofmt is None:
         pytest.fail("gofmt is not installed: scripts/bootstrap installs golang-go")
-    r = subprocess.run([gofmt, "-l", "."], cwd=GO_DIR, capture_output=True, text=True)
+    r = subprocess.run([gofmt, "-l", GO_DIR, BENCH_DIR], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "", "run gofmt -w on: " + r.stdout + r.stderr
