@@ -447,3 +447,41 @@ func TestRealDaemonRestartIsSurvivedOnceThenReported(t *testing.T) {
 		t.Errorf("daemon stopped: %v", err)
 	}
 }
+
+func TestRealOneConnectionRefusalCarriesTheDaemonsReason(t *testing.T) {
+	// max_connections = 1, and this connection holds the one slot.
+	held, err := net.Dial("unix", need(t, "SECURELINK_TEST_SOCKET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	fmt.Fprintf(held, "PING\n")
+	if line, err := bufio.NewReader(held).ReadString('\n'); err != nil || line != "OK pong\n" {
+		t.Fatalf("held connection: %q %v", line, err)
+	}
+	// The daemon hangs up before or after the client wrote its request, a
+	// race; both must give the daemon's reason, not "connection lost".
+	for i := 0; i < 5; i++ {
+		for _, call := range []func(c *Client) error{
+			func(c *Client) error { return c.Ping(ctx) },
+			func(c *Client) error { _, err := c.Sign(ctx, "/media/private/a"); return err },
+			func(c *Client) error {
+				_, err := c.SignMany(ctx, []string{"/media/private/a", "/media/private/b"})
+				return err
+			},
+		} {
+			c := realClient(t)
+			err := call(c)
+			c.Close()
+			var e *Error
+			if !errors.As(err, &e) || e.Code != "unavailable" || !strings.Contains(e.Message, "too many connections") || e.Index != -1 {
+				t.Fatalf("got %v", err)
+			}
+		}
+	}
+	held.Close()
+	c := realClient(t)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("after the slot is free: %v", err)
+	}
+}

@@ -6,7 +6,8 @@ test. For each, ClientSite starts:
 
 - for tests whose name contains "Real": the real securelinkd and nginx
   (daemonsite.open_daemon, media_url /media/, private_prefixes = private/,
-  links as paths: no base_url);
+  links as paths: no base_url; max_connections = 1 when the name also
+  contains "OneConnection");
 - three fakes (pyclient_fixture.FakeDaemon): "echo" answers "OK <request
   line>", so a test sees the wire exactly; "hang" never answers; "drop"
   closes every connection at its first request;
@@ -46,7 +47,9 @@ def declared_tests(path, pattern):
 
 
 class ClientSite:
-    def __init__(self, real):
+    def __init__(self, name):
+        real_name = name if "Real" in name else ""
+        real = bool(real_name)
         self.dir = tempfile.mkdtemp(prefix="sl-cl-")  # short: sun_path
         self.daemon = None
         self.fakes = {}
@@ -55,7 +58,10 @@ class ClientSite:
         try:
             if real:
                 require_binaries()
-                self.daemon = open_daemon({"links": {"base_url": None}})
+                options = {"links": {"base_url": None}}
+                if "OneConnection" in real_name:
+                    options["daemon"] = {"max_connections": "1"}
+                self.daemon = open_daemon(options)
             self.fakes = {
                 "echo": FakeDaemon(os.path.join(self.dir, "echo.sock"), lambda line: "OK " + line),
                 "hang": FakeDaemon(os.path.join(self.dir, "hang.sock"), lambda line: FakeDaemon.HANG),

@@ -63,7 +63,7 @@ def test_go_suite_is_found():
 @pytest.mark.parametrize("name", TESTS)
 def test_go(name):
     binary = go_test_binary()
-    site = ClientSite(real="Real" in name)
+    site = ClientSite(name)
     try:
         r = subprocess.run([binary, "-test.run", f"^{name}$", "-test.v", "-test.count=1",
                             "-test.timeout=300s"], cwd=GO_DIR, env=site.env(),

@@ -27,7 +27,7 @@ def test_php_suite_is_found():
 def test_php(name):
     if PHPUNIT is None:
         pytest.fail("phpunit is not installed: scripts/bootstrap installs php-cli and phpunit")
-    site = ClientSite(real="Real" in name)
+    site = ClientSite(name)
     try:
         r = subprocess.run([PHPUNIT, "--configuration", os.path.join(PHP_DIR, "phpunit.xml.dist"),
                             "--filter", f"/::{name}$/", TEST_FILE], cwd=PHP_DIR, env=site.env(),

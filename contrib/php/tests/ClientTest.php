@@ -289,4 +289,28 @@ final class ClientTest extends TestCase
         self::control('stop');
         self::assertSame('unreachable', self::raises(fn () => $c->sign('/media/private/r.txt'))->errorCode);
     }
+
+    public function testRealOneConnectionRefusalCarriesTheDaemonsReason(): void
+    {
+        // max_connections = 1, and this connection holds the one slot.
+        $held = stream_socket_client('unix://' . self::need('SECURELINK_TEST_SOCKET'));
+        fwrite($held, "PING\n");
+        self::assertSame("OK pong\n", fgets($held));
+        // The daemon hangs up before or after the client wrote its request,
+        // a race; both must give the daemon's reason, not "connection lost".
+        for ($i = 0; $i < 5; $i++) {
+            foreach ([
+                fn (Client $c) => $c->ping(),
+                fn (Client $c) => $c->sign('/media/private/a'),
+                fn (Client $c) => $c->signMany(['/media/private/a', '/media/private/b']),
+            ] as $call) {
+                $e = self::raises(fn () => $call(self::real()));
+                self::assertSame('unavailable', $e->errorCode, $e->getMessage());
+                self::assertStringContainsString('too many connections', $e->getMessage());
+                self::assertNull($e->index);
+            }
+        }
+        fclose($held);
+        self::assertTrue(self::real()->ping());
+    }
 }
