@@ -905,6 +905,7 @@ static const KeyDef key_table[] = {
 	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
 	    "/etc/nginx/securelink/locations.conf"),
 	KEY("nginx", "media_root", parse_nginx_directory, media_root, "/var/www/html/media/"),
+	KEY("nginx", "serve_public", parse_bool, serve_public, "yes"),
 	KEY("nginx", "test_command", parse_test_command, test_command,
 	    "systemd:securelink-nginx-test.service"),
 	KEY("nginx", "reload", parse_reload, reload, "systemd:nginx.service"),
@@ -956,6 +957,7 @@ Config *config_new(void)
 	c->bind_ip = false;
 	c->max_url_length = CONFIG_URL_LENGTH_DEFAULT;
 	c->reload = RELOAD_SYSTEMD;
+	c->serve_public = true;
 
 	c->socket = strdup("/run/securelink/securelinkd.sock");
 	c->state_directory = strdup("/var/lib/securelink");

@@ -72,6 +72,7 @@ typedef struct Config {
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */
 	char *locations_file;  /* /etc/nginx/securelink/locations.conf */
 	char *media_root;      /* /var/www/html/media/ ; ends with '/' */
+	bool serve_public;     /* yes: locations_file serves the rest of media_url plainly */
 	char **test_command;   /* argv; NULL with test_unit */
 	char *test_unit;       /* systemd:securelink-nginx-test.service; NULL with test_command */
 	ReloadMethod reload;   /* systemd:nginx.service */
