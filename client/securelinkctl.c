@@ -1014,6 +1014,21 @@ static int status_print_table(const char *text)
 		return fail(EXIT_DAEMON,
 		            "status: the daemon's JSON is malformed (try --json to see it)");
 
+	/* Before anything else: links that protect nothing. */
+	nginx = json_get(j, "nginx");
+	v = json_get(nginx, "enforcing");
+	if (v && v->type == JSON_BOOLEAN && !v->boolean) {
+		const Json *why = json_get(nginx, "enforcing_reason"),
+		           *url = json_get(nginx, "probe_url");
+		char reason[1024];
+
+		printable(why && why->type == JSON_STRING ? why->text : "", reason, sizeof(reason));
+		printf("%-15s nginx serves private files WITHOUT A TOKEN: %s\n",
+		       "FAIL-OPEN:", reason);
+		printable(url && url->type == JSON_STRING ? url->text : "", buf, sizeof(buf));
+		printf("%-15s %s\n", "Probed URL:", buf);
+	}
+
 	if (json_get_u64(json_get(j, "active_kid"), &a) >= 0)
 		printf("%-15s %" PRIu64 "\n", "Active key:", a);
 	else
@@ -1062,6 +1077,13 @@ static int status_print_table(const char *text)
 		printf("%-15s %s\n", "Confirmed by:", meaning ?: buf);
 	}
 	print_when("Last reload:", json_get(nginx, "last_reload"), now);
+	v = json_get(nginx, "enforcing");
+	if (v && (v->type == JSON_BOOLEAN || v->type == JSON_NULL))
+		printf("%-15s %s\n", "Enforcing:",
+		       v->type == JSON_NULL ? "unknown (no probe answered yet, or probe = no)"
+		       : v->boolean         ? "yes (a private path without a token got 403)"
+		                            : "NO (see FAIL-OPEN above)");
+	print_when("Last probe:", json_get(nginx, "last_probe"), now);
 
 	/* Requests answered "queued": they complete once nginx takes the keys. */
 	v = json_get(j, "queued");

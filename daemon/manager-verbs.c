@@ -128,7 +128,7 @@ static void queued_update(Manager *m, const Key *active, bool settled)
 void manager_waiters_answer(Manager *m)
 {
 	const Key *active = keyring_active(m->ring);
-	bool settled = !m->rotation.sync_needed && !m->nginx_op;
+	bool settled = !m->rotation.sync_needed && !manager_nginx_busy(m);
 	char line[PROTO_LINE_MAX + 64];
 	size_t j = 0;
 
@@ -504,7 +504,8 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	          kid);
 
 wait:
-	if (m->rotation.confirmed_kid >= kid && !m->rotation.sync_needed && !m->nginx_op) {
+	if (m->rotation.confirmed_kid >= kid && !m->rotation.sync_needed &&
+	    !manager_nginx_busy(m)) {
 		conn_replyf(c, "OK kid=%" PRIu32, kid);
 		return;
 	}

@@ -17,6 +17,12 @@ typedef struct StatusInfo {
 	/* What the last successful publication proved (nginx_confirmation_to_
 	 * string()); NULL before the first. */
 	const char *nginx_confirmation;
+	/* The enforcement probes: 0 unknown (off, or none answered yet), -1 a
+	 * private path answered without a token (fail-open), 1 enforced. */
+	int enforcing;
+	const char *probe_reason; /* NULL when enforced or unknown */
+	const char *probe_url;    /* the request that showed it */
+	usec_t last_probe;        /* 0: never */
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;
