@@ -1185,6 +1185,111 @@ static int verb_status(int argc, char *argv[])
 	return status_print_table(answer);
 }
 
+/* ---- check ---- */
+
+static void check_help(void)
+{
+	printf("Usage: securelinkctl [--socket PATH] [--json] check\n"
+	       "\n"
+	       "Asks securelinkd to probe nginx now: a random private name without a token\n"
+	       "must get 403, and signed with the newest key must pass nginx's check. Prints\n"
+	       "the verdict and, when links are not enforced, the cause and the fix. Needs\n"
+	       "root or the admin_group. Exit 0: nginx enforces the links; 1: it does not,\n"
+	       "or cannot be asked (probe = no); 4 and up as for the other commands.\n"
+	       "\n"
+	       "  -h, --help   show this help\n");
+}
+
+static const char *json_text(const Json *j, const char *key)
+{
+	const Json *v = json_get(j, key);
+
+	return v && v->type == JSON_STRING ? v->text : NULL;
+}
+
+static int check_print(const char *text)
+{
+	_cleanup_(json_freep) Json *j = NULL;
+	const char *verdict, *reason, *url, *error;
+	char buf[1024];
+
+	if (json_parse(text, &j) < 0 || j->type != JSON_OBJECT || !json_text(j, "verdict"))
+		return fail(EXIT_DAEMON,
+		            "check: the daemon's JSON is malformed (try --json to see it)");
+	verdict = json_text(j, "verdict");
+	reason = json_text(j, "reason");
+	url = json_text(j, "probe_url");
+	error = json_text(j, "error");
+
+	if (streq(verdict, "pass") || streq(verdict, "public-refused")) {
+		printf("nginx enforces the links: a private path without a token got 403, and a\n"
+		       "link of the newest key passed the check.\n");
+		if (streq(verdict, "public-refused"))
+			printf("But a public path got 403: files SIGN answers unsigned are "
+			       "refused (serve_public = yes, or serve media_url's public part).\n");
+		return EXIT_OK;
+	}
+	if (streq(verdict, "off")) {
+		printf("The probes are off ([nginx] probe = no, or reload = none without probe):\n"
+		       "securelinkd cannot tell whether nginx checks the links. Set [nginx] probe\n"
+		       "to the origin nginx serves links on (e.g. http://127.0.0.1).\n");
+		return 1;
+	}
+	if (streq(verdict, "fail-open")) {
+		printable(reason ? reason : "", buf, sizeof(buf));
+		printf("FAIL-OPEN: nginx serves private files WITHOUT A TOKEN.\n%s\n", buf);
+		printable(url ? url : "", buf, sizeof(buf));
+		printf("Probed URL: %s\n", buf);
+		printf("Fix: include the locations file in the server {} that serves base_url\n"
+		       "(securelinkctl nginx-config prints the line), remove the site's own\n"
+		       "location for media_url and any rewrite or return that takes the path\n"
+		       "first, then reload nginx and run securelinkctl check again.\n");
+		return 1;
+	}
+	printable(error ? error : verdict, buf, sizeof(buf));
+	printf("nginx does not check links with securelinkd's keys: %s\n", buf);
+	return 1;
+}
+
+static int verb_check(int argc, char *argv[])
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_free_ char *answer = NULL;
+	int opt, code;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (opt) {
+		case 'h':
+			check_help();
+			return EXIT_OK;
+		default:
+			return bad_option("check", argv);
+		}
+	}
+	if (optind < argc)
+		return fail(EXIT_USAGE,
+		            "check: unexpected argument \"%s\" (see securelinkctl check --help)",
+		            argv[optind]);
+
+	code = request("check", "CHECK", REQUEST_TIMEOUT, &answer);
+	if (code != EXIT_OK)
+		return code;
+	if (arg_json) {
+		_cleanup_(json_freep) Json *j = NULL;
+		const char *v;
+
+		printf("%s\n", answer);
+		if (json_parse(answer, &j) < 0 || !(v = json_text(j, "verdict")))
+			return EXIT_DAEMON;
+		return streq(v, "pass") || streq(v, "public-refused") ? EXIT_OK : 1;
+	}
+	return check_print(answer);
+}
+
 /* ---- nginx-config ---- */
 
 static void nginx_config_help(void)
@@ -1268,6 +1373,7 @@ static const struct {
 	{ "verify", verb_verify },
 	{ "rotate", verb_rotate },
 	{ "status", verb_status },
+	{ "check", verb_check },
 	{ "nginx-config", verb_nginx_config },
 	{ "import-key", verb_import_key },
 };
@@ -1284,6 +1390,7 @@ static void help(void)
 	       "  verify URL [--ip A] check a link: exit 0 valid, 1 invalid, 2 expired\n"
 	       "  rotate [--revoke]   make a new signing key, print its kid\n"
 	       "  status              keys, next rotation, nginx, counters\n"
+	       "  check               probe nginx now: exit 0 links enforced, 1 not\n"
 	       "  nginx-config [-c FILE]\n"
 	       "                      print the nginx include lines and location blocks\n"
 	       "  import-key          import a django-nginx-secure-links secret from stdin\n"
@@ -1297,7 +1404,7 @@ static void help(void)
 	       "\n"
 	       "Exit status:\n"
 	       "  0  success (verify: the link is valid, or public)\n"
-	       "  1  verify: the link is invalid\n"
+	       "  1  verify: the link is invalid; check: links not enforced\n"
 	       "  2  verify: the link has expired\n"
 	       "  3  bad usage or arguments\n"
 	       "  4  the daemon cannot be reached, or the connection was lost\n"

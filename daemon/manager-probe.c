@@ -6,6 +6,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "proto.h"
 #include "log.h"
 #include "manager.h"
 
@@ -37,6 +38,39 @@ static void set_probe_state(Manager *m, int enforcing, const char *reason, const
 	m->probe_reason = r;
 	m->probe_url = u;
 	m->enforcing = enforcing;
+}
+
+/* The answer to CHECK: the verdict, and what STATUS says of it. */
+static char *check_answer(const Manager *m, const char *verdict)
+{
+	_cleanup_free_ char *reason = NULL, *url = NULL;
+	char *s;
+
+	if ((m->probe_reason && json_escape(m->probe_reason, &reason) < 0) ||
+	    (m->probe_url && json_escape(m->probe_url, &url) < 0))
+		return NULL;
+	if (asprintf(&s,
+	             "OK {\"enforcing\":%s,\"verdict\":\"%s\",\"reason\":%s%s%s,"
+	             "\"probe_url\":%s%s%s,\"error\":%s%s%s}",
+	             m->enforcing == 0  ? "null"
+	             : m->enforcing > 0 ? "true"
+	                                : "false",
+	             verdict, reason ? "\"" : "", reason ? reason : "null", reason ? "\"" : "",
+	             url ? "\"" : "", url ? url : "null", url ? "\"" : "",
+	             m->check_error ? "\"" : "", m->check_error ? m->check_error : "null",
+	             m->check_error ? "\"" : "") < 0)
+		return NULL;
+	return s;
+}
+
+static void check_waiters_answer(Manager *m, const char *verdict)
+{
+	_cleanup_free_ char *line = check_answer(m, verdict);
+
+	for (size_t i = 0; i < m->n_check_waiters; i++)
+		conn_reply_deferred(m->check_waiters[i],
+		                    line ? line : "ERR internal out of memory");
+	m->n_check_waiters = 0;
 }
 
 static void on_probe_done(void *userdata, const ProbeResult *res)
@@ -105,8 +139,13 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 	                  url ? url : "nginx", res->error ? res->error : "") < 0)
 		message = NULL;
 
+	free(m->check_error);
+	m->check_error = NULL;
+	if (!ok && message && json_escape(message, &m->check_error) < 0)
+		m->check_error = NULL;
 	m->probe = probe_free(m->probe);
 	m->probe_gates = false;
+	check_waiters_answer(m, probe_verdict_to_string(res->verdict));
 	if (gate)
 		manager_gate_done(m, ok, message ? message : "the enforcement probe failed");
 	else
@@ -141,6 +180,40 @@ int manager_probe_start(Manager *m, bool gate)
 	return 0;
 }
 
+void manager_handle_check(Manager *m, Conn *c)
+{
+	Conn **w;
+	int r;
+
+	if (!manager_probe_wanted(m)) {
+		conn_reply(c, "OK {\"enforcing\":null,\"verdict\":\"off\",\"reason\":null,"
+		              "\"probe_url\":null,\"error\":null}");
+		return;
+	}
+	if (m->nginx_op) {
+		conn_reply_error(c, PROTO_UNAVAILABLE,
+		                 "nginx is being tested and reloaded; the probes follow (try "
+		                 "again in a moment)");
+		return;
+	}
+	w = reallocarray(m->check_waiters, m->n_check_waiters + 1, sizeof(Conn *));
+	if (!w) {
+		conn_reply_error(c, PROTO_INTERNAL, "out of memory");
+		return;
+	}
+	m->check_waiters = w;
+	if (!m->probe) {
+		r = manager_probe_start(m, false);
+		if (r < 0) {
+			log_warning_errno(r, "Failed to start the enforcement probe for CHECK: %m");
+			conn_reply_error(c, PROTO_INTERNAL,
+			                 "cannot start the enforcement probe (see the journal)");
+			return;
+		}
+	}
+	m->check_waiters[m->n_check_waiters++] = conn_defer(c);
+}
+
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	Manager *m = userdata;
@@ -173,6 +246,14 @@ void manager_probe_arm(Manager *m)
 
 void manager_probe_stop(Manager *m)
 {
+	for (size_t i = 0; i < m->n_check_waiters; i++)
+		conn_reply_deferred(m->check_waiters[i],
+		                    "ERR unavailable securelinkd is stopping (try again)");
+	m->n_check_waiters = 0;
+	free(m->check_waiters);
+	m->check_waiters = NULL;
+	free(m->check_error);
+	m->check_error = NULL;
 	m->probe = probe_free(m->probe);
 	m->probe_gates = false;
 	m->probe_timer = sd_event_source_disable_unref(m->probe_timer);

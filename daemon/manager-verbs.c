@@ -569,6 +569,13 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 	case VERB_STATUS:
 		handle_status(m, c);
 		break;
+	case VERB_CHECK:
+		if (!peer->admin) {
+			reply_error(m, c, PROTO_FORBIDDEN, "CHECK needs root or the admin_group");
+			break;
+		}
+		manager_handle_check(m, c);
+		break;
 	case VERB_ROTATE:
 	case VERB_IMPORT:
 		if (!peer->admin) {

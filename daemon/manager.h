@@ -97,6 +97,9 @@ typedef struct Manager {
 	char *probe_url;
 	usec_t last_probe;
 	uint64_t n_probe_failures, n_reload_failures;
+	Conn **check_waiters; /* CHECK requests answered when the probe ends */
+	char *check_error;    /* the last probe's failure, JSON-escaped; NULL: none */
+	size_t n_check_waiters;
 } Manager;
 
 /* An apply or its gating probe runs: the state machine waits for it. */
@@ -166,6 +169,9 @@ void manager_gate_done(Manager *m, bool ok, const char *message);
  * runs, or a negative errno. */
 bool manager_probe_wanted(const Manager *m);
 int manager_probe_start(Manager *m, bool gate);
+/* CHECK: runs the probes now (or joins the running one) and answers with
+ * their verdict as JSON. */
+void manager_handle_check(Manager *m, Conn *c);
 /* (Re)arms the probe_every timer. */
 void manager_probe_arm(Manager *m);
 void manager_probe_stop(Manager *m);

@@ -242,10 +242,13 @@ static bool conn_is_admin(const Conn *c)
 	return peer_has_group(c->fd, s->admin_gid) > 0;
 }
 
-/* Whether the line's verb is one that needs admin rights (ROTATE, IMPORT),
- * spelled as proto_parse_line() takes verbs: exactly, up to a space. */
+/* Whether the line's verb is one that needs admin rights (ROTATE, IMPORT,
+ * CHECK), spelled as proto_parse_line() takes verbs: exactly, up to a
+ * space. */
 static bool line_needs_admin(const char *line, size_t len)
 {
+	if (len >= 5 && (len == 5 || line[5] == ' ') && memcmp(line, "CHECK", 5) == 0)
+		return true;
 	if (len < 6 || (len > 6 && line[6] != ' '))
 		return false;
 	return memcmp(line, "ROTATE", 6) == 0 || memcmp(line, "IMPORT", 6) == 0;

@@ -301,3 +301,48 @@ def test_probes_are_off_by_default_with_reload_none(make_probed):
     d.ask("ROTATE")
     st = d.status()
     assert st["nginx"]["enforcing"] is None and st["nginx"]["last_probe"] is None, st
+
+
+def test_check_exits_0_when_links_are_enforced(make_probed):
+    d = make_probed()
+    r = run_ctl("check", socket=d.socket)
+    assert r.rc == 0, r
+    assert "nginx enforces the links" in r.out
+    assert d.status()["nginx"]["enforcing"] is True
+
+
+def test_check_probes_now_and_names_the_fix_when_fail_open(make_probed):
+    # No rotation, no reload: CHECK itself runs the probes.
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /media/ {{ alias {media}/; }}
+    }}""")
+    assert d.status()["nginx"]["enforcing"] is None
+    r = run_ctl("check", socket=d.socket)
+    assert r.rc == 1, r
+    assert r.out.startswith("FAIL-OPEN:"), r
+    assert "Fix: include the locations file in the server {}" in r.out
+    assert "token=" not in r.out
+    assert_fail_open(d, d.status())
+    r = run_ctl("--json", "check", socket=d.socket)
+    assert r.rc == 1 and '"verdict":"fail-open"' in r.out, r
+
+
+def test_check_says_when_probes_are_off(make_probed):
+    d = make_probed(options={"nginx": {"probe": "no"}})
+    r = run_ctl("check", socket=d.socket)
+    assert r.rc == 1, r
+    assert "The probes are off" in r.out
+
+
+def test_check_needs_an_admin(make_probed):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (setpriv)")
+    d = make_probed()
+    os.chmod(d.socket, 0o666)  # let uid 65534 connect at all
+    r = run_ctl("check", socket=d.socket, user="nobody")
+    assert r.rc == 5, r
+    assert "CHECK needs root or the admin_group" in r.err, r
+    assert d.status()["nginx"]["last_probe"] is None
