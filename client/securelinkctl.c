@@ -3,7 +3,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "base64url.h"
@@ -1290,6 +1293,215 @@ static int verb_check(int argc, char *argv[])
 	return check_print(answer);
 }
 
+/* ---- metrics ---- */
+
+static void metrics_help(void)
+{
+	printf("Usage: securelinkctl [--socket PATH] metrics [-o FILE]\n"
+	       "\n"
+	       "Prints securelinkd's counters and times in the Prometheus text format that\n"
+	       "node_exporter's textfile collector reads: links signed, errors by code,\n"
+	       "rotations, reload and probe failures, whether nginx enforces the links (1, 0,\n"
+	       "NaN before a probe answered), the active key's age, the seconds to the next\n"
+	       "rotation and to each key's drop. securelink-metrics.timer writes it to\n"
+	       "/var/lib/prometheus/node-exporter/securelink.prom.\n"
+	       "\n"
+	       "  -o, --output FILE  write FILE (through FILE.tmp and a rename) instead of\n"
+	       "                     standard output; when securelinkd cannot be asked,\n"
+	       "                     FILE says securelink_up 0 and the exit status the cause\n"
+	       "  -h, --help         show this help\n");
+}
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric_u64(FILE *f, const char *name, const char *type, const char *help, const Json *v)
+{
+	uint64_t n;
+
+	if (json_get_u64(v, &n) < 0)
+		return;
+	metric_head(f, name, type, help);
+	fprintf(f, "%s %" PRIu64 "\n", name, n);
+}
+
+/* Seconds from now to t (negative when past); nothing for a null time. */
+static bool seconds_to(const Json *t, uint64_t now, int64_t *ret)
+{
+	uint64_t v;
+
+	if (json_get_u64(t, &v) < 0)
+		return false;
+	*ret = (int64_t)v - (int64_t)now;
+	return true;
+}
+
+static int metrics_print(FILE *f, const char *text)
+{
+	_cleanup_(json_freep) Json *j = NULL;
+	const Json *counters, *nginx, *keys, *by_code, *v;
+	uint64_t now = now_realtime() / USEC_PER_SEC, kid;
+	int64_t s;
+
+	if (json_parse(text, &j) < 0 || j->type != JSON_OBJECT)
+		return fail(EXIT_DAEMON, "metrics: the daemon's STATUS JSON is malformed");
+	counters = json_get(j, "counters");
+	nginx = json_get(j, "nginx");
+	keys = json_get(j, "keys");
+
+	metric_head(f, "securelink_up", "gauge", "Whether securelinkd answered.");
+	fprintf(f, "securelink_up 1\n");
+	metric_u64(f, "securelink_links_signed_total", "counter",
+	           "Links signed since securelinkd started.", json_get(counters, "signed"));
+	by_code = json_get(counters, "errors_by_code");
+	if (by_code && by_code->type == JSON_OBJECT) {
+		metric_head(
+		    f, "securelink_errors_total", "counter",
+		    "Requests answered with ERR, by error code, since securelinkd started.");
+		for (size_t i = 0; i < by_code->n; i++) {
+			uint64_t n;
+
+			/* Codes are the daemon's fixed names: [a-z-]. */
+			if (json_get_u64(by_code->items[i], &n) >= 0 &&
+			    strspn(by_code->keys[i], "abcdefghijklmnopqrstuvwxyz-") ==
+			        strlen(by_code->keys[i]))
+				fprintf(f, "securelink_errors_total{code=\"%s\"} %" PRIu64 "\n",
+				        by_code->keys[i], n);
+		}
+	}
+	metric_u64(f, "securelink_rotations_total", "counter",
+	           "Keys activated since securelinkd started.", json_get(counters, "rotations"));
+	metric_u64(f, "securelink_reload_failures_total", "counter",
+	           "Failed publications to nginx (test, reload, or a key nginx refused).",
+	           json_get(counters, "reload_failures"));
+	metric_u64(f, "securelink_probe_failures_total", "counter",
+	           "Enforcement probes that failed (fail-open, key refused, no answer).",
+	           json_get(counters, "probe_failures"));
+
+	v = json_get(nginx, "enforcing");
+	metric_head(f, "securelink_enforcing", "gauge",
+	            "1 when a private path without a token got 403 from nginx, 0 when not "
+	            "(FAIL-OPEN), NaN before a probe answered or with probes off.");
+	fprintf(f, "securelink_enforcing %s\n",
+	        v && v->type == JSON_BOOLEAN ? (v->boolean ? "1" : "0") : "NaN");
+	v = json_get(nginx, "ok");
+	if (v && v->type == JSON_BOOLEAN) {
+		metric_head(f, "securelink_nginx_ok", "gauge",
+		            "1 when the last publication to nginx succeeded.");
+		fprintf(f, "securelink_nginx_ok %d\n", v->boolean ? 1 : 0);
+	}
+
+	for (size_t i = 0; keys && keys->type == JSON_ARRAY && i < keys->n; i++) {
+		const Json *k = keys->items[i], *state = json_get(k, "state");
+
+		if (state && state->type == JSON_STRING && streq(state->text, "active") &&
+		    seconds_to(json_get(k, "activated"), now, &s)) {
+			metric_head(f, "securelink_active_key_age_seconds", "gauge",
+			            "Seconds since the active key was activated.");
+			fprintf(f, "securelink_active_key_age_seconds %" PRId64 "\n", -s);
+		}
+	}
+	if (seconds_to(json_get(j, "next_rotation"), now, &s)) {
+		metric_head(f, "securelink_next_rotation_seconds", "gauge",
+		            "Seconds to the next scheduled rotation (negative: overdue).");
+		fprintf(f, "securelink_next_rotation_seconds %" PRId64 "\n", s);
+	}
+	metric_head(f, "securelink_key_drop_seconds", "gauge",
+	            "Seconds until a retired key is dropped from nginx, by kid.");
+	for (size_t i = 0; keys && keys->type == JSON_ARRAY && i < keys->n; i++) {
+		const Json *k = keys->items[i];
+
+		if (json_get_u64(json_get(k, "kid"), &kid) >= 0 &&
+		    seconds_to(json_get(k, "drop_after"), now, &s))
+			fprintf(f, "securelink_key_drop_seconds{kid=\"%" PRIu64 "\"} %" PRId64 "\n",
+			        kid, s);
+	}
+	return EXIT_OK;
+}
+
+/* Writes text to path through path.tmp and a rename: node_exporter's
+ * collector never reads half a file. */
+static int metrics_write_file(const char *path, const char *text, size_t len)
+{
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_close_ int fd = -EBADF;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return fail(EXIT_DAEMON, "metrics: out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return fail(EXIT_DAEMON, "metrics: cannot create %s: %m (is the directory there?)",
+		            tmp);
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+
+		(void)unlink(tmp);
+		errno = e;
+		return fail(EXIT_DAEMON, "metrics: cannot write %s: %m", path);
+	}
+	return EXIT_OK;
+}
+
+static int verb_metrics(int argc, char *argv[])
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "output", required_argument, NULL, 'o' },
+		{},
+	};
+	_cleanup_free_ char *answer = NULL, *text = NULL;
+	const char *output = NULL;
+	size_t len = 0;
+	FILE *f;
+	int opt, code, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
+		switch (opt) {
+		case 'h':
+			metrics_help();
+			return EXIT_OK;
+		case 'o':
+			if (output)
+				return repeated_option("metrics", "--output");
+			output = optarg;
+			break;
+		default:
+			return bad_option("metrics", argv);
+		}
+	}
+	if (optind < argc)
+		return fail(
+		    EXIT_USAGE,
+		    "metrics: unexpected argument \"%s\" (see securelinkctl metrics --help)",
+		    argv[optind]);
+	code = request("metrics", "STATUS", REQUEST_TIMEOUT, &answer);
+	f = open_memstream(&text, &len);
+	if (!f)
+		return fail(EXIT_DAEMON, "metrics: out of memory");
+	if (code == EXIT_OK)
+		r = metrics_print(f, answer);
+	else {
+		/* The collector keeps the last file: say that it is stale. */
+		metric_head(f, "securelink_up", "gauge", "Whether securelinkd answered.");
+		fprintf(f, "securelink_up 0\n");
+		r = code;
+	}
+	if (fclose(f) != 0)
+		return fail(EXIT_DAEMON, "metrics: out of memory");
+	if (output) {
+		code = metrics_write_file(output, text, len);
+		return code != EXIT_OK ? code : r;
+	}
+	if (r != EXIT_OK)
+		return r;
+	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+		return fail(EXIT_DAEMON, "metrics: cannot write to standard output: %m");
+	return EXIT_OK;
+}
+
 /* ---- nginx-config ---- */
 
 static void nginx_config_help(void)
@@ -1374,6 +1586,7 @@ static const struct {
 	{ "rotate", verb_rotate },
 	{ "status", verb_status },
 	{ "check", verb_check },
+	{ "metrics", verb_metrics },
 	{ "nginx-config", verb_nginx_config },
 	{ "import-key", verb_import_key },
 };
@@ -1391,6 +1604,7 @@ static void help(void)
 	       "  rotate [--revoke]   make a new signing key, print its kid\n"
 	       "  status              keys, next rotation, nginx, counters\n"
 	       "  check               probe nginx now: exit 0 links enforced, 1 not\n"
+	       "  metrics [-o FILE]   counters and times for Prometheus (node_exporter)\n"
 	       "  nginx-config [-c FILE]\n"
 	       "                      print the nginx include lines and location blocks\n"
 	       "  import-key          import a django-nginx-secure-links secret from stdin\n"

@@ -82,6 +82,8 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 	bool ok = res->key_passed && res->verdict != PROBE_UNREACHABLE;
 
 	m->last_probe = now_realtime();
+	if (res->verdict != PROBE_PASS && res->verdict != PROBE_PUBLIC_REFUSED)
+		m->n_probe_failures++;
 	switch (res->verdict) {
 	case PROBE_FAIL_OPEN:
 		if (asprintf(&reason,
@@ -92,7 +94,6 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 		             res->status, url ? url : "the probe URL") < 0)
 			reason = NULL;
 		if (m->enforcing >= 0) {
-			m->n_probe_failures++;
 			log_event(LOG_CRIT, SL_MESSAGE_FAIL_OPEN,
 			          "FAIL-OPEN: nginx serves private files without a token: %s (%s)",
 			          reason ? reason : "out of memory", url ? url : "");
@@ -100,7 +101,6 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 		set_probe_state(m, -1, reason, url);
 		break;
 	case PROBE_UNREACHABLE:
-		m->n_probe_failures++;
 		log_warning("The enforcement probe got no answer from %s: %s (set [nginx] probe "
 		            "to the origin nginx serves links on, or probe = no)",
 		            url ? url : "nginx", res->error ? res->error : "");
@@ -120,8 +120,6 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 			    "answers unsigned are refused (include locations.conf with "
 			    "serve_public = yes, or serve media_url's public part), ignoring.",
 			    url ? url : "");
-		if (res->verdict == PROBE_KEY_REFUSED)
-			m->n_probe_failures++;
 		break;
 	}
 	if (!ok && res->verdict != PROBE_UNREACHABLE &&

@@ -100,6 +100,8 @@ StatusInfo manager_status_info(const Manager *m)
 		.n_signed = m->n_signed,
 		.n_errors = m->n_errors + (m->server ? server_errors(m->server) : 0),
 		.n_rotations = m->n_rotations,
+		.n_reload_failures = m->n_reload_failures,
+		.n_probe_failures = m->n_probe_failures,
 		.confirmed_kid = m->rotation.confirmed_kid,
 		.revoke_kid = m->revoke_kid,
 		.revoke_since = m->revoke_since,
@@ -108,6 +110,10 @@ StatusInfo manager_status_info(const Manager *m)
 	};
 	DeriveWindow w;
 
+	for (int i = 0; i < _PROTO_ERROR_MAX; i++)
+		info.n_errors_code[i] =
+		    m->n_errors_code[i] +
+		    (m->server ? server_errors_code(m->server, (ProtoError)i) : 0);
 	if (manager_derived(m) && m->masters) {
 		if (derive_window(m->config, now_realtime(), &w) >= 0) {
 			info.epoch = w.current;

@@ -82,6 +82,7 @@ typedef struct Manager {
 	bool nginx_ok;
 	char *nginx_error;
 	uint64_t n_signed, n_errors, n_rotations;
+	uint64_t n_errors_code[_PROTO_ERROR_MAX]; /* n_errors by code */
 
 	/* The enforcement probes (manager-probe.c). A gating probe follows a
 	 * successful apply: the sync counts only once nginx accepted a link
@@ -101,6 +102,13 @@ typedef struct Manager {
 	char *check_error;    /* the last probe's failure, JSON-escaped; NULL: none */
 	size_t n_check_waiters;
 } Manager;
+
+static inline void manager_count_error(Manager *m, ProtoError code)
+{
+	m->n_errors++;
+	if (code >= 0 && code < _PROTO_ERROR_MAX)
+		m->n_errors_code[code]++;
+}
 
 /* An apply or its gating probe runs: the state machine waits for it. */
 static inline bool manager_nginx_busy(const Manager *m)

@@ -166,8 +166,15 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 	status_format_queued(&b, r, info);
 	buf_printf(&b,
 	           "],\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
-	           ",\"rotations\":%" PRIu64 "}}",
+	           ",\"rotations\":%" PRIu64,
 	           info->n_signed, info->n_errors, info->n_rotations);
+	buf_printf(&b, ",\"reload_failures\":%" PRIu64 ",\"probe_failures\":%" PRIu64,
+	           info->n_reload_failures, info->n_probe_failures);
+	buf_printf(&b, ",\"errors_by_code\":{");
+	for (int i = 0; i < _PROTO_ERROR_MAX; i++)
+		buf_printf(&b, "%s\"%s\":%" PRIu64, i ? "," : "",
+		           proto_error_to_string((ProtoError)i), info->n_errors_code[i]);
+	buf_printf(&b, "}}}");
 
 	if (b.oom) {
 		free(b.data);

@@ -26,6 +26,9 @@ typedef struct StatusInfo {
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;
+	uint64_t n_errors_code[_PROTO_ERROR_MAX];
+	uint64_t n_reload_failures; /* failed syncs: test, reload or a refused probe link */
+	uint64_t n_probe_failures;  /* probes that found fail-open, a refused key, no answer */
 	/* Requests taken and not yet done ("queued"): a revoke (its fresh
 	 * key), a rotation, and imports (legacy keys above confirmed_kid). */
 	uint32_t confirmed_kid;

@@ -37,6 +37,9 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 		.n_signed = 7,
 		.n_errors = 2,
 		.n_rotations = 1,
+		.n_reload_failures = 3,
+		.n_probe_failures = 4,
+		.n_errors_code = { [PROTO_BAD_TARGET] = 2 },
 	};
 	char expect[128];
 
@@ -54,7 +57,12 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 	    "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"pending\":false,\"error\":null,"
 	    "\"confirmation\":\"test-only\",\"enforcing\":null,\"enforcing_reason\":null,"
 	    "\"probe_url\":null,\"last_probe\":null}"));
-	assert_non_null(strstr(json, "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1}"));
+	assert_non_null(strstr(json,
+	                       "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1,"
+	                       "\"reload_failures\":3,\"probe_failures\":4,\"errors_by_code\":{"
+	                       "\"bad-request\":0,\"unknown-verb\":0,\"line-too-long\":0,"
+	                       "\"bad-target\":2,\"bad-ttl\":0,\"ttl-too-long\":0,\"bad-ip\":0,"
+	                       "\"forbidden\":0,\"unavailable\":0,\"internal\":0}}}"));
 	for (size_t i = 0; i < r->n_keys; i++)
 		assert_null(strstr(json, r->keys[i].secret));
 }
