@@ -21,6 +21,10 @@ struct Probe {
 	long *status;
 	char (*errors)[CURL_ERROR_SIZE];
 	struct curl_slist *connect_to;
+	/* The io sources curl asked for: curl_multi_cleanup() need not say
+	 * CURL_POLL_REMOVE for every one, and none may outlive the probe. */
+	sd_event_source **io;
+	size_t n_io;
 	size_t n_done;
 	probe_done_t done;
 	void *userdata;
@@ -102,10 +106,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp)
 {
 	Probe *p = userdata;
-	sd_event_source *io = socketp;
+	sd_event_source *io = socketp, **n;
 	uint32_t events = 0;
 
 	if (what == CURL_POLL_REMOVE) {
+		for (size_t i = 0; io && i < p->n_io; i++)
+			if (p->io[i] == io) {
+				p->io[i] = p->io[--p->n_io];
+				break;
+			}
 		sd_event_source_disable_unref(io);
 		(void)curl_multi_assign(p->multi, fd, NULL);
 		return 0;
@@ -120,8 +129,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
 			return -1;
 		return 0;
 	}
+	n = reallocarray(p->io, p->n_io + 1, sizeof(sd_event_source *));
+	if (!n)
+		return -1;
+	p->io = n;
 	if (sd_event_add_io(p->event, &io, fd, events, on_io, p) < 0)
 		return -1;
+	p->io[p->n_io++] = io;
 	(void)curl_multi_assign(p->multi, fd, io);
 	return 0;
 }
@@ -163,6 +177,9 @@ Probe *probe_free(Probe *p)
 		}
 	if (p->multi)
 		(void)curl_multi_cleanup(p->multi);
+	for (size_t i = 0; i < p->n_io; i++)
+		sd_event_source_disable_unref(p->io[i]);
+	free(p->io);
 	sd_event_source_disable_unref(p->timer);
 	curl_slist_free_all(p->connect_to);
 	free(p->easy);
