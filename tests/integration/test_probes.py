@@ -346,3 +346,20 @@ def test_check_needs_an_admin(make_probed):
     assert r.rc == 5, r
     assert "CHECK needs root or the admin_group" in r.err, r
     assert d.status()["nginx"]["last_probe"] is None
+
+
+def test_public_path_refused_is_reported_but_links_are_enforced(make_probed):
+    # serve_public = no, and the site refuses media_url's public part:
+    # every unsigned URL SIGN answers gets 403.
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /media/ {{ return 403; }}
+        include {locations};
+    }}""", options={"nginx": {"serve_public": "no"}})
+    r = run_ctl("check", socket=d.socket)
+    assert r.rc == 0, r
+    assert "But a public path got 403" in r.out
+    assert "A public path got HTTP 403 from nginx" in d.log_text()
+    assert d.status()["nginx"]["enforcing"] is True
