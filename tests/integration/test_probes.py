@@ -363,3 +363,19 @@ def test_public_path_refused_is_reported_but_links_are_enforced(make_probed):
     assert "But a public path got 403" in r.out
     assert "A public path got HTTP 403 from nginx" in d.log_text()
     assert d.status()["nginx"]["enforcing"] is True
+
+
+def test_probes_run_at_start_when_nginx_runs(make_probed):
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /media/ {{ alias {media}/; }}
+    }}""")
+    assert d.status()["nginx"]["last_probe"] is None  # nginx started after it
+    # start() returns once the start's test and reload are over: the
+    # probe that follows them is part of that.
+    d.restart()
+    st = d.status()
+    assert st["nginx"]["last_probe"] is not None, st
+    assert_fail_open(d, st)
