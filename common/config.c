@@ -76,6 +76,31 @@ static const char *const key_mode_table[_KEY_MODE_MAX] = {
 	[KEY_MODE_DERIVED] = "derived",
 };
 
+bool config_probe_origin(const Config *c, const char **ret_origin, bool *ret_loopback)
+{
+	assert(c);
+	assert(ret_origin);
+	assert(ret_loopback);
+
+	if (c->probe) {
+		if (streq(c->probe, "no"))
+			return false;
+		*ret_origin = c->probe;
+		*ret_loopback = false;
+		return true;
+	}
+	if (c->reload == RELOAD_NONE)
+		return false;
+	if (c->base_url[0] == '\0') {
+		*ret_origin = "http://127.0.0.1";
+		*ret_loopback = false;
+		return true;
+	}
+	*ret_origin = c->base_url;
+	*ret_loopback = true;
+	return true;
+}
+
 const char *reload_method_to_string(ReloadMethod m)
 {
 	if ((unsigned)m >= _RELOAD_METHOD_MAX)
@@ -557,6 +582,25 @@ static int parse_base_url(Parser *p, const KeyDef *k, const char *value, void *f
 	return 0;
 }
 
+/* [nginx] probe: empty for the default, no, or an origin as base_url. */
+static int parse_probe(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	char *s;
+
+	if (value[0] == '\0') {
+		replace_string(field, NULL);
+		return 0;
+	}
+	if (parse_boolean(value) == 0) {
+		s = strdup("no");
+		if (!s)
+			return -ENOMEM;
+		replace_string(field, s);
+		return 0;
+	}
+	return parse_base_url(p, k, value, field);
+}
+
 /* token_param, expires_param, key_param: nginx reads them as $arg_NAME. */
 static int parse_param_name(Parser *p, const KeyDef *k, const char *value, void *field)
 {
@@ -905,9 +949,12 @@ static const KeyDef key_table[] = {
 	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
 	    "/etc/nginx/securelink/locations.conf"),
 	KEY("nginx", "media_root", parse_nginx_directory, media_root, "/var/www/html/media/"),
+	KEY("nginx", "serve_public", parse_bool, serve_public, "yes"),
 	KEY("nginx", "test_command", parse_test_command, test_command,
 	    "systemd:securelink-nginx-test.service"),
 	KEY("nginx", "reload", parse_reload, reload, "systemd:nginx.service"),
+	KEY("nginx", "probe", parse_probe, probe, "", .allow_empty = true),
+	KEY("nginx", "probe_every", parse_time, probe_every, "5m", .min = USEC_PER_SEC),
 };
 
 static const KeyDef *key_lookup(const char *section, const char *key)
@@ -956,6 +1003,8 @@ Config *config_new(void)
 	c->bind_ip = false;
 	c->max_url_length = CONFIG_URL_LENGTH_DEFAULT;
 	c->reload = RELOAD_SYSTEMD;
+	c->serve_public = true;
+	c->probe_every = 5 * USEC_PER_MINUTE;
 
 	c->socket = strdup("/run/securelink/securelinkd.sock");
 	c->state_directory = strdup("/var/lib/securelink");
@@ -1004,6 +1053,7 @@ Config *config_free(Config *c)
 	free(c->keys_file);
 	free(c->locations_file);
 	free(c->media_root);
+	free(c->probe);
 	strv_free(c->test_command);
 	free(c->test_unit);
 	free(c->reload_target);

@@ -72,11 +72,14 @@ typedef struct Config {
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */
 	char *locations_file;  /* /etc/nginx/securelink/locations.conf */
 	char *media_root;      /* /var/www/html/media/ ; ends with '/' */
+	bool serve_public;     /* yes: locations_file serves the rest of media_url plainly */
 	char **test_command;   /* argv; NULL with test_unit */
 	char *test_unit;       /* systemd:securelink-nginx-test.service; NULL with test_command */
 	ReloadMethod reload;   /* systemd:nginx.service */
 	char *reload_target;   /* unit name or pid file; NULL otherwise */
 	char **reload_command; /* argv for exec:, NULL otherwise */
+	char *probe;           /* NULL: the default (config_probe_origin()); "no"; or an origin */
+	usec_t probe_every;    /* 5m */
 
 	/* What a valid file may still not mean what it seems to, one line each
 	 * ("securelinkd.conf:7: private_prefixes: ..."), for the program to show
@@ -120,6 +123,12 @@ int config_check_commands(const Config *c, const char *name, char **ret_error);
 /* Whether a and b make the same links and the same nginx checks: media_url,
  * the prefixes, the parameter names and bind_ip. */
 bool config_link_format_equal(const Config *a, const Config *b);
+
+/* Where the enforcement probes go: *ret_origin (scheme://host[:port], owned
+ * by c) and whether the connection goes to 127.0.0.1 whatever the host
+ * (Host and SNI kept). Returns false when probes are off: probe = no, or
+ * by default with reload = none (an app server without nginx). */
+bool config_probe_origin(const Config *c, const char **ret_origin, bool *ret_loopback);
 
 const char *reload_method_to_string(ReloadMethod m);
 const char *key_mode_to_string(KeyMode m);

@@ -99,6 +99,18 @@ static bool prefix_seen_before(char *const *l, size_t i)
 	return false;
 }
 
+/* Whether c's locations file serves media_url itself plainly: with private
+ * prefixes and serve_public, unless a private prefix is media_url itself. */
+static bool serves_public_rest(const Config *c)
+{
+	if (!c->serve_public || !c->private_prefixes || !c->private_prefixes[0])
+		return false;
+	for (size_t i = 0; c->private_prefixes[i]; i++)
+		if (*prefix_relative(c->private_prefixes[i]) == '\0')
+			return false;
+	return true;
+}
+
 static void render_locations(Out *o, const Config *c)
 {
 	bool has_private = c->private_prefixes && c->private_prefixes[0];
@@ -117,6 +129,12 @@ static void render_locations(Out *o, const Config *c)
 		for (size_t i = 0; c->private_prefixes[i]; i++)
 			if (!prefix_seen_before(c->private_prefixes, i))
 				render_location(o, c, c, c->private_prefixes[i], true);
+		/* The rest of media_url is public: SIGN answers it unsigned, so
+		 * it is served here too, as django-nginx-secure-links' own
+		 * block does. A plain prefix location: the private ones (^~,
+		 * longer) still win for their paths. */
+		if (serves_public_rest(c))
+			render_location(o, c, c, "", false);
 		return;
 	}
 
@@ -154,6 +172,8 @@ static size_t rendered_prefixes(const Config *c, const char **list, size_t n)
 	if (c->private_prefixes && c->private_prefixes[0]) {
 		for (size_t i = 0; c->private_prefixes[i]; i++)
 			list[n++] = prefix_relative(c->private_prefixes[i]);
+		if (serves_public_rest(c))
+			list[n++] = "";
 		return n;
 	}
 	list[n++] = "";
@@ -168,7 +188,7 @@ static bool renders_prefix(const Config *c, const char *rel)
 		for (size_t i = 0; c->private_prefixes[i]; i++)
 			if (streq(prefix_relative(c->private_prefixes[i]), rel))
 				return true;
-		return false;
+		return !*rel && serves_public_rest(c);
 	}
 	if (!*rel)
 		return true;
@@ -290,7 +310,7 @@ int render_locations_file_transition(const Config *old, const Config *c, char **
 	*ret = NULL;
 
 	list = calloc(strv_length(old->private_prefixes) + strv_length(old->public_prefixes) +
-	                  strv_length(c->private_prefixes) + strv_length(c->public_prefixes) + 2,
+	                  strv_length(c->private_prefixes) + strv_length(c->public_prefixes) + 4,
 	              sizeof(char *));
 	if (!list)
 		return -ENOMEM;

@@ -18,6 +18,8 @@
 #define SL_MESSAGE_NGINX_FAILED     "5b0f3c1e2a6d4e7f9b8c1d2e3f4a5b64"
 #define SL_MESSAGE_KEY_IMPORTED     "5b0f3c1e2a6d4e7f9b8c1d2e3f4a5b65"
 #define SL_MESSAGE_KEYRING_FALLBACK "5b0f3c1e2a6d4e7f9b8c1d2e3f4a5b66"
+/* A private path answered without a token: links protect nothing. */
+#define SL_MESSAGE_FAIL_OPEN "5b0f3c1e2a6d4e7f9b8c1d2e3f4a5b67"
 
 void log_open(void);
 void log_set_max_level(int level);

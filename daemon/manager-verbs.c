@@ -14,7 +14,7 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 /* Every request answered with ERR counts in STATUS's counters.errors. */
 static void reply_error(Manager *m, Conn *c, ProtoError code, const char *message)
 {
-	m->n_errors++;
+	manager_count_error(m, code);
 	conn_reply_error(c, code, message);
 }
 
@@ -55,7 +55,7 @@ static void waiter_fail(Manager *m, Waiter *w, ProtoError code, const char *mess
 	line[strcspn(line, "\n")] = '\0';
 	conn_reply_deferred(w->conn, line);
 	free(w->line);
-	m->n_errors++;
+	manager_count_error(m, code);
 }
 
 /* Answers every waiting ROTATE/IMPORT with an error: the client must not
@@ -128,7 +128,7 @@ static void queued_update(Manager *m, const Key *active, bool settled)
 void manager_waiters_answer(Manager *m)
 {
 	const Key *active = keyring_active(m->ring);
-	bool settled = !m->rotation.sync_needed && !m->nginx_op;
+	bool settled = !m->rotation.sync_needed && !manager_nginx_busy(m);
 	char line[PROTO_LINE_MAX + 64];
 	size_t j = 0;
 
@@ -155,7 +155,7 @@ void manager_waiters_answer(Manager *m)
 			Request req;
 
 			if (proto_parse_line(w->line, w->len, &req, &code, &message) < 0) {
-				m->n_errors++;
+				manager_count_error(m, code);
 				proto_format_error(line, sizeof(line), code, message);
 			} else
 				sign_reply(m, &req, line, sizeof(line));
@@ -267,7 +267,7 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	m->n_signed++;
 	return STRLEN("OK ") + url_len;
 fail:
-	m->n_errors++;
+	manager_count_error(m, code);
 	proto_format_error(buf, size, code, message);
 	buf[strcspn(buf, "\n")] = '\0';
 	return strlen(buf);
@@ -512,7 +512,8 @@ static void handle_import(Manager *m, Conn *c, const Request *req)
 	          kid);
 
 wait:
-	if (m->rotation.confirmed_kid >= kid && !m->rotation.sync_needed && !m->nginx_op) {
+	if (m->rotation.confirmed_kid >= kid && !m->rotation.sync_needed &&
+	    !manager_nginx_busy(m)) {
 		conn_replyf(c, "OK kid=%" PRIu32, kid);
 		return;
 	}
@@ -575,6 +576,13 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 		break;
 	case VERB_STATUS:
 		handle_status(m, c);
+		break;
+	case VERB_CHECK:
+		if (!peer->admin) {
+			reply_error(m, c, PROTO_FORBIDDEN, "CHECK needs root or the admin_group");
+			break;
+		}
+		manager_handle_check(m, c);
 		break;
 	case VERB_ROTATE:
 	case VERB_IMPORT:

@@ -66,6 +66,9 @@ Manager *manager_free(Manager *m)
 	free(m->waiters);
 	sd_event_source_disable_unref(m->waiter_timer);
 	nginx_op_free(m->nginx_op);
+	manager_probe_stop(m);
+	free(m->probe_reason);
+	free(m->probe_url);
 	sd_event_source_disable_unref(m->timer);
 	sd_event_source_disable_unref(m->clock_source);
 	server_free(m->server);
@@ -89,11 +92,17 @@ StatusInfo manager_status_info(const Manager *m)
 		.last_reload = m->last_reload,
 		.nginx_ok = m->nginx_ok,
 		.nginx_error = m->nginx_error,
-		.nginx_pending = m->rotation.sync_needed || m->nginx_op,
+		.nginx_pending = m->rotation.sync_needed || manager_nginx_busy(m),
+		.enforcing = m->enforcing,
+		.probe_reason = m->probe_reason,
+		.probe_url = m->probe_url,
+		.last_probe = m->last_probe,
 		.nginx_confirmation = nginx_confirmation_to_string(m->confirmation),
 		.n_signed = m->n_signed,
 		.n_errors = m->n_errors + (m->server ? server_errors(m->server) : 0),
 		.n_rotations = m->n_rotations,
+		.n_reload_failures = m->n_reload_failures,
+		.n_probe_failures = m->n_probe_failures,
 		.confirmed_kid = m->rotation.confirmed_kid,
 		.revoke_kid = m->revoke_kid,
 		.revoke_since = m->revoke_since,
@@ -102,6 +111,10 @@ StatusInfo manager_status_info(const Manager *m)
 	};
 	DeriveWindow w;
 
+	for (int i = 0; i < _PROTO_ERROR_MAX; i++)
+		info.n_errors_code[i] =
+		    m->n_errors_code[i] +
+		    (m->server ? server_errors_code(m->server, (ProtoError)i) : 0);
 	if (manager_derived(m) && m->masters) {
 		if (derive_window(m->config, now_realtime(), &w) >= 0) {
 			info.epoch = w.current;
@@ -345,44 +358,83 @@ static void confirm_signing_config(Manager *m)
 	m->signing_config = m->config;
 }
 
+/* The apply of the files up to kid succeeded (and its gating probe, if
+ * any, accepted a link of the newest key). */
+static void sync_succeeded(Manager *m, uint32_t kid, bool reloaded, bool not_running,
+                           NginxConfirmation confirmation)
+{
+	m->failures = 0;
+	m->files_unconfirmed = false;
+	m->rotation.retry_at = 0;
+	m->rotation.confirmed_kid = kid;
+	m->rotation.confirmed_at = now_realtime();
+	/* A SIGHUP waits for the op (reload_config_pending): the
+	 * files nginx confirmed are m->config's. */
+	confirm_signing_config(m);
+	if (reloaded)
+		m->last_reload = m->rotation.confirmed_at;
+	m->confirmation = confirmation;
+	manager_set_nginx_error(m, NULL);
+	if (not_running)
+		log_info("nginx is not running; it reads the keys from %s when it starts",
+		         m->config->keys_file);
+	log_event(LOG_INFO, SL_MESSAGE_KEY_PUBLISHED,
+	          "Keys up to %" PRIu32 " are published to nginx%s", kid,
+	          reloaded ? " (reload confirmed)" : "");
+	/* mode = derived: which epoch signs depends on what nginx
+	 * has; recompute the ring with the new confirmation. */
+	m->ring_until = 0;
+}
+
+static void sync_failed(Manager *m, const char *message)
+{
+	m->n_reload_failures++;
+	manager_schedule_retry(m, message);
+	manager_waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
+}
+
+static void sync_finished(Manager *m)
+{
+	if (m->reload_config_pending)
+		manager_apply_config(m);
+	manager_step(m);
+}
+
+void manager_gate_done(Manager *m, bool ok, const char *message)
+{
+	if (ok)
+		sync_succeeded(m, m->gate_kid, m->gate_reloaded, m->gate_not_running,
+		               m->gate_confirmation);
+	else
+		sync_failed(m, message);
+	sync_finished(m);
+}
+
 static void on_nginx_done(void *userdata, const NginxResult *result)
 {
 	Manager *m = userdata;
 	uint32_t kid = m->syncing_kid;
+	int r;
 
 	m->nginx_op = nginx_op_free(m->nginx_op);
 
-	if (result->error < 0) {
-		manager_schedule_retry(m, result->message ? result->message
-		                                          : strerror(-result->error));
-		manager_waiters_fail(m, PROTO_UNAVAILABLE, m->nginx_error);
-	} else {
-		m->failures = 0;
-		m->files_unconfirmed = false;
-		m->rotation.retry_at = 0;
-		m->rotation.confirmed_kid = kid;
-		m->rotation.confirmed_at = now_realtime();
-		/* A SIGHUP waits for the op (reload_config_pending): the
-		 * files nginx confirmed are m->config's. */
-		confirm_signing_config(m);
-		if (result->reloaded)
-			m->last_reload = m->rotation.confirmed_at;
-		m->confirmation = result->confirmation;
-		manager_set_nginx_error(m, NULL);
-		if (result->not_running)
-			log_info("nginx is not running; it reads the keys from %s when it starts",
-			         m->config->keys_file);
-		log_event(LOG_INFO, SL_MESSAGE_KEY_PUBLISHED,
-		          "Keys up to %" PRIu32 " are published to nginx%s", kid,
-		          result->reloaded ? " (reload confirmed)" : "");
-		/* mode = derived: which epoch signs depends on what nginx
-		 * has; recompute the ring with the new confirmation. */
-		m->ring_until = 0;
-	}
-
-	if (m->reload_config_pending)
-		manager_apply_config(m);
-	manager_step(m);
+	if (result->error < 0)
+		sync_failed(m, result->message ? result->message : strerror(-result->error));
+	else if (!result->not_running && manager_probe_wanted(m)) {
+		/* Worker replacement proves nginx re-read its files, not
+		 * that it checks links with the new key: ask it. */
+		m->gate_kid = kid;
+		m->gate_reloaded = result->reloaded;
+		m->gate_not_running = result->not_running;
+		m->gate_confirmation = result->confirmation;
+		r = manager_probe_start(m, true);
+		if (r >= 0)
+			return;
+		log_error_errno(r, "Failed to start the enforcement probe: %m");
+		sync_failed(m, "cannot start the enforcement probe (see the journal)");
+	} else
+		sync_succeeded(m, kid, result->reloaded, result->not_running, result->confirmation);
+	sync_finished(m);
 }
 
 static void start_sync(Manager *m)
@@ -553,7 +605,7 @@ void manager_step(Manager *m)
 		usec_t when = USEC_INFINITY, now = now_realtime();
 		RotationAction a;
 
-		if (!manager_derived(m) && m->nginx_op)
+		if (!manager_derived(m) && manager_nginx_busy(m))
 			break;
 		a = manager_derived(m)
 		        ? rotation_next_derived(&m->rotation, m->ring_until, now, &when)
@@ -563,7 +615,7 @@ void manager_step(Manager *m)
 			manager_fleet_refresh(m);
 			continue;
 		case ROTATION_SYNC:
-			if (m->nginx_op) {
+			if (manager_nginx_busy(m)) {
 				/* mode = derived: on_nginx_done() steps again. */
 				arm_timer(m, m->ring_until);
 				settled = true;
@@ -587,7 +639,7 @@ void manager_step(Manager *m)
 			break;
 		}
 	}
-	if (!settled && !m->nginx_op) {
+	if (!settled && !manager_nginx_busy(m)) {
 		log_warning("Rotation did not settle, looking again in 1s.");
 		arm_timer(m, now_realtime() + MANAGER_RETRY_MIN);
 	}
@@ -767,6 +819,7 @@ int manager_start(Manager *m)
 	if (r < 0)
 		return r;
 
+	manager_probe_arm(m);
 	manager_step(m);
 	return 0;
 }
@@ -852,7 +905,7 @@ static void manager_apply_config(Manager *m)
 void manager_reload_config(Manager *m)
 {
 	(void)sd_notify(false, "RELOADING=1");
-	if (m->nginx_op)
+	if (manager_nginx_busy(m))
 		/* The running nginx operation uses the current config. */
 		m->reload_config_pending = true;
 	else {

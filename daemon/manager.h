@@ -8,6 +8,7 @@
 #include "derive.h"
 #include "keyring.h"
 #include "nginx.h"
+#include "probe.h"
 #include "rotation.h"
 #include "server.h"
 #include "sign.h"
@@ -81,7 +82,39 @@ typedef struct Manager {
 	bool nginx_ok;
 	char *nginx_error;
 	uint64_t n_signed, n_errors, n_rotations;
+	uint64_t n_errors_code[_PROTO_ERROR_MAX]; /* n_errors by code */
+
+	/* The enforcement probes (manager-probe.c). A gating probe follows a
+	 * successful apply: the sync counts only once nginx accepted a link
+	 * of the newest key (gate_kid); until then nginx is busy. */
+	Probe *probe;
+	bool probe_gates;
+	uint32_t gate_kid;
+	bool gate_reloaded, gate_not_running;
+	NginxConfirmation gate_confirmation;
+	sd_event_source *probe_timer; /* every probe_every */
+	int enforcing;                /* as StatusInfo.enforcing */
+	char *probe_reason;
+	char *probe_url;
+	usec_t last_probe;
+	uint64_t n_probe_failures, n_reload_failures;
+	Conn **check_waiters; /* CHECK requests answered when the probe ends */
+	char *check_error;    /* the last probe's failure, JSON-escaped; NULL: none */
+	size_t n_check_waiters;
 } Manager;
+
+static inline void manager_count_error(Manager *m, ProtoError code)
+{
+	m->n_errors++;
+	if (code >= 0 && code < _PROTO_ERROR_MAX)
+		m->n_errors_code[code]++;
+}
+
+/* An apply or its gating probe runs: the state machine waits for it. */
+static inline bool manager_nginx_busy(const Manager *m)
+{
+	return m->nginx_op || (m->probe && m->probe_gates);
+}
 
 /* Takes ownership of config and ring. Returns 0 or a negative errno. */
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret);
@@ -135,6 +168,22 @@ int manager_start_revoke(Manager *m);
 
 /* What STATUS says about nginx: NULL clears the error. */
 void manager_set_nginx_error(Manager *m, const char *message);
+
+/* The gating probe's end: ok confirms the apply that started it, else
+ * message fails it as a failed reload would. */
+void manager_gate_done(Manager *m, bool ok, const char *message);
+
+/* manager-probe.c: whether probes are configured; starts one (gate: it
+ * confirms the apply that just succeeded). Returns 0, or -EBUSY while one
+ * runs, or a negative errno. */
+bool manager_probe_wanted(const Manager *m);
+int manager_probe_start(Manager *m, bool gate);
+/* CHECK: runs the probes now (or joins the running one) and answers with
+ * their verdict as JSON. */
+void manager_handle_check(Manager *m, Conn *c);
+/* (Re)arms the probe_every timer. */
+void manager_probe_arm(Manager *m);
+void manager_probe_stop(Manager *m);
 
 /* Marks a failed sync: retry with back-off, report it. */
 void manager_schedule_retry(Manager *m, const char *message);

@@ -151,6 +151,7 @@ struct Server {
 	/* Answers with ERR the server gives itself, before any handler: too
 	 * many connections, a line too long. */
 	uint64_t n_errors;
+	uint64_t n_line_too_long, n_refused; /* n_errors by code */
 };
 
 static usec_t server_now(Server *s)
@@ -242,10 +243,13 @@ static bool conn_is_admin(const Conn *c)
 	return peer_has_group(c->fd, s->admin_gid) > 0;
 }
 
-/* Whether the line's verb is one that needs admin rights (ROTATE, IMPORT),
- * spelled as proto_parse_line() takes verbs: exactly, up to a space. */
+/* Whether the line's verb is one that needs admin rights (ROTATE, IMPORT,
+ * CHECK), spelled as proto_parse_line() takes verbs: exactly, up to a
+ * space. */
 static bool line_needs_admin(const char *line, size_t len)
 {
+	if (len >= 5 && (len == 5 || line[5] == ' ') && memcmp(line, "CHECK", 5) == 0)
+		return true;
 	if (len < 6 || (len > 6 && line[6] != ' '))
 		return false;
 	return memcmp(line, "ROTATE", 6) == 0 || memcmp(line, "IMPORT", 6) == 0;
@@ -633,6 +637,7 @@ static void conn_process(Conn *c)
 				/* The rest of the stream cannot be framed
 				 * reliably any more: answer and close. */
 				s->n_errors++;
+				s->n_line_too_long++;
 				conn_reply_error(c, PROTO_LINE_TOO_LONG,
 				                 "request line longer than 8192 bytes");
 				c->closing = true;
@@ -923,6 +928,7 @@ static void server_refuse(Server *s, int fd, const struct ucred *cred)
 	UidUsage *top = server_top_usage(s);
 
 	s->n_errors++;
+	s->n_refused++;
 	/* Best effort: a fresh socket's buffer is empty, so this short line
 	 * fits unless the client is already gone. */
 	(void)send(fd, too_many_connections, sizeof(too_many_connections) - 1,
@@ -1344,6 +1350,13 @@ unsigned server_n_connections(const Server *s)
 uint64_t server_errors(const Server *s)
 {
 	return s->n_errors;
+}
+
+uint64_t server_errors_code(const Server *s, ProtoError code)
+{
+	return code == PROTO_LINE_TOO_LONG ? s->n_line_too_long
+	       : code == PROTO_UNAVAILABLE ? s->n_refused
+	                                   : 0;
 }
 
 size_t server_connection_buffer_bytes(const Server *s)

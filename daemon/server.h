@@ -51,6 +51,8 @@ unsigned server_n_connections(const Server *s);
 /* Requests the server answered with ERR itself (too many connections, line
  * too long). */
 uint64_t server_errors(const Server *s);
+/* The same, of one code: line-too-long, unavailable (refused), else 0. */
+uint64_t server_errors_code(const Server *s, ProtoError code);
 /* Bytes held in open connections' own input and output buffers (0 when idle). */
 size_t server_connection_buffer_bytes(const Server *s);
 

@@ -56,6 +56,22 @@ static void buf_time(Buf *b, const char *name, usec_t t, bool comma)
 		buf_printf(b, "\"%s\":%" PRIu64 "%s", name, t / USEC_PER_SEC, comma ? "," : "");
 }
 
+/* ,"name":"escaped" or ,"name":null */
+static void buf_json_string(Buf *b, const char *name, const char *value)
+{
+	_cleanup_free_ char *e = NULL;
+
+	if (!value) {
+		buf_printf(b, ",\"%s\":null", name);
+		return;
+	}
+	if (json_escape(value, &e) < 0) {
+		b->oom = true;
+		return;
+	}
+	buf_printf(b, ",\"%s\":\"%s\"", name, e);
+}
+
 /* The requests an admin was told are queued, oldest first by kind. */
 static void status_format_queued(Buf *b, const KeyRing *r, const StatusInfo *info)
 {
@@ -138,12 +154,27 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 		buf_printf(&b, ",\"confirmation\":\"%s\"", info->nginx_confirmation);
 	else
 		buf_printf(&b, ",\"confirmation\":null");
+	buf_printf(&b, ",\"enforcing\":%s",
+	           info->enforcing == 0  ? "null"
+	           : info->enforcing > 0 ? "true"
+	                                 : "false");
+	buf_json_string(&b, "enforcing_reason", info->probe_reason);
+	buf_json_string(&b, "probe_url", info->probe_url);
+	buf_printf(&b, ",");
+	buf_time(&b, "last_probe", info->last_probe, false);
 	buf_printf(&b, "},\"queued\":[");
 	status_format_queued(&b, r, info);
 	buf_printf(&b,
 	           "],\"counters\":{\"signed\":%" PRIu64 ",\"errors\":%" PRIu64
-	           ",\"rotations\":%" PRIu64 "}}",
+	           ",\"rotations\":%" PRIu64,
 	           info->n_signed, info->n_errors, info->n_rotations);
+	buf_printf(&b, ",\"reload_failures\":%" PRIu64 ",\"probe_failures\":%" PRIu64,
+	           info->n_reload_failures, info->n_probe_failures);
+	buf_printf(&b, ",\"errors_by_code\":{");
+	for (int i = 0; i < _PROTO_ERROR_MAX; i++)
+		buf_printf(&b, "%s\"%s\":%" PRIu64, i ? "," : "",
+		           proto_error_to_string((ProtoError)i), info->n_errors_code[i]);
+	buf_printf(&b, "}}}");
 
 	if (b.oom) {
 		free(b.data);
@@ -158,6 +189,14 @@ int status_format_line(const KeyRing *r, const StatusInfo *info, char **ret)
 	const Key *active = keyring_active(r);
 	char when[64] = "none";
 	int n;
+
+	/* Before anything else: the links protect nothing. */
+	if (info->enforcing < 0) {
+		n = asprintf(ret, "FAIL-OPEN: nginx serves private files without a token: %s (%s)",
+		             info->probe_reason ? info->probe_reason : "",
+		             info->probe_url ? info->probe_url : "");
+		return n < 0 ? -ENOMEM : 0;
+	}
 
 	if (info->next_rotation != USEC_INFINITY) {
 		time_t t = (time_t)(info->next_rotation / USEC_PER_SEC);

@@ -17,9 +17,18 @@ typedef struct StatusInfo {
 	/* What the last successful publication proved (nginx_confirmation_to_
 	 * string()); NULL before the first. */
 	const char *nginx_confirmation;
+	/* The enforcement probes: 0 unknown (off, or none answered yet), -1 a
+	 * private path answered without a token (fail-open), 1 enforced. */
+	int enforcing;
+	const char *probe_reason; /* NULL when enforced or unknown */
+	const char *probe_url;    /* the request that showed it */
+	usec_t last_probe;        /* 0: never */
 	uint64_t n_signed;
 	uint64_t n_errors;
 	uint64_t n_rotations;
+	uint64_t n_errors_code[_PROTO_ERROR_MAX];
+	uint64_t n_reload_failures; /* failed syncs: test, reload or a refused probe link */
+	uint64_t n_probe_failures;  /* probes that found fail-open, a refused key, no answer */
 	/* Requests taken and not yet done ("queued"): a revoke (its fresh
 	 * key), a rotation, and imports (legacy keys above confirmed_kid). */
 	uint32_t confirmed_kid;

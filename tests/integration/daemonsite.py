@@ -225,6 +225,9 @@ class Daemon:
                 "media_root": self.media + "/",
                 "test_command": f"{NGINX} -t -q -p {d}/ -c {self.nginx_conf} -e {self.error_log}",
                 "reload": f"pidfile:{self.pid_file}",
+                # The enforcement probes have their own tests
+                # (test_probes.py); elsewhere they would only add requests.
+                "probe": "no",
             },
         }
 

@@ -217,6 +217,10 @@ def encode_target(path, minimal=False):
     return "".join(out)
 
 
+# make_site() options that belong in [nginx], not [links].
+NGINX_KEYS = {"serve_public"}
+
+
 class Site:
     def __init__(self, directory, tool, links):
         self.dir = directory
@@ -251,9 +255,10 @@ class Site:
             "[links]",
             "media_url = /media/",
         ]
-        lines += [f"{k} = {v}" for k, v in self.links.items()]
+        lines += [f"{k} = {v}" for k, v in self.links.items() if k not in NGINX_KEYS]
         lines += [
             "[nginx]",
+            *(f"{k} = {v}" for k, v in self.links.items() if k in NGINX_KEYS),
             f"keys_file = {self.keys_file}",
             f"locations_file = {self.locations_file}",
             f"media_root = {self.media}/",

@@ -81,7 +81,7 @@ def help_section(text, title):
 
 # ---- securelinkctl(1) ----
 
-CTL_COMMANDS = ["sign", "verify", "rotate", "status", "nginx-config", "import-key"]
+CTL_COMMANDS = ["sign", "verify", "rotate", "status", "check", "metrics", "nginx-config", "import-key"]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 403, 410) is nginx's own, the links and snippets come from the core
 (securelink-core-tool, the code securelinkd runs)."""
 
+import os
 import time
 import urllib.parse
 
@@ -200,3 +201,56 @@ def test_encode_target_helper_encodes_what_targets_cannot_hold():
     assert encode_target("/a b%#?", minimal=True) == "/a%20b%25%23%3F"
     assert encode_target("/\u00e9+", minimal=True) == "/\u00e9+"
     assert encode_target("/\u00e9+") == "/%C3%A9%2B"
+
+
+def serve_media_only_through_locations(site):
+    """Points the server's root at an empty directory, so that only
+    securelink's locations serve media_url (the root that test sites keep
+    would serve public files by itself)."""
+    empty = os.path.join(site.dir, "empty-root")
+    os.makedirs(empty, exist_ok=True)
+    os.chmod(empty, 0o755)
+    with open(site.nginx_conf) as f:
+        text = f.read()
+    assert f"root {site.root};" in text
+    with open(site.nginx_conf, "w") as f:
+        f.write(text.replace(f"root {site.root};", f"root {empty};"))
+    site.reload()
+
+
+def test_locations_serve_the_public_part_of_media_url(site):
+    # With private_prefixes, the rest of media_url is public: SIGN answers
+    # it unsigned, and locations.conf must serve it, as the seed's generated
+    # block does (location MEDIA_URL { alias MEDIA_ROOT; }).
+    serve_media_only_through_locations(site)
+    pub = site.add_file("public/p.txt")
+    priv = site.add_file("private/s.txt")
+    url = site.sign("/media/public/p.txt")
+    assert url == "/media/public/p.txt"
+    assert site.get(url) == (200, pub)
+    assert site.get("/media/private/s.txt")[0] == 403
+    assert site.get(site.sign("/media/private/s.txt")) == (200, priv)
+
+
+def test_public_location_does_not_outrank_a_regex_on_private_files(make_site):
+    # The generic media_url location is a plain prefix, the private ones
+    # ^~: a site's regex location still cannot take a private file.
+    site = make_site(private_prefixes="private/")
+    serve_media_only_through_locations(site)
+    with open(site.nginx_conf) as f:
+        text = f.read()
+    regex = f"location ~ \\.txt$ {{ root {site.root}; }}\n        include"
+    with open(site.nginx_conf, "w") as f:
+        f.write(text.replace("include " + site.locations_file, regex + " " + site.locations_file, 1))
+    site.reload()
+    site.add_file("private/s.txt")
+    assert site.get("/media/private/s.txt")[0] == 403
+
+
+def test_serve_public_no_leaves_the_public_part_to_the_site(make_site):
+    site = make_site(private_prefixes="private/", serve_public="no")
+    serve_media_only_through_locations(site)
+    site.add_file("public/p.txt")
+    assert site.get("/media/public/p.txt")[0] == 404
+    with open(site.locations_file) as f:
+        assert "location /media/ " not in f.read()

@@ -87,6 +87,9 @@ static void assert_documented_defaults(const Config *c)
 	assert_int_equal(c->reload, RELOAD_SYSTEMD);
 	assert_string_equal(c->reload_target, "nginx.service");
 	assert_null(c->reload_command);
+	assert_true(c->serve_public);
+	assert_null(c->probe);
+	assert_true(c->probe_every == 300ULL * 1000000ULL);
 }
 
 /* Every key of DESIGN.md's Configuration section, plus [keys] mode and
@@ -107,6 +110,8 @@ static const char *const documented_keys[] = {
 	"max_url_length",   "keys_file",
 	"locations_file",   "media_root",
 	"test_command",     "reload",
+	"serve_public",     "probe",
+	"probe_every",
 };
 
 static char *make_temp_dir(void)
@@ -250,6 +255,59 @@ static void test_every_key_is_accepted_in_its_section(void **state)
 	assert_int_equal(c->reload, RELOAD_PIDFILE);
 	assert_string_equal(c->reload_target, "/run/nginx.pid");
 	assert_null(c->reload_command);
+}
+
+/* [nginx] probe: where the enforcement probes go */
+
+static void test_probe_defaults_to_base_url_over_loopback(void **state)
+{
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[links]\nbase_url = https://files.example.com\n");
+	const char *origin = NULL;
+	bool loopback = false;
+
+	assert_true(config_probe_origin(c, &origin, &loopback));
+	assert_string_equal(origin, "https://files.example.com");
+	assert_true(loopback);
+}
+
+static void test_probe_defaults_to_local_http_without_base_url(void **state)
+{
+	_cleanup_(config_freep) Config *c = config_or_fail("");
+	const char *origin = NULL;
+	bool loopback = true;
+
+	assert_true(config_probe_origin(c, &origin, &loopback));
+	assert_string_equal(origin, "http://127.0.0.1");
+	assert_false(loopback);
+}
+
+static void test_probe_is_off_with_no_and_by_default_with_reload_none(void **state)
+{
+	_cleanup_(config_freep) Config *no = config_or_fail("[nginx]\nprobe = no\n");
+	_cleanup_(config_freep) Config *none = config_or_fail("[nginx]\nreload = none\n");
+	_cleanup_(config_freep) Config *set =
+	    config_or_fail("[nginx]\nreload = none\nprobe = http://127.0.0.1:8080\n");
+	const char *origin = NULL;
+	bool loopback = true;
+
+	assert_false(config_probe_origin(no, &origin, &loopback));
+	assert_false(config_probe_origin(none, &origin, &loopback));
+	assert_true(config_probe_origin(set, &origin, &loopback));
+	assert_string_equal(origin, "http://127.0.0.1:8080");
+	assert_false(loopback);
+}
+
+static void test_probe_with_a_path_is_refused_naming_the_fix(void **state)
+{
+	_cleanup_free_ char *error = NULL;
+	Config *c = NULL;
+
+	assert_int_equal(config_load_string("[nginx]\nprobe = http://h/x\n", "t.conf", &c, &error),
+	                 -EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(error, "t.conf:2: probe:"));
+	assert_non_null(strstr(error, "has a path"));
 }
 
 /* Loading files */
@@ -1386,6 +1444,10 @@ int main(void)
 		cmocka_unit_test(test_shipped_conf_yields_exactly_the_defaults),
 		cmocka_unit_test(test_shipped_conf_sets_every_documented_key),
 		cmocka_unit_test(test_every_key_is_accepted_in_its_section),
+		cmocka_unit_test(test_probe_defaults_to_base_url_over_loopback),
+		cmocka_unit_test(test_probe_defaults_to_local_http_without_base_url),
+		cmocka_unit_test(test_probe_is_off_with_no_and_by_default_with_reload_none),
+		cmocka_unit_test(test_probe_with_a_path_is_refused_naming_the_fix),
 		cmocka_unit_test(test_load_missing_file_names_path_and_strerror),
 		cmocka_unit_test(test_load_directory_is_refused),
 		cmocka_unit_test(test_load_errors_name_the_file_without_directory),

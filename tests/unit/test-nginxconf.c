@@ -49,12 +49,27 @@ static void test_locations_private_prefixes_only(void **state)
 	assert_non_null(strstr(text, secured_private));
 	assert_non_null(strstr(text, "\nlocation ^~ /media/paid/ {\n"));
 	assert_non_null(strstr(text, "\talias /srv/media/paid/;\n"));
-	/* Only the prefixes: the rest of /media/ is not ours. */
-	assert_int_equal(count(text, "\nlocation "), 2);
+	/* The prefixes checked, the rest of /media/ served plainly (what SIGN
+	 * answers unsigned), without ^~ so the private ones keep theirs. */
+	assert_int_equal(count(text, "\nlocation "), 3);
 	assert_int_equal(count(text, "secure_link $arg_token"), 2);
+	assert_non_null(strstr(text, "\nlocation /media/ {\n\talias /srv/media/;\n}\n"));
 	assert_null(strstr(text, "location ^~ /media/ "));
 	/* No secret, not even the map's content. */
 	assert_null(strstr(text, "map "));
+}
+
+static void test_locations_serve_public_no_leaves_the_rest_to_the_site(void **state)
+{
+	_cleanup_(config_freep) Config *c =
+	    config_or_fail("[links]\nprivate_prefixes = private/\n"
+	                   "[nginx]\nmedia_root = /srv/media\nserve_public = no\n");
+	_cleanup_free_ char *text = NULL;
+	size_t size = 0;
+
+	assert_int_equal(render_locations_file(c, &text, &size), 0);
+	assert_non_null(strstr(text, secured_private));
+	assert_int_equal(count(text, "\nlocation "), 1);
 }
 
 static void test_locations_public_prefixes_only(void **state)
@@ -198,6 +213,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_locations_private_prefixes_only),
+		cmocka_unit_test(test_locations_serve_public_no_leaves_the_rest_to_the_site),
 		cmocka_unit_test(test_locations_public_prefixes_only),
 		cmocka_unit_test(test_locations_no_prefixes_secure_all_of_media_url),
 		cmocka_unit_test(test_locations_bind_ip_hashes_remote_addr),

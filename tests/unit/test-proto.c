@@ -93,9 +93,8 @@ static void test_error_and_verb_names_are_the_wire_spelling(void **state)
 		                              "bad-target",  "bad-ttl",      "ttl-too-long",
 		                              "bad-ip",      "forbidden",    "unavailable",
 		                              "internal" };
-	static const char *const verbs[] = {
-		"PING", "SIGN", "VERIFY", "ROTATE", "IMPORT", "STATUS"
-	};
+	static const char *const verbs[] = { "PING",   "SIGN",   "VERIFY", "ROTATE",
+		                             "IMPORT", "STATUS", "CHECK" };
 
 	assert_int_equal(ELEMENTSOF(errors), _PROTO_ERROR_MAX);
 	for (size_t i = 0; i < ELEMENTSOF(errors); i++)
@@ -108,6 +107,14 @@ static void test_error_and_verb_names_are_the_wire_spelling(void **state)
 	assert_null(proto_error_to_string((ProtoError)-1));
 	assert_null(verb_to_string(_VERB_MAX));
 	assert_null(verb_to_string((Verb)-1));
+}
+
+static void test_check_parses_alone_and_refuses_arguments(void **state)
+{
+	_cleanup_result_ Result *check = parse_ok("CHECK");
+
+	assert_int_equal(check->req.verb, VERB_CHECK);
+	expect_error("CHECK now", PROTO_BAD_REQUEST, "CHECK takes no arguments");
 }
 
 static void test_ping_and_status_parse(void **state)
@@ -810,6 +817,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_and_verb_names_are_the_wire_spelling),
 		cmocka_unit_test(test_ping_and_status_parse),
+		cmocka_unit_test(test_check_parses_alone_and_refuses_arguments),
 		cmocka_unit_test(test_ping_and_status_reject_arguments),
 		cmocka_unit_test(test_sign_target_only),
 		cmocka_unit_test(test_sign_absolute_url_and_raw_utf8_target),

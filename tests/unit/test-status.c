@@ -37,6 +37,9 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 		.n_signed = 7,
 		.n_errors = 2,
 		.n_rotations = 1,
+		.n_reload_failures = 3,
+		.n_probe_failures = 4,
+		.n_errors_code = { [PROTO_BAD_TARGET] = 2 },
 	};
 	char expect[128];
 
@@ -52,8 +55,14 @@ static void test_json_has_documented_fields_and_no_secret(void **state)
 	assert_non_null(strstr(
 	    json,
 	    "\"nginx\":{\"last_reload\":1700003600,\"ok\":true,\"pending\":false,\"error\":null,"
-	    "\"confirmation\":\"test-only\"}"));
-	assert_non_null(strstr(json, "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1}"));
+	    "\"confirmation\":\"test-only\",\"enforcing\":null,\"enforcing_reason\":null,"
+	    "\"probe_url\":null,\"last_probe\":null}"));
+	assert_non_null(strstr(json,
+	                       "\"counters\":{\"signed\":7,\"errors\":2,\"rotations\":1,"
+	                       "\"reload_failures\":3,\"probe_failures\":4,\"errors_by_code\":{"
+	                       "\"bad-request\":0,\"unknown-verb\":0,\"line-too-long\":0,"
+	                       "\"bad-target\":2,\"bad-ttl\":0,\"ttl-too-long\":0,\"bad-ip\":0,"
+	                       "\"forbidden\":0,\"unavailable\":0,\"internal\":0}}}"));
 	for (size_t i = 0; i < r->n_keys; i++)
 		assert_null(strstr(json, r->keys[i].secret));
 }
@@ -92,12 +101,40 @@ static void test_status_line_names_kid_and_error(void **state)
 	    line, "active key 2, next rotation 2023-11-14 22:13:20 UTC; nginx: nginx test failed");
 }
 
+static void test_fail_open_comes_first_in_json_and_line(void **state)
+{
+	_cleanup_(config_freep) Config *c = config_new();
+	_cleanup_(keyring_freep) KeyRing *r = ring_with_two_keys(c);
+	_cleanup_free_ char *json = NULL, *line = NULL;
+	StatusInfo info = {
+		.next_rotation = T0,
+		.nginx_ok = true,
+		.enforcing = -1,
+		.probe_reason = "a private path answered HTTP 404 without a token",
+		.probe_url = "https://f.example/media/private/.securelink-probe-00",
+		.last_probe = T0,
+	};
+
+	assert_int_equal(status_format_json(r, c, &info, &json), 0);
+	assert_non_null(strstr(json,
+	                       "\"enforcing\":false,\"enforcing_reason\":\"a private path "
+	                       "answered HTTP 404 without a token\",\"probe_url\":\"https:"
+	                       "//f.example/media/private/.securelink-probe-00\",\"last_probe\":"
+	                       "1700000000}"));
+	assert_int_equal(status_format_line(r, &info, &line), 0);
+	assert_string_equal(line,
+	                    "FAIL-OPEN: nginx serves private files without a token: a private "
+	                    "path answered HTTP 404 without a token "
+	                    "(https://f.example/media/private/.securelink-probe-00)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_has_documented_fields_and_no_secret),
 		cmocka_unit_test(test_json_escapes_nginx_error),
 		cmocka_unit_test(test_status_line_names_kid_and_error),
+		cmocka_unit_test(test_fail_open_comes_first_in_json_and_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
