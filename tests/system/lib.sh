@@ -3,12 +3,16 @@
 # namespaces, whose root is an overlay of the host's / with a tmpfs as its
 # writable layer (container-init), so that dpkg, apt and systemctl inside
 # change nothing of the host. Besides: check/fail and the helpers the checks
-# share. tests/system/run-package uses it; tests/system/run has the same
-# machinery inline (to be moved here once the parallel work on it is in).
+# share. Sourced by tests/system/run and tests/system/run-package.
 #
-# The sourcing script sets host_paths (what must not change on the host),
-# calls container_start, runs its checks with `check NAME FUNCTION`, ends
-# with `check ... check_poweroff` and container_summary.
+# The sourcing script sets, before sourcing:
+#   host_paths       what must not change on the host (checked by
+#                    check_poweroff)
+#   container_tools  optional: commands it needs besides the container's
+#                    own (unshare, nsenter, curl, python3, nginx)
+# then calls container_start (or container_setup, its own preparation of
+# $work, then container_boot), runs its checks with `check NAME FUNCTION`,
+# ends with `check ... check_poweroff` and container_summary.
 
 here=${here:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 
@@ -104,7 +108,6 @@ cleanup() {
 	[ -n "$work" ] && rm -rf "$work"
 }
 
-watchdog_pid=
 trap cleanup EXIT
 # fd 3 is the real stdout: a signal may arrive while a check's output is
 # redirected to its file.
@@ -113,17 +116,14 @@ trap 'echo "system: interrupted" >&3; echo "system: $passed passed, $((failed + 
 	INT TERM
 
 
-# container_start: the container, booted to securelink-test.target; $work
-# is its scratch directory on the host.
-container_start() {
-	trap cleanup EXIT
-	# fd 3 is the real stdout: a signal may arrive while a check's output
-	# is redirected to its file.
-	exec 3>&1
-	trap 'echo "system: interrupted" >&3; echo "system: $passed passed, $((failed + 1)) failed" >&3; exit 130' \
-		INT TERM
+# container_setup: everything up to the boot: the host's prerequisites, the
+# snapshot of host_paths, the scratch directory $work (with $work/mnt), the
+# watchdog and the container's cgroup $cg. Between it and container_boot
+# the script may prepare $work (tests/system/run installs the build there).
+container_setup() {
+	local tool
 
-	for tool in unshare nsenter curl python3 nginx; do
+	for tool in unshare nsenter curl python3 ${container_tools[@]+"${container_tools[@]}"} nginx; do
 		command -v "$tool" >/dev/null || die "setup: $tool is not installed"
 	done
 	[ -x /lib/systemd/systemd ] || die "setup: /lib/systemd/systemd is not installed"
@@ -149,14 +149,19 @@ container_start() {
 	watchdog_pid=$!
 
 	# The container's cgroup root: a fresh directory in the host's cgroup2
-	# hierarchy, handed to it through a cgroup namespace. systemd needs a
-	# writable cgroup2 of its own.
+	# hierarchy (/sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified
+	# on a hybrid one), handed to it through a cgroup namespace. systemd
+	# needs a writable cgroup2 of its own.
 	cgroot=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
 		/proc/self/mountinfo)
 	[ -n "$cgroot" ] || die "setup: no cgroup2 hierarchy is mounted on the host"
 	cg=$cgroot/securelink-test.$$
 	mkdir "$cg" || die "setup: cannot create the cgroup $cg"
+}
 
+# container_boot: the container, booted to securelink-test.target; $cpid is
+# its PID 1 (systemd), $upid the unshare on the host that holds it.
+container_boot() {
 	(
 		echo $BASHPID >"$cg/cgroup.procs" || exit 1
 		exec unshare --cgroup --pid --fork --kill-child --mount --mount-proc --net --uts --ipc -- \
@@ -188,6 +193,11 @@ container_start() {
 		ct journalctl -b --no-pager -p warning >&2
 		die "setup: the container's boot ended '$state', not 'running'"
 	fi
+}
+
+container_start() {
+	container_setup
+	container_boot
 }
 
 container_summary() {
