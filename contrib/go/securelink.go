@@ -192,12 +192,12 @@ type Key struct {
 // Status is the daemon's STATUS; Raw holds the whole JSON, with the fields
 // this struct does not name.
 type Status struct {
-	ActiveKid    uint32           `json:"active_kid"`
-	NextRotation int64            `json:"next_rotation"`
-	Keys         []Key            `json:"keys"`
-	Nginx        map[string]any   `json:"nginx"`
-	Counters     map[string]int64 `json:"counters"`
-	Raw          json.RawMessage  `json:"-"`
+	ActiveKid    uint32          `json:"active_kid"`
+	NextRotation int64           `json:"next_rotation"`
+	Keys         []Key           `json:"keys"`
+	Nginx        map[string]any  `json:"nginx"`
+	Counters     map[string]any  `json:"counters"`
+	Raw          json.RawMessage `json:"-"`
 }
 
 // Ping returns nil when the daemon answers.

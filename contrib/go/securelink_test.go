@@ -303,7 +303,8 @@ func TestRealErrorsCarryTheDaemonsCodesAndKeepTheConnection(t *testing.T) {
 		t.Error(err)
 	}
 	s, err := c.Status(ctx)
-	if err != nil || s.ActiveKid == 0 || len(s.Keys) == 0 || s.Counters["errors"] < 6 {
+	errors, _ := s.Counters["errors"].(float64)
+	if err != nil || s.ActiveKid == 0 || len(s.Keys) == 0 || errors < 6 {
 		t.Errorf("status %+v %v", s, err)
 	}
 }

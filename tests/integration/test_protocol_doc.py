@@ -97,7 +97,7 @@ def test_rotate_keyword_and_argument_free_verbs_match_the_parser(proto_c, doc):
     assert section(section(doc, "Verbs"), "ROTATE", level=3).startswith("\n`ROTATE [revoke]`")
     # The verbs the parser refuses arguments for are documented without any.
     bare = re.findall(r'"(\w+) takes no arguments', parse)
-    assert sorted(bare) == ["PING", "STATUS"]
+    assert {"PING", "STATUS"} <= set(bare), bare  # the pattern still finds them
     for verb in bare:
         text = section(section(doc, "Verbs"), verb, level=3)
         assert text.startswith(f"\n`{verb}` →") and "No arguments" in text, verb
