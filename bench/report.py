@@ -142,6 +142,11 @@ def main():
         target("python sign_many (100/call) / FileStorage.url()", fmt_rate(py["sign_many_100"]),
                fmt_rate(baseline_py), r, ">= 3", r >= 3,
                "package's url() reproduced on Debian's Django (not installable here)")
+    pairs = py["bare_vs_sign_pairs"]
+    r = median([b / a for a, b in pairs])
+    target("python sign() one by one / bare blocking round trip",
+           fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+           r, ">= 0.8", r >= 0.8, f"same SIGN lines; median of {len(pairs)} pairs")
     rss = s["rss"]
     r = rss["with_kib"] / (16 * 1024)
     target(f"daemon RSS, {rss['connections']} connections / 16 MiB",

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -43,6 +44,38 @@ def rate(fn, seconds):
         now = time.perf_counter()
         if now >= deadline:
             return n / (now - start)
+
+
+def paired(fn_a, fn_b, seconds, rounds=8):
+    """Rates of fn_a and fn_b measured back to back in `rounds` rounds (b
+    first every other round); returns [[a, b], ...]. The machine's load
+    drifts between seconds, a ratio within one pair barely does."""
+    pairs = []
+    for i in range(rounds):
+        if i % 2:
+            b = rate(fn_b, seconds / rounds)
+            a = rate(fn_a, seconds / rounds)
+        else:
+            a = rate(fn_a, seconds / rounds)
+            b = rate(fn_b, seconds / rounds)
+        pairs.append([a, b])
+    return pairs
+
+
+def bare_roundtrips(sock_path, lines):
+    """The least Python can do per request: a blocking sendall() and recv()
+    on a kept connection, no timeout, no parsing (issue 17's baseline)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+
+    def run():
+        for line in lines:
+            s.sendall(line)
+            data = s.recv(65536)
+            while not data.endswith(b"\n"):
+                data += s.recv(65536)
+        return len(lines)
+    return run
 
 
 def package_storage():
@@ -133,6 +166,12 @@ def main():
         result[f"sign_many_{batch}"] = rate(run, seconds)
     result["sign_one_by_one"] = rate(lambda: [client.sign(p) for p in paths[:200]] and 200,
                                      seconds / 2)
+    # sign() one by one against the bare blocking round trip of the same
+    # SIGN lines (ttl given, as the storage gives one).
+    lines = [f"SIGN {p} ttl={TTL}\n".encode() for p in paths[:200]]
+    result["bare_vs_sign_pairs"] = paired(
+        bare_roundtrips(sock, lines),
+        lambda: [client.sign(p, ttl=TTL) for p in paths[:200]] and 200, seconds)
     result["python"] = sys.version.split()[0]
     print(json.dumps(result))
 

@@ -211,6 +211,53 @@ def test_reconnect_resends_only_the_unanswered_requests(fake):
     assert d.conns[1].lines == [f"SIGN /m/{i}" for i in range(5, 10)]
 
 
+def test_half_an_answer_then_end_of_file_is_asked_again_on_a_new_connection(fake):
+    state = {"cut": False}
+
+    def handler(line):
+        if line == "SIGN /m/a" and not state["cut"]:
+            state["cut"] = True
+            return FakeDaemon.Cut("OK /m/a?token=t&exp")
+        return echo_handler(line)
+
+    d, c = fake(handler)
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert [conn.lines for conn in d.conns] == [["SIGN /m/a"], ["SIGN /m/a"]]
+
+
+def test_two_answers_to_one_request_are_a_protocol_error_and_drop_the_connection(fake):
+    d, c = fake(lambda line: "OK pong\nOK pong" if line == "PING" else echo_handler(line))
+    with pytest.raises(securelink.Error) as e:
+        c.ping()
+    assert e.value.code == "protocol"
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert len(d.conns) == 2
+
+
+def test_sign_timeout_on_the_fast_path_names_the_socket(fake):
+    d, c = fake(lambda line: FakeDaemon.HANG, timeout=0.2)
+    with pytest.raises(securelink.Error) as e:
+        c.sign("/m/a")
+    assert e.value.code == "timeout"
+    assert d.path in e.value.message and "0.2s" in e.value.message
+
+
+def test_single_calls_take_the_fast_path_without_a_selector(fake, monkeypatch):
+    # Issue 17: sign() one by one was half client overhead, a new selector
+    # with register/modify/close per call. The single calls now do a
+    # blocking send and receive; only sign_many() needs a selector.
+    d, c = fake()
+    made = []
+    real = securelink.selectors.DefaultSelector
+    monkeypatch.setattr(securelink.selectors, "DefaultSelector",
+                        lambda: made.append(1) or real())
+    assert c.ping()
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert made == []
+    assert c.sign_many(["/m/b"]) == ["/m/b?token=t&expires=1&kid=1"]
+    assert made == [1]
+
+
 # pipelining
 
 

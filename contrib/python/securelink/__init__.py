@@ -32,6 +32,7 @@ import os
 import re
 import selectors
 import socket as _socket
+import struct
 import threading
 import weakref
 
@@ -249,7 +250,12 @@ class Client:
     # the exchange
 
     def _one(self, line):
-        ((ok, rest),) = self._exchange([line])
+        """One request, one answer: the fast path of sign() and the other
+        single calls. A blocking sendall() and recv() on the kept connection,
+        two system calls when the answer comes in one piece; the kernel's
+        SO_SNDTIMEO/SO_RCVTIMEO give the same "no progress for timeout
+        seconds" as _pump()'s poll, without a selector per call."""
+        ok, rest = self._call(lambda: self._roundtrip(line))
         if not ok:
             raise Error(*rest)
         return rest
@@ -257,18 +263,22 @@ class Client:
     def _exchange(self, lines):
         """Sends lines (each ending in LF) and returns one (ok, rest) per
         line, in order: rest is the text after "OK ", or (code, message) for
-        an ERR answer. A broken connection is reopened once per call and the
-        unanswered requests are sent again: every request this class makes
-        (PING, SIGN, VERIFY, STATUS) is idempotent, so a request the daemon
-        got before the break does no harm when repeated."""
+        an ERR answer."""
         answers = []
+        return self._call(lambda: self._pump(lines, len(answers), answers) or answers)
+
+    def _call(self, attempt):
+        """Runs attempt() on the connection, under the lock. A broken
+        connection is reopened once per call and attempt() runs again, for
+        the requests still unanswered: every request this class makes (PING,
+        SIGN, VERIFY, STATUS) is idempotent, so a request the daemon got
+        before the break does no harm when repeated."""
         with self._lock:
             retried = False
             while True:
                 self._connect()
                 try:
-                    self._pump(lines, len(answers), answers)
-                    return answers
+                    return attempt()
                 except _Broken as e:
                     self._close()
                     if retried:
@@ -289,7 +299,14 @@ class Client:
         try:
             s.settimeout(self.timeout)
             s.connect(self.socket)
-            s.setblocking(False)
+            # Blocking from here on, bounded by the kernel's timeouts:
+            # _roundtrip() waits in send()/recv() themselves, _pump() passes
+            # MSG_DONTWAIT and waits in its selector.
+            s.settimeout(None)
+            if self.timeout is not None:
+                tv = _timeval(self.timeout)
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, tv)
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, tv)
         except _socket.timeout:
             s.close()
             raise Error("unreachable", f"cannot connect to {self.socket}: timed out after "
@@ -330,12 +347,11 @@ class Client:
                     mask = m
                 events = sel.select(self.timeout)
                 if not events:
-                    raise Error("timeout", f"securelinkd at {self.socket} did not answer "
-                                f"within {self.timeout}s ({len(answers)} of {want} answers)")
+                    raise self._timeout(len(answers), want)
                 ev = events[0][1]
                 if ev & selectors.EVENT_WRITE and out:
                     try:
-                        n = sock.send(out)
+                        n = sock.send(out, _socket.MSG_DONTWAIT)
                     except (BlockingIOError, InterruptedError):
                         n = 0
                     except (BrokenPipeError, ConnectionResetError) as e:
@@ -345,7 +361,7 @@ class Client:
                     del out[:n]
                 if ev & selectors.EVENT_READ:
                     try:
-                        data = sock.recv(_CHUNK)
+                        data = sock.recv(_CHUNK, _socket.MSG_DONTWAIT)
                     except (BlockingIOError, InterruptedError):
                         continue
                     except ConnectionResetError as e:
@@ -368,6 +384,47 @@ class Client:
                         answers.append(_parse_answer(raw))
         finally:
             sel.close()
+
+    def _roundtrip(self, line):
+        """Sends one request line and returns its (ok, rest)."""
+        sock = self._sock
+        write_failed = None
+        try:
+            sock.sendall(line)
+        except BlockingIOError:  # SO_SNDTIMEO: the daemon stopped reading
+            raise self._timeout(0, 1) from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The daemon hung up; what it said before (a refusal at
+            # max_connections) is still to be read.
+            write_failed = e.strerror
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(_CHUNK)
+            except BlockingIOError:  # SO_RCVTIMEO
+                raise self._timeout(0, 1) from None
+            except ConnectionResetError as e:
+                raise _Broken(e.strerror) from None
+            if not data:
+                # Also half an answer: the request goes again on a new
+                # connection.
+                raise _Broken(write_failed or "end of file")
+            buf += data
+            if data.endswith(b"\n"):
+                break
+            if b"\n" in data:
+                raise Error("protocol", "securelinkd sent more than one answer to one request")
+            if len(buf) > _ANSWER_MAX:
+                raise Error("protocol", f"securelinkd sent more than {_ANSWER_MAX}"
+                            " bytes without ending the answer line")
+        raw = buf[:-1]
+        if b"\n" in raw:
+            raise Error("protocol", "securelinkd sent more than one answer to one request")
+        return _parse_answer(raw)
+
+    def _timeout(self, got, want):
+        return Error("timeout", f"securelinkd at {self.socket} did not answer "
+                     f"within {self.timeout}s ({got} of {want} answers)")
 
     def _refused(self, answers, start):
         """At the end of a connection: when its only answer was an ERR while
@@ -395,6 +452,13 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _timeval(seconds):
+    """struct timeval for SO_SNDTIMEO/SO_RCVTIMEO; 0 there means "never",
+    so a zero timeout becomes the shortest one instead."""
+    usec = max(1, int(seconds * 1_000_000))
+    return struct.pack("@ll", usec // 1_000_000, usec % 1_000_000)
 
 
 def _parse_answer(raw):
