@@ -197,6 +197,24 @@ static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const ch
 	return 0;
 }
 
+/* The latest expires a rounded link may get: at most max_link_ttl from now
+ * (limit), and before the signing key is dropped from nginx (a key being
+ * retired) or, in fleet mode, before its epoch's deadline. */
+static int64_t expires_limit(Manager *m, const Key *active, int64_t limit)
+{
+	usec_t until = USEC_INFINITY;
+
+	if (active && active->drop_after != 0)
+		until = active->drop_after;
+	if (manager_derived(m) && active && derive_epoch_deadline(m->config, active->kid) < until)
+		until = derive_epoch_deadline(m->config, active->kid);
+	/* nginx serves a link until its expires second has passed: it must
+	 * end strictly before the key goes. */
+	if (until != USEC_INFINITY && (int64_t)(until / USEC_PER_SEC) - 1 < limit)
+		limit = (int64_t)(until / USEC_PER_SEC) - 1;
+	return limit;
+}
+
 /* Formats the answer to SIGN into buf (without LF, NUL-terminated): "OK " and
  * the link, or the error. Returns its length. */
 static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
@@ -254,6 +272,13 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 		    "status)";
 		goto fail;
 	}
+
+	/* An explicit expires= is the caller's exact time: only lifetimes are
+	 * rounded to the window. */
+	if (cfg->expires_granularity > 0 && !req->has_expires)
+		expires =
+		    link_expires_round(expires, (int64_t)(cfg->expires_granularity / USEC_PER_SEC),
+		                       expires_limit(m, active, now + max_ttl));
 
 	/* Straight into the answer: this is the hot path of every SIGN. */
 	assert(size > STRLEN("OK "));
