@@ -29,6 +29,18 @@ private. Settings of django-nginx-secure-links:
         token_param / expires_param name the query parameters.
 
 url(name, lifetime=None): lifetime in seconds; None means the default above.
+pre_sign_url(url, seconds=None): the same for a URL already made from a name
+(MEDIA_URL + path), as in django-nginx-secure-links; a public one comes back
+unsigned (securelinkd's plain link: base_url and the canonical path).
+
+Management commands, with "securelink.django" in INSTALLED_APPS, named as
+django-nginx-secure-links names them:
+  manage.py secure_links_gen_signed URL [--seconds N]   signs URL through
+        securelinkd (pre_sign_url() of the default storage)
+  manage.py secure_links_nginx_location [--config FILE]  prints what
+        `securelinkctl nginx-config` prints: the include lines and the
+        location blocks (setting SECURELINK_CONFIG, default
+        /etc/securelink/securelinkd.conf; SECURELINK_CTL names the program)
 lifetime=0 (a link that never expires) cannot be had: nginx's secure_link
 refuses links without an expiry time, so it raises ValueError, as a negative
 lifetime does.
@@ -44,7 +56,8 @@ SILENCED_SYSTEM_CHECKS = ["securelink.E001"].
 import warnings
 
 import django
-from django.apps import apps
+# Not "apps": the submodule securelink.django.apps would replace that name.
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -125,6 +138,19 @@ class SecureLinkStorage(FileSystemStorage):
         return None
 
     def url(self, name, lifetime=None):
+        # base_url + filepath_to_uri(name): spaces and other unsafe bytes
+        # percent-encoded, as Django's own storages do; securelinkd hashes
+        # the decoded path, which is what nginx checks.
+        return self._sign(super().url(name), lifetime)
+
+    def pre_sign_url(self, url, seconds=None):
+        """django-nginx-secure-links' FileStorage.pre_sign_url(): url is a
+        URL as url() makes it (MEDIA_URL + the file's path); returns it
+        signed for `seconds` (None: the default lifetime), or unsigned when
+        it is public."""
+        return self._sign(url, seconds)
+
+    def _sign(self, url, lifetime):
         if lifetime is None:
             ttl = self.expires_seconds
         elif lifetime <= 0:
@@ -134,10 +160,6 @@ class SecureLinkStorage(FileSystemStorage):
             )
         else:
             ttl = int(lifetime)
-        # base_url + filepath_to_uri(name): spaces and other unsafe bytes
-        # percent-encoded, as Django's own storages do; securelinkd hashes
-        # the decoded path, which is what nginx checks.
-        url = super().url(name)
         app_says_private = self._app_says_private(url)
         signed = self.client.sign(url, ttl=ttl)
         if "?" not in signed and app_says_private:
@@ -179,7 +201,7 @@ def _storage_fix():
 def check_default_storage(app_configs=None, **kwargs):
     """securelink.E001: securelink is configured but the default storage
     does not sign."""
-    wanted = apps.is_installed("securelink.django") or any(
+    wanted = django_apps.is_installed("securelink.django") or any(
         name.startswith(("SECURE_LINK_", "SECURELINK_")) for name in dir(settings))
     if not wanted:
         return []
