@@ -147,6 +147,18 @@ def main():
     target("python sign() one by one / bare blocking round trip",
            fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
            r, ">= 0.8", r >= 0.8, f"same SIGN lines; median of {len(pairs)} pairs")
+    if "storage_cold_pairs" in py:
+        pairs = py["storage_cold_pairs"]
+        r = median([b / a for a, b in pairs])
+        target("SecureLinkStorage.url() cold / bare blocking round trip",
+               fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+               r, ">= 0.8", r >= 0.8, f"every name new; median of {len(pairs)} pairs")
+        pairs = py["storage_warm_pairs"]
+        r = median([b / a for a, b in pairs])
+        target("SecureLinkStorage.url() warm / FileStorage.url()",
+               fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+               r, ">= 5", r >= 5,
+               f"100 names x 100 renders in one window; median of {len(pairs)} pairs")
     rss = s["rss"]
     r = rss["with_kib"] / (16 * 1024)
     target(f"daemon RSS, {rss['connections']} connections / 16 MiB",

@@ -164,16 +164,66 @@ def main():
                 n += len(client.sign_many(c))
             return n
         result[f"sign_many_{batch}"] = rate(run, seconds)
-    result["sign_one_by_one"] = rate(lambda: [client.sign(p) for p in paths[:200]] and 200,
+    # One by one without the cache: the fast path itself (the daemon here
+    # rounds expiry times, so a caching client would answer from memory).
+    plain = securelink.Client(socket=sock, cache=False)
+    result["sign_one_by_one"] = rate(lambda: [plain.sign(p) for p in paths[:200]] and 200,
                                      seconds / 2)
     # sign() one by one against the bare blocking round trip of the same
     # SIGN lines (ttl given, as the storage gives one).
     lines = [f"SIGN {p} ttl={TTL}\n".encode() for p in paths[:200]]
+    bare = bare_roundtrips(sock, lines)
     result["bare_vs_sign_pairs"] = paired(
-        bare_roundtrips(sock, lines),
-        lambda: [client.sign(p, ttl=TTL) for p in paths[:200]] and 200, seconds)
+        bare, lambda: [plain.sign(p, ttl=TTL) for p in paths[:200]] and 200, seconds)
+    if storage is not None:
+        storage_benchmarks(result, sock, bare, seconds)
     result["python"] = sys.version.split()[0]
     print(json.dumps(result))
+
+
+def storage_benchmarks(result, sock, bare, seconds):
+    """SecureLinkStorage.url() (issue 17): cold, every name new, against the
+    bare round trip; warm, a page of 100 names rendered 100 times within one
+    window, against the package's FileStorage.url() on the same names."""
+    from securelink.django import SecureLinkStorage
+    ours = SecureLinkStorage(socket=sock, expires_seconds=TTL)
+    theirs = package_storage()
+    counter = iter(range(10 ** 12))
+
+    def cold():
+        for _ in range(200):
+            ours.url(f"private/cold/{next(counter)}.pdf")
+        return 200
+    result["storage_cold_pairs"] = paired(bare, cold, seconds)
+    page = NAMES[:100]
+
+    def warm_ours():
+        for _ in range(100):
+            for n in page:
+                ours.url(n)
+        return 100 * len(page)
+
+    def warm_theirs():
+        for _ in range(100):
+            for n in page:
+                theirs.url(n)
+        return 100 * len(page)
+    ours.url(page[0])
+    assert ours.client._gen is not None, "the bench daemon must set expires_granularity"
+    result["storage_warm_pairs"] = paired(warm_theirs, warm_ours, seconds)
+    # Per-call cost against the share of hits: a page of 100 names of
+    # which k are new each time.
+    curve = []
+    for k in (0, 10, 25, 50, 75, 90, 100):
+        def mixed(k=k):
+            for n in page[k:]:
+                ours.url(n)
+            for _ in range(k):
+                ours.url(f"private/mixed/{next(counter)}.pdf")
+            return len(page)
+        r = rate(mixed, seconds / 7)
+        curve.append({"hit_share": (100 - k) / 100, "us_per_call": 1e6 / r})
+    result["storage_hit_curve"] = curve
 
 
 def PackageFileStorage_token(url, expires):

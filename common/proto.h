@@ -23,6 +23,7 @@ typedef enum Verb {
 	VERB_ROTATE,
 	VERB_IMPORT,
 	VERB_STATUS,
+	VERB_CACHE,
 	_VERB_MAX,
 } Verb;
 

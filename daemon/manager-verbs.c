@@ -310,6 +310,30 @@ static void handle_sign(Manager *m, Conn *c, const Request *req, const char *lin
 	conn_reply_len(c, buf, sign_reply(m, req, buf, sizeof(buf)));
 }
 
+/* CACHE: whether clients may cache links (expires_granularity set) and, if
+ * so, the page they check before each hit, passed with the answer. */
+static void handle_cache(Manager *m, Conn *c)
+{
+	const Config *cfg = m->config;
+	char line[256];
+	int r;
+
+	if (cfg->expires_granularity == 0 || m->cache_page.ro_fd < 0) {
+		conn_reply(c, "OK granularity=0");
+		return;
+	}
+	snprintf(line, sizeof(line),
+	         "OK granularity=%" PRIu64 " default_ttl=%" PRIu64 " expires_param=%s",
+	         cfg->expires_granularity / USEC_PER_SEC, cfg->default_link_ttl / USEC_PER_SEC,
+	         m->signing_config->expires_param);
+	r = conn_reply_fd(c, line, m->cache_page.ro_fd);
+	if (r == -EBUSY)
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "CACHE must wait for the answers before it (send it first)");
+	else if (r < 0)
+		reply_error(m, c, PROTO_UNAVAILABLE, "cannot pass the cache page now (try again)");
+}
+
 static void handle_verify(Manager *m, Conn *c, const Request *req)
 {
 	static const char *const verdicts[_LINK_VERDICT_MAX] = {
@@ -592,6 +616,9 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 		break;
 	case VERB_STATUS:
 		handle_status(m, c);
+		break;
+	case VERB_CACHE:
+		handle_cache(m, c);
 		break;
 	case VERB_ROTATE:
 	case VERB_IMPORT:

@@ -39,7 +39,7 @@ def fake(tmpdir_short):
     def make(handler=echo_handler, timeout=5.0):
         d = FakeDaemon(os.path.join(tmpdir_short, "fake.sock"), handler)
         made.append(d)
-        c = securelink.Client(socket=d.path, timeout=timeout)
+        c = securelink.Client(socket=d.path, timeout=timeout, cache=False)
         made.append(c)
         return d, c
 
@@ -381,7 +381,10 @@ def django_settings(tmpdir_short):
 
 def storage(**kwargs):
     from securelink.django import SecureLinkStorage
-    return SecureLinkStorage(location=tempfile.gettempdir(), base_url="/media/", **kwargs)
+    # The fake daemon's lines are compared: no CACHE among them.
+    kwargs.setdefault("cache", False)
+    kwargs.setdefault("base_url", "/media/")
+    return SecureLinkStorage(location=tempfile.gettempdir(), **kwargs)
 
 
 def test_django_url_signs_media_url_plus_encoded_name_with_one_client(fake, django_settings):
@@ -576,3 +579,18 @@ def test_real_too_many_connections_raises_the_daemons_reason():
         errors = close_daemon(d)
         if errors:
             raise errors[0]
+
+
+@pytest.mark.parametrize("base_url", ["/media/", "https://cdn.example/media/", "//cdn.example/m/",
+                                      "/media/./x/", "/media", "/media//x/"])
+def test_django_unsigned_url_is_filesystemstorages(django_settings, base_url):
+    # The storage builds base_url + the encoded name itself where urljoin()
+    # could only concatenate; Django's own FileSystemStorage.url() is the
+    # answer for every name, also where it resolves segments.
+    from django.core.files.storage import FileSystemStorage
+    names = ["a.pdf", "private/a b.pdf", "/lead.pdf", "x/../y.pdf", "./z.pdf", ".hidden",
+             "d/.e/f", "ü #?%.pdf", "a:b.pdf", "a//b.pdf", "", "a\\b.pdf"]
+    ours = storage(base_url=base_url)
+    theirs = FileSystemStorage(location=tempfile.gettempdir(), base_url=base_url)
+    for n in names:
+        assert ours._unsigned_url(n) == theirs.url(n), (base_url, n)

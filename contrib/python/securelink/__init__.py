@@ -25,15 +25,18 @@ in one call), "timeout" (no progress for `timeout` seconds), "protocol" (an
 answer that makes no sense), "line-too-long" (refused before sending).
 """
 
+import array
 import dataclasses
 import errno as _errno
 import json
+import mmap
 import os
 import re
 import selectors
 import socket as _socket
 import struct
 import threading
+import time
 import weakref
 
 __all__ = ["Client", "Error", "Verdict", "DEFAULT_SOCKET"]
@@ -53,6 +56,15 @@ _CHUNK = 64 * 1024
 
 # Longest answer line accepted (STATUS lists every key, still far below).
 _ANSWER_MAX = 1 << 20
+
+# The link cache (docs/client-cache.md): at most this many links; when full
+# it starts over (a page of links is re-signed once, nothing breaks).
+_CACHE_MAX = 65536
+# The page securelinkd passes with its answer to CACHE: a magic, then the
+# generation as a native 64-bit integer.
+_PAGE_MAGIC = b"SLCACHE1"
+_PAGE_SIZE = 4096
+_time = time.time
 
 # Bytes that cannot travel raw in a target: the protocol separates fields by
 # one space and lines by LF, and forbids control bytes.
@@ -166,13 +178,31 @@ class Client:
 
     Safe to share between threads (calls are serialised) and across fork():
     a child process opens its own connection.
+
+    cache: when securelinkd rounds expiry times ([links] expires_granularity)
+    sign() answers a path it signed before in this window from memory,
+    without a system call, as long as the link still has the lifetime asked
+    for and securelinkd has not invalidated it (a revoke, a reload): see
+    docs/client-cache.md. False: every sign() asks the daemon.
     """
 
-    def __init__(self, socket=None, timeout=5.0):
+    def __init__(self, socket=None, timeout=5.0, cache=True):
         self.socket = socket or os.environ.get("SECURELINK_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
         self._sock = None
         self._lock = threading.Lock()
+        self._cache_wanted = cache
+        # key -> (url, expires, generation it was asked under)
+        self._cache = {}
+        # The generation: [1] of a memoryview over securelinkd's page, or
+        # None while there is no page (no cache).
+        self._gen = None
+        self._default_ttl = None
+        self._expires_param = None
+        self._asked_cache = False  # CACHE sent on the current connection
+        # The ERR CACHE got on this connection: if the connection then ends,
+        # it was securelinkd refusing it (max_connections), see _refused().
+        self._cache_refusal = None
         _clients.add(self)
 
     def __repr__(self):
@@ -205,7 +235,50 @@ class Client:
         expires: a unix time; ip: bind the link to a client address (needed
         when the daemon has bind_ip = yes). A path outside the private
         prefixes comes back as a plain, canonical URL."""
-        return self._one(_sign_line(path, ttl=ttl, expires=expires, ip=ip))
+        if expires is not None or not self._cache_wanted:
+            return self._one(_sign_line(path, ttl=ttl, expires=expires, ip=ip))
+        key = (path, ttl, ip)
+        return self._cached(key, ttl) or self._sign_keyed(key, path, ttl, ip)
+
+    def _cached(self, key, ttl):
+        """The link cached under key if it may still be handed out, else
+        None: a dict lookup, a read of the page's generation and the clock,
+        no system call."""
+        gen = self._gen
+        if gen is not None:
+            hit = self._cache.get(key)
+            if (hit is not None and hit[2] == gen[1]
+                    and _time() + (ttl or self._default_ttl) <= hit[1]):
+                return hit[0]
+        return None
+
+    def _sign_keyed(self, key, path, ttl, ip=None, check=None):
+        """Signs path and caches the link under key (when the daemon
+        allows caching); check(url), if given, may refuse the answer
+        (raise) before it is cached."""
+        line = _sign_line(path, ttl=ttl, ip=ip)
+
+        def attempt():
+            if self._cache_wanted and not self._asked_cache:
+                self._ask_cache()
+            # Read before asking: a raise after this makes the answer
+            # stale, one before it is already counted in.
+            g = self._gen
+            seen = g[1] if g is not None else None
+            return self._roundtrip(line), seen
+
+        (ok, rest), seen = self._call(attempt)
+        if not ok:
+            raise Error(*rest)
+        if check is not None:
+            check(rest)
+        if seen is not None:
+            expires = _expires_of(rest, self._expires_param)
+            if expires is not None:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[key] = (rest, expires, seen)
+        return rest
 
     def sign_many(self, paths, ttl=None):
         """Signs every path with one pipelined exchange; returns the URLs in
@@ -318,6 +391,8 @@ class Client:
         self._sock = s
 
     def _close(self):
+        self._asked_cache = False
+        self._cache_refusal = None
         s, self._sock = self._sock, None
         if s is not None:
             s.close()
@@ -406,6 +481,10 @@ class Client:
             except ConnectionResetError as e:
                 raise _Broken(e.strerror) from None
             if not data:
+                if self._cache_refusal is not None and not buf:
+                    code, message = self._cache_refusal
+                    raise Error(code, f"securelinkd at {self.socket} refused the connection: "
+                                f"{message}")
                 # Also half an answer: the request goes again on a new
                 # connection.
                 raise _Broken(write_failed or "end of file")
@@ -421,6 +500,65 @@ class Client:
         if b"\n" in raw:
             raise Error("protocol", "securelinkd sent more than one answer to one request")
         return _parse_answer(raw)
+
+    def _ask_cache(self):
+        """CACHE, once per connection: whether securelinkd rounds expiry
+        times, and its page (SCM_RIGHTS) if so. A daemon without CACHE
+        (unknown-verb) or without a granularity: no cache."""
+        sock = self._sock
+        self._asked_cache = True
+        write_failed = None
+        try:
+            sock.sendall(b"CACHE\n")
+        except BlockingIOError:
+            raise self._timeout(0, 1) from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # What securelinkd said before hanging up is still to be read.
+            write_failed = e.strerror
+        buf = b""
+        fds = []
+        try:
+            while not buf.endswith(b"\n"):
+                try:
+                    data, anc, _, _ = sock.recvmsg(_CHUNK, _socket.CMSG_SPACE(
+                        array.array("i").itemsize))
+                except BlockingIOError:
+                    raise self._timeout(0, 1) from None
+                except ConnectionResetError as e:
+                    raise _Broken(e.strerror) from None
+                for level, kind, payload in anc:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        a = array.array("i")
+                        a.frombytes(payload[:len(payload) - len(payload) % a.itemsize])
+                        fds += a
+                if not data:
+                    raise _Broken(write_failed or "end of file")
+                buf += data
+                if len(buf) > _ANSWER_MAX or buf.count(b"\n") > 1:
+                    raise Error("protocol", "securelinkd sent more than one answer to CACHE")
+            ok, rest = _parse_answer(buf[:-1])
+            if not ok:
+                self._cache_refusal = rest
+            fields = dict(kv.partition("=")[::2] for kv in rest.split()) if ok else {}
+            try:
+                granularity = int(fields.get("granularity", "0"))
+                default_ttl = int(fields.get("default_ttl", "0"))
+            except ValueError:
+                raise Error("protocol", f"unexpected answer to CACHE: {rest[:80]!r}") from None
+            if granularity <= 0 or default_ttl <= 0 or not fds or not fields.get("expires_param"):
+                self._gen = None
+                self._cache.clear()
+                return
+            page = mmap.mmap(fds[0], _PAGE_SIZE, mmap.MAP_SHARED, mmap.PROT_READ)
+            if page[:8] != _PAGE_MAGIC:
+                raise Error("protocol", "the page securelinkd passed with CACHE is not "
+                            "its cache page")
+            self._default_ttl = default_ttl
+            self._expires_param = fields["expires_param"]
+            self._gen = memoryview(page).cast("Q")
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _timeout(self, got, want):
         return Error("timeout", f"securelinkd at {self.socket} did not answer "
@@ -452,6 +590,21 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _expires_of(url, param):
+    """The expires parameter of a signed link, or None (a public link)."""
+    _, sep, query = url.partition("?")
+    if not sep:
+        return None
+    want = param + "="
+    for kv in query.split("&"):
+        if kv.startswith(want):
+            try:
+                return int(kv[len(want):])
+            except ValueError:
+                return None
+    return None
 
 
 def _timeval(seconds):

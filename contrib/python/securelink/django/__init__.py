@@ -62,6 +62,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
+from django.utils.encoding import filepath_to_uri
 from django.utils.module_loading import import_string
 
 from securelink import Client
@@ -73,6 +74,7 @@ class SecureLinkStorage(FileSystemStorage):
         *args,
         socket=None,
         timeout=5.0,
+        cache=True,
         expires_seconds=None,
         private_prefixes=None,
         public_prefixes=None,
@@ -84,6 +86,7 @@ class SecureLinkStorage(FileSystemStorage):
         super().__init__(*args, **kwargs)
         self._socket = socket
         self._timeout = timeout
+        self._cache = cache
         self._expires_seconds = expires_seconds
         self._private_prefixes = private_prefixes
         self._public_prefixes = public_prefixes
@@ -103,7 +106,7 @@ class SecureLinkStorage(FileSystemStorage):
         """One Client per storage, connected on first use and kept."""
         if self._client is None:
             socket = self._socket or getattr(settings, "SECURELINK_SOCKET", None)
-            self._client = Client(socket=socket, timeout=self._timeout)
+            self._client = Client(socket=socket, timeout=self._timeout, cache=self._cache)
         return self._client
 
     @property
@@ -138,38 +141,65 @@ class SecureLinkStorage(FileSystemStorage):
         return None
 
     def url(self, name, lifetime=None):
-        # base_url + filepath_to_uri(name): spaces and other unsafe bytes
-        # percent-encoded, as Django's own storages do; securelinkd hashes
-        # the decoded path, which is what nginx checks.
-        return self._sign(super().url(name), lifetime)
+        ttl = self.expires_seconds if lifetime is None else self._ttl(lifetime)
+        client = self.client
+        # Keyed by the name: a hit skips Django's url() as well.
+        key = (id(self), self.base_url, name, ttl)
+        hit = client._cached(key, ttl)
+        if hit is not None:
+            return hit
+        return self._sign(key, self._unsigned_url(name), ttl)
+
+    def _unsigned_url(self, name):
+        """FileSystemStorage.url(name): base_url + filepath_to_uri(name),
+        spaces and other unsafe bytes percent-encoded as Django's own
+        storages do (securelinkd hashes the decoded path, which is what
+        nginx checks). Its urljoin() costs as much as the rest of a miss;
+        where it can only concatenate (a base ending in '/', no '.', '..' or
+        empty segment to resolve; filepath_to_uri() leaves no ':', '?' or '#'),
+        the same string is made directly."""
+        base = self.base_url
+        if (base is not None and base.endswith("/") and "/." not in base
+                and "//" not in base.split("://", 1)[-1].lstrip("/")):
+            url = filepath_to_uri(name)
+            if url is not None:
+                url = url.lstrip("/")
+                # urljoin() resolves dot segments and empty ones.
+                if "/." not in "/" + url and "//" not in url:
+                    return base + url
+        return super().url(name)
 
     def pre_sign_url(self, url, seconds=None):
         """django-nginx-secure-links' FileStorage.pre_sign_url(): url is a
         URL as url() makes it (MEDIA_URL + the file's path); returns it
         signed for `seconds` (None: the default lifetime), or unsigned when
         it is public."""
-        return self._sign(url, seconds)
+        ttl = self.expires_seconds if seconds is None else self._ttl(seconds)
+        key = (id(self), None, url, ttl)
+        return self.client._cached(key, ttl) or self._sign(key, url, ttl)
 
-    def _sign(self, url, lifetime):
-        if lifetime is None:
-            ttl = self.expires_seconds
-        elif lifetime <= 0:
+    @staticmethod
+    def _ttl(lifetime):
+        if lifetime <= 0:
             raise ValueError(
                 "The value of `lifetime` should be positive: nginx's secure_link "
                 "refuses links that never expire"
             )
-        else:
-            ttl = int(lifetime)
-        app_says_private = self._app_says_private(url)
-        signed = self.client.sign(url, ttl=ttl)
-        if "?" not in signed and app_says_private:
-            raise ImproperlyConfigured(
-                f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
-                "but securelinkd signs it as public, so nginx would serve it to anyone: "
-                "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
-                "to match the settings"
-            )
-        return signed
+        return int(lifetime)
+
+    def _sign(self, key, url, ttl):
+        self._prefixes()  # both settings given: ImproperlyConfigured, as before
+
+        def check(signed):
+            # Only an unsigned answer can contradict the settings.
+            if "?" not in signed and self._app_says_private(url):
+                raise ImproperlyConfigured(
+                    f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
+                    "but securelinkd signs it as public, so nginx would serve it to anyone: "
+                    "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
+                    "to match the settings"
+                )
+        return self.client._sign_keyed(key, url, ttl, check=check)
 
 
 _PATH = "securelink.django.SecureLinkStorage"
