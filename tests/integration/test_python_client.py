@@ -594,3 +594,27 @@ def test_django_unsigned_url_is_filesystemstorages(django_settings, base_url):
     theirs = FileSystemStorage(location=tempfile.gettempdir(), base_url=base_url)
     for n in names:
         assert ours._unsigned_url(n) == theirs.url(n), (base_url, n)
+
+
+@pytest.mark.parametrize("url,param,expected", [
+    ("/m/a?token=t&expires=17&kid=1", "expires", 17),
+    ("/m/a?e=17&token=t", "e", 17),
+    ("/m/a?token=t&kid=1&e=9", "e", 9),
+    ("/m/a?xe=3&token=t", "e", None),
+    ("/m/a", "expires", None),
+    ("/m/a?expires=x", "expires", None),
+])
+def test_expires_of_reads_the_daemons_parameter(url, param, expected):
+    assert securelink._expires_of(url, param) == expected
+
+
+def test_django_prefix_settings_are_read_again_when_overridden(fake, django_settings):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+    d, _ = fake()
+    s = storage(socket=d.path)
+    assert s.url("a/x").startswith("/media/a/x?")
+    with override_settings(SECURE_LINK_PRIVATE_PREFIXES=["a/"], SECURE_LINK_PUBLIC_PREFIXES=["b/"]):
+        with pytest.raises(ImproperlyConfigured):
+            s.url("a/y")
+    assert s.url("a/z").startswith("/media/a/z?")

@@ -594,14 +594,16 @@ if hasattr(os, "register_at_fork"):
 
 def _expires_of(url, param):
     """The expires parameter of a signed link, or None (a public link)."""
-    _, sep, query = url.partition("?")
-    if not sep:
+    q = url.find("?")
+    if q < 0:
         return None
-    want = param + "="
-    for kv in query.split("&"):
-        if kv.startswith(want):
+    for lead in ("?", "&"):
+        i = url.find(lead + param + "=", q)
+        if i >= 0:
+            i += len(param) + 2
+            j = url.find("&", i)
             try:
-                return int(kv[len(want):])
+                return int(url[i:] if j < 0 else url[i:j])
             except ValueError:
                 return None
     return None

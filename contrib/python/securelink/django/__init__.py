@@ -63,6 +63,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.utils.encoding import filepath_to_uri
+from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
 from securelink import Client
@@ -116,6 +117,13 @@ class SecureLinkStorage(FileSystemStorage):
         return getattr(settings, "SECURE_LINK_EXPIRATION_SECONDS", None)
 
     def _prefixes(self):
+        return self._prefix_settings
+
+    @cached_property
+    def _prefix_settings(self):
+        # Cached as Django caches base_url: a miss would otherwise pay two
+        # lookups of absent settings; _clear_cached_properties() forgets it
+        # when a test overrides one.
         private = self._private_prefixes
         if private is None:
             private = getattr(settings, "SECURE_LINK_PRIVATE_PREFIXES", None) or []
@@ -128,6 +136,11 @@ class SecureLinkStorage(FileSystemStorage):
                 "should be specified, not both"
             )
         return list(private), list(public)
+
+    def _clear_cached_properties(self, setting, **kwargs):
+        super()._clear_cached_properties(setting, **kwargs)
+        if setting.startswith("SECURE_LINK_"):
+            self.__dict__.pop("_prefix_settings", None)
 
     def _app_says_private(self, url):
         """None when neither prefix setting is given (securelinkd alone
