@@ -193,3 +193,76 @@ def test_django_storage_serves_from_the_cache_and_drops_it_at_a_revoke(make_daem
     again = [s.url(n) for n in names]
     assert not [u for u in again if int(kid_of(u)) in revoked]
     assert d.status_of(again[0] if "://" in again[0] else d.base_url + again[0]) == 200
+
+
+# libsecurelink-client: the same cache, driven through a small program
+
+
+class CTool:
+    """tests/integration/client-cache-tool.c over one connection."""
+
+    def __init__(self, d):
+        from daemonsite import build_dir
+        import subprocess
+        path = os.path.join(build_dir(), "tests", "integration", "securelink-client-cache-tool")
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"{path} is missing: ninja -C BUILD")
+        self.p = subprocess.Popen([path, d.socket], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+
+    def ask(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        answer = self.p.stdout.readline().strip()
+        assert answer, f"no answer to {line!r}"
+        return answer
+
+    def sign(self, path, ttl=60):
+        url = self.ask(f"sign {path} {ttl}")
+        assert url.startswith("http"), url
+        return url
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(30)
+
+
+def test_c_library_caches_only_when_the_daemon_rounds(make_daemon):
+    d = site(make_daemon, {})
+    t = CTool(d)
+    try:
+        assert t.ask("cache") == "0"
+        t.sign(PATHS[0])
+        n = signed_count(d)
+        t.sign(PATHS[0])
+        assert signed_count(d) == n + 1
+    finally:
+        t.close()
+
+
+def test_c_library_cache_hits_from_memory_forks_and_drops_revoked_links(make_daemon):
+    d = site(make_daemon)
+    t = CTool(d)
+    try:
+        assert t.ask("cache") == "1"
+        first = t.sign(PATHS[0])
+        n = signed_count(d)
+        d.proc.send_signal(signal.SIGSTOP)  # only a hit can answer now
+        try:
+            assert t.sign(PATHS[0]) == first
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        assert signed_count(d) == n
+        assert d.status_of(first) == 200
+        # The child has the parent's cache and page.
+        assert t.ask("fork") == "forked"
+        assert t.sign(PATHS[0]) == first
+        assert signed_count(d) == n
+        revoked = revoke(d)
+        url = t.sign(PATHS[0])
+        assert int(kid_of(url)) not in revoked
+        assert d.status_of(url) == 200
+        assert d.status_of(first) == 403
+        assert signed_count(d) == n + 1
+    finally:
+        t.close()
