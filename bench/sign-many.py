@@ -213,17 +213,21 @@ def storage_benchmarks(result, sock, bare, seconds):
     result["storage_warm_pairs"] = paired(warm_theirs, warm_ours, seconds)
     # Per-call cost against the share of hits: a page of 100 names of
     # which k are new each time.
-    curve = []
-    for k in (0, 10, 25, 50, 75, 90, 100):
-        def mixed(k=k):
-            for n in page[k:]:
-                ours.url(n)
-            for _ in range(k):
-                ours.url(f"private/mixed/{next(counter)}.pdf")
-            return len(page)
-        r = rate(mixed, seconds / 7)
-        curve.append({"hit_share": (100 - k) / 100, "us_per_call": 1e6 / r})
-    result["storage_hit_curve"] = curve
+    # The least of three short rounds per point: the machine's noise only
+    # ever adds.
+    shares = (0, 10, 25, 50, 75, 90, 100)
+    best = {k: float("inf") for k in shares}
+    for _ in range(3):
+        for k in shares:
+            def mixed(k=k):
+                for n in page[k:]:
+                    ours.url(n)
+                for _ in range(k):
+                    ours.url(f"private/mixed/{next(counter)}.pdf")
+                return len(page)
+            best[k] = min(best[k], 1e6 / rate(mixed, seconds / 21))
+    result["storage_hit_curve"] = [{"hit_share": (100 - k) / 100, "us_per_call": best[k]}
+                                   for k in shares]
 
 
 def PackageFileStorage_token(url, expires):
