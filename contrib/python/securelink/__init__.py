@@ -153,11 +153,15 @@ def _sign_line(path, ttl=None, expires=None, ip=None):
     if ttl is not None and expires is not None:
         raise ValueError("give ttl or expires, not both")
     line = b"SIGN " + _encode_field(path, "path")
-    if ttl is not None:
+    if type(ttl) is int:  # the common case, checked as _int_option() does
+        line += b" ttl=%d" % ttl
+    elif ttl is not None:
         line += _int_option("ttl", ttl)
     if expires is not None:
         line += _int_option("expires", expires)
     line += _ip_option(ip) + b"\n"
+    if len(line) <= LINE_MAX:  # the message only when it is needed
+        return line
     return _check_line(line, f"path {path[:60]!r}...")
 
 
