@@ -483,12 +483,10 @@ class Client:
             except BlockingIOError:  # SO_RCVTIMEO
                 raise self._timeout(0, 1) from None
             except ConnectionResetError as e:
+                self._ended(buf)
                 raise _Broken(e.strerror) from None
             if not data:
-                if self._cache_refusal is not None and not buf:
-                    code, message = self._cache_refusal
-                    raise Error(code, f"securelinkd at {self.socket} refused the connection: "
-                                f"{message}")
+                self._ended(buf)
                 # Also half an answer: the request goes again on a new
                 # connection.
                 raise _Broken(write_failed or "end of file")
@@ -563,6 +561,16 @@ class Client:
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _ended(self, buf):
+        """The connection ended before an answer: when CACHE, its first
+        request, got an ERR, that was securelinkd refusing the connection
+        (max_connections), not an answer; raised with its reason. The end
+        shows as end of file or, when our request was still unread there,
+        as ECONNRESET."""
+        if self._cache_refusal is not None and not buf:
+            code, message = self._cache_refusal
+            raise Error(code, f"securelinkd at {self.socket} refused the connection: {message}")
 
     def _timeout(self, got, want):
         return Error("timeout", f"securelinkd at {self.socket} did not answer "
