@@ -142,6 +142,23 @@ def main():
         target("python sign_many (100/call) / FileStorage.url()", fmt_rate(py["sign_many_100"]),
                fmt_rate(baseline_py), r, ">= 3", r >= 3,
                "package's url() reproduced on Debian's Django (not installable here)")
+    pairs = py["bare_vs_sign_pairs"]
+    r = median([b / a for a, b in pairs])
+    target("python sign() one by one / bare blocking round trip",
+           fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+           r, ">= 0.8", r >= 0.8, f"same SIGN lines; median of {len(pairs)} pairs")
+    if "storage_cold_pairs" in py:
+        pairs = py["storage_cold_pairs"]
+        r = median([b / a for a, b in pairs])
+        target("SecureLinkStorage.url() cold / bare blocking round trip",
+               fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+               r, ">= 0.8", r >= 0.8, f"every name new; median of {len(pairs)} pairs")
+        pairs = py["storage_warm_pairs"]
+        r = median([b / a for a, b in pairs])
+        target("SecureLinkStorage.url() warm / FileStorage.url()",
+               fmt_rate(median([b for _, b in pairs])), fmt_rate(median([a for a, _ in pairs])),
+               r, ">= 5", r >= 5,
+               f"100 names x 100 renders in one window; median of {len(pairs)} pairs")
     langs = {}
     for lang in ("go", "php"):
         if not os.path.exists(os.path.join(out, lang + ".json")):
@@ -306,6 +323,12 @@ def main():
     with open(os.path.join(out, "clients.dat"), "w") as f:
         for n, c in sorted(clients.items()):
             f.write(f"{n} {c['rate']} {c['p99_us']}\n")
+    curve = py.get("storage_hit_curve") or []
+    with open(os.path.join(out, "cache.dat"), "w") as f:
+        for c in curve:
+            f.write(f"{c['hit_share'] * 100:.0f} {c['us_per_call']}\n")
+    bare_us = 1e6 / median([a for a, _ in py["bare_vs_sign_pairs"]])
+    package_us = 1e6 / baseline_py if baseline_py else bare_us
     gp = f"""
 set terminal pngcairo size 900,560 font ",11"
 set grid
@@ -359,8 +382,26 @@ plot "{out}/paced.dat" using 1:2 with linespoints lw 2 pt 7 title "p99 from when
      "{out}/paced.dat" using 1:3 with linespoints lw 2 pt 5 title "p99 from when sent", \\
      1000 with lines dt 2 lw 2 title "target: 1 ms"
 """
+    if curve:
+        gp += f"""
+set output "{out}/cache.png"
+set title "SecureLinkStorage.url(): cost per call against the share of cache hits"
+set xlabel "cache hits (% of calls; a page of 100 files, the rest new names)"
+set ylabel "microseconds per url() call"
+unset logscale x
+unset logscale y
+set format x "%.0f"
+set format y "%.0f"
+set xrange [0:100]
+set yrange [0:*]
+set key top right
+plot "{out}/cache.dat" using 1:2 with linespoints lw 2 pt 7 title "SecureLinkStorage.url()", \\
+     {package_us} with lines dt 2 lw 2 title "django-nginx-secure-links FileStorage.url() (in-process MD5)", \\
+     {bare_us} with lines dt 4 lw 2 title "bare blocking SIGN round trip from Python"
+"""
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
-    print(f"wrote {out}/results.json, {out}/pipeline.png, {out}/clients.png, {out}/paced.png")
+    print(f"wrote {out}/results.json, {out}/pipeline.png, {out}/clients.png, {out}/paced.png"
+          + (f", {out}/cache.png" if curve else ""))
     return 0
 
 

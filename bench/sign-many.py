@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -43,6 +44,38 @@ def rate(fn, seconds):
         now = time.perf_counter()
         if now >= deadline:
             return n / (now - start)
+
+
+def paired(fn_a, fn_b, seconds, rounds=8):
+    """Rates of fn_a and fn_b measured back to back in `rounds` rounds (b
+    first every other round); returns [[a, b], ...]. The machine's load
+    drifts between seconds, a ratio within one pair barely does."""
+    pairs = []
+    for i in range(rounds):
+        if i % 2:
+            b = rate(fn_b, seconds / rounds)
+            a = rate(fn_a, seconds / rounds)
+        else:
+            a = rate(fn_a, seconds / rounds)
+            b = rate(fn_b, seconds / rounds)
+        pairs.append([a, b])
+    return pairs
+
+
+def bare_roundtrips(sock_path, lines):
+    """The least Python can do per request: a blocking sendall() and recv()
+    on a kept connection, no timeout, no parsing (issue 17's baseline)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+
+    def run():
+        for line in lines:
+            s.sendall(line)
+            data = s.recv(65536)
+            while not data.endswith(b"\n"):
+                data += s.recv(65536)
+        return len(lines)
+    return run
 
 
 def package_storage():
@@ -131,10 +164,70 @@ def main():
                 n += len(client.sign_many(c))
             return n
         result[f"sign_many_{batch}"] = rate(run, seconds)
-    result["sign_one_by_one"] = rate(lambda: [client.sign(p) for p in paths[:200]] and 200,
+    # One by one without the cache: the fast path itself (the daemon here
+    # rounds expiry times, so a caching client would answer from memory).
+    plain = securelink.Client(socket=sock, cache=False)
+    result["sign_one_by_one"] = rate(lambda: [plain.sign(p) for p in paths[:200]] and 200,
                                      seconds / 2)
+    # sign() one by one against the bare blocking round trip of the same
+    # SIGN lines (ttl given, as the storage gives one).
+    lines = [f"SIGN {p} ttl={TTL}\n".encode() for p in paths[:200]]
+    bare = bare_roundtrips(sock, lines)
+    result["bare_vs_sign_pairs"] = paired(
+        bare, lambda: [plain.sign(p, ttl=TTL) for p in paths[:200]] and 200, seconds)
+    if storage is not None:
+        storage_benchmarks(result, sock, bare, seconds)
     result["python"] = sys.version.split()[0]
     print(json.dumps(result))
+
+
+def storage_benchmarks(result, sock, bare, seconds):
+    """SecureLinkStorage.url() (issue 17): cold, every name new, against the
+    bare round trip; warm, a page of 100 names rendered 100 times within one
+    window, against the package's FileStorage.url() on the same names."""
+    from securelink.django import SecureLinkStorage
+    ours = SecureLinkStorage(socket=sock, expires_seconds=TTL)
+    theirs = package_storage()
+    counter = iter(range(10 ** 12))
+
+    def cold():
+        for _ in range(200):
+            ours.url(f"private/cold/{next(counter)}.pdf")
+        return 200
+    result["storage_cold_pairs"] = paired(bare, cold, seconds)
+    page = NAMES[:100]
+
+    def warm_ours():
+        for _ in range(100):
+            for n in page:
+                ours.url(n)
+        return 100 * len(page)
+
+    def warm_theirs():
+        for _ in range(100):
+            for n in page:
+                theirs.url(n)
+        return 100 * len(page)
+    ours.url(page[0])
+    assert ours.client._gen is not None, "the bench daemon must set expires_granularity"
+    result["storage_warm_pairs"] = paired(warm_theirs, warm_ours, seconds)
+    # Per-call cost against the share of hits: a page of 100 names of
+    # which k are new each time.
+    # The least of three short rounds per point: the machine's noise only
+    # ever adds.
+    shares = (0, 10, 25, 50, 75, 90, 100)
+    best = {k: float("inf") for k in shares}
+    for _ in range(3):
+        for k in shares:
+            def mixed(k=k):
+                for n in page[k:]:
+                    ours.url(n)
+                for _ in range(k):
+                    ours.url(f"private/mixed/{next(counter)}.pdf")
+                return len(page)
+            best[k] = min(best[k], 1e6 / rate(mixed, seconds / 21))
+    result["storage_hit_curve"] = [{"hit_share": (100 - k) / 100, "us_per_call": best[k]}
+                                   for k in shares]
 
 
 def PackageFileStorage_token(url, expires):

@@ -97,6 +97,19 @@ typedef struct SlSignOptions {
  * for options that cannot be sent; or a transport error. */
 int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt, char **ret_url);
 
+/* Turns on the link cache of sl_client_sign() when the daemon rounds expiry
+ * times ([links] expires_granularity): asks CACHE, which must be the only
+ * request in flight (else -EBUSY), and maps the page the daemon passes with
+ * its answer. From then on sl_client_sign() without expires hands out a
+ * link it signed before, from memory and without a system call, while the
+ * link still has the lifetime asked for and the page's generation is the
+ * one read before asking for it: after `securelinkctl rotate --revoke` has
+ * returned, no cached link of a revoked key is handed out (see
+ * docs/client-cache.md). The mapping and the cache survive fork(). Returns
+ * 1 when the cache is on, 0 when the daemon does not round expiry times (or
+ * knows no CACHE), or a negative errno. */
+int sl_client_cache(SlClient *c);
+
 /* Signs n targets over one connection, pipelined: requests go out in large
  * batches while answers are read, so neither side blocks on a full buffer.
  * ret_urls[i] receives a malloc'd URL, or NULL when item i failed; then

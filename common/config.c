@@ -944,6 +944,7 @@ static const KeyDef key_table[] = {
 	KEY("links", "key_param", parse_param_name, key_param, "kid"),
 	KEY("links", "bind_ip", parse_bool, bind_ip, "no"),
 	KEY("links", "max_url_length", parse_url_length, max_url_length, "8176"),
+	KEY("links", "expires_granularity", parse_time, expires_granularity, "0"),
 
 	KEY("nginx", "keys_file", parse_nginx_file, keys_file, "/etc/nginx/securelink/keys.conf"),
 	KEY("nginx", "locations_file", parse_nginx_file, locations_file,
@@ -1435,6 +1436,21 @@ static int config_verify(Parser *p)
 		               format_duration(a, sizeof(a), c->default_link_ttl),
 		               format_duration(b, sizeof(b), c->max_link_ttl),
 		               "lower default_link_ttl or raise max_link_ttl");
+	}
+
+	/* expires is a unix time in seconds: a window of 1.5s has no
+	 * multiples there. Longer than max_link_ttl, no rounded link would
+	 * ever be allowed. */
+	if (c->expires_granularity % USEC_PER_SEC != 0)
+		return fail_on(p, "expires_granularity",
+		               "%s is not a whole number of seconds (use e.g. 5m, or 0 for off)",
+		               format_duration(a, sizeof(a), c->expires_granularity));
+	if (c->expires_granularity > c->max_link_ttl) {
+		key = later_key(p, "max_link_ttl", "expires_granularity");
+		return fail_on(p, key, "expires_granularity %s is longer than max_link_ttl %s (%s)",
+		               format_duration(a, sizeof(a), c->expires_granularity),
+		               format_duration(b, sizeof(b), c->max_link_ttl),
+		               "lower expires_granularity or raise max_link_ttl");
 	}
 
 	/* A key must be live in nginx before it signs, so the next rotation

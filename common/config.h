@@ -67,6 +67,7 @@ typedef struct Config {
 	char *key_param;         /* kid */
 	bool bind_ip;            /* no */
 	unsigned max_url_length; /* 8176: nginx's default request line, see CONFIG_URL_LENGTH_* */
+	usec_t expires_granularity; /* 0: off; whole seconds, at most max_link_ttl */
 
 	/* [nginx] */
 	char *keys_file;       /* /etc/nginx/securelink/keys.conf */

@@ -13,7 +13,7 @@
 #define SIGN_USAGE   "SIGN <path|url> [ttl=<s>|expires=<unix>] [ip=<addr>]"
 #define VERIFY_USAGE "VERIFY <url> [ip=<addr>]"
 #define IMPORT_USAGE "IMPORT <base64url>"
-#define VERB_LIST    "PING, SIGN, VERIFY, ROTATE, IMPORT, STATUS or CHECK"
+#define VERB_LIST    "PING, SIGN, VERIFY, ROTATE, IMPORT, STATUS, CHECK or CACHE"
 
 /* How much of a bad option's name an error message repeats. */
 #define SHOWN_NAME_MAX 24
@@ -21,7 +21,7 @@
 static const char *const verb_table[_VERB_MAX] = {
 	[VERB_PING] = "PING",     [VERB_SIGN] = "SIGN",     [VERB_VERIFY] = "VERIFY",
 	[VERB_ROTATE] = "ROTATE", [VERB_IMPORT] = "IMPORT", [VERB_STATUS] = "STATUS",
-	[VERB_CHECK] = "CHECK",
+	[VERB_CHECK] = "CHECK",   [VERB_CACHE] = "CACHE",
 };
 
 static const char *const error_table[_PROTO_ERROR_MAX] = {
@@ -449,6 +449,11 @@ static int parse_line(char *line, size_t len, Request *req, ParseError *e)
 		if (cursor)
 			return fail(e, PROTO_BAD_REQUEST,
 			            "CHECK takes no arguments (send CHECK alone)");
+		return 0;
+	case VERB_CACHE:
+		if (cursor)
+			return fail(e, PROTO_BAD_REQUEST,
+			            "CACHE takes no arguments (send CACHE alone)");
 		return 0;
 	case VERB_SIGN:
 	case VERB_VERIFY:

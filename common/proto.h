@@ -24,6 +24,7 @@ typedef enum Verb {
 	VERB_IMPORT,
 	VERB_STATUS,
 	VERB_CHECK,
+	VERB_CACHE,
 	_VERB_MAX,
 } Verb;
 

@@ -260,6 +260,21 @@ written:
 	return 0;
 }
 
+int64_t link_expires_round(int64_t expires, int64_t granularity, int64_t limit)
+{
+	int64_t up;
+
+	if (granularity <= 0 || expires <= 0 || expires % granularity == 0)
+		return expires;
+	if (expires > INT64_MAX - granularity)
+		return expires;
+	up = (expires / granularity + 1) * granularity;
+	/* Rounding down would cut the lifetime the caller asked for; past
+	 * limit the link would outlive its key or max_link_ttl. Neither: the
+	 * link keeps its own expires and is just not shared. */
+	return up <= limit ? up : expires;
+}
+
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
               const char *ip, char **ret_url, ProtoError *ret_code, const char **ret_message)
 {

@@ -34,6 +34,14 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message);
 
+/* [links] expires_granularity: expires rounded up to the next multiple of
+ * granularity (seconds), so the same target signed again within one window
+ * gets the same link. The lifetime asked for is a minimum: when the rounded
+ * time would pass limit (the latest expires allowed: max_link_ttl from now,
+ * the signing key's drop, the fleet epoch's deadline), expires is returned
+ * unrounded, never rounded down. granularity <= 0: off. */
+int64_t link_expires_round(int64_t expires, int64_t granularity, int64_t limit);
+
 typedef enum LinkVerdict {
 	LINK_VALID,
 	LINK_EXPIRED,

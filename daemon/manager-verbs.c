@@ -197,6 +197,24 @@ static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const ch
 	return 0;
 }
 
+/* The latest expires a rounded link may get: at most max_link_ttl from now
+ * (limit), and before the signing key is dropped from nginx (a key being
+ * retired) or, in fleet mode, before its epoch's deadline. */
+static int64_t expires_limit(Manager *m, const Key *active, int64_t limit)
+{
+	usec_t until = USEC_INFINITY;
+
+	if (active && active->drop_after != 0)
+		until = active->drop_after;
+	if (manager_derived(m) && active && derive_epoch_deadline(m->config, active->kid) < until)
+		until = derive_epoch_deadline(m->config, active->kid);
+	/* nginx serves a link until its expires second has passed: it must
+	 * end strictly before the key goes. */
+	if (until != USEC_INFINITY && (int64_t)(until / USEC_PER_SEC) - 1 < limit)
+		limit = (int64_t)(until / USEC_PER_SEC) - 1;
+	return limit;
+}
+
 /* Formats the answer to SIGN into buf (without LF, NUL-terminated): "OK " and
  * the link, or the error. Returns its length. */
 static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
@@ -255,6 +273,13 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 		goto fail;
 	}
 
+	/* An explicit expires= is the caller's exact time: only lifetimes are
+	 * rounded to the window. */
+	if (cfg->expires_granularity > 0 && !req->has_expires)
+		expires =
+		    link_expires_round(expires, (int64_t)(cfg->expires_granularity / USEC_PER_SEC),
+		                       expires_limit(m, active, now + max_ttl));
+
 	/* Straight into the answer: this is the hot path of every SIGN. */
 	assert(size > STRLEN("OK "));
 	memcpy(buf, "OK ", STRLEN("OK "));
@@ -283,6 +308,30 @@ static void handle_sign(Manager *m, Conn *c, const Request *req, const char *lin
 	if (line && waiter_add(m, c, WAIT_SIGN, 0, line, len) >= 0)
 		return;
 	conn_reply_len(c, buf, sign_reply(m, req, buf, sizeof(buf)));
+}
+
+/* CACHE: whether clients may cache links (expires_granularity set) and, if
+ * so, the page they check before each hit, passed with the answer. */
+static void handle_cache(Manager *m, Conn *c)
+{
+	const Config *cfg = m->config;
+	char line[256];
+	int r;
+
+	if (cfg->expires_granularity == 0 || m->cache_page.ro_fd < 0) {
+		conn_reply(c, "OK granularity=0");
+		return;
+	}
+	snprintf(line, sizeof(line),
+	         "OK granularity=%" PRIu64 " default_ttl=%" PRIu64 " expires_param=%s",
+	         cfg->expires_granularity / USEC_PER_SEC, cfg->default_link_ttl / USEC_PER_SEC,
+	         m->signing_config->expires_param);
+	r = conn_reply_fd(c, line, m->cache_page.ro_fd);
+	if (r == -EBUSY)
+		reply_error(m, c, PROTO_BAD_REQUEST,
+		            "CACHE must wait for the answers before it (send it first)");
+	else if (r < 0)
+		reply_error(m, c, PROTO_UNAVAILABLE, "cannot pass the cache page now (try again)");
 }
 
 static void handle_verify(Manager *m, Conn *c, const Request *req)
@@ -583,6 +632,9 @@ void manager_handle_line(void *userdata, Conn *c, const Peer *peer, char *line, 
 			break;
 		}
 		manager_handle_check(m, c);
+		break;
+	case VERB_CACHE:
+		handle_cache(m, c);
 		break;
 	case VERB_ROTATE:
 	case VERB_IMPORT:

@@ -53,6 +53,7 @@ int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *r
 	m->ring = ring;
 	m->nginx_ok = true;
 	m->confirmation = _NGINX_CONFIRMATION_MAX;
+	m->cache_page = CACHE_PAGE_NULL;
 	*ret = m;
 	return 0;
 }
@@ -72,6 +73,8 @@ Manager *manager_free(Manager *m)
 	sd_event_source_disable_unref(m->timer);
 	sd_event_source_disable_unref(m->clock_source);
 	server_free(m->server);
+	/* After the server: no answer goes out after the last raise. */
+	cache_page_close(&m->cache_page);
 	signer_free(m->signer);
 	keyring_free(m->ring);
 	masters_free(m->masters);
@@ -310,6 +313,8 @@ int manager_start_revoke(Manager *m)
 		                       m->config->state_directory);
 
 	n = keyring_revoke_all_but_active(m->ring);
+	/* Links of the keys just removed may sit in clients' caches. */
+	cache_page_bump(&m->cache_page);
 	/* There is room now: the ring holds the active key at most. */
 	k = keyring_add_random(m->ring, now_realtime(), &kid);
 	/* Saved even without a new key: the keys removed are revoked. */
@@ -356,6 +361,8 @@ static void confirm_signing_config(Manager *m)
 	}
 	config_free(m->signing_config);
 	m->signing_config = m->config;
+	/* Cached links of the old format may be ones nginx checks no more. */
+	cache_page_bump(&m->cache_page);
 }
 
 /* The apply of the files up to kid succeeded (and its gating probe, if
@@ -536,6 +543,11 @@ static void do_activate(Manager *m)
 		log_error_errno(r, "Failed to activate key %" PRIu32 ": %m", kid);
 		return;
 	}
+	/* The revoked active key signs no more: a client's link cached
+	 * before this moment may carry it. Raised before the ROTATE revoke
+	 * is answered, which waits for nginx. */
+	if (revoke)
+		cache_page_bump(&m->cache_page);
 	r = revoke ? manager_save_ring_revoked(m) : manager_save_ring(m);
 	if (r < 0) {
 		manager_schedule_retry(m, "cannot save the key ring (disk full?)");
@@ -750,6 +762,7 @@ static int resume_revoke(Manager *m)
 	}
 	k = keyring_find(m->ring, kid);
 	if (k && k->state == KEY_ACTIVE) {
+		/* cache_page_open() raised the generation already. */
 		if (keyring_revoke_all_but_active(m->ring) > 0) {
 			r = manager_save_ring_revoked(m);
 			if (r < 0)
@@ -777,6 +790,13 @@ int manager_start(Manager *m)
 	int r;
 
 	manager_watch_clock(m);
+	/* Without it clients just do not cache (CACHE answers granularity=0). */
+	r = cache_page_open(&m->cache_page, m->config->state_directory);
+	if (r < 0)
+		log_warning_errno(r,
+		                  "Failed to open %s/" CACHE_PAGE_FILE
+		                  ", clients will not cache links, ignoring: %m",
+		                  m->config->state_directory);
 	if (manager_derived(m)) {
 		keyring_free(m->ring);
 		m->ring = NULL;
@@ -897,6 +917,9 @@ static void manager_apply_config(Manager *m)
 		config_free(m->config);
 	m->config = c;
 	server_set_config(m->server, c);
+	/* default_link_ttl, max_link_ttl, prefixes: a cached link may not be
+	 * what SIGN now answers. */
+	cache_page_bump(&m->cache_page);
 	m->rotation.sync_needed = true;
 	m->rotation.retry_at = 0;
 	log_info("Configuration reloaded from %s", m->config_path);

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "derive.h"
+#include "cachepage.h"
 #include "keyring.h"
 #include "nginx.h"
 #include "probe.h"
@@ -47,6 +48,7 @@ typedef struct Manager {
 	usec_t ring_until; /* mode = derived: when the ring must be recomputed */
 	Signer *signer;
 	Server *server;
+	CachePage cache_page; /* clients' link caches check it, see cachepage.h */
 
 	sd_event_source *timer;
 	sd_event_source *clock_source; /* a timerfd that fires when the clock is set */

@@ -1441,6 +1441,58 @@ void conn_reply_error(Conn *c, ProtoError code, const char *message)
 	conn_appended(c);
 }
 
+int conn_reply_fd(Conn *c, const char *line, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control = {};
+	size_t len = strlen(line);
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)line, .iov_len = len },
+		{ .iov_base = (void *)"\n", .iov_len = 1 },
+	};
+	struct msghdr mh = {
+		.msg_iov = iov,
+		.msg_iovlen = 2,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	ssize_t n;
+	char *p;
+
+	assert(c);
+	assert(fd >= 0);
+	if (!c->server || c->broken)
+		return -ENOTCONN;
+	if (c->out_end > c->out_start)
+		return -EBUSY;
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	c->last_activity = server_now(c->server);
+	if ((size_t)n == len + 1)
+		return 0;
+	/* The descriptor went with the first bytes; the rest waits as any
+	 * answer does. */
+	p = conn_out_reserve(c, len + 1 - (size_t)n);
+	if (!p)
+		return -ENOMEM;
+	if ((size_t)n < len)
+		memcpy(p, line + n, len - (size_t)n);
+	p[len - (size_t)n] = '\n';
+	c->out_end += len + 1 - (size_t)n;
+	conn_appended(c);
+	return 0;
+}
+
 Conn *conn_defer(Conn *c)
 {
 	assert(c);

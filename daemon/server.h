@@ -62,6 +62,12 @@ void conn_reply(Conn *c, const char *line);
 void conn_reply_len(Conn *c, const char *line, size_t len);
 void conn_replyf(Conn *c, const char *format, ...) _printf_(2, 3);
 void conn_reply_error(Conn *c, ProtoError code, const char *message);
+/* Sends one answer line (LF added) with fd attached (SCM_RIGHTS) to its
+ * first byte, at once: the descriptor must travel with these bytes, so the
+ * answer cannot wait behind earlier ones. Returns 0; -EBUSY while earlier
+ * answers are still unsent, -EAGAIN when the socket takes nothing now (the
+ * caller answers with an error instead); other negative errnos. */
+int conn_reply_fd(Conn *c, const char *line, int fd);
 
 /* Pauses reading requests on c until conn_reply_deferred(). Takes a
  * reference: a connection closed meanwhile stays valid (its answer is

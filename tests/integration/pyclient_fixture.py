@@ -37,6 +37,13 @@ class FakeDaemon:
 
     HANG = object()
 
+    class Cut:
+        """An answer to send only in part, without its LF, before closing
+        the connection (a daemon that died while writing it)."""
+
+        def __init__(self, text):
+            self.text = text
+
     def __init__(self, path, handler):
         self.path = path
         self.handler = handler
@@ -86,6 +93,9 @@ class FakeDaemon:
                     answer = self.handler(line)
                     if answer is None:
                         c.sock.sendall("".join(out).encode())
+                        return
+                    if isinstance(answer, FakeDaemon.Cut):
+                        c.sock.sendall(("".join(out) + answer.text).encode())
                         return
                     if answer is FakeDaemon.HANG:
                         hung = True

@@ -151,7 +151,7 @@ def test_disk_full_under_the_key_ring_refuses_rotate_and_keeps_every_file(make_d
     assert d.status_of(new) == 200
     assert d.status_of(old) == 200
     assert d.status()["nginx"]["ok"] is True
-    assert sorted(os.listdir(d.state)) == ["keyring", "keyring.prev"]
+    assert sorted(os.listdir(d.state)) == ["cache-page", "keyring", "keyring.prev"]
     d.assert_no_secret_leaked()
 
 

@@ -40,7 +40,7 @@ def fake(tmpdir_short):
     def make(handler=echo_handler, timeout=5.0):
         d = FakeDaemon(os.path.join(tmpdir_short, "fake.sock"), handler)
         made.append(d)
-        c = securelink.Client(socket=d.path, timeout=timeout)
+        c = securelink.Client(socket=d.path, timeout=timeout, cache=False)
         made.append(c)
         return d, c
 
@@ -212,6 +212,53 @@ def test_reconnect_resends_only_the_unanswered_requests(fake):
     assert d.conns[1].lines == [f"SIGN /m/{i}" for i in range(5, 10)]
 
 
+def test_half_an_answer_then_end_of_file_is_asked_again_on_a_new_connection(fake):
+    state = {"cut": False}
+
+    def handler(line):
+        if line == "SIGN /m/a" and not state["cut"]:
+            state["cut"] = True
+            return FakeDaemon.Cut("OK /m/a?token=t&exp")
+        return echo_handler(line)
+
+    d, c = fake(handler)
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert [conn.lines for conn in d.conns] == [["SIGN /m/a"], ["SIGN /m/a"]]
+
+
+def test_two_answers_to_one_request_are_a_protocol_error_and_drop_the_connection(fake):
+    d, c = fake(lambda line: "OK pong\nOK pong" if line == "PING" else echo_handler(line))
+    with pytest.raises(securelink.Error) as e:
+        c.ping()
+    assert e.value.code == "protocol"
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert len(d.conns) == 2
+
+
+def test_sign_timeout_on_the_fast_path_names_the_socket(fake):
+    d, c = fake(lambda line: FakeDaemon.HANG, timeout=0.2)
+    with pytest.raises(securelink.Error) as e:
+        c.sign("/m/a")
+    assert e.value.code == "timeout"
+    assert d.path in e.value.message and "0.2s" in e.value.message
+
+
+def test_single_calls_take_the_fast_path_without_a_selector(fake, monkeypatch):
+    # Issue 17: sign() one by one was half client overhead, a new selector
+    # with register/modify/close per call. The single calls now do a
+    # blocking send and receive; only sign_many() needs a selector.
+    d, c = fake()
+    made = []
+    real = securelink.selectors.DefaultSelector
+    monkeypatch.setattr(securelink.selectors, "DefaultSelector",
+                        lambda: made.append(1) or real())
+    assert c.ping()
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert made == []
+    assert c.sign_many(["/m/b"]) == ["/m/b?token=t&expires=1&kid=1"]
+    assert made == [1]
+
+
 # pipelining
 
 
@@ -335,7 +382,10 @@ def django_settings(tmpdir_short):
 
 def storage(**kwargs):
     from securelink.django import SecureLinkStorage
-    return SecureLinkStorage(location=tempfile.gettempdir(), base_url="/media/", **kwargs)
+    # The fake daemon's lines are compared: no CACHE among them.
+    kwargs.setdefault("cache", False)
+    kwargs.setdefault("base_url", "/media/")
+    return SecureLinkStorage(location=tempfile.gettempdir(), **kwargs)
 
 
 def test_django_url_signs_media_url_plus_encoded_name_with_one_client(fake, django_settings):
@@ -524,8 +574,18 @@ def test_real_too_many_connections_raises_the_daemons_reason():
                     assert e.value.code == "unavailable", e.value
                     assert "too many connections" in e.value.message, e.value
                     assert e.value.index is None, e.value
-        with securelink.Client(socket=d.socket) as c:
-            assert c.ping()
+        # The slot is free once the daemon has read the held connection's
+        # end, which a new connection can overtake: its refusal says "try
+        # again later", which is what a client does.
+        for _ in range(1000):
+            with securelink.Client(socket=d.socket) as c:
+                try:
+                    assert c.ping()
+                    break
+                except securelink.Error as e:
+                    assert e.code == "unavailable", e
+        else:
+            raise AssertionError("the slot of a closed connection never came free")
     finally:
         errors = close_daemon(d)
         if errors:
@@ -574,3 +634,42 @@ def test_real_shared_vectors_refusals_carry_the_expected_codes(real):
                                  f" expected {v['code']}")
         assert c.ping()  # every refusal left the connection usable
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("base_url", ["/media/", "https://cdn.example/media/", "//cdn.example/m/",
+                                      "/media/./x/", "/media", "/media//x/"])
+def test_django_unsigned_url_is_filesystemstorages(django_settings, base_url):
+    # The storage builds base_url + the encoded name itself where urljoin()
+    # could only concatenate; Django's own FileSystemStorage.url() is the
+    # answer for every name, also where it resolves segments.
+    from django.core.files.storage import FileSystemStorage
+    names = ["a.pdf", "private/a b.pdf", "/lead.pdf", "x/../y.pdf", "./z.pdf", ".hidden",
+             "d/.e/f", "ü #?%.pdf", "a:b.pdf", "a//b.pdf", "", "a\\b.pdf"]
+    ours = storage(base_url=base_url)
+    theirs = FileSystemStorage(location=tempfile.gettempdir(), base_url=base_url)
+    for n in names:
+        assert ours._unsigned_url(n) == theirs.url(n), (base_url, n)
+
+
+@pytest.mark.parametrize("url,param,expected", [
+    ("/m/a?token=t&expires=17&kid=1", "expires", 17),
+    ("/m/a?e=17&token=t", "e", 17),
+    ("/m/a?token=t&kid=1&e=9", "e", 9),
+    ("/m/a?xe=3&token=t", "e", None),
+    ("/m/a", "expires", None),
+    ("/m/a?expires=x", "expires", None),
+])
+def test_expires_of_reads_the_daemons_parameter(url, param, expected):
+    assert securelink._expires_of(url, param) == expected
+
+
+def test_django_prefix_settings_are_read_again_when_overridden(fake, django_settings):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+    d, _ = fake()
+    s = storage(socket=d.path)
+    assert s.url("a/x").startswith("/media/a/x?")
+    with override_settings(SECURE_LINK_PRIVATE_PREFIXES=["a/"], SECURE_LINK_PUBLIC_PREFIXES=["b/"]):
+        with pytest.raises(ImproperlyConfigured):
+            s.url("a/y")
+    assert s.url("a/z").startswith("/media/a/z?")

@@ -109,7 +109,14 @@ def test_secret_files_have_their_modes_whatever_the_umask(make_daemon, umask):
     assert mode(d.keyring_prev) == 0o600
     assert mode(d.keys_file) == 0o600  # nginx's master reads it as root; not the group
     assert mode(d.locations_file) == 0o644  # no secret in it
-    assert sorted(os.listdir(d.state)) == ["keyring", "keyring.prev"]
+    # cache-page: the clients' link cache (docs/client-cache.md), a magic
+    # and a counter, passed to them as a descriptor, never by name.
+    assert sorted(os.listdir(d.state)) == ["cache-page", "keyring", "keyring.prev"]
+    page = os.path.join(d.state, "cache-page")
+    assert mode(page) == 0o600
+    with open(page, "rb") as f:
+        data = f.read()
+    assert len(data) == 4096 and data[:8] == b"SLCACHE1" and data[16:] == bytes(4096 - 16)
     assert sorted(os.listdir(os.path.dirname(d.keys_file))) == ["keys.conf", "locations.conf"]
     for p in (d.state, d.keyring, d.keyring_prev, d.keys_file, d.socket):
         assert os.stat(p).st_mode & 0o007 == 0, p

@@ -846,6 +846,25 @@ static void test_keys_default_ttl_longer_than_max_is_refused(void **state)
 	config_free(config_or_fail("[keys]\ndefault_link_ttl = 24h\n"));
 }
 
+static void test_links_expires_granularity(void **state)
+{
+	_cleanup_(config_freep) Config *off = config_or_fail("");
+	_cleanup_(config_freep) Config *on = config_or_fail("[links]\nexpires_granularity = 5m\n");
+
+	assert_true(off->expires_granularity == 0);
+	assert_true(on->expires_granularity == 300 * USEC_PER_SEC);
+	/* expires is whole seconds: a window of 1.5s has no multiples. */
+	expect_error("[links]\nexpires_granularity = 1500ms\n",
+	             "test.conf:2: expires_granularity: ",
+	             "1500ms is not a whole number of seconds (use e.g. 5m, or 0 for off)");
+	/* No rounded link could ever be allowed. */
+	expect_error("[keys]\nmax_link_ttl = 1h\ndefault_link_ttl = 5m\n[links]\n"
+	             "expires_granularity = 2h\n",
+	             "test.conf:5: expires_granularity: ",
+	             "expires_granularity 2h is longer than max_link_ttl 1h (lower "
+	             "expires_granularity or raise max_link_ttl)");
+}
+
 static void test_keys_activation_delay_must_be_shorter_than_rotation(void **state)
 {
 	expect_error("[keys]\nrotate_every = 2s\n", "test.conf:2: rotate_every: ",
@@ -1485,6 +1504,7 @@ int main(void)
 		cmocka_unit_test(test_keys_zero_rotation_and_ttls_are_refused),
 		cmocka_unit_test(test_keys_zero_delay_and_skew_are_allowed),
 		cmocka_unit_test(test_keys_default_ttl_longer_than_max_is_refused),
+		cmocka_unit_test(test_links_expires_granularity),
 		cmocka_unit_test(test_keys_activation_delay_must_be_shorter_than_rotation),
 		cmocka_unit_test(test_keys_schedule_must_fit_the_key_ring),
 		cmocka_unit_test(test_links_base_url),

@@ -658,6 +658,39 @@ static void test_verify_with_bind_ip(void **state)
 	assert_int_equal(v.code, PROTO_BAD_IP);
 }
 
+/* [links] expires_granularity; times are arbitrary unix seconds, the window
+ * 300 s (5m): 1700000100 = 5666667 * 300 is on the grid. */
+static void test_expires_round_up_to_the_window(void **state)
+{
+	const int64_t g = 300, on = 1700000100, far = INT64_MAX;
+
+	/* Off, or already on the grid: unchanged. */
+	assert_int_equal(link_expires_round(on + 1, 0, far), on + 1);
+	assert_int_equal(link_expires_round(on, g, far), on);
+	/* Anywhere inside a window: its end, so every link signed in the
+	 * window is the same. */
+	assert_int_equal(link_expires_round(on + 1, g, far), on + g);
+	assert_int_equal(link_expires_round(on + 299, g, far), on + g);
+	/* A ttl shorter than the window still gets at least that lifetime
+	 * and at most one window more. */
+	assert_int_equal(link_expires_round(on + 10, g, far), on + g);
+}
+
+static void test_expires_round_never_passes_the_limit_nor_goes_down(void **state)
+{
+	const int64_t g = 300, on = 1700000100;
+
+	/* The window's end is exactly the limit: allowed. */
+	assert_int_equal(link_expires_round(on + 5, g, on + g), on + g);
+	/* One second past the limit (max_link_ttl from now, the key's drop,
+	 * the epoch deadline): the asked expires, unrounded; never the
+	 * previous multiple, which would cut the lifetime asked for. */
+	assert_int_equal(link_expires_round(on + 5, g, on + g - 1), on + 5);
+	assert_int_equal(link_expires_round(on + 5, g, on + 5), on + 5);
+	/* No overflow at the far end. */
+	assert_int_equal(link_expires_round(INT64_MAX - 1, g, INT64_MAX), INT64_MAX - 1);
+}
+
 static int setup(void **state)
 {
 	return sodium_init() < 0 ? -1 : 0;
@@ -695,6 +728,8 @@ int main(void)
 		T(test_verify_rejects_unparsable_url),
 		T(test_verify_resolves_dot_segments_as_nginx),
 		T(test_verify_with_bind_ip),
+		T(test_expires_round_up_to_the_window),
+		T(test_expires_round_never_passes_the_limit_nor_goes_down),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

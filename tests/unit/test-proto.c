@@ -94,7 +94,7 @@ static void test_error_and_verb_names_are_the_wire_spelling(void **state)
 		                              "bad-ip",      "forbidden",    "unavailable",
 		                              "internal" };
 	static const char *const verbs[] = { "PING",   "SIGN",   "VERIFY", "ROTATE",
-		                             "IMPORT", "STATUS", "CHECK" };
+		                             "IMPORT", "STATUS", "CHECK",  "CACHE" };
 
 	assert_int_equal(ELEMENTSOF(errors), _PROTO_ERROR_MAX);
 	for (size_t i = 0; i < ELEMENTSOF(errors); i++)
@@ -134,6 +134,7 @@ static void test_ping_and_status_reject_arguments(void **state)
 	expect_error("PING PING", PROTO_BAD_REQUEST, "PING takes no arguments");
 	expect_error("STATUS all", PROTO_BAD_REQUEST, "STATUS takes no arguments");
 	expect_error("STATUS --json", PROTO_BAD_REQUEST, "STATUS takes no arguments");
+	expect_error("CACHE now", PROTO_BAD_REQUEST, "CACHE takes no arguments");
 }
 
 static void test_sign_target_only(void **state)

@@ -25,14 +25,18 @@ in one call), "timeout" (no progress for `timeout` seconds), "protocol" (an
 answer that makes no sense), "line-too-long" (refused before sending).
 """
 
+import array
 import dataclasses
 import errno as _errno
 import json
+import mmap
 import os
 import re
 import selectors
 import socket as _socket
+import struct
 import threading
+import time
 import weakref
 
 __all__ = ["Client", "Error", "Verdict", "DEFAULT_SOCKET"]
@@ -52,6 +56,15 @@ _CHUNK = 64 * 1024
 
 # Longest answer line accepted (STATUS lists every key, still far below).
 _ANSWER_MAX = 1 << 20
+
+# The link cache (docs/client-cache.md): at most this many links; when full
+# it starts over (a page of links is re-signed once, nothing breaks).
+_CACHE_MAX = 65536
+# The page securelinkd passes with its answer to CACHE: a magic, then the
+# generation as a native 64-bit integer.
+_PAGE_MAGIC = b"SLCACHE1"
+_PAGE_SIZE = 4096
+_time = time.time
 
 # Bytes that cannot travel raw in a target: the protocol separates fields by
 # one space and lines by LF, and forbids control bytes.
@@ -140,11 +153,15 @@ def _sign_line(path, ttl=None, expires=None, ip=None):
     if ttl is not None and expires is not None:
         raise ValueError("give ttl or expires, not both")
     line = b"SIGN " + _encode_field(path, "path")
-    if ttl is not None:
+    if type(ttl) is int:  # the common case, checked as _int_option() does
+        line += b" ttl=%d" % ttl
+    elif ttl is not None:
         line += _int_option("ttl", ttl)
     if expires is not None:
         line += _int_option("expires", expires)
     line += _ip_option(ip) + b"\n"
+    if len(line) <= LINE_MAX:  # the message only when it is needed
+        return line
     return _check_line(line, f"path {path[:60]!r}...")
 
 
@@ -165,13 +182,31 @@ class Client:
 
     Safe to share between threads (calls are serialised) and across fork():
     a child process opens its own connection.
+
+    cache: when securelinkd rounds expiry times ([links] expires_granularity)
+    sign() answers a path it signed before in this window from memory,
+    without a system call, as long as the link still has the lifetime asked
+    for and securelinkd has not invalidated it (a revoke, a reload): see
+    docs/client-cache.md. False: every sign() asks the daemon.
     """
 
-    def __init__(self, socket=None, timeout=5.0):
+    def __init__(self, socket=None, timeout=5.0, cache=True):
         self.socket = socket or os.environ.get("SECURELINK_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
         self._sock = None
         self._lock = threading.Lock()
+        self._cache_wanted = cache
+        # key -> (url, expires, generation it was asked under)
+        self._cache = {}
+        # The generation: [1] of a memoryview over securelinkd's page, or
+        # None while there is no page (no cache).
+        self._gen = None
+        self._default_ttl = None
+        self._expires_param = None
+        self._asked_cache = False  # CACHE sent on the current connection
+        # The ERR CACHE got on this connection: if the connection then ends,
+        # it was securelinkd refusing it (max_connections), see _refused().
+        self._cache_refusal = None
         _clients.add(self)
 
     def __repr__(self):
@@ -204,7 +239,50 @@ class Client:
         expires: a unix time; ip: bind the link to a client address (needed
         when the daemon has bind_ip = yes). A path outside the private
         prefixes comes back as a plain, canonical URL."""
-        return self._one(_sign_line(path, ttl=ttl, expires=expires, ip=ip))
+        if expires is not None or not self._cache_wanted:
+            return self._one(_sign_line(path, ttl=ttl, expires=expires, ip=ip))
+        key = (path, ttl, ip)
+        return self._cached(key, ttl) or self._sign_keyed(key, path, ttl, ip)
+
+    def _cached(self, key, ttl):
+        """The link cached under key if it may still be handed out, else
+        None: a dict lookup, a read of the page's generation and the clock,
+        no system call."""
+        gen = self._gen
+        if gen is not None:
+            hit = self._cache.get(key)
+            if (hit is not None and hit[2] == gen[1]
+                    and _time() + (ttl or self._default_ttl) <= hit[1]):
+                return hit[0]
+        return None
+
+    def _sign_keyed(self, key, path, ttl, ip=None, check=None):
+        """Signs path and caches the link under key (when the daemon
+        allows caching); check(url), if given, may refuse the answer
+        (raise) before it is cached."""
+        line = _sign_line(path, ttl=ttl, ip=ip)
+
+        def attempt():
+            if self._cache_wanted and not self._asked_cache:
+                self._ask_cache()
+            # Read before asking: a raise after this makes the answer
+            # stale, one before it is already counted in.
+            g = self._gen
+            seen = g[1] if g is not None else None
+            return self._roundtrip(line), seen
+
+        (ok, rest), seen = self._call(attempt)
+        if not ok:
+            raise Error(*rest)
+        if check is not None:
+            check(rest)
+        if seen is not None:
+            expires = _expires_of(rest, self._expires_param)
+            if expires is not None:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[key] = (rest, expires, seen)
+        return rest
 
     def sign_many(self, paths, ttl=None):
         """Signs every path with one pipelined exchange; returns the URLs in
@@ -249,7 +327,12 @@ class Client:
     # the exchange
 
     def _one(self, line):
-        ((ok, rest),) = self._exchange([line])
+        """One request, one answer: the fast path of sign() and the other
+        single calls. A blocking sendall() and recv() on the kept connection,
+        two system calls when the answer comes in one piece; the kernel's
+        SO_SNDTIMEO/SO_RCVTIMEO give the same "no progress for timeout
+        seconds" as _pump()'s poll, without a selector per call."""
+        ok, rest = self._call(lambda: self._roundtrip(line))
         if not ok:
             raise Error(*rest)
         return rest
@@ -257,18 +340,22 @@ class Client:
     def _exchange(self, lines):
         """Sends lines (each ending in LF) and returns one (ok, rest) per
         line, in order: rest is the text after "OK ", or (code, message) for
-        an ERR answer. A broken connection is reopened once per call and the
-        unanswered requests are sent again: every request this class makes
-        (PING, SIGN, VERIFY, STATUS) is idempotent, so a request the daemon
-        got before the break does no harm when repeated."""
+        an ERR answer."""
         answers = []
+        return self._call(lambda: self._pump(lines, len(answers), answers) or answers)
+
+    def _call(self, attempt):
+        """Runs attempt() on the connection, under the lock. A broken
+        connection is reopened once per call and attempt() runs again, for
+        the requests still unanswered: every request this class makes (PING,
+        SIGN, VERIFY, STATUS) is idempotent, so a request the daemon got
+        before the break does no harm when repeated."""
         with self._lock:
             retried = False
             while True:
                 self._connect()
                 try:
-                    self._pump(lines, len(answers), answers)
-                    return answers
+                    return attempt()
                 except _Broken as e:
                     self._close()
                     if retried:
@@ -289,7 +376,14 @@ class Client:
         try:
             s.settimeout(self.timeout)
             s.connect(self.socket)
-            s.setblocking(False)
+            # Blocking from here on, bounded by the kernel's timeouts:
+            # _roundtrip() waits in send()/recv() themselves, _pump() passes
+            # MSG_DONTWAIT and waits in its selector.
+            s.settimeout(None)
+            if self.timeout is not None:
+                tv = _timeval(self.timeout)
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, tv)
+                s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, tv)
         except _socket.timeout:
             s.close()
             raise Error("unreachable", f"cannot connect to {self.socket}: timed out after "
@@ -301,6 +395,8 @@ class Client:
         self._sock = s
 
     def _close(self):
+        self._asked_cache = False
+        self._cache_refusal = None
         s, self._sock = self._sock, None
         if s is not None:
             s.close()
@@ -330,12 +426,11 @@ class Client:
                     mask = m
                 events = sel.select(self.timeout)
                 if not events:
-                    raise Error("timeout", f"securelinkd at {self.socket} did not answer "
-                                f"within {self.timeout}s ({len(answers)} of {want} answers)")
+                    raise self._timeout(len(answers), want)
                 ev = events[0][1]
                 if ev & selectors.EVENT_WRITE and out:
                     try:
-                        n = sock.send(out)
+                        n = sock.send(out, _socket.MSG_DONTWAIT)
                     except (BlockingIOError, InterruptedError):
                         n = 0
                     except (BrokenPipeError, ConnectionResetError) as e:
@@ -345,7 +440,7 @@ class Client:
                     del out[:n]
                 if ev & selectors.EVENT_READ:
                     try:
-                        data = sock.recv(_CHUNK)
+                        data = sock.recv(_CHUNK, _socket.MSG_DONTWAIT)
                     except (BlockingIOError, InterruptedError):
                         continue
                     except ConnectionResetError as e:
@@ -368,6 +463,118 @@ class Client:
                         answers.append(_parse_answer(raw))
         finally:
             sel.close()
+
+    def _roundtrip(self, line):
+        """Sends one request line and returns its (ok, rest)."""
+        sock = self._sock
+        write_failed = None
+        try:
+            sock.sendall(line)
+        except BlockingIOError:  # SO_SNDTIMEO: the daemon stopped reading
+            raise self._timeout(0, 1) from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The daemon hung up; what it said before (a refusal at
+            # max_connections) is still to be read.
+            write_failed = e.strerror
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(_CHUNK)
+            except BlockingIOError:  # SO_RCVTIMEO
+                raise self._timeout(0, 1) from None
+            except ConnectionResetError as e:
+                self._ended(buf)
+                raise _Broken(e.strerror) from None
+            if not data:
+                self._ended(buf)
+                # Also half an answer: the request goes again on a new
+                # connection.
+                raise _Broken(write_failed or "end of file")
+            buf += data
+            if data.endswith(b"\n"):
+                break
+            if b"\n" in data:
+                raise Error("protocol", "securelinkd sent more than one answer to one request")
+            if len(buf) > _ANSWER_MAX:
+                raise Error("protocol", f"securelinkd sent more than {_ANSWER_MAX}"
+                            " bytes without ending the answer line")
+        raw = buf[:-1]
+        if b"\n" in raw:
+            raise Error("protocol", "securelinkd sent more than one answer to one request")
+        return _parse_answer(raw)
+
+    def _ask_cache(self):
+        """CACHE, once per connection: whether securelinkd rounds expiry
+        times, and its page (SCM_RIGHTS) if so. A daemon without CACHE
+        (unknown-verb) or without a granularity: no cache."""
+        sock = self._sock
+        self._asked_cache = True
+        write_failed = None
+        try:
+            sock.sendall(b"CACHE\n")
+        except BlockingIOError:
+            raise self._timeout(0, 1) from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # What securelinkd said before hanging up is still to be read.
+            write_failed = e.strerror
+        buf = b""
+        fds = []
+        try:
+            while not buf.endswith(b"\n"):
+                try:
+                    data, anc, _, _ = sock.recvmsg(_CHUNK, _socket.CMSG_SPACE(
+                        array.array("i").itemsize))
+                except BlockingIOError:
+                    raise self._timeout(0, 1) from None
+                except ConnectionResetError as e:
+                    raise _Broken(e.strerror) from None
+                for level, kind, payload in anc:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        a = array.array("i")
+                        a.frombytes(payload[:len(payload) - len(payload) % a.itemsize])
+                        fds += a
+                if not data:
+                    raise _Broken(write_failed or "end of file")
+                buf += data
+                if len(buf) > _ANSWER_MAX or buf.count(b"\n") > 1:
+                    raise Error("protocol", "securelinkd sent more than one answer to CACHE")
+            ok, rest = _parse_answer(buf[:-1])
+            if not ok:
+                self._cache_refusal = rest
+            fields = dict(kv.partition("=")[::2] for kv in rest.split()) if ok else {}
+            try:
+                granularity = int(fields.get("granularity", "0"))
+                default_ttl = int(fields.get("default_ttl", "0"))
+            except ValueError:
+                raise Error("protocol", f"unexpected answer to CACHE: {rest[:80]!r}") from None
+            if granularity <= 0 or default_ttl <= 0 or not fds or not fields.get("expires_param"):
+                self._gen = None
+                self._cache.clear()
+                return
+            page = mmap.mmap(fds[0], _PAGE_SIZE, mmap.MAP_SHARED, mmap.PROT_READ)
+            if page[:8] != _PAGE_MAGIC:
+                raise Error("protocol", "the page securelinkd passed with CACHE is not "
+                            "its cache page")
+            self._default_ttl = default_ttl
+            self._expires_param = fields["expires_param"]
+            self._gen = memoryview(page).cast("Q")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _ended(self, buf):
+        """The connection ended before an answer: when CACHE, its first
+        request, got an ERR, that was securelinkd refusing the connection
+        (max_connections), not an answer; raised with its reason. The end
+        shows as end of file or, when our request was still unread there,
+        as ECONNRESET."""
+        if self._cache_refusal is not None and not buf:
+            code, message = self._cache_refusal
+            raise Error(code, f"securelinkd at {self.socket} refused the connection: {message}")
+
+    def _timeout(self, got, want):
+        return Error("timeout", f"securelinkd at {self.socket} did not answer "
+                     f"within {self.timeout}s ({got} of {want} answers)")
 
     def _refused(self, answers, start):
         """At the end of a connection: when its only answer was an ERR while
@@ -395,6 +602,30 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _expires_of(url, param):
+    """The expires parameter of a signed link, or None (a public link)."""
+    q = url.find("?")
+    if q < 0:
+        return None
+    for lead in ("?", "&"):
+        i = url.find(lead + param + "=", q)
+        if i >= 0:
+            i += len(param) + 2
+            j = url.find("&", i)
+            try:
+                return int(url[i:] if j < 0 else url[i:j])
+            except ValueError:
+                return None
+    return None
+
+
+def _timeval(seconds):
+    """struct timeval for SO_SNDTIMEO/SO_RCVTIMEO; 0 there means "never",
+    so a zero timeout becomes the shortest one instead."""
+    usec = max(1, int(seconds * 1_000_000))
+    return struct.pack("@ll", usec // 1_000_000, usec % 1_000_000)
 
 
 def _parse_answer(raw):

@@ -29,6 +29,18 @@ private. Settings of django-nginx-secure-links:
         token_param / expires_param name the query parameters.
 
 url(name, lifetime=None): lifetime in seconds; None means the default above.
+pre_sign_url(url, seconds=None): the same for a URL already made from a name
+(MEDIA_URL + path), as in django-nginx-secure-links; a public one comes back
+unsigned (securelinkd's plain link: base_url and the canonical path).
+
+Management commands, with "securelink.django" in INSTALLED_APPS, named as
+django-nginx-secure-links names them:
+  manage.py secure_links_gen_signed URL [--seconds N]   signs URL through
+        securelinkd (pre_sign_url() of the default storage)
+  manage.py secure_links_nginx_location [--config FILE]  prints what
+        `securelinkctl nginx-config` prints: the include lines and the
+        location blocks (setting SECURELINK_CONFIG, default
+        /etc/securelink/securelinkd.conf; SECURELINK_CTL names the program)
 lifetime=0 (a link that never expires) cannot be had: nginx's secure_link
 refuses links without an expiry time, so it raises ValueError, as a negative
 lifetime does.
@@ -44,11 +56,14 @@ SILENCED_SYSTEM_CHECKS = ["securelink.E001"].
 import warnings
 
 import django
-from django.apps import apps
+# Not "apps": the submodule securelink.django.apps would replace that name.
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
+from django.utils.encoding import filepath_to_uri
+from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
 from securelink import Client
@@ -60,6 +75,7 @@ class SecureLinkStorage(FileSystemStorage):
         *args,
         socket=None,
         timeout=5.0,
+        cache=True,
         expires_seconds=None,
         private_prefixes=None,
         public_prefixes=None,
@@ -71,6 +87,7 @@ class SecureLinkStorage(FileSystemStorage):
         super().__init__(*args, **kwargs)
         self._socket = socket
         self._timeout = timeout
+        self._cache = cache
         self._expires_seconds = expires_seconds
         self._private_prefixes = private_prefixes
         self._public_prefixes = public_prefixes
@@ -90,7 +107,7 @@ class SecureLinkStorage(FileSystemStorage):
         """One Client per storage, connected on first use and kept."""
         if self._client is None:
             socket = self._socket or getattr(settings, "SECURELINK_SOCKET", None)
-            self._client = Client(socket=socket, timeout=self._timeout)
+            self._client = Client(socket=socket, timeout=self._timeout, cache=self._cache)
         return self._client
 
     @property
@@ -100,6 +117,13 @@ class SecureLinkStorage(FileSystemStorage):
         return getattr(settings, "SECURE_LINK_EXPIRATION_SECONDS", None)
 
     def _prefixes(self):
+        return self._prefix_settings
+
+    @cached_property
+    def _prefix_settings(self):
+        # Cached as Django caches base_url: a miss would otherwise pay two
+        # lookups of absent settings; _clear_cached_properties() forgets it
+        # when a test overrides one.
         private = self._private_prefixes
         if private is None:
             private = getattr(settings, "SECURE_LINK_PRIVATE_PREFIXES", None) or []
@@ -113,6 +137,11 @@ class SecureLinkStorage(FileSystemStorage):
             )
         return list(private), list(public)
 
+    def _clear_cached_properties(self, setting, **kwargs):
+        super()._clear_cached_properties(setting, **kwargs)
+        if setting.startswith("SECURE_LINK_"):
+            self.__dict__.pop("_prefix_settings", None)
+
     def _app_says_private(self, url):
         """None when neither prefix setting is given (securelinkd alone
         decides), else whether the settings call url private, with
@@ -125,29 +154,65 @@ class SecureLinkStorage(FileSystemStorage):
         return None
 
     def url(self, name, lifetime=None):
-        if lifetime is None:
-            ttl = self.expires_seconds
-        elif lifetime <= 0:
+        ttl = self.expires_seconds if lifetime is None else self._ttl(lifetime)
+        client = self.client
+        # Keyed by the name: a hit skips Django's url() as well.
+        key = (id(self), self.base_url, name, ttl)
+        hit = client._cached(key, ttl)
+        if hit is not None:
+            return hit
+        return self._sign(key, self._unsigned_url(name), ttl)
+
+    def _unsigned_url(self, name):
+        """FileSystemStorage.url(name): base_url + filepath_to_uri(name),
+        spaces and other unsafe bytes percent-encoded as Django's own
+        storages do (securelinkd hashes the decoded path, which is what
+        nginx checks). Its urljoin() costs as much as the rest of a miss;
+        where it can only concatenate (a base ending in '/', no '.', '..' or
+        empty segment to resolve; filepath_to_uri() leaves no ':', '?' or '#'),
+        the same string is made directly."""
+        base = self.base_url
+        if (base is not None and base.endswith("/") and "/." not in base
+                and "//" not in base.split("://", 1)[-1].lstrip("/")):
+            url = filepath_to_uri(name)
+            if url is not None:
+                url = url.lstrip("/")
+                # urljoin() resolves dot segments and empty ones.
+                if "/." not in "/" + url and "//" not in url:
+                    return base + url
+        return super().url(name)
+
+    def pre_sign_url(self, url, seconds=None):
+        """django-nginx-secure-links' FileStorage.pre_sign_url(): url is a
+        URL as url() makes it (MEDIA_URL + the file's path); returns it
+        signed for `seconds` (None: the default lifetime), or unsigned when
+        it is public."""
+        ttl = self.expires_seconds if seconds is None else self._ttl(seconds)
+        key = (id(self), None, url, ttl)
+        return self.client._cached(key, ttl) or self._sign(key, url, ttl)
+
+    @staticmethod
+    def _ttl(lifetime):
+        if lifetime <= 0:
             raise ValueError(
                 "The value of `lifetime` should be positive: nginx's secure_link "
                 "refuses links that never expire"
             )
-        else:
-            ttl = int(lifetime)
-        # base_url + filepath_to_uri(name): spaces and other unsafe bytes
-        # percent-encoded, as Django's own storages do; securelinkd hashes
-        # the decoded path, which is what nginx checks.
-        url = super().url(name)
-        app_says_private = self._app_says_private(url)
-        signed = self.client.sign(url, ttl=ttl)
-        if "?" not in signed and app_says_private:
-            raise ImproperlyConfigured(
-                f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
-                "but securelinkd signs it as public, so nginx would serve it to anyone: "
-                "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
-                "to match the settings"
-            )
-        return signed
+        return int(lifetime)
+
+    def _sign(self, key, url, ttl):
+        self._prefixes()  # both settings given: ImproperlyConfigured, as before
+
+        def check(signed):
+            # Only an unsigned answer can contradict the settings.
+            if "?" not in signed and self._app_says_private(url):
+                raise ImproperlyConfigured(
+                    f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
+                    "but securelinkd signs it as public, so nginx would serve it to anyone: "
+                    "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
+                    "to match the settings"
+                )
+        return self.client._sign_keyed(key, url, ttl, check=check)
 
 
 _PATH = "securelink.django.SecureLinkStorage"
@@ -179,7 +244,7 @@ def _storage_fix():
 def check_default_storage(app_configs=None, **kwargs):
     """securelink.E001: securelink is configured but the default storage
     does not sign."""
-    wanted = apps.is_installed("securelink.django") or any(
+    wanted = django_apps.is_installed("securelink.django") or any(
         name.startswith(("SECURE_LINK_", "SECURELINK_")) for name in dir(settings))
     if not wanted:
         return []
