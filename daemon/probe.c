@@ -234,7 +234,11 @@ int probe_start(sd_event *e, ProbePlan *plan, bool loopback, usec_t timeout, pro
 		if (!p->connect_to)
 			return -ENOMEM;
 	}
-	r = sd_event_add_time(e, &p->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, p);
+	/* Accuracy 0 would be sd-event's default of 250 ms: curl's timeouts
+	 * (0 = at once) would fire a quarter second late, and every rotation,
+	 * whose key waits for a probe, with them. */
+	r = sd_event_add_time(e, &p->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_timer,
+	                      p);
 	if (r < 0)
 		return r;
 	(void)sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
