@@ -167,7 +167,20 @@ def start_nginx(directory, conf, error_log, pid_file, diagnostics=lambda: "", wr
                        capture_output=True, text=True, timeout=TIMEOUT, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"nginx failed to start: {r.stderr.strip()}\n{diagnostics()}")
-    return read_pid_file(pid_file)
+    pid = read_pid_file(pid_file)
+    wait_for_workers(pid, TIMEOUT, diagnostics)
+    return pid
+
+
+def wait_for_workers(pid, timeout, diagnostics=lambda: ""):
+    """The master writes its pid file before it forks its workers: a reload
+    (or a test that compares workers before and after one) must wait for
+    them. /proc is the only signal there is, so poll it with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not master_children(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nginx {pid} started no workers within {timeout}s\n{diagnostics()}")
+        time.sleep(0.01)
 
 
 def http_get(url, port, host="127.0.0.1", sock=None):
