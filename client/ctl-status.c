@@ -355,6 +355,7 @@ int verb_check(int argc, char *argv[])
 {
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *answer = NULL;
@@ -367,7 +368,10 @@ int verb_check(int argc, char *argv[])
 			check_help();
 			return EXIT_OK;
 		default:
-			return ctl_bad_option("check", argv);
+			code = ctl_global_option("check", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -547,6 +551,7 @@ int verb_metrics(int argc, char *argv[])
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "output", required_argument, NULL, 'o' },
+		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *answer = NULL, *text = NULL;
@@ -567,7 +572,10 @@ int verb_metrics(int argc, char *argv[])
 			output = optarg;
 			break;
 		default:
-			return ctl_bad_option("metrics", argv);
+			code = ctl_global_option("metrics", opt, argv);
+			if (code != EXIT_OK)
+				return code;
+			break;
 		}
 	}
 	if (optind < argc)

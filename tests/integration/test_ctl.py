@@ -471,6 +471,12 @@ def test_global_options_after_the_command_work_as_before_it(real):
     r = run_ctl("--json", "verify", url, "--socket", real.socket, env=nowhere)
     assert r.rc == EXIT_OK and json.loads(r.out)["verdict"] == "valid", r
 
+    # Every command that talks to the daemon takes them: check and metrics too.
+    r = run_ctl("check", "--socket", real.socket, "--json", env=nowhere)
+    assert r.err == "" and "verdict" in json.loads(r.out), r
+    r = run_ctl("metrics", "--socket", real.socket, env=nowhere)
+    assert r.rc == EXIT_OK and re.search(r"^securelink_up 1$", r.out, re.M), r
+
 
 @pytest.mark.parametrize("args", [
     ["--socket", "/a.sock", "status", "--socket", "/b.sock"],
