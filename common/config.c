@@ -951,6 +951,7 @@ static const KeyDef key_table[] = {
 	KEY("links", "expires_param", parse_param_name, expires_param, "expires"),
 	KEY("links", "key_param", parse_param_name, key_param, "kid"),
 	KEY("links", "bind_ip", parse_bool, bind_ip, "no"),
+	KEY("links", "allow_binary_paths", parse_bool, allow_binary_paths, "no"),
 	KEY("links", "max_url_length", parse_url_length, max_url_length, "8176"),
 	KEY("links", "expires_granularity", parse_time, expires_granularity, "0"),
 
@@ -1010,6 +1011,7 @@ Config *config_new(void)
 	c->activation_delay = 2 * USEC_PER_SEC;
 	c->clock_skew = 30 * USEC_PER_SEC;
 	c->bind_ip = false;
+	c->allow_binary_paths = false;
 	c->max_url_length = CONFIG_URL_LENGTH_DEFAULT;
 	c->reload = RELOAD_SYSTEMD;
 	c->serve_public = true;

@@ -75,6 +75,7 @@ typedef struct Config {
 	char *expires_param;     /* expires */
 	char *key_param;         /* kid */
 	bool bind_ip;            /* no */
+	bool allow_binary_paths; /* no: refuse targets whose decoded path is not UTF-8 text */
 	unsigned max_url_length; /* 8176: nginx's default request line, see CONFIG_URL_LENGTH_* */
 	usec_t expires_granularity; /* 0: off; whole seconds, at most max_link_ttl */
 

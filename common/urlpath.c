@@ -251,6 +251,90 @@ static const unsigned char keep_raw[256] = {
 	['.'] = 1,         ['_'] = 1,         ['~'] = 1,         ['/'] = 1,
 };
 
+/* Where a path stops being text, and why. The second byte of a multi-byte
+ * sequence has a narrower range after some lead bytes (the Unicode
+ * standard's table 3-7, "well-formed UTF-8 byte sequences"); a byte outside
+ * it says what the sequence would have been. */
+static const char *not_text(const unsigned char *p, size_t left, size_t *ret_seq_len)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	const char *narrow = NULL;
+	size_t n;
+
+	if (c < 0x20 || c == 0x7f)
+		return "control character (U+0000-U+001F or U+007F)";
+	if (c < 0x80) {
+		*ret_seq_len = 1;
+		return NULL;
+	}
+	if (c < 0xc0)
+		return "invalid UTF-8: continuation byte without a lead byte";
+	if (c < 0xc2)
+		return "invalid UTF-8: overlong encoding"; /* U+0000-U+007F in two bytes */
+	if (c < 0xe0)
+		n = 2;
+	else if (c < 0xf0) {
+		n = 3;
+		if (c == 0xe0) {
+			lo = 0xa0;
+			narrow = "invalid UTF-8: overlong encoding";
+		} else if (c == 0xed) {
+			hi = 0x9f;
+			narrow = "invalid UTF-8: UTF-16 surrogate (U+D800-U+DFFF)";
+		}
+	} else if (c < 0xf5) {
+		n = 4;
+		if (c == 0xf0) {
+			lo = 0x90;
+			narrow = "invalid UTF-8: overlong encoding";
+		} else if (c == 0xf4) {
+			hi = 0x8f;
+			narrow = "invalid UTF-8: code point above U+10FFFF";
+		}
+	} else
+		return "invalid UTF-8: byte 0xF5-0xFF";
+
+	for (size_t i = 1; i < n; i++) {
+		if (i >= left || p[i] < 0x80 || p[i] > 0xbf)
+			return "invalid UTF-8: truncated sequence";
+		if (i == 1 && narrow && (p[i] < lo || p[i] > hi))
+			return narrow;
+	}
+	/* U+0080-U+009F: C2 80 to C2 9F. */
+	if (c == 0xc2 && p[1] < 0xa0)
+		return "C1 control character (U+0080-U+009F)";
+	*ret_seq_len = n;
+	return NULL;
+}
+
+bool urlpath_is_text(const char *path, size_t len, size_t *ret_offset, const char **ret_reason)
+{
+	const unsigned char *p = (const unsigned char *)path;
+
+	assert(path || len == 0);
+
+	for (size_t i = 0; i < len;) {
+		const char *reason;
+		size_t n = 0;
+
+		/* Most paths are ASCII: skip it without the decoder. */
+		if (p[i] >= 0x20 && p[i] < 0x7f) {
+			i++;
+			continue;
+		}
+		reason = not_text(p + i, len - i, &n);
+		if (reason) {
+			if (ret_offset)
+				*ret_offset = i;
+			if (ret_reason)
+				*ret_reason = reason;
+			return false;
+		}
+		i += n;
+	}
+	return true;
+}
+
 size_t urlpath_encoded_len(const char *path, size_t len)
 {
 	size_t n = len;

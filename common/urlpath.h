@@ -22,6 +22,14 @@ int urlpath_decode(const char *in, size_t len, char **ret, const char **ret_reas
  * every path urlpath_decode() produces. Returns 0 or -ENOMEM. */
 int urlpath_encode(const char *path, char **ret);
 
+/* Whether the len bytes at path are text: well-formed UTF-8 (RFC 3629: no
+ * overlong form, no surrogate, nothing above U+10FFFF, no stray or missing
+ * continuation byte) without control characters (C0 U+0000-U+001F, DEL
+ * U+007F, C1 U+0080-U+009F). Returns true; or false with the offset of the
+ * offending sequence's first byte and a static one-line reason, each unless
+ * NULL. */
+bool urlpath_is_text(const char *path, size_t len, size_t *ret_offset, const char **ret_reason);
+
 /* Splits a SIGN/VERIFY target into its origin and path. A target starting
  * with a single '/' has an empty origin. An absolute "http://" or "https://"
  * URL keeps "scheme://host[:port]" as origin (host: letters, digits, '-',

@@ -50,13 +50,18 @@ static bool ip_is_valid(const char *ip)
  * the decoded path goes into buf (PROTO_LINE_MAX bytes), or into *heap for a
  * longer one, which the caller frees. With resolve, "." and ".." segments
  * are resolved as nginx does (for links someone else wrote), else refused
- * (ret_canonical is then not set). */
-static int target_decode(const char *target, size_t len, bool resolve, UrlTarget *ret_target,
-                         char *buf, char **heap, const char **ret_decoded, size_t *ret_len,
-                         bool *ret_canonical, ProtoError *ret_code, const char **ret_message)
+ * (ret_canonical is then not set). A path that is not text is -EILSEQ
+ * unless allow_binary_paths; its message is valid until the thread's next
+ * call. */
+static int target_decode(const Config *c, const char *target, size_t len, bool resolve,
+                         UrlTarget *ret_target, char *buf, char **heap, const char **ret_decoded,
+                         size_t *ret_len, bool *ret_canonical, ProtoError *ret_code,
+                         const char **ret_message)
 {
+	static _Thread_local char not_text[320];
 	const char *reason = NULL;
 	char *out = buf;
+	size_t offset;
 	int r;
 
 	r = urlpath_parse_target(target, len, ret_target, &reason);
@@ -78,6 +83,17 @@ static int target_decode(const char *target, size_t len, bool resolve, UrlTarget
 		                      ret_canonical, &reason);
 	if (r < 0)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, reason ?: "bad path", r);
+
+	/* Chosen-prefix MD5 collisions need blocks of arbitrary bytes in the
+	 * hashed path: a signer of text only never signs one of a pair. */
+	if (!c->allow_binary_paths && !urlpath_is_text(out, *ret_len, &offset, &reason)) {
+		snprintf(not_text, sizeof(not_text),
+		         "the decoded path is not text at byte %zu (%s): binary paths are refused, "
+		         "as MD5 collisions are made of arbitrary bytes (set allow_binary_paths = "
+		         "yes in [links] to sign them)",
+		         offset, reason);
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, not_text, -EILSEQ);
+	}
 
 	*ret_decoded = out;
 	return 0;
@@ -210,8 +226,8 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
 		            -EINVAL);
 
-	q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
-	                  ret_code, ret_message);
+	q = target_decode(c, target, strlen(target), false, &t, dec, &heap, &decoded, &len,
+	                  &canonical, ret_code, ret_message);
 	if (q < 0)
 		return q;
 
@@ -439,8 +455,8 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
 		            -EINVAL);
 
-	q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
-	                  ret_code, ret_message);
+	q = target_decode(c, target, strlen(target), false, &t, dec, &heap, &decoded, &len,
+	                  &canonical, ret_code, ret_message);
 	if (q < 0)
 		return q;
 	if (decoded[len - 1] != '/')
@@ -895,6 +911,8 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 	LinkFields f = {};
 	const char *p;
 	int q;
+	const char *message = NULL;
+	ProtoError code = PROTO_INTERNAL;
 
 	assert(c);
 	assert(r);
@@ -917,10 +935,13 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 	/* nginx resolves "." and ".." in $uri before it picks the location
 	 * and hashes: "/media/private/x/../a.pdf" is served as
 	 * "/media/private/a.pdf", so that is the path to judge. */
-	q = target_decode(url, url_len, true, &target, buf, &heap, &decoded, &decoded_len, NULL,
-	                  ret_code, ret_message);
+	q = target_decode(c, url, url_len, true, &target, buf, &heap, &decoded, &decoded_len, NULL,
+	                  &code, &message);
+	/* A link securelinkd would not sign is not one it vouches for. */
+	if (q == -EILSEQ)
+		return invalid(ret_verdict, ret_reason, message);
 	if (q < 0)
-		return q;
+		return fail(ret_code, ret_message, code, message, q);
 
 	if (!in_grant_area(c, decoded) && !config_path_is_private(c, decoded)) {
 		*ret_verdict = LINK_PUBLIC;

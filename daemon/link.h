@@ -20,6 +20,8 @@
  * "?<token_param>=<t>&<expires_param>=<e>&<key_param>=<kid>".
  * With bind_ip, ip is required (and hashed after the path). A link longer
  * than max_url_length (path and query) is refused, see link_sign_to().
+ * Unless allow_binary_paths, a target whose decoded path is not UTF-8 text
+ * (urlpath_is_text()) is refused with -EILSEQ, code bad-target.
  * Returns 0 with *ret_url malloc'd, or -EINVAL with *ret_code and *ret_message
  * (static) set; -ENOKEY (code unavailable) when no key is active. */
 int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
@@ -28,8 +30,8 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 /* link_sign() into buf (size bytes) instead of an allocation: the form SIGN
  * uses. *ret_len is the link's length (a NUL follows it). A link whose path
  * and query are longer than max_url_length (nginx would answer 414), or that
- * does not fit, is refused with code bad-target; the message for the first
- * is valid until the thread's next call. */
+ * does not fit, is refused with code bad-target; the message for the first,
+ * and for a path that is not text, is valid until the thread's next call. */
 int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message);
@@ -67,9 +69,10 @@ typedef enum LinkVerdict {
 /* Checks a link as nginx would at `now`: "." and ".." segments resolved as
  * in $uri (one above the root is -EINVAL, nginx's 400), the kid selects the
  * key (no kid: keyring_default()), the token must match, expires must be >=
- * now.
+ * now; unless allow_binary_paths, a path that is not UTF-8 text is invalid.
  * *ret_kid and *ret_expires are set for valid and expired links, *ret_reason
- * (static) for invalid ones. Returns 0, or -EINVAL with code/message for a
+ * (static, or for the text check valid until the thread's next call) for
+ * invalid ones. Returns 0, or -EINVAL with code/message for a
  * URL that cannot be parsed at all. */
 /* A path-form grant's URL (media_url + "_grant/...") is checked as nginx's
  * grant location does; a private URL without a token parameter but with

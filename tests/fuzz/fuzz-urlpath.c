@@ -9,7 +9,8 @@
 /* The URL path codec: decode the input as a path (exactly size bytes, no NUL
  * terminator, so ASan sees any read past the end); every path the decoder
  * accepts must survive encode + decode unchanged, because that is what a
- * signed link relies on. Then the same bytes as a SIGN/VERIFY target. */
+ * signed link relies on. Then the same bytes as a SIGN/VERIFY target, and
+ * the text check on the raw and the decoded bytes. */
 
 static void check_decoded_path(const char *path, size_t in_len)
 {
@@ -202,6 +203,59 @@ static void check_parse_target(const uint8_t *data, size_t size, const char *tar
 	}
 }
 
+/* A second, deliberately different reading of "text": decode each code
+ * point by its bit pattern, then require the shortest encoding, the
+ * Unicode scalar range and no control character (C0, DEL, C1). */
+static bool reference_is_text(const uint8_t *p, size_t len, size_t *ret_offset)
+{
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n;
+
+		*ret_offset = i;
+		if ((p[i] & 0x80) == 0)
+			n = 1, cp = p[i];
+		else if ((p[i] & 0xe0) == 0xc0)
+			n = 2, cp = p[i] & 0x1f;
+		else if ((p[i] & 0xf0) == 0xe0)
+			n = 3, cp = p[i] & 0x0f;
+		else if ((p[i] & 0xf8) == 0xf0)
+			n = 4, cp = p[i] & 0x07;
+		else
+			return false;
+		if (n > len - i)
+			return false;
+		for (size_t j = 1; j < n; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + j] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
+			return false;
+		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+static void check_is_text(const uint8_t *data, size_t size)
+{
+	const char *reason = NULL;
+	size_t offset = SIZE_MAX, ref_offset = SIZE_MAX;
+	bool text = urlpath_is_text((const char *)data, size, &offset, &reason);
+
+	FUZZ_CHECK(text == reference_is_text(data, size, &ref_offset));
+	if (text)
+		return;
+	FUZZ_CHECK(reason && reason[0] != '\0');
+	/* Both stop at the same sequence, and all before it is text. */
+	FUZZ_CHECK(offset == ref_offset);
+	FUZZ_CHECK(urlpath_is_text((const char *)data, offset, NULL, NULL));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *reason = NULL;
@@ -220,8 +274,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_decoded_path(path, size);
 		check_round_trip(path);
 		check_encode_to(path, data, size, canonical);
+		check_is_text((const uint8_t *)path, strlen(path));
 		free(path);
 	}
+
+	check_is_text(data, size);
 
 	target = fuzz_strndup(data, size);
 	check_split(target);

@@ -549,15 +549,27 @@ def test_nul_bytes_and_control_bytes_are_refused_line_by_line(make_daemon):
     assert set(codes) <= {"bad-request", "bad-target"}, codes
 
 
-def test_invalid_utf8_is_signed_byte_exact_or_refused_never_garbled(make_daemon):
+@pytest.mark.parametrize("allow", [True, False], ids=["allow_binary_paths", "default"])
+def test_invalid_utf8_is_signed_byte_exact_or_refused_never_garbled(make_daemon, allow):
     # nginx's $uri holds the raw bytes of a percent-decoded path, valid
-    # UTF-8 or not, and file names on Linux are bytes: a link to such a
-    # name must hash exactly those bytes, and nginx must serve it.
-    d = make_daemon()
+    # UTF-8 or not, and file names on Linux are bytes: with
+    # allow_binary_paths, a link to such a name must hash exactly those
+    # bytes, and nginx must serve it; by default it is refused
+    # (test_binary_paths.py has the details).
+    d = make_daemon({"links": {"allow_binary_paths": "yes" if allow else "no"}})
     names = [b"\xff\xfe.pdf", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"caf\xe9.txt"]
     keys = dict(d.keys()[1])
     with good_client(d, "invalid UTF-8"):
-        for name in names:
+        for name in names if not allow else []:
+            for target in (b"/media/private/" + name,
+                           b"/media/private/" + urllib.parse.quote_from_bytes(name).encode()):
+                with connect(d) as s, s.makefile("rwb") as f:
+                    f.write(b"SIGN " + target + b"\n")
+                    f.flush()
+                    answer = f.readline().rstrip(b"\n").decode("ascii")
+                assert answer.startswith("ERR bad-target the decoded path is not text at byte "), answer
+                assert "allow_binary_paths = yes" in answer, answer
+        for name in names if allow else []:
             full = os.path.join(d.media.encode(), b"private", name)
             os.makedirs(os.path.dirname(full), exist_ok=True)
             os.chmod(os.path.dirname(full), 0o755)

@@ -77,6 +77,7 @@ static void assert_documented_defaults(const Config *c)
 	assert_string_equal(c->expires_param, "expires");
 	assert_string_equal(c->key_param, "kid");
 	assert_false(c->bind_ip);
+	assert_false(c->allow_binary_paths);
 	assert_int_equal(c->max_url_length, 8176);
 
 	assert_string_equal(c->keys_file, "/etc/nginx/securelink/keys.conf");
@@ -111,7 +112,7 @@ static const char *const documented_keys[] = {
 	"locations_file",   "media_root",
 	"test_command",     "reload",
 	"serve_public",     "probe",
-	"probe_every",
+	"probe_every",      "allow_binary_paths",
 };
 
 static char *make_temp_dir(void)
@@ -219,6 +220,7 @@ static void test_every_key_is_accepted_in_its_section(void **state)
 	                   "expires_param = e\n"
 	                   "key_param = k_1\n"
 	                   "bind_ip = yes\n"
+	                   "allow_binary_paths = yes\n"
 	                   "max_url_length = 4096\n"
 	                   "[nginx]\n"
 	                   "keys_file = /etc/n/k.conf\n"
@@ -247,6 +249,7 @@ static void test_every_key_is_accepted_in_its_section(void **state)
 	assert_string_equal(c->expires_param, "e");
 	assert_string_equal(c->key_param, "k_1");
 	assert_true(c->bind_ip);
+	assert_true(c->allow_binary_paths);
 	assert_int_equal(c->max_url_length, 4096);
 	assert_string_equal(c->keys_file, "/etc/n/k.conf");
 	assert_string_equal(c->locations_file, "/etc/n/l.conf");
@@ -1193,6 +1196,24 @@ static void test_links_bind_ip(void **state)
 	             "test.conf:2: bind_ip: ", "\"maybe\" is not a boolean (use yes or no)");
 }
 
+static void test_links_allow_binary_paths(void **state)
+{
+	Config *c;
+
+	c = config_or_fail("[links]\nallow_binary_paths = yes\n");
+	assert_true(c->allow_binary_paths);
+	config_free(c);
+	c = config_or_fail("[links]\nallow_binary_paths = no\n");
+	assert_false(c->allow_binary_paths);
+	config_free(c);
+	expect_error(
+	    "[links]\nallow_binary_paths = sometimes\n",
+	    "test.conf:2: allow_binary_paths: ", "\"sometimes\" is not a boolean (use yes or no)");
+	/* A [links] key, not a [nginx] one. */
+	expect_error("[nginx]\nallow_binary_paths = yes\n",
+	             "test.conf:2: allow_binary_paths: ", "belongs in [links], not [nginx]");
+}
+
 /* [nginx] */
 
 static void test_nginx_files(void **state)
@@ -1526,6 +1547,7 @@ int main(void)
 		cmocka_unit_test(test_links_param_names_must_differ_in_more_than_case),
 		cmocka_unit_test(test_links_max_url_length),
 		cmocka_unit_test(test_links_bind_ip),
+		cmocka_unit_test(test_links_allow_binary_paths),
 		cmocka_unit_test(test_nginx_files),
 		cmocka_unit_test(test_nginx_keys_and_locations_file_must_differ),
 		cmocka_unit_test(test_nginx_secrets_outside_media_root),

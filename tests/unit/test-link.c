@@ -691,6 +691,70 @@ static void test_expires_round_never_passes_the_limit_nor_goes_down(void **state
 	assert_int_equal(link_expires_round(INT64_MAX - 1, g, INT64_MAX), INT64_MAX - 1);
 }
 
+/* Tokens for "/media/private/\xff\xfe\xc0", "/media/private/a\tb" and
+ * "/media/private/caf\xc3\xa9" (the decoded bytes), from openssl as above:
+ *   printf '1599214310/media/private/\xff\xfe\xc0 secret_xyz' | openssl md5 ... */
+#define OPENSSL_BINARY "jldkwS45hEpTadd82AyDGg"
+#define OPENSSL_TAB    "8KXulksC7aSVxmnEQMut9A"
+#define OPENSSL_CAFE   "ulmobVA32gjnz01aSBB-DA"
+#define NOT_TEXT(at, why)                                                                          \
+	"the decoded path is not text at byte " at " (" why "): binary paths are refused, as "     \
+	"MD5 collisions are made of arbitrary bytes (set allow_binary_paths = yes in [links] to "  \
+	"sign them)"
+
+static void test_sign_refuses_binary_paths_unless_allowed(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+
+	assert_sign_fails(f, "/media/private/%FF%FE%C0", DJ_EXPIRES, NULL, -EILSEQ,
+	                  PROTO_BAD_TARGET, NOT_TEXT("15", "invalid UTF-8: byte 0xF5-0xFF"));
+	assert_sign_fails(f, "/media/private/a%09b", DJ_EXPIRES, NULL, -EILSEQ, PROTO_BAD_TARGET,
+	                  NOT_TEXT("16", "control character (U+0000-U+001F or U+007F)"));
+	assert_sign_fails(f, "/media/private/%C2%85.pdf", DJ_EXPIRES, NULL, -EILSEQ,
+	                  PROTO_BAD_TARGET, NOT_TEXT("15", "C1 control character (U+0080-U+009F)"));
+	assert_sign_fails(f, "/media/private/%ED%A0%80", DJ_EXPIRES, NULL, -EILSEQ,
+	                  PROTO_BAD_TARGET,
+	                  NOT_TEXT("15", "invalid UTF-8: UTF-16 surrogate (U+D800-U+DFFF)"));
+	/* Raw bytes count as escaped ones: the decoded path is judged. */
+	assert_sign_fails(f, "/media/private/\xc0\xaf", DJ_EXPIRES, NULL, -EILSEQ, PROTO_BAD_TARGET,
+	                  NOT_TEXT("15", "invalid UTF-8: overlong encoding"));
+	/* Public paths too: one rule for every target. */
+	assert_sign_fails(f, "/media/public/%FF", DJ_EXPIRES, NULL, -EILSEQ, PROTO_BAD_TARGET,
+	                  NULL);
+	/* UTF-8 text, raw or escaped, is signed as before. */
+	assert_sign(f, "/media/private/caf\xc3\xa9", DJ_EXPIRES, NULL,
+	            "/media/private/caf%C3%A9?token=" OPENSSL_CAFE "&expires=1599214310&kid=1");
+
+	fixture_free(f);
+	f = *state = fixture_django_active(
+	    "[links]\nprivate_prefixes = private/\nallow_binary_paths = yes\n");
+	assert_sign(f, "/media/private/%FF%FE%C0", DJ_EXPIRES, NULL,
+	            "/media/private/%FF%FE%C0?token=" OPENSSL_BINARY "&expires=1599214310&kid=1");
+	assert_sign(f, "/media/private/a%09b", DJ_EXPIRES, NULL,
+	            "/media/private/a%09b?token=" OPENSSL_TAB "&expires=1599214310&kid=1");
+	assert_sign(f, "/media/public/%FF", DJ_EXPIRES, NULL, "/media/public/%FF");
+}
+
+/* VERIFY: a link securelinkd would not sign is invalid, with the reason;
+ * allowed, it is checked as any other. */
+static void test_verify_binary_path_is_invalid_unless_allowed(void **state)
+{
+	static const char *const url =
+	    "/media/private/%FF%FE%C0?token=" OPENSSL_BINARY "&expires=1599214310";
+	Fixture *f = *state = fixture_new("[links]\nprivate_prefixes = private/\n", false);
+
+	assert_invalid(f, url, NULL, NOT_TEXT("15", "invalid UTF-8: byte 0xF5-0xFF"));
+	assert_invalid(f, "/media/private/a%09b?token=" OPENSSL_TAB "&expires=1599214310", NULL,
+	               NOT_TEXT("16", "control character (U+0000-U+001F or U+007F)"));
+
+	fixture_free(f);
+	f = *state =
+	    fixture_new("[links]\nprivate_prefixes = private/\nallow_binary_paths = yes\n", false);
+	assert_valid(f, url, NULL, BEFORE, f->legacy_kid);
+	assert_valid(f, "/media/private/a%09b?token=" OPENSSL_TAB "&expires=1599214310", NULL,
+	             BEFORE, f->legacy_kid);
+}
+
 static int setup(void **state)
 {
 	return sodium_init() < 0 ? -1 : 0;
@@ -861,6 +925,8 @@ int main(void)
 		T(test_sign_with_bind_ip_hashes_the_address),
 		T(test_sign_without_bind_ip_refuses_an_address),
 		T(test_sign_rejects_bad_targets_with_urlpath_reason),
+		T(test_sign_refuses_binary_paths_unless_allowed),
+		T(test_verify_binary_path_is_invalid_unless_allowed),
 		T(test_sign_without_active_key_is_unavailable),
 		T(test_sign_public_path_needs_no_key),
 		T(test_sign_with_bind_ip_requires_ip),

@@ -673,6 +673,158 @@ static void test_parse_target_honours_len(void **state)
 	assert_int_equal(urlpath_parse_target("/x", 0, &u, &reason), -EINVAL);
 }
 
+/* urlpath_is_text: vectors written for this test after the Unicode
+ * standard's table 3-7 (well-formed UTF-8 byte sequences) and the kinds of
+ * case in Markus Kuhn's UTF-8 decoder stress test: boundaries of each
+ * sequence length, overlong forms, surrogates, beyond U+10FFFF, stray and
+ * missing continuation bytes. */
+
+#define R_CONTROL   "control character (U+0000-U+001F or U+007F)"
+#define R_C1        "C1 control character (U+0080-U+009F)"
+#define R_STRAY     "invalid UTF-8: continuation byte without a lead byte"
+#define R_OVERLONG  "invalid UTF-8: overlong encoding"
+#define R_SURROGATE "invalid UTF-8: UTF-16 surrogate (U+D800-U+DFFF)"
+#define R_BEYOND    "invalid UTF-8: code point above U+10FFFF"
+#define R_NEVER     "invalid UTF-8: byte 0xF5-0xFF"
+#define R_TRUNCATED "invalid UTF-8: truncated sequence"
+
+static const char *const text_vectors[] = {
+	"",
+	"/media/private/report.pdf",
+	" !\"#$%&'()*+,-./0123456789:;<=>?@AZ[\\]^_`az{|}~", /* every ASCII kind but controls */
+	"\xc2\xa0",                                          /* U+00A0, the first after C1 */
+	"\xc2\xbf",                                          /* U+00BF */
+	"\xc3\xa9",                                          /* U+00E9 */
+	"\xdf\xbf",                                          /* U+07FF, the last of 2 bytes */
+	"\xe0\xa0\x80",                                      /* U+0800, the first of 3 bytes */
+	"\xe2\x82\xac",                                      /* U+20AC */
+	"\xed\x9f\xbf",                                      /* U+D7FF, below the surrogates */
+	"\xee\x80\x80",                                      /* U+E000, above them */
+	"\xef\xbf\xbd",                                      /* U+FFFD */
+	"\xef\xbf\xbf",                                      /* U+FFFF, a noncharacter but text */
+	"\xf0\x90\x80\x80",                                  /* U+10000, the first of 4 bytes */
+	"\xf0\x9f\x98\x80",                                  /* U+1F600 */
+	"\xf4\x8f\xbf\xbf",                                  /* U+10FFFF, the last */
+	"/\xe6\x97\xa5\xe6\x9c\xac/caf\xc3\xa9 \xf0\x9f\x93\x84.txt",
+};
+
+typedef struct {
+	const char *in;
+	size_t len; /* 0: strlen(in) */
+	size_t offset;
+	const char *reason;
+} NotText;
+
+static const NotText not_text_vectors[] = {
+	/* C0 controls and DEL: terminals and logs act on them. */
+	{ "\x01", 0, 0, R_CONTROL },
+	{ "/a\tb", 0, 2, R_CONTROL },
+	{ "/a\nb", 0, 2, R_CONTROL },
+	{ "/a\rb", 0, 2, R_CONTROL },
+	{ "/a\x1b[31m", 0, 2, R_CONTROL },
+	{ "/a\x1f", 0, 2, R_CONTROL },
+	{ "/a\x7f", 0, 2, R_CONTROL },
+	{ "/a\0b", 4, 2, R_CONTROL },
+	/* C1 controls, as UTF-8: U+0085 NEL ends a line, U+009B is CSI. */
+	{ "/\xc2\x80", 0, 1, R_C1 },
+	{ "/\xc2\x85", 0, 1, R_C1 },
+	{ "/\xc2\x9b", 0, 1, R_C1 },
+	{ "/\xc2\x9f", 0, 1, R_C1 },
+	/* A continuation byte where a character must start. */
+	{ "\x80", 0, 0, R_STRAY },
+	{ "/a\xbf", 0, 2, R_STRAY },
+	{ "\xc3\xa9\xa9", 0, 2, R_STRAY },
+	{ "\xe2\x82\xac\x80", 0, 3, R_STRAY },
+	/* Overlong forms, the classic '/' among them. */
+	{ "\xc0\x80", 0, 0, R_OVERLONG },
+	{ "/\xc0\xaf", 0, 1, R_OVERLONG },
+	{ "\xc1\xbf", 0, 0, R_OVERLONG },
+	{ "\xe0\x80\xaf", 0, 0, R_OVERLONG },
+	{ "\xe0\x9f\xbf", 0, 0, R_OVERLONG },
+	{ "\xf0\x80\x80\xaf", 0, 0, R_OVERLONG },
+	{ "\xf0\x8f\xbf\xbf", 0, 0, R_OVERLONG },
+	/* UTF-16 surrogates encoded one by one (CESU-8), alone or paired. */
+	{ "\xed\xa0\x80", 0, 0, R_SURROGATE },
+	{ "\xed\xad\xbf", 0, 0, R_SURROGATE },
+	{ "\xed\xb0\x80", 0, 0, R_SURROGATE },
+	{ "/x\xed\xbf\xbf", 0, 2, R_SURROGATE },
+	{ "\xed\xa0\xbd\xed\xb8\x80", 0, 0, R_SURROGATE },
+	/* Beyond Unicode. */
+	{ "\xf4\x90\x80\x80", 0, 0, R_BEYOND },
+	{ "\xf4\xbf\xbf\xbf", 0, 0, R_BEYOND },
+	/* Bytes no UTF-8 holds: the old 4-byte forms above U+13FFFF, 5- and
+	 * 6-byte forms, and 0xFE/0xFF (UTF-16's byte order marks). */
+	{ "\xf5\x80\x80\x80", 0, 0, R_NEVER },
+	{ "\xf7\xbf\xbf\xbf", 0, 0, R_NEVER },
+	{ "\xf8\x88\x80\x80\x80", 0, 0, R_NEVER },
+	{ "\xfc\x84\x80\x80\x80\x80", 0, 0, R_NEVER },
+	{ "\xfe", 0, 0, R_NEVER },
+	{ "\xff\xfe", 0, 0, R_NEVER },
+	/* The issue's example: what a collision block looks like. */
+	{ "/media/private/\xff\xfe\xc0", 0, 15, R_NEVER },
+	/* Sequences cut short: by the end, by ASCII, by another lead byte. */
+	{ "\xc3", 0, 0, R_TRUNCATED },
+	{ "/\xe2\x82", 0, 1, R_TRUNCATED },
+	{ "\xf0\x9f\x98", 0, 0, R_TRUNCATED },
+	{ "\xc3"
+	  "a",
+	  0, 0, R_TRUNCATED },
+	{ "\xe2\x82/", 0, 0, R_TRUNCATED },
+	{ "\xe2\xc3\xa9", 0, 0, R_TRUNCATED },
+	{ "\xf0\x9f\x98\xf0\x9f\x98\x80", 0, 0, R_TRUNCATED },
+	{ "\xe0", 0, 0, R_TRUNCATED },
+	{ "\xed", 0, 0, R_TRUNCATED },
+	{ "\xf4", 0, 0, R_TRUNCATED },
+	/* len bounds the check: the sequence's end lies beyond it. */
+	{ "\xe2\x82\xac", 2, 0, R_TRUNCATED },
+	{ "\xc3\xa9", 1, 0, R_TRUNCATED },
+};
+
+static void test_is_text_accepts_utf8_without_controls(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(text_vectors); i++) {
+		const char *reason = NULL;
+		size_t offset = SIZE_MAX;
+
+		if (!urlpath_is_text(text_vectors[i], strlen(text_vectors[i]), &offset, &reason))
+			fail_msg("vector %zu refused: %s at %zu", i, reason ?: "?", offset);
+		assert_null(reason);
+	}
+	/* Only len bytes count: what follows them is not looked at. */
+	assert_true(urlpath_is_text("/a\xff", 2, NULL, NULL));
+	assert_true(urlpath_is_text("\xc3\xa9\x01", 2, NULL, NULL));
+	assert_true(urlpath_is_text(NULL, 0, NULL, NULL));
+}
+
+static void test_is_text_refuses_bad_utf8_and_controls_at_their_offset(void **state)
+{
+	for (size_t i = 0; i < ELEMENTSOF(not_text_vectors); i++) {
+		const NotText *v = not_text_vectors + i;
+		size_t len = v->len ?: strlen(v->in), offset = SIZE_MAX;
+		const char *reason = NULL;
+
+		if (urlpath_is_text(v->in, len, &offset, &reason))
+			fail_msg("vector %zu accepted", i);
+		if (!reason || strcmp(reason, v->reason) != 0 || offset != v->offset)
+			fail_msg("vector %zu: %s at %zu, expected %s at %zu", i, reason ?: "(null)",
+			         offset, v->reason, v->offset);
+		/* The out-parameters are optional. */
+		assert_false(urlpath_is_text(v->in, len, NULL, NULL));
+	}
+}
+
+/* Every byte value alone: ASCII but controls is text, nothing else is. */
+static void test_is_text_of_every_single_byte(void **state)
+{
+	for (unsigned b = 0; b < 256; b++) {
+		char c = (char)b;
+		bool want = b >= 0x20 && b < 0x7f;
+
+		if (urlpath_is_text(&c, 1, NULL, NULL) != want)
+			fail_msg("byte 0x%02x: expected %s", b, want ? "text" : "not text");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,6 +857,9 @@ int main(void)
 		    test_decode_to_agrees_with_decode_and_canonical_means_encode_is_identity),
 		cmocka_unit_test(test_decode_to_canonical_only_for_plain_paths),
 		cmocka_unit_test(test_parse_target_honours_len),
+		cmocka_unit_test(test_is_text_accepts_utf8_without_controls),
+		cmocka_unit_test(test_is_text_refuses_bad_utf8_and_controls_at_their_offset),
+		cmocka_unit_test(test_is_text_of_every_single_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
