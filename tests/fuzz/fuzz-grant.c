@@ -58,6 +58,22 @@ static LinkVerdict verify(const char *url, const char *cookie)
 	return verdict;
 }
 
+/* The path of an answer: after "scheme://host" or "//host", if any. */
+static const char *url_path(const char *url)
+{
+	const char *p = url;
+
+	if (strncmp(p, "http://", STRLEN("http://")) == 0)
+		p += STRLEN("http://");
+	else if (strncmp(p, "https://", STRLEN("https://")) == 0)
+		p += STRLEN("https://");
+	else if (strncmp(p, "//", 2) == 0)
+		p += 2;
+	else
+		return p;
+	return p + strcspn(p, "/");
+}
+
 static void check_grant(const char *target, GrantForm form)
 {
 	char buf[PROTO_LINE_MAX + 64];
@@ -75,8 +91,11 @@ static void check_grant(const char *target, GrantForm form)
 		char *url;
 
 		FUZZ_CHECK(len > 0 && buf[len - 1] == '/');
-		if (!strstr(buf, "/media/_grant/"))
-			return; /* a public directory's plain URL */
+		/* A public directory's plain URL is answered as it is: only
+		 * grants have their path (after any origin) in the grant area,
+		 * which no target may name. */
+		if (strncmp(url_path(buf), "/media/_grant/", STRLEN("/media/_grant/")) != 0)
+			return;
 		url = malloc(len + 2);
 		if (!url)
 			abort();

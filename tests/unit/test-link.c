@@ -845,10 +845,18 @@ static void test_grant_refuses_files_deep_directories_and_the_grant_area(void **
 	    grant(f, "/media/_grant/1/", GRANT_COOKIE, NULL, buf, sizeof(buf), &code, &message),
 	    -EINVAL);
 	assert_int_equal(code, PROTO_BAD_TARGET);
+	/* A control byte: not text, and even where binary paths are allowed
+	 * no directory nginx's maps can cut. */
+	assert_int_equal(
+	    grant(f, "/media/private/a%0Ab/", GRANT_PATH, NULL, buf, sizeof(buf), &code, &message),
+	    -EILSEQ);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	f->c->allow_binary_paths = true;
 	assert_int_equal(
 	    grant(f, "/media/private/a%0Ab/", GRANT_PATH, NULL, buf, sizeof(buf), &code, &message),
 	    -EINVAL);
 	assert_non_null(strstr(message, "control bytes"));
+	f->c->allow_binary_paths = false;
 
 	/* A public directory: its plain URL, no key needed. */
 	assert_int_equal(grant(f, "/media/pub/", GRANT_COOKIE, NULL, buf, sizeof(buf), NULL, NULL),
