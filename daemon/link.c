@@ -45,6 +45,52 @@ static bool ip_is_valid(const char *ip)
 	return inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1;
 }
 
+/* Without bind_ip nginx's expression has no $remote_addr: a link asked for
+ * one address would open from any. Refuse it rather than hand it out
+ * looking bound. */
+static int check_unbound_ip(const Config *c, const char *ip, ProtoError *ret_code,
+                            const char **ret_message)
+{
+	if (!c->bind_ip && ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= given but bind_ip = no: links are not bound to an address (set "
+		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
+		            -EINVAL);
+	return 0;
+}
+
+/* With bind_ip, the address nginx hashes after the path is required. */
+static int check_bound_ip(const Config *c, const char *ip, ProtoError *ret_code,
+                          const char **ret_message)
+{
+	if (c->bind_ip && !ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= is required when bind_ip = yes", -EINVAL);
+	if (c->bind_ip && !ip_is_valid(ip))
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	return 0;
+}
+
+/* The key a link or grant until expires is signed with: the active one. */
+static int signing_key(const Config *c, const KeyRing *r, int64_t expires, const char *ip,
+                       const Key **ret, ProtoError *ret_code, const char **ret_message)
+{
+	/* nginx's module rejects an empty or zero expires: such a link could
+	 * never be served. Whether it lies in the past is the caller's call. */
+	if (expires <= 0)
+		return fail(ret_code, ret_message, PROTO_BAD_TTL,
+		            "expires must be a unix time in the future", -EINVAL);
+
+	/* Only the active key signs: a published key may not be in nginx
+	 * yet, a retired one is on its way out. */
+	*ret = keyring_active(r);
+	if (!*ret)
+		return fail(ret_code, ret_message, PROTO_UNAVAILABLE,
+		            "no active key (is a key rotation still waiting for nginx?)", -ENOKEY);
+	return check_bound_ip(c, ip, ret_code, ret_message);
+}
+
 /* Splits a target into its origin and its decoded path ($uri as nginx will
  * compute it), without allocating for any target a request line can hold:
  * the decoded path goes into buf (PROTO_LINE_MAX bytes), or into *heap for a
@@ -217,14 +263,9 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	if (!target)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
 
-	/* Without bind_ip nginx's expression has no $remote_addr: a link
-	 * asked for one address would open from any. Refuse it rather than
-	 * hand it out looking bound. */
-	if (!c->bind_ip && ip)
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= given but bind_ip = no: links are not bound to an address (set "
-		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
-		            -EINVAL);
+	q = check_unbound_ip(c, ip, ret_code, ret_message);
+	if (q < 0)
+		return q;
 
 	q = target_decode(c, target, strlen(target), false, &t, dec, &heap, &decoded, &len,
 	                  &canonical, ret_code, ret_message);
@@ -242,25 +283,9 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 		goto written;
 	}
 
-	/* nginx's module rejects an empty or zero expires: such a link could
-	 * never be served. Whether it lies in the past is the caller's call. */
-	if (expires <= 0)
-		return fail(ret_code, ret_message, PROTO_BAD_TTL,
-		            "expires must be a unix time in the future", -EINVAL);
-
-	/* Only the active key signs: a published key may not be in nginx
-	 * yet, a retired one is on its way out. */
-	k = keyring_active(r);
-	if (!k)
-		return fail(ret_code, ret_message, PROTO_UNAVAILABLE,
-		            "no active key (is a key rotation still waiting for nginx?)", -ENOKEY);
-
-	if (c->bind_ip && !ip)
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= is required when bind_ip = yes", -EINVAL);
-	if (c->bind_ip && !ip_is_valid(ip))
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	q = signing_key(c, r, expires, ip, &k, ret_code, ret_message);
+	if (q < 0)
+		return q;
 
 	/* The hash covers the decoded path, which is $uri to nginx, with
 	 * expires as the same digits the link carries; the client's address
@@ -449,11 +474,9 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 
 	if (!target)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
-	if (!c->bind_ip && ip)
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= given but bind_ip = no: links are not bound to an address (set "
-		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
-		            -EINVAL);
+	q = check_unbound_ip(c, ip, ret_code, ret_message);
+	if (q < 0)
+		return q;
 
 	q = target_decode(c, target, strlen(target), false, &t, dec, &heap, &decoded, &len,
 	                  &canonical, ret_code, ret_message);
@@ -498,19 +521,9 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, too_deep, -EINVAL);
 	}
 
-	if (expires <= 0)
-		return fail(ret_code, ret_message, PROTO_BAD_TTL,
-		            "expires must be a unix time in the future", -EINVAL);
-	k = keyring_active(r);
-	if (!k)
-		return fail(ret_code, ret_message, PROTO_UNAVAILABLE,
-		            "no active key (is a key rotation still waiting for nginx?)", -ENOKEY);
-	if (c->bind_ip && !ip)
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= is required when bind_ip = yes", -EINVAL);
-	if (c->bind_ip && !ip_is_valid(ip))
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	q = signing_key(c, r, expires, ip, &k, ret_code, ret_message);
+	if (q < 0)
+		return q;
 	if (len >= PROTO_LINE_MAX)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
 
@@ -948,12 +961,9 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 		return 0;
 	}
 
-	if (c->bind_ip && !ip)
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= is required when bind_ip = yes", -EINVAL);
-	if (c->bind_ip && !ip_is_valid(ip))
-		return fail(ret_code, ret_message, PROTO_BAD_IP,
-		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	q = check_bound_ip(c, ip, ret_code, ret_message);
+	if (q < 0)
+		return q;
 	if (!c->bind_ip)
 		ip = NULL;
 
