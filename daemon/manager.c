@@ -21,9 +21,8 @@
  * their publication to nginx, the configuration. The socket's verbs are in
  * manager-verbs.c, mode = derived in manager-fleet.c. */
 
-#define NGINX_TIMEOUT (30 * USEC_PER_SEC)
-#define RETRY_MAX     (60 * USEC_PER_SEC)
-#define SNIPPET_MAX   (1024 * 1024)
+#define RETRY_MAX   (60 * USEC_PER_SEC)
+#define SNIPPET_MAX (1024 * 1024)
 /* Ring times this little ahead of the clock are left alone: an NTP step of
  * a few milliseconds back is not a clock that ran ahead. */
 #define CLOCK_TOLERANCE USEC_PER_SEC
@@ -472,7 +471,8 @@ static void start_sync(Manager *m)
 		return;
 	}
 
-	r = nginx_apply(m->event, m->config, NGINX_TIMEOUT, on_nginx_done, m, &m->nginx_op);
+	r = nginx_apply(m->event, m->config, m->config->nginx_timeout, on_nginx_done, m,
+	                &m->nginx_op);
 	if (r < 0) {
 		log_error_errno(r, "Failed to start the nginx test: %m");
 		manager_schedule_retry(m, "cannot run the nginx test command");

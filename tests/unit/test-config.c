@@ -90,6 +90,7 @@ static void assert_documented_defaults(const Config *c)
 	assert_true(c->serve_public);
 	assert_null(c->probe);
 	assert_true(c->probe_every == 300ULL * 1000000ULL);
+	assert_true(c->nginx_timeout == 30ULL * 1000000ULL);
 }
 
 /* Every key of DESIGN.md's Configuration section, plus [keys] mode and
@@ -111,7 +112,7 @@ static const char *const documented_keys[] = {
 	"locations_file",   "media_root",
 	"test_command",     "reload",
 	"serve_public",     "probe",
-	"probe_every",
+	"probe_every",      "timeout",
 };
 
 static char *make_temp_dir(void)
