@@ -117,3 +117,37 @@ def test_a_rotation_that_cannot_complete_is_answered_at_its_deadline(make_daemon
     st = d.status()
     assert st["active_kid"] == active, st
     assert st["counters"]["errors_by_code"]["unavailable"] >= 1, st
+
+
+def test_a_clock_stepped_back_rebases_the_ring_and_the_rotation_under_way(make_daemon,
+                                                                          tmp_path):
+    # Started with the clock 400 days ahead (a bad RTC before NTP): the
+    # first key's times and a rotation's confirmation are stamped there.
+    d, clock, fifo = faked_daemon(make_daemon, tmp_path, "+400d",
+                                  {"keys": {"activation_delay": "3s"}, "nginx": {"timeout": "2s"}},
+                                  clock_fifo=True)
+    st = d.status()
+    assert st["next_rotation"] > time.time() + 399 * DAY, st  # the fake clock took
+    with d.connect() as c:
+        rotate_until_confirmed(d, c)
+        # NTP steps the clock back to the truth; the kernel tells the daemon.
+        set_clock(clock, "+0")
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+        # The pending key activates activation_delay after the change, not
+        # 400 days later; before that the waiter's deadline would answer.
+        answer = c.read_line()
+        assert re.fullmatch(r"OK kid=\d+", answer), answer + "\n" + d.diagnostics()
+    st = d.status()
+    now = time.time()
+    for k in st["keys"]:
+        for field in ("published", "activated", "retired", "drop_after"):
+            if k[field] is not None:
+                assert k[field] < now + DAY + 60, (field, k, now)
+    # rotate_every is 24h: the next rotation counts from now, not from +400d.
+    assert st["next_rotation"] <= now + DAY + 60, st
+    assert "The system clock was set" in d.log_text()
+    assert "moved them back to now" in d.log_text()
