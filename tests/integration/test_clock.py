@@ -27,14 +27,10 @@ import time
 
 import pytest
 
-from daemonsite import build_dir, err, make_daemon  # noqa: F401
+from daemonsite import err, make_daemon, shim_lib  # noqa: F401
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 DAY = 86400
-
-
-def shim_lib():
-    return os.path.join(build_dir(), "tests", "integration", "libsecurelink-test-shim.so")
 
 
 def set_clock(path, offset):
