@@ -965,6 +965,7 @@ static const KeyDef key_table[] = {
 	KEY("nginx", "reload", parse_reload, reload, "systemd:nginx.service"),
 	KEY("nginx", "probe", parse_probe, probe, "", .allow_empty = true),
 	KEY("nginx", "probe_every", parse_time, probe_every, "5m", .min = USEC_PER_SEC),
+	KEY("nginx", "timeout", parse_time, nginx_timeout, "30s", .min = USEC_PER_SEC),
 };
 
 static const KeyDef *key_lookup(const char *section, const char *key)
@@ -1016,6 +1017,7 @@ Config *config_new(void)
 	c->reload = RELOAD_SYSTEMD;
 	c->serve_public = true;
 	c->probe_every = 5 * USEC_PER_MINUTE;
+	c->nginx_timeout = 30 * USEC_PER_SEC;
 
 	c->socket = strdup("/run/securelink/securelinkd.sock");
 	c->state_directory = strdup("/var/lib/securelink");

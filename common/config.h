@@ -91,6 +91,7 @@ typedef struct Config {
 	char **reload_command; /* argv for exec:, NULL otherwise */
 	char *probe;           /* NULL: the default (config_probe_origin()); "no"; or an origin */
 	usec_t probe_every;    /* 5m */
+	usec_t nginx_timeout;  /* 30s: one test and reload; deferred requests get 3 of them */
 
 	/* What a valid file may still not mean what it seems to, one line each
 	 * ("securelinkd.conf:7: private_prefixes: ..."), for the program to show

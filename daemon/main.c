@@ -323,6 +323,17 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	return 0;
 }
 
+/* What the loop stops and reloads on; SIGCHLD is sd-event's own, per child. */
+static const struct {
+	int signo;
+	const char *name;
+	sd_event_signal_handler_t handler;
+} watched_signals[] = {
+	{ SIGTERM, "SIGTERM", on_sigterm },
+	{ SIGINT, "SIGINT", on_sigterm },
+	{ SIGHUP, "SIGHUP", on_sighup },
+};
+
 static int run(int argc, char *argv[])
 {
 	_cleanup_(manager_freep) Manager *m = NULL;
@@ -420,7 +431,9 @@ static int run(int argc, char *argv[])
 	if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 ||
 	    sigaddset(&mask, SIGINT) < 0 || sigaddset(&mask, SIGHUP) < 0 ||
 	    sigaddset(&mask, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		return log_error_errno(errno, "Failed to block signals: %m"), EXIT_FAILURE;
+		return log_error_errno(errno,
+		                       "Failed to block SIGTERM, SIGINT, SIGHUP and SIGCHLD: %m"),
+		       EXIT_FAILURE;
 	/* A client that hangs up must not kill us in the middle of a write. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return log_error_errno(errno, "Failed to ignore SIGPIPE: %m"), EXIT_FAILURE;
@@ -440,14 +453,15 @@ static int run(int argc, char *argv[])
 
 	/* Without these the signals stay blocked: SIGTERM would never stop
 	 * us and systemd would have to SIGKILL mid-write. */
-	r = sd_event_add_signal(e, NULL, SIGTERM, on_sigterm, m);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGINT, on_sigterm, m);
-	if (r >= 0)
-		r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
-	if (r < 0) {
-		sd_event_unref(e);
-		return log_error_errno(r, "Failed to watch signals: %m"), EXIT_FAILURE;
+	for (size_t i = 0; i < ELEMENTSOF(watched_signals); i++) {
+		r = sd_event_add_signal(e, NULL, watched_signals[i].signo,
+		                        watched_signals[i].handler, m);
+		if (r < 0) {
+			sd_event_unref(e);
+			return log_error_errno(r, "Failed to watch %s: %m",
+			                       watched_signals[i].name),
+			       EXIT_FAILURE;
+		}
 	}
 	/* WATCHDOG=1 from the event loop itself: a stuck loop stops it. Without
 	 * WatchdogSec= this is a no-op returning 0. */
@@ -469,6 +483,8 @@ static int run(int argc, char *argv[])
 	log_info("Listening on %s", m->config->socket);
 
 	r = sd_event_loop(e);
+	if (r < 0)
+		log_error_errno(r, "The event loop failed: %m");
 	m = manager_free(m);
 	sd_event_unref(e);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

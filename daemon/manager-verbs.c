@@ -18,11 +18,16 @@ static void reply_error(Manager *m, Conn *c, ProtoError code, const char *messag
 	conn_reply_error(c, code, message);
 }
 
-/* A deferred request never waits longer than this past activation_delay:
- * a rotation is a test and reload (bounded by 30s each in manager.c), the
- * delay, and after a revoke one more test and reload. Beyond it something
- * is wrong, and the client gets an answer anyway. */
-#define WAITER_MAX (90 * USEC_PER_SEC)
+/* How long a deferred request may wait: a rotation is a test and reload
+ * (each bounded by [nginx] timeout), the delay, and after a revoke one more
+ * test and reload; one more for slack. Beyond it something is wrong (a
+ * clock stepped back under a pending key, a bug), and the client gets an
+ * answer anyway. */
+static usec_t waiter_deadline(const Manager *m)
+{
+	/* No overflow: config.c caps both durations at 3650d. */
+	return now_monotonic() + m->config->activation_delay + 3 * m->config->nginx_timeout;
+}
 
 /* Whether what w asked for is still on its way (it completes by itself
  * once nginx takes the keys), so its client is told it is queued. */
@@ -191,7 +196,7 @@ static int waiter_add(Manager *m, Conn *c, WaitKind kind, uint32_t kid, const ch
 		.kid = kid,
 		.line = copy,
 		.len = len,
-		.deadline = now_monotonic() + m->config->activation_delay + WAITER_MAX,
+		.deadline = waiter_deadline(m),
 	};
 	arm_waiter_timer(m);
 	return 0;

@@ -21,9 +21,8 @@
  * their publication to nginx, the configuration. The socket's verbs are in
  * manager-verbs.c, mode = derived in manager-fleet.c. */
 
-#define NGINX_TIMEOUT (30 * USEC_PER_SEC)
-#define RETRY_MAX     (60 * USEC_PER_SEC)
-#define SNIPPET_MAX   (1024 * 1024)
+#define RETRY_MAX   (60 * USEC_PER_SEC)
+#define SNIPPET_MAX (1024 * 1024)
 /* Ring times this little ahead of the clock are left alone: an NTP step of
  * a few milliseconds back is not a clock that ran ahead. */
 #define CLOCK_TOLERANCE USEC_PER_SEC
@@ -472,7 +471,8 @@ static void start_sync(Manager *m)
 		return;
 	}
 
-	r = nginx_apply(m->event, m->config, NGINX_TIMEOUT, on_nginx_done, m, &m->nginx_op);
+	r = nginx_apply(m->event, m->config, m->config->nginx_timeout, on_nginx_done, m,
+	                &m->nginx_op);
 	if (r < 0) {
 		log_error_errno(r, "Failed to start the nginx test: %m");
 		manager_schedule_retry(m, "cannot run the nginx test command");
@@ -666,20 +666,38 @@ void manager_step(Manager *m)
  * recomputed for the clock as it is now. */
 static void manager_rebase_clock(Manager *m)
 {
+	usec_t jump, now = now_realtime();
 	char buf[32];
-	usec_t jump;
 
 	if (manager_derived(m)) {
 		m->ring_until = 0;
 		return;
 	}
-	jump = keyring_rebase_future(m->ring, now_realtime(), CLOCK_TOLERANCE);
+	/* Not in the ring, but as stuck: a pending key activates
+	 * activation_delay after nginx's confirmation, and the retries wait
+	 * for their time. A future stamped there waits for the excursion's
+	 * length (a rotation under way and every other one behind it). */
+	if (m->rotation.confirmed_at > now + CLOCK_TOLERANCE) {
+		log_warning("nginx's last confirmation is stamped %s ahead of the clock; counting "
+		            "activation_delay from now",
+		            format_duration(buf, sizeof(buf),
+		                            (m->rotation.confirmed_at - now) / USEC_PER_SEC *
+		                                USEC_PER_SEC));
+		m->rotation.confirmed_at = now;
+	}
+	if (m->rotation.retry_at > now + RETRY_MAX)
+		m->rotation.retry_at = now;
+	if (m->rotation.hold_until > now + RETRY_MAX)
+		m->rotation.hold_until = now;
+
+	jump = keyring_rebase_future(m->ring, now, CLOCK_TOLERANCE);
 	if (jump == 0)
 		return;
+	/* Whole seconds: the times come from clock reads microseconds apart. */
 	log_warning("The key ring holds times up to %s ahead of the clock (it ran ahead, e.g. "
 	            "a bad RTC before NTP); moved them back to now: the next rotation and the "
 	            "drops count from now",
-	            format_duration(buf, sizeof(buf), jump));
+	            format_duration(buf, sizeof(buf), jump / USEC_PER_SEC * USEC_PER_SEC));
 	/* On failure the ring goes back to what is on disk, future times and
 	 * all; the next clock change or start tries again. */
 	(void)manager_save_ring(m);

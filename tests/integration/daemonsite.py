@@ -53,6 +53,11 @@ def daemon_binary():
     return os.path.join(build_dir(), "daemon", "securelinkd")
 
 
+def shim_lib():
+    """testshim.c, LD_PRELOADed by test_clock.py and test_signals.py."""
+    return os.path.join(build_dir(), "tests", "integration", "libsecurelink-test-shim.so")
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

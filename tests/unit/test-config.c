@@ -91,6 +91,7 @@ static void assert_documented_defaults(const Config *c)
 	assert_true(c->serve_public);
 	assert_null(c->probe);
 	assert_true(c->probe_every == 300ULL * 1000000ULL);
+	assert_true(c->nginx_timeout == 30ULL * 1000000ULL);
 }
 
 /* Every key of DESIGN.md's Configuration section, plus [keys] mode and
@@ -113,6 +114,7 @@ static const char *const documented_keys[] = {
 	"test_command",     "reload",
 	"serve_public",     "probe",
 	"probe_every",      "allow_binary_paths",
+	"timeout",
 };
 
 static char *make_temp_dir(void)
