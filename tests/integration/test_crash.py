@@ -456,3 +456,22 @@ def test_derived_mode_start_removes_stale_temp_files_and_only_those(make_daemon)
     left = set(os.listdir(snippets))
     assert not left & set(ours), f"stale temp files survived the start: {left & set(ours)}"
     assert set(others) <= left, f"files that are not ours were removed: {set(others) - left}"
+
+
+def test_start_removes_stale_temp_files_of_the_state_directory(make_daemon):
+    """A kill while the ring, its previous copy or a queued revoke was being
+    saved leaves that write's temp file in the state directory (the random
+    kills above found a revoke's): every start removes them, and nothing
+    that is not ours."""
+    d = make_daemon(start=False)
+    ours = [".keyring.0badf00d.tmp", ".keyring.prev.1234abcd.tmp", ".revoke.66331a17.tmp"]
+    others = [".revoke.orig.tmp", "revoke.tmp", ".keyring.0badf00d.tmp.bak"]
+    for name in ours + others:
+        with open(os.path.join(d.state, name), "w") as f:
+            f.write("# left behind\n")
+
+    d.start()
+
+    left = set(os.listdir(d.state))
+    assert not left & set(ours), f"stale temp files survived the start: {left & set(ours)}"
+    assert set(others) <= left, f"files that are not ours were removed: {set(others) - left}"
