@@ -411,10 +411,13 @@ def test_master_killed_while_a_worker_survives_activates_nothing_until_it_is_gon
     old = d.sign(PRIVATE)
     # The workers that serve: a reload at the start (nginx started while
     # the first key was being activated) may leave an old worker shutting
-    # down, which exits by itself and which the daemon rightly ignores.
+    # down, which exits by itself and which the daemon rightly ignores, and
+    # a new one that has not set its title yet (/proc is the only signal).
+    deadline = time.monotonic() + TIMEOUT
+    while not (workers := {w for w in d.workers() if d._accepting(w)}):
+        assert time.monotonic() < deadline, "nginx has no serving worker\n" + d.diagnostics()
+        time.sleep(0.01)
     every = d.workers()
-    workers = {w for w in every if d._accepting(w)}
-    assert workers
     master, d.nginx_pid = d.nginx_pid, None
     os.kill(master, signal.SIGKILL)
     assert wait_gone(master)
