@@ -172,11 +172,12 @@ static int load_masters(const Config *config, Masters **ret)
 
 /* A write cut short by a crash leaves its temp file beside the file it was
  * to replace: an old ring or keys file, secrets of revoked keys or long-gone
- * epochs included. Removed at every start, in both modes (fleet mode has no
- * ring, but its keys file is rewritten every epoch). */
+ * epochs included, or a queued revoke's. Removed at every start, in both
+ * modes (fleet mode has no ring, but its keys file is rewritten every
+ * epoch). */
 static void remove_stale_temp_files_of(const Config *config)
 {
-	const char *names[] = { KEYRING_FILE, KEYRING_PREV_FILE };
+	const char *names[] = { KEYRING_FILE, KEYRING_PREV_FILE, KEYRING_REVOKE_FILE };
 	const char *files[] = { config->keys_file, config->locations_file };
 
 	for (size_t i = 0; i < ELEMENTSOF(files); i++) {

@@ -44,13 +44,14 @@
 /* At most one log line per this interval for refused or shed connections;
  * the rest are counted into the next line. */
 #define REFUSED_LOG_INTERVAL (5 * USEC_PER_SEC)
-/* Accepts per wakeup, so a connect storm cannot starve connected clients. */
+/* Accepts per wakeup, so a connect storm cannot starve connected clients.
+ * The listening socket has the connections' priority and takes its turn
+ * among them: at a lower one it would wait until no connection has input,
+ * and clients that keep the daemon busy would lock every newcomer out. */
 #define ACCEPT_BURST 64
 /* Out of file descriptors: stop accepting for a moment instead of spinning on
  * a listening socket that stays readable. */
 #define ACCEPT_RETRY_USEC (100 * USEC_PER_MSEC)
-
-#define LISTEN_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 
 static const char too_many_connections[] =
     "ERR unavailable too many connections (try again later)\n";
@@ -1281,11 +1282,6 @@ int server_new(sd_event *e, const Config *c, server_handler_t handler, void *use
 		return r;
 
 	r = sd_event_add_io(e, &s->listen, s->fd, EPOLLIN, on_listen, s);
-	if (r < 0)
-		return r;
-	/* Serve connected clients (and notice closed ones, which frees slots
-	 * under max_connections) before accepting new ones. */
-	r = sd_event_source_set_priority(s->listen, LISTEN_PRIORITY);
 	if (r < 0)
 		return r;
 

@@ -43,6 +43,12 @@ _SYNC = "X-SECURELINK-TEST-SYNC="
 # a reload, an exit); only reached when something is broken.
 TIMEOUT = 20.0
 POLL = 0.02
+# Upper bound for a retry the daemon makes by itself after a failure (nginx's
+# test failing, a full disk, stray workers): its backoff doubles from 1 s up
+# to RETRY_MAX = 60 s (daemon/manager.c), and a slow run (sanitizers, busy
+# cores) sees more failed attempts before the fault is gone, so the next one
+# may be a minute away.
+RETRY_TIMEOUT = 60 + TIMEOUT
 
 
 def build_dir():

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from daemonsite import TIMEOUT, err, kid_of, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import RETRY_TIMEOUT, TIMEOUT, err, kid_of, make_daemon  # noqa: F401 (a fixture)
 from nginxsite import pid_alive, wait_gone
 
 PRIVATE = "/media/private/report.pdf"
@@ -248,7 +248,7 @@ def test_disk_full_at_activation_keeps_the_old_key_and_activates_once_space_retu
     attempts = log_since(d, pos).count("Failed to save the key ring")
 
     os.unlink(filler)
-    st = d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=8,
+    st = d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=RETRY_TIMEOUT,
                        what=f"the activation once space returned ({attempts} failed saves "
                             "logged while the disk was full)")
     assert st["nginx"]["ok"] is True
@@ -288,7 +288,7 @@ def test_revoke_while_an_include_is_broken_keeps_the_old_keys_until_fixed(make_d
     pos = os.path.getsize(d.log)
     with open(d.extra_conf, "w") as f:
         f.write("# fixed\n")
-    wait_log(d, pos, "(reload confirmed)", timeout=15, count=2)
+    wait_log(d, pos, "(reload confirmed)", timeout=RETRY_TIMEOUT, count=2)
     st = d.status()
     assert [k["kid"] for k in st["keys"]] == [kid + 1] and st["nginx"]["ok"] is True
     d.assert_only_the_newest_worker_accepts()
@@ -321,7 +321,7 @@ def test_nginx_not_running_with_a_broken_include_activates_nothing_until_fixed(m
 
     with open(d.extra_conf, "w") as f:
         f.write("# fixed\n")
-    d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=15,
+    d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=RETRY_TIMEOUT,
                   what="the retried rotation once the include was fixed")
     assert "nginx is not running" in d.log_text()
     new = d.sign(PRIVATE)
@@ -409,8 +409,15 @@ def test_master_killed_while_a_worker_survives_activates_nothing_until_it_is_gon
     d.add_file("private/report.pdf", BODY)
     kid = d.status()["active_kid"]
     old = d.sign(PRIVATE)
-    workers = d.workers()
-    assert workers
+    # The workers that serve: a reload at the start (nginx started while
+    # the first key was being activated) may leave an old worker shutting
+    # down, which exits by itself and which the daemon rightly ignores, and
+    # a new one that has not set its title yet (/proc is the only signal).
+    deadline = time.monotonic() + TIMEOUT
+    while not (workers := {w for w in d.workers() if d._accepting(w)}):
+        assert time.monotonic() < deadline, "nginx has no serving worker\n" + d.diagnostics()
+        time.sleep(0.01)
+    every = d.workers()
     master, d.nginx_pid = d.nginx_pid, None
     os.kill(master, signal.SIGKILL)
     assert wait_gone(master)
@@ -430,17 +437,19 @@ def test_master_killed_while_a_worker_survives_activates_nothing_until_it_is_gon
         link = d.sign(PRIVATE)
         assert kid_of(link) == kid and d.status_of(link) == 200
     finally:
-        for w in workers:
+        for w in every:
             try:
                 os.kill(w, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for w in workers:
+        for w in every:
             assert wait_gone(w)
 
     # The strays are gone: nginx is really not running now, the retried
-    # rotation goes through, and nginx reads the new key when it starts.
-    d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=15,
+    # rotation goes through (at the daemon's next retry: the checks above
+    # may have outlasted several, each doubling the backoff), and nginx
+    # reads the new key when it starts.
+    d.wait_status(lambda s: s["active_kid"] == kid + 1, timeout=RETRY_TIMEOUT,
                   what="the retried rotation once the stray workers were gone")
     d.start_nginx()
     assert d.status_of(d.sign(PRIVATE)) == 200

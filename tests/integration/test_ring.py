@@ -23,7 +23,7 @@ import subprocess
 import time
 
 from ctlsite import run_ctl
-from daemonsite import (TIMEOUT, Client, b64url, daemon_binary, err, kid_of,  # noqa: F401
+from daemonsite import (RETRY_TIMEOUT, TIMEOUT, Client, b64url, daemon_binary, err, kid_of,  # noqa: F401
                         make_daemon, token)
 
 PRIVATE = "/media/private/report.pdf"
@@ -116,7 +116,7 @@ def test_revoke_while_a_key_is_pending_makes_a_fresh_key_and_discards_the_pendin
     assert kid + 1 not in [k["kid"] for k in st["keys"]], st
 
     fix_nginx(d)
-    st = d.wait_status(lambda s: not queued(s) and s["nginx"]["ok"], timeout=15,
+    st = d.wait_status(lambda s: not queued(s) and s["nginx"]["ok"], timeout=RETRY_TIMEOUT,
                        what="the queued revoke to complete")
     _, keys = d.keys()
     assert [k["kid"] for k in st["keys"]] == [st["active_kid"]]
@@ -148,7 +148,7 @@ def test_a_queued_revoke_survives_a_restart_and_still_revokes(make_daemon):
 
     fix_nginx(d)
     st = d.wait_status(lambda s: not queued(s) and s["nginx"]["ok"] and s["active_kid"] != kid,
-                       timeout=15, what="the revoke queued before the restart to complete")
+                       timeout=RETRY_TIMEOUT, what="the revoke queued before the restart to complete")
     assert [k["kid"] for k in st["keys"]] == [st["active_kid"]], st
     d.assert_only_the_newest_worker_accepts()
     assert d.status_of(old) == 403
@@ -174,7 +174,7 @@ def test_rotate_and_import_while_nginx_fails_say_queued_and_status_lists_them(ma
 
     # Queued means done once nginx takes the keys, without being asked again.
     fix_nginx(d)
-    st = d.wait_status(lambda s: not queued(s), timeout=15, what="the queued requests")
+    st = d.wait_status(lambda s: not queued(s), timeout=RETRY_TIMEOUT, what="the queued requests")
     assert st["active_kid"] == kid + 1
     legacy = link_with(d, "old-django-secret", uri="/media/private/old.pdf")
     d.assert_only_the_newest_worker_accepts()

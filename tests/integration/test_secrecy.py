@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from daemonsite import TIMEOUT, b64url, daemon_binary, make_daemon  # noqa: F401 (a fixture)
+from daemonsite import RETRY_TIMEOUT, TIMEOUT, b64url, daemon_binary, make_daemon  # noqa: F401 (a fixture)
 
 PRIVATE = "/media/private/report.pdf"
 NOBODY = 65534
@@ -282,7 +282,7 @@ def test_no_key_material_in_logs_status_errors_notifications_or_command_output(m
     remember()  # the new key is in the file, not yet active
     with open(d.extra_conf, "w") as f:
         f.write("# fixed\n")
-    d.wait_status(lambda s: len(s["keys"]) == 1 and s["nginx"]["ok"], timeout=15,
+    d.wait_status(lambda s: len(s["keys"]) == 1 and s["nginx"]["ok"], timeout=RETRY_TIMEOUT,
                   what="the retried revoke")
     remember()
     d.rotate()
