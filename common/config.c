@@ -503,6 +503,14 @@ static int parse_prefixes(Parser *p, const KeyDef *k, const char *value, void *f
 		free(l[i]);
 		l[i] = s;
 
+		/* media_url + "_grant/" carries directory grants (path form):
+		 * a prefix there would be shadowed by it. */
+		if (strncmp(s, GRANT_PATH_SEGMENT "/", STRLEN(GRANT_PATH_SEGMENT "/")) == 0)
+			return value_error(p, k, l[i],
+			                   "is reserved for directory grants (media_url "
+			                   "+ \"" GRANT_PATH_SEGMENT "/\")",
+			                   "rename that directory");
+
 		/* Each prefix becomes a location; nginx refuses a config
 		 * with the same location twice. */
 		for (size_t j = 0; j < i; j++)

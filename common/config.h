@@ -24,6 +24,15 @@
  * legacy one, and every retired key whose links may still live. */
 #define KEYRING_MAX_KEYS 64
 
+/* Directory grants (DESIGN.md, "Directory grants"): the path form's links
+ * live under media_url + GRANT_PATH_SEGMENT "/", the cookie form's value is
+ * the cookie GRANT_COOKIE_NAME, and a granted directory lies at most
+ * GRANT_DEPTH_MAX segments below media_url (nginx cuts the directory off
+ * the path with one regular expression per depth). */
+#define GRANT_PATH_SEGMENT "_grant"
+#define GRANT_COOKIE_NAME  "securelink_grant"
+#define GRANT_DEPTH_MAX    16
+
 typedef enum ReloadMethod {
 	RELOAD_SYSTEMD, /* systemd:UNIT, sd-bus ReloadOrTryRestartUnit */
 	RELOAD_PIDFILE, /* pidfile:PATH, SIGHUP to the master */

@@ -52,12 +52,67 @@ static void render_arg(Out *o, const char *name, const char *old_name)
 	}
 }
 
+/* "" is a bad or missing token, "0" a good but expired one. */
+static void render_checks(Out *o, const char *indent)
+{
+	out_put(o, indent);
+	out_put(o, "if ($secure_link = \"\")  { return 403; }\n");
+	out_put(o, indent);
+	out_put(o, "if ($secure_link = \"0\") { return 410; }\n");
+}
+
+/* media_url as a literal inside a PCRE: \Q...\E, safe because
+ * nginx_path_is_safe() admits no backslash. */
+static void render_media_regex(Out *o, const Config *c)
+{
+	out_put(o, "\\Q");
+	out_put(o, c->media_url);
+	out_put(o, "\\E");
+}
+
+/* The fields of a path-form grant after media_url: kid, expires, token,
+ * depth. */
+#define GRANT_FIELDS_REGEX GRANT_PATH_SEGMENT "/[0-9]+/[0-9]+/[A-Za-z0-9_-]{22}/"
+
+/* Directory grants, path form (DESIGN.md, "Directory grants"):
+ * media_url + "_grant/<kid>/<expires>/<token>/<depth>/<dir><rest>". The
+ * keys file's maps pick the kid's key and cut the first <depth> segments
+ * off the path below the fields as the signed directory; what is served is
+ * that whole path, so the file always lies inside the directory hashed.
+ * ^~ keeps regex locations of the site away; anything not of this shape is
+ * refused. */
+static void render_grant_location(Out *o, const Config *c)
+{
+	out_put(o, "\n# Directory grants (path form): ");
+	out_put(o, c->media_url);
+	out_put(o, GRANT_PATH_SEGMENT "/<kid>/<expires>/<token>/<depth>/<directory>/...\n");
+	out_put(o, "location ^~ ");
+	out_put(o, c->media_url);
+	out_put(o, GRANT_PATH_SEGMENT "/ {\n");
+	out_put(o, "\tlocation ~ \"^");
+	render_media_regex(o, c);
+	out_put(o, GRANT_PATH_SEGMENT
+	        "/[0-9]+/(?<securelink_ge>[0-9]+)/"
+	        "(?<securelink_gt>[A-Za-z0-9_-]{22})/[0-9]+/(?<securelink_gf>.*)$\" {\n");
+	out_put(o, "\t\tsecure_link $securelink_gt,$securelink_ge;\n");
+	out_put(o, "\t\tsecure_link_md5 \"${secure_link_expires}grant:");
+	out_put(o, c->media_url);
+	out_put(o, "$securelink_grant_dir");
+	if (c->bind_ip)
+		out_put(o, "$remote_addr");
+	out_put(o, " $securelink_grant_secret\";\n");
+	render_checks(o, "\t\t");
+	out_put(o, "\t\talias ");
+	out_put(o, c->media_root);
+	out_put(o, "$securelink_gf;\n\t}\n\treturn 403;\n}\n");
+}
+
 /* One location block. secured: checked by secure_link with the keys map;
  * otherwise served plainly. location and alias both end in '/', so the alias
- * never lets "/media/privateX" reach outside the directory. old is the
- * running configuration while the link format changes to c's (else c). */
-static void render_location(Out *o, const Config *old, const Config *c, const char *prefix,
-                            bool secured)
+ * never lets "/media/privateX" reach outside the directory. Which
+ * parameters a secured location reads is the keys file's business
+ * (render_grant_maps()): while the link format changes, both names. */
+static void render_location(Out *o, const Config *c, const char *prefix, bool secured)
 {
 	const char *rel = prefix_relative(prefix);
 
@@ -71,19 +126,14 @@ static void render_location(Out *o, const Config *old, const Config *c, const ch
 	out_put(o, rel);
 	out_put(o, " {\n");
 	if (secured) {
-		out_put(o, "\tsecure_link ");
-		render_arg(o, c->token_param, old->token_param);
-		out_put(o, ",");
-		render_arg(o, c->expires_param, old->expires_param);
-		out_put(o, ";\n");
-		/* $uri is the decoded path: what securelinkd hashes. */
-		out_put(o, "\tsecure_link_md5 \"$secure_link_expires$uri");
-		if (c->bind_ip)
-			out_put(o, "$remote_addr");
-		out_put(o, " $securelink_secret\";\n");
-		/* "" is a bad or missing token, "0" a good but expired one. */
-		out_put(o, "\tif ($secure_link = \"\")  { return 403; }\n");
-		out_put(o, "\tif ($secure_link = \"0\") { return 410; }\n");
+		/* The keys file's maps pick a file link's token parameter
+		 * when the request has one, else the grant cookie's fields
+		 * (render_grant_maps()). $uri is the decoded path: what
+		 * securelinkd hashes. */
+		out_put(o, "\tsecure_link $securelink_link_token,$securelink_link_expires;\n");
+		out_put(
+		    o, "\tsecure_link_md5 \"$securelink_link_subject $securelink_link_secret\";\n");
+		render_checks(o, "\t");
 	}
 	out_put(o, "\talias ");
 	out_put(o, c->media_root);
@@ -128,17 +178,19 @@ static void render_locations(Out *o, const Config *c)
 	if (has_private) {
 		for (size_t i = 0; c->private_prefixes[i]; i++)
 			if (!prefix_seen_before(c->private_prefixes, i))
-				render_location(o, c, c, c->private_prefixes[i], true);
+				render_location(o, c, c->private_prefixes[i], true);
+		render_grant_location(o, c);
 		/* The rest of media_url is public: SIGN answers it unsigned, so
 		 * it is served here too, as django-nginx-secure-links' own
 		 * block does. A plain prefix location: the private ones (^~,
 		 * longer) still win for their paths. */
 		if (serves_public_rest(c))
-			render_location(o, c, c, "", false);
+			render_location(o, c, "", false);
 		return;
 	}
 
-	render_location(o, c, c, "", true);
+	render_location(o, c, "", true);
+	render_grant_location(o, c);
 	if (has_public)
 		for (size_t i = 0; c->public_prefixes[i]; i++) {
 			/* A public prefix equal to media_url itself would be a
@@ -146,7 +198,7 @@ static void render_locations(Out *o, const Config *c)
 			if (*prefix_relative(c->public_prefixes[i]) == '\0' ||
 			    prefix_seen_before(c->public_prefixes, i))
 				continue;
-			render_location(o, c, c, c->public_prefixes[i], false);
+			render_location(o, c, c->public_prefixes[i], false);
 		}
 }
 
@@ -199,7 +251,7 @@ static bool renders_prefix(const Config *c, const char *rel)
 }
 
 /* While the link format changes from old to c: a link of either format
- * passes. Parameter names are checked as either name (render_arg()); a
+ * passes. Parameter names are checked as either name (render_grant_maps()); a
  * path is checked only where both formats sign it, served plainly where
  * one of them answers it unsigned, so a prefix that turns private stays
  * public until links for it are signed, and one that turns public is
@@ -220,8 +272,11 @@ static void render_locations_transition(Out *o, const Config *old, const Config 
 			seen = streq(list[j], list[i]);
 		if (seen || (!secured && !renders_prefix(old, list[i])))
 			continue;
-		render_location(o, old, c, list[i], secured);
+		render_location(o, c, list[i], secured);
 	}
+	/* Both configurations sign grants under the same media_url (a
+	 * transition needs it unchanged). */
+	render_grant_location(o, c);
 }
 
 static bool prefixes_are_nginx_safe(char *const *l)
@@ -324,6 +379,146 @@ int render_locations_file_transition(const Config *old, const Config *c, char **
 	if (!o.buf)
 		return -ENOMEM;
 	render_locations_transition(&o, old, c, list, n);
+	assert(o.n == o.size);
+	o.buf[o.n] = '\0';
+
+	*ret = o.buf;
+	*ret_size = o.n;
+	return 0;
+}
+
+/* One map of the grant cookie's value "<kid>.<expires>.<depth>.<token>" to
+ * one of its fields (the others matched as what they must be). */
+static void render_cookie_map(Out *o, const char *var, const char *capture, unsigned field)
+{
+	static const char *const fields[] = { "[0-9]+", "[0-9]+", "[0-9]+", "[A-Za-z0-9_-]{22}" };
+
+	out_put(o, "map $cookie_" GRANT_COOKIE_NAME " ");
+	out_put(o, var);
+	out_put(o, " {\n\t\"~^");
+	for (unsigned i = 0; i < ELEMENTSOF(fields); i++) {
+		if (i > 0)
+			out_put(o, "\\.");
+		if (i == field) {
+			out_put(o, "(?<");
+			out_put(o, capture);
+			out_put(o, ">");
+		}
+		out_put(o, fields[i]);
+		if (i == field)
+			out_put(o, ")");
+	}
+	out_put(o, "$\" $");
+	out_put(o, capture);
+	out_put(o, ";\n\tdefault \"\";\n}\n");
+}
+
+/* A map over the token parameter (both names while they change): a file
+ * link's value when the request has a token, the grant cookie's when not.
+ * The file's value is "$arg_<file_param>" when file_param is set, else
+ * file_value. */
+static void render_link_map(Out *o, const Config *old, const Config *c, const char *var,
+                            const char *cookie_value, const char *file_param,
+                            const char *old_file_param, const char *file_value)
+{
+	out_put(o, "map ");
+	render_arg(o, c->token_param, old->token_param);
+	out_put(o, " ");
+	out_put(o, var);
+	out_put(o, " {\n\t\"\" ");
+	out_put(o, cookie_value);
+	out_put(o, ";\n\tdefault ");
+	if (file_param)
+		render_arg(o, file_param, old_file_param);
+	else
+		out_put(o, file_value);
+	out_put(o, ";\n}\n");
+}
+
+static void render_grant_maps_text(Out *o, const Config *old, const Config *c)
+{
+	char depth[sizeof("/(?<securelink_gd>(?:[^/]+/){99})\" $securelink_gd;")];
+
+	out_put(o, "# Directory grants and file links (no secret): the token, expiry,\n");
+	out_put(o, "# directory and key each request is checked with.\n");
+	render_cookie_map(o, "$securelink_cookie_kid", "securelink_ck", 0);
+	render_cookie_map(o, "$securelink_cookie_expires", "securelink_ce", 1);
+	render_cookie_map(o, "$securelink_cookie_depth", "securelink_cd", 2);
+	render_cookie_map(o, "$securelink_cookie_token", "securelink_ct", 3);
+
+	/* The path form's kid, else the cookie's. */
+	out_put(o, "map $uri $securelink_grant_kid {\n\t\"~^");
+	render_media_regex(o, c);
+	out_put(o, GRANT_PATH_SEGMENT "/(?<securelink_gk>[0-9]+)/\" $securelink_gk;\n");
+	out_put(o, "\tdefault $securelink_cookie_kid;\n}\n");
+
+	/* "<depth>/<path below media_url>": the path form's depth and path,
+	 * else the cookie's depth and the plain path. */
+	out_put(o, "map $uri $securelink_grant_drel {\n\t\"~^");
+	render_media_regex(o, c);
+	out_put(o, GRANT_FIELDS_REGEX "(?<securelink_gp>[0-9]+/.*)$\" $securelink_gp;\n\t\"~^");
+	render_media_regex(o, c);
+	out_put(o, "(?<securelink_gu>.*)$\" \"$securelink_cookie_depth/$securelink_gu\";\n");
+	out_put(o, "\tdefault \"\";\n}\n");
+
+	/* The directory: the first <depth> whole segments. Anything else is
+	 * "!", which ends in no '/' as every signed directory does. */
+	out_put(o, "map $securelink_grant_drel $securelink_grant_dir {\n\t\"~^0/\" \"\";\n");
+	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
+		out_put(o, "\t\"~^");
+		out_put_u32(o, d);
+		(void)snprintf(depth, sizeof(depth),
+		               "/(?<securelink_gd>(?:[^/]+/){%u})\" $securelink_gd;", d);
+		out_put(o, depth);
+		out_put(o, "\n");
+	}
+	out_put(o, "\tdefault \"!\";\n}\n");
+
+	render_link_map(o, old, c, "$securelink_link_token", "$securelink_cookie_token",
+	                c->token_param, old->token_param, NULL);
+	render_link_map(o, old, c, "$securelink_link_expires", "$securelink_cookie_expires",
+	                c->expires_param, old->expires_param, NULL);
+	/* What is hashed before the secret: "grant:" and the directory
+	 * (media_url + the cut segments) for a grant, $uri for a file; the
+	 * "grant:" after the digits keeps the two kinds of token apart. */
+	out_put(o, "map ");
+	render_arg(o, c->token_param, old->token_param);
+	out_put(o, " $securelink_link_subject {\n\t\"\" \"${secure_link_expires}grant:");
+	out_put(o, c->media_url);
+	out_put(o, "$securelink_grant_dir");
+	if (c->bind_ip)
+		out_put(o, "$remote_addr");
+	out_put(o, "\";\n\tdefault \"$secure_link_expires$uri");
+	if (c->bind_ip)
+		out_put(o, "$remote_addr");
+	out_put(o, "\";\n}\n");
+	render_link_map(o, old, c, "$securelink_link_secret", "$securelink_grant_secret", NULL,
+	                NULL, "$securelink_secret");
+}
+
+int render_grant_maps(const Config *old, const Config *c, char **ret, size_t *ret_size)
+{
+	Out o = {};
+
+	assert(old);
+	assert(c);
+	assert(ret);
+	assert(ret_size);
+
+	if (!render_transition_possible(old, c))
+		old = c;
+	if (!nginx_path_is_safe(c->media_url) || !nginx_param_is_safe(c->token_param) ||
+	    !nginx_param_is_safe(c->expires_param) || !nginx_param_is_safe(old->token_param) ||
+	    !nginx_param_is_safe(old->expires_param))
+		return -EINVAL;
+
+	render_grant_maps_text(&o, old, c);
+	o.size = o.n;
+	o.n = 0;
+	o.buf = malloc(o.size + 1);
+	if (!o.buf)
+		return -ENOMEM;
+	render_grant_maps_text(&o, old, c);
 	assert(o.n == o.size);
 	o.buf[o.n] = '\0';
 

@@ -30,6 +30,12 @@ bool render_transition_possible(const Config *old, const Config *c);
 int render_locations_file_transition(const Config *old, const Config *c, char **ret,
                                      size_t *ret_size);
 
+/* The keys file's maps that hold no secret (they follow the key maps): which
+ * token, expiry, hashed text and key every secured location checks, for a
+ * file link's parameters or a directory grant's path or cookie. old as for
+ * render_locations_file_transition(). Returns as render_locations_file(). */
+int render_grant_maps(const Config *old, const Config *c, char **ret, size_t *ret_size);
+
 /* The include lines an admin adds to nginx's http {} and server {}. */
 int render_include_lines(const Config *c, char **ret);
 

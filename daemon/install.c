@@ -16,8 +16,9 @@
 #include "nginxconf.h"
 #include "util.h"
 
-#define KEYS_COMMENT "# written by securelinkd; do not edit"
-#define MAP_VALUE    " $securelink_secret {"
+#define KEYS_COMMENT     "# written by securelinkd; do not edit"
+#define MAP_VALUE        " $securelink_secret {"
+#define GRANT_MAP_HEADER "map $securelink_grant_kid $securelink_grant_secret {\n"
 /* A keys file: a few header lines and one line per key of a full ring. */
 #define KEYS_TEXT_MAX (64 * 1024)
 #define LOCATIONS_MAX (1024 * 1024)
@@ -101,25 +102,24 @@ static bool is_kid_line(const char *s, const char *end)
 	return is_quoted_secret_line_end(s + digits + 2, end);
 }
 
-int install_check_keys(const char *text, size_t size, char **ret_error)
+int install_check_keys(const char *text, size_t size, size_t *ret_maps_offset, char **ret_error)
 {
-	const char *p = text, *end = text + size;
+	const char *p = text, *end = text + size, *body = NULL;
 	unsigned line = 0;
 	bool have_default = false, closed = false;
+	size_t body_size, rest;
 
 	if (size == 0 || text[size - 1] != '\n' || memchr(text, '\0', size))
 		return install_error(
 		    ret_error, -EBADMSG,
 		    "the keys file is empty, holds a NUL byte or does not end in a "
 		    "newline");
-	while (p < end) {
+	while (p < end && !closed) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		bool ok;
 
 		line++;
-		if (closed)
-			ok = false;
-		else if (line == 1)
+		if (line == 1)
 			ok = (size_t)(eol - p) == STRLEN(KEYS_COMMENT) &&
 			     memcmp(p, KEYS_COMMENT, STRLEN(KEYS_COMMENT)) == 0;
 		else if (line == 2) {
@@ -132,6 +132,7 @@ int install_check_keys(const char *text, size_t size, char **ret_error)
 				ok = take_arg(&s, eol);
 			ok = ok && (size_t)(eol - s) == STRLEN(MAP_VALUE) &&
 			     memcmp(s, MAP_VALUE, STRLEN(MAP_VALUE)) == 0;
+			body = eol + 1;
 		} else if (line == 3)
 			ok = eol - p > (ptrdiff_t)STRLEN("\tdefault ") &&
 			     memcmp(p, "\tdefault ", STRLEN("\tdefault ")) == 0 &&
@@ -152,6 +153,19 @@ int install_check_keys(const char *text, size_t size, char **ret_error)
 	if (!closed || !have_default)
 		return install_error(ret_error, -EBADMSG,
 		                     "the keys file is not one complete map with a default");
+
+	/* The grant map: the same entries (a copy of the body just checked),
+	 * then the maps without secrets, exactly as root renders them. */
+	body_size = (size_t)(p - body);
+	rest = (size_t)(end - p);
+	if (rest < STRLEN(GRANT_MAP_HEADER) + body_size ||
+	    memcmp(p, GRANT_MAP_HEADER, STRLEN(GRANT_MAP_HEADER)) != 0 ||
+	    memcmp(p + STRLEN(GRANT_MAP_HEADER), body, body_size) != 0)
+		return install_error(ret_error, -EBADMSG,
+		                     "the keys file's grant map (after line %u) is not the same "
+		                     "keys as its first map",
+		                     line);
+	*ret_maps_offset = (size_t)(p - text) + STRLEN(GRANT_MAP_HEADER) + body_size;
 	return 0;
 }
 
@@ -178,6 +192,28 @@ static int read_staged(const char *path, size_t max, char **ret, size_t *ret_siz
 static bool same_text(const char *a, size_t a_size, const char *b, size_t b_size)
 {
 	return a && b && a_size == b_size && memcmp(a, b, a_size) == 0;
+}
+
+/* Whether the keys file's maps without secrets (text) are what c, the
+ * configuration of the last install, or the transition between the two
+ * renders (the link format's parameters may change while the locations do
+ * not). */
+static bool grant_maps_match(const Config *c, const Config *installed, const char *text,
+                             size_t size)
+{
+	const Config *pairs[][2] = { { c, c }, { installed, installed }, { installed, c } };
+
+	for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+		_cleanup_free_ char *maps = NULL;
+		size_t maps_size = 0;
+
+		if (!pairs[i][0])
+			continue;
+		if (render_grant_maps(pairs[i][0], pairs[i][1], &maps, &maps_size) >= 0 &&
+		    same_text(text, size, maps, maps_size))
+			return true;
+	}
+	return false;
 }
 
 /* Which rendering the staged locations file is: 1 the configuration's own,
@@ -213,7 +249,8 @@ int install_snippets(const Config *c, const char *config_path, char **ret_error)
 	                    *config_text = NULL, *dir_copy = NULL, *installed_path = NULL,
 	                    *installed_text = NULL, *error = NULL;
 	char *keys = NULL;
-	size_t keys_size = 0, locations_size = 0, config_size = 0, installed_size = 0;
+	size_t keys_size = 0, locations_size = 0, config_size = 0, installed_size = 0,
+	       maps_offset = 0;
 	Config *installed = NULL;
 	int r, match;
 
@@ -248,9 +285,16 @@ int install_snippets(const Config *c, const char *config_path, char **ret_error)
 	r = read_staged(staged_keys, KEYS_TEXT_MAX, &keys, &keys_size, ret_error);
 	if (r < 0)
 		goto out;
-	r = install_check_keys(keys, keys_size, ret_error);
+	r = install_check_keys(keys, keys_size, &maps_offset, ret_error);
 	if (r < 0)
 		goto out;
+	if (!grant_maps_match(c, installed, keys + maps_offset, keys_size - maps_offset)) {
+		r = install_error(ret_error, -EBADMSG,
+		                  "the maps after the keys in %s are not what %s renders: not "
+		                  "installed (if you edited it, systemctl reload securelinkd)",
+		                  staged_keys, config_path);
+		goto out;
+	}
 
 	/* Keys first: the locations of a new format name the keys' variables
 	 * only once both are in place, and nginx reads both at its next test. */

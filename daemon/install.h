@@ -30,10 +30,14 @@ int install_staged_paths(const Config *c, char **ret_keys, char **ret_locations)
 /* Checks that text is a keys file as securelinkd renders it: the comment
  * line, one `map $arg_P[$arg_Q] $securelink_secret {` block, one default
  * and any number of kid entries, each a literal secret nginx keeps between
- * double quotes, and the closing brace; nothing else, so that nothing but
- * map entries can reach nginx. Returns 0, or -EBADMSG with *ret_error one
- * line naming the line number (never its content: it holds secrets). */
-int install_check_keys(const char *text, size_t size, char **ret_error);
+ * double quotes, and the closing brace; then the grant map
+ * `map $securelink_grant_kid $securelink_grant_secret {` with exactly the
+ * same entries. *ret_maps_offset is where the maps without secrets begin,
+ * which the caller compares with their rendering, so that nothing but map
+ * entries and securelink's own maps can reach nginx. Returns 0, or -EBADMSG
+ * with *ret_error one line naming the line number (never its content: it
+ * holds secrets). */
+int install_check_keys(const char *text, size_t size, size_t *ret_maps_offset, char **ret_error);
 
 /* Root's side: reads the staged snippets, checks them (the locations file
  * must be the rendering of c, of the configuration of the last install, or

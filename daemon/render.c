@@ -16,19 +16,9 @@ static bool secret_is_nginx_safe(const char *s)
 	return key_secret_is_nginx_safe(s, strnlen(s, KEY_SECRET_MAX + 1));
 }
 
-static void render_keys(Out *o, const KeyRing *r, const char *key_param, const char *old_key_param,
-                        const Key *def)
+/* The body of a map of kids to secrets, after its first line. */
+static void render_key_map(Out *o, const KeyRing *r, const Key *def)
 {
-	out_put(o, "# written by securelinkd; do not edit\n");
-	out_put(o, "map $arg_");
-	out_put(o, key_param);
-	/* While key_param changes, links carry either name: the map reads
-	 * both (one of them is empty). */
-	if (!streq(key_param, old_key_param)) {
-		out_put(o, "$arg_");
-		out_put(o, old_key_param);
-	}
-	out_put(o, " $securelink_secret {\n");
 	/* Links without a kid, or with one nginx does not know, are checked
 	 * against a real key: never an empty or guessable default. */
 	out_put(o, "\tdefault \"");
@@ -46,6 +36,27 @@ static void render_keys(Out *o, const KeyRing *r, const char *key_param, const c
 	out_put(o, "}\n");
 }
 
+static void render_keys(Out *o, const KeyRing *r, const char *key_param, const char *old_key_param,
+                        const Key *def, const char *grant_maps)
+{
+	out_put(o, "# written by securelinkd; do not edit\n");
+	out_put(o, "map $arg_");
+	out_put(o, key_param);
+	/* While key_param changes, links carry either name: the map reads
+	 * both (one of them is empty). */
+	if (!streq(key_param, old_key_param)) {
+		out_put(o, "$arg_");
+		out_put(o, old_key_param);
+	}
+	out_put(o, " $securelink_secret {\n");
+	render_key_map(o, r, def);
+	/* The same keys for directory grants, whose kid is in the path or
+	 * the cookie (render_grant_maps() finds it). */
+	out_put(o, "map $securelink_grant_kid $securelink_grant_secret {\n");
+	render_key_map(o, r, def);
+	out_put(o, grant_maps);
+}
+
 int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_size)
 {
 	return render_keys_file_transition(r, c, c, ret, ret_size);
@@ -54,9 +65,12 @@ int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_
 int render_keys_file_transition(const KeyRing *r, const Config *old, const Config *c, char **ret,
                                 size_t *ret_size)
 {
+	_cleanup_free_ char *grant_maps = NULL;
 	const char *old_key_param;
+	size_t grant_maps_size;
 	Out o = {};
 	const Key *def;
+	int q;
 
 	assert(r);
 	assert(old);
@@ -79,14 +93,18 @@ int render_keys_file_transition(const KeyRing *r, const Config *old, const Confi
 	if (!secret_is_nginx_safe(def->secret))
 		return -EINVAL;
 
-	render_keys(&o, r, c->key_param, old_key_param, def);
+	q = render_grant_maps(old, c, &grant_maps, &grant_maps_size);
+	if (q < 0)
+		return q;
+
+	render_keys(&o, r, c->key_param, old_key_param, def, grant_maps);
 
 	o.size = o.n;
 	o.n = 0;
 	o.buf = sodium_malloc(o.size + 1);
 	if (!o.buf)
 		return -ENOMEM;
-	render_keys(&o, r, c->key_param, old_key_param, def);
+	render_keys(&o, r, c->key_param, old_key_param, def, grant_maps);
 	assert(o.n == o.size);
 	o.buf[o.n] = '\0';
 

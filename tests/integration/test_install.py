@@ -78,17 +78,30 @@ def test_injected_directives_are_refused_and_nothing_is_installed(make_daemon):
     d.add_file("private/report.pdf", BODY)
     before = installed(d)
 
-    # In the keys file (http {}): after the map, and inside it.
-    for where in ("end", "inside"):
+    # In the keys file (http {}): inside the keys' map, inside the grants'
+    # copy of it, among the maps without secrets, and at the end.
+    grant_map = "map $securelink_grant_kid $securelink_grant_secret {\n"
+    for where, message in (("inside", "keys file is not what securelinkd writes"),
+                           ("grant map", "grant map (after line"),
+                           ("maps", "maps after the keys in"),
+                           ("end", "maps after the keys in")):
         stage(d)
         path = os.path.join(staged(d), "keys.conf")
         with open(path) as f:
             text = f.read()
-        text = text + INJECTION if where == "end" else text.replace("\n}", "\n" + INJECTION + "}")
+        assert grant_map in text
+        if where == "inside":
+            text = text.replace("\n}", "\n" + INJECTION + "}", 1)
+        elif where == "grant map":
+            text = text.replace(grant_map, grant_map + INJECTION)
+        elif where == "maps":
+            text = text.replace("{16})", "{16}|.*)")
+        else:
+            text = text + INJECTION
         with open(path, "w") as f:
             f.write(text)
         code, err = install(d)
-        assert code == 1 and "keys file is not what securelinkd writes" in err, (where, err)
+        assert code == 1 and message in err, (where, err)
         assert installed(d) == before
         # The refusal names the line, never its content: it holds secrets.
         assert d.keys()[0] not in err

@@ -28,8 +28,8 @@ static size_t count(const char *hay, const char *needle)
 
 static const char secured_private[] =
     "\nlocation ^~ /media/private/ {\n"
-    "\tsecure_link $arg_token,$arg_expires;\n"
-    "\tsecure_link_md5 \"$secure_link_expires$uri $securelink_secret\";\n"
+    "\tsecure_link $securelink_link_token,$securelink_link_expires;\n"
+    "\tsecure_link_md5 \"$securelink_link_subject $securelink_link_secret\";\n"
     "\tif ($secure_link = \"\")  { return 403; }\n"
     "\tif ($secure_link = \"0\") { return 410; }\n"
     "\talias /srv/media/private/;\n"
@@ -51,8 +51,10 @@ static void test_locations_private_prefixes_only(void **state)
 	assert_non_null(strstr(text, "\talias /srv/media/paid/;\n"));
 	/* The prefixes checked, the rest of /media/ served plainly (what SIGN
 	 * answers unsigned), without ^~ so the private ones keep theirs. */
-	assert_int_equal(count(text, "\nlocation "), 3);
-	assert_int_equal(count(text, "secure_link $arg_token"), 2);
+	/* And the directory grants' location. */
+	assert_int_equal(count(text, "\nlocation "), 4);
+	assert_int_equal(count(text, "secure_link $securelink_link_token"), 2);
+	assert_int_equal(count(text, "\nlocation ^~ /media/_grant/ {\n"), 1);
 	assert_non_null(strstr(text, "\nlocation /media/ {\n\talias /srv/media/;\n}\n"));
 	assert_null(strstr(text, "location ^~ /media/ "));
 	/* No secret, not even the map's content. */
@@ -69,7 +71,7 @@ static void test_locations_serve_public_no_leaves_the_rest_to_the_site(void **st
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	assert_non_null(strstr(text, secured_private));
-	assert_int_equal(count(text, "\nlocation "), 1);
+	assert_int_equal(count(text, "\nlocation "), 2);
 }
 
 static void test_locations_public_prefixes_only(void **state)
@@ -83,14 +85,15 @@ static void test_locations_public_prefixes_only(void **state)
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	/* media_url itself is secured ... */
-	assert_non_null(strstr(text, "\nlocation ^~ /media/ {\n\tsecure_link $arg_token,"));
+	assert_non_null(
+	    strstr(text, "\nlocation ^~ /media/ {\n\tsecure_link $securelink_link_token,"));
 	assert_non_null(strstr(text, "\talias /srv/media/;\n"));
 	/* ... and each public prefix plain: no secure_link inside. */
 	pub = strstr(text, "\nlocation /media/public/ {\n\talias /srv/media/public/;\n}\n");
 	assert_non_null(pub);
 	assert_non_null(strstr(text, "\nlocation /media/img/ {\n\talias /srv/media/img/;\n}\n"));
-	assert_int_equal(count(text, "\nlocation "), 3);
-	assert_int_equal(count(text, "secure_link $arg_token"), 1);
+	assert_int_equal(count(text, "\nlocation "), 4);
+	assert_int_equal(count(text, "secure_link $securelink_link_token"), 1);
 }
 
 static void test_locations_no_prefixes_secure_all_of_media_url(void **state)
@@ -101,36 +104,89 @@ static void test_locations_no_prefixes_secure_all_of_media_url(void **state)
 	size_t size = 0;
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
-	assert_non_null(
-	    strstr(text, "\nlocation ^~ /files/ {\n\tsecure_link $arg_token,$arg_expires;\n"));
+	assert_non_null(strstr(text, "\nlocation ^~ /files/ {\n\tsecure_link "
+	                             "$securelink_link_token,$securelink_link_expires;\n"));
 	assert_non_null(strstr(text, "\talias /srv/files/;\n}\n"));
-	assert_int_equal(count(text, "\nlocation "), 1);
+	assert_non_null(strstr(text, "\nlocation ^~ /files/_grant/ {\n"));
+	assert_non_null(strstr(text, "\t\talias /srv/files/$securelink_gf;\n"));
+	assert_int_equal(count(text, "\nlocation "), 2);
 }
 
 static void test_locations_bind_ip_hashes_remote_addr(void **state)
 {
 	_cleanup_(config_freep) Config *c = config_or_fail("[links]\nbind_ip = yes\n");
 	_cleanup_(config_freep) Config *plain = config_or_fail("");
-	_cleanup_free_ char *text = NULL, *text_plain = NULL;
+	_cleanup_free_ char *text = NULL, *maps = NULL, *text_plain = NULL, *maps_plain = NULL;
 	size_t size = 0;
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
+	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
+	/* A file link's hash, a cookie grant's and a path grant's. */
+	assert_non_null(strstr(maps, "\tdefault \"$secure_link_expires$uri$remote_addr\";\n"));
 	assert_non_null(strstr(
-	    text,
-	    "\tsecure_link_md5 \"$secure_link_expires$uri$remote_addr $securelink_secret\";\n"));
+	    maps,
+	    "\t\"\" \"${secure_link_expires}grant:/media/$securelink_grant_dir$remote_addr\";\n"));
+	assert_non_null(strstr(text,
+	                       "\t\tsecure_link_md5 \"${secure_link_expires}grant:/media/"
+	                       "$securelink_grant_dir$remote_addr $securelink_grant_secret\";\n"));
 	assert_int_equal(render_locations_file(plain, &text_plain, &size), 0);
+	assert_int_equal(render_grant_maps(plain, plain, &maps_plain, &size), 0);
 	assert_null(strstr(text_plain, "$remote_addr"));
+	assert_null(strstr(maps_plain, "$remote_addr"));
 }
 
 static void test_locations_use_configured_parameter_names(void **state)
 {
 	_cleanup_(config_freep) Config *c =
 	    config_or_fail("[links]\ntoken_param = t\nexpires_param = e\n");
-	_cleanup_free_ char *text = NULL;
+	_cleanup_(config_freep) Config *old = config_or_fail("");
+	_cleanup_free_ char *maps = NULL, *both = NULL;
 	size_t size = 0;
 
+	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
+	assert_int_equal(strlen(maps), size);
+	assert_non_null(strstr(maps, "map $arg_t $securelink_link_token {\n"
+	                             "\t\"\" $securelink_cookie_token;\n\tdefault $arg_t;\n}\n"));
+	assert_non_null(strstr(maps, "map $arg_t $securelink_link_expires {\n"
+	                             "\t\"\" $securelink_cookie_expires;\n\tdefault $arg_e;\n}\n"));
+	/* While the names change, links of either pass. */
+	assert_int_equal(render_grant_maps(old, c, &both, &size), 0);
+	assert_non_null(strstr(both, "map $arg_t$arg_token $securelink_link_token {\n"
+	                             "\t\"\" $securelink_cookie_token;\n"
+	                             "\tdefault $arg_t$arg_token;\n}\n"));
+	assert_non_null(strstr(both, "\tdefault $arg_e$arg_expires;\n"));
+}
+
+static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
+{
+	_cleanup_(config_freep) Config *c = config_or_fail("[links]\nmedia_url = /a.b/\n"
+	                                                   "[nginx]\nmedia_root = /srv/m/\n");
+	_cleanup_free_ char *maps = NULL, *text = NULL;
+	size_t size = 0;
+	char line[128];
+
+	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
+	/* media_url is a literal inside the regexes ('.' is not "any"). */
+	assert_non_null(strstr(maps, "\t\"~^\\Q/a.b/\\E_grant/(?<securelink_gk>[0-9]+)/\" "
+	                             "$securelink_gk;\n\tdefault $securelink_cookie_kid;\n"));
+	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
+		snprintf(line, sizeof(line),
+		         "\t\"~^%u/(?<securelink_gd>(?:[^/]+/){%u})\" $securelink_gd;\n", d, d);
+		assert_non_null(strstr(maps, line));
+	}
+	assert_int_equal(count(maps, "(?<securelink_gd>"), GRANT_DEPTH_MAX);
+	assert_non_null(strstr(maps, "\tdefault \"!\";\n"));
+	assert_non_null(
+	    strstr(maps, "map $cookie_securelink_grant $securelink_cookie_token {\n\t\"~^[0-9]+"
+	                 "\\.[0-9]+\\.[0-9]+\\.(?<securelink_ct>[A-Za-z0-9_-]{22})$\" "
+	                 "$securelink_ct;\n\tdefault \"\";\n}\n"));
+	/* No secret here: those maps are the keys file's first two. */
+	assert_null(strstr(maps, "$securelink_secret {"));
+	assert_null(strstr(maps, "$securelink_grant_secret {"));
+
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
-	assert_non_null(strstr(text, "\tsecure_link $arg_t,$arg_e;\n"));
+	assert_non_null(strstr(text, "\tlocation ~ \"^\\Q/a.b/\\E_grant/[0-9]+/"));
+	assert_non_null(strstr(text, "\t\talias /srv/m/$securelink_gf;\n\t}\n\treturn 403;\n}\n"));
 }
 
 /* Replaces a string field of a loaded config, as a caller that bypassed the
@@ -218,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_locations_no_prefixes_secure_all_of_media_url),
 		cmocka_unit_test(test_locations_bind_ip_hashes_remote_addr),
 		cmocka_unit_test(test_locations_use_configured_parameter_names),
+		cmocka_unit_test(test_grant_maps_cut_each_depth_and_read_the_cookie),
 		cmocka_unit_test(test_locations_refuse_paths_that_break_nginx_syntax),
 		cmocka_unit_test(test_locations_refuse_unsafe_prefix_and_param),
 		cmocka_unit_test(test_include_lines_name_both_blocks),

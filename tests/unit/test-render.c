@@ -15,6 +15,7 @@
 #include "config.h"
 #include "unit-config.h"
 #include "keyring.h"
+#include "nginxconf.h"
 #include "render.h"
 #include "util.h"
 
@@ -113,6 +114,20 @@ static void test_keys_file_default_is_legacy_key_while_it_lives(void **state)
 	keyring_text_free(text, size);
 }
 
+/* The part of a keys file before its maps without secrets (which must end
+ * it, as render_grant_maps() renders them), NUL-terminated in place. */
+static char *keys_part(char *text, size_t size, const Config *c)
+{
+	_cleanup_free_ char *maps = NULL;
+	size_t maps_size = 0;
+
+	assert_int_equal(render_grant_maps(c, c, &maps, &maps_size), 0);
+	assert_true(size > maps_size);
+	assert_memory_equal(text + size - maps_size, maps, maps_size);
+	text[size - maps_size] = '\0';
+	return text;
+}
+
 static void test_keys_file_lists_every_key(void **state)
 {
 	_cleanup_(config_freep) Config *c = config_or_fail("");
@@ -122,13 +137,15 @@ static void test_keys_file_lists_every_key(void **state)
 
 	assert_int_equal(r->n_keys, 4);
 	assert_int_equal(render_keys_file(r, c, &text, &size), 0);
+	keys_part(text, size, c);
+	/* Once in the file links' map, once in the grants'. */
 	for (size_t i = 0; i < r->n_keys; i++) {
 		snprintf(line, sizeof(line), "\t\"%" PRIu32 "\" \"%s\";\n", r->keys[i].kid,
 		         r->keys[i].secret);
-		assert_non_null(strstr(text, line));
+		assert_int_equal(count(text, line), 2);
 	}
 	/* One map entry per key plus the default, nothing else quoted. */
-	assert_int_equal(count(text, "\";\n"), r->n_keys + 1);
+	assert_int_equal(count(text, "\";\n"), 2 * (r->n_keys + 1));
 	keyring_text_free(text, size);
 }
 
@@ -138,21 +155,23 @@ static void test_keys_file_structure(void **state)
 	_cleanup_(keyring_freep) KeyRing *r = ring_new(true, false);
 	char *text = NULL;
 	size_t size = 0;
-	const char *close;
+	const char *grant;
 
 	assert_int_equal(render_keys_file(r, c, &text, &size), 0);
+	keys_part(text, size, c);
 	assert_true(strncmp(text, "# written by securelinkd; do not edit\n", 38) == 0);
 	assert_non_null(strstr(text, "\nmap $arg_key_id $securelink_secret {\n"));
-	close = strrchr(text, '}');
-	assert_non_null(close);
-	assert_string_equal(close, "}\n");
-	/* Exactly one map, one default. */
-	assert_int_equal(count(text, "map "), 1);
-	assert_int_equal(count(text, "default"), 1);
-	/* nginx-safe: no escape, no variable other than the two in the map
+	/* Then the same entries for directory grants, and nothing else. */
+	grant = strstr(text, "}\nmap $securelink_grant_kid $securelink_grant_secret {\n");
+	assert_non_null(grant);
+	assert_int_equal(strlen(grant + 2) + (size_t)(grant + 2 - text), strlen(text));
+	assert_string_equal(strrchr(text, '}'), "}\n");
+	assert_int_equal(count(text, "map "), 2);
+	assert_int_equal(count(text, "default"), 2);
+	/* nginx-safe: no escape, no variable other than the two in each map
 	 * line, every secret quoted. */
 	assert_null(strchr(text, '\\'));
-	assert_int_equal(count(text, "$"), 2);
+	assert_int_equal(count(text, "$"), 4);
 	assert_int_equal(count(text, "\"") % 2, 0);
 	keyring_text_free(text, size);
 }
