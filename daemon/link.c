@@ -322,67 +322,90 @@ static int format_http_date(int64_t t, char *buf, size_t size)
 }
 
 /* Writes a grant's answer: the path form's base URL, or the cookie form's
- * Set-Cookie value. dir is the decoded directory (media_url included). */
+ * Set-Cookie value. dir is the decoded directory (media_url included). Like
+ * url_write(), without printf or allocation: a grant is made per SIGN.
+ * Returns 0, -E2BIG when the base URL's path leaves no room under
+ * max_url_length, or -ENOBUFS when the answer does not fit. */
 static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, const char *dir,
                        size_t len, size_t depth, const char *token, const char *expires,
-                       int64_t expires_value, uint32_t kid, char *buf, size_t size, size_t *ret_len)
+                       size_t expires_len, int64_t expires_value, uint32_t kid, char *buf,
+                       size_t size, size_t *ret_len)
 {
 	const char *base = t->scheme ? NULL : (c->base_url ?: "");
-	size_t ml = strlen(c->media_url), bl = base ? strlen(base) : 0;
-	char date[64];
-	int n;
+	size_t ml = strlen(c->media_url), bl = base ? strlen(base) : 0, sl = 0, origin = 0;
+	size_t pl = urlpath_encoded_len(dir, len), kidl, depthl, need;
+	char kid_text[10], depth_text[20], date[64];
+	bool secure = false;
+	char *p = buf;
 
-	while (bl > 0 && base[bl - 1] == '/')
-		bl--;
-
+	kidl = format_u64(kid, kid_text);
+	depthl = format_u64(depth, depth_text);
 	if (form == GRANT_COOKIE) {
-		_cleanup_free_ char *path = NULL;
-		bool secure = t->scheme ? streq(t->scheme, "https")
-		                        : strncmp(base, "https://", STRLEN("https://")) == 0;
-
-		if (urlpath_encode(dir, &path) < 0)
-			return -ENOMEM;
+		secure = t->scheme ? streq(t->scheme, "https")
+		                   : strncmp(base, "https://", STRLEN("https://")) == 0;
 		if (format_http_date(expires_value, date, sizeof(date)) < 0)
 			return -EINVAL;
-		n = snprintf(buf, size,
-		             GRANT_COOKIE_NAME "=%" PRIu32 ".%s.%zu.%s; Path=%s; Expires=%s; "
-		                               "HttpOnly; SameSite=Lax%s",
-		             kid, expires, depth, token, path, date, secure ? "; Secure" : "");
+		/* name=kid.expires.depth.token; Path=dir; Expires=date; ... */
+		need = STRLEN(GRANT_COOKIE_NAME "=") + kidl + 1 + expires_len + 1 + depthl + 1 +
+		       SIGN_TOKEN_LEN + STRLEN("; Path=") + pl + STRLEN("; Expires=") +
+		       strlen(date) + STRLEN("; HttpOnly; SameSite=Lax") +
+		       (secure ? STRLEN("; Secure") : 0);
+		if (need >= size)
+			return -ENOBUFS;
+		p = append(p, GRANT_COOKIE_NAME "=", STRLEN(GRANT_COOKIE_NAME "="));
+		p = append(p, kid_text, kidl);
+		*p++ = '.';
+		p = append(p, expires, expires_len);
+		*p++ = '.';
+		p = append(p, depth_text, depthl);
+		*p++ = '.';
+		p = append(p, token, SIGN_TOKEN_LEN);
+		p = append(p, "; Path=", STRLEN("; Path="));
+		p += urlpath_encode_to(dir, len, p);
+		p = append(p, "; Expires=", STRLEN("; Expires="));
+		p = append(p, date, strlen(date));
+		p = append(p, "; HttpOnly; SameSite=Lax", STRLEN("; HttpOnly; SameSite=Lax"));
+		if (secure)
+			p = append(p, "; Secure", STRLEN("; Secure"));
 	} else {
-		_cleanup_free_ char *media = NULL, *rel = NULL;
-		size_t origin;
-
-		/* media_url as the canonical encoding of its decoded form, as
-		 * links spell every path. */
-		media = malloc(urlpath_encoded_len(dir, ml) + 1);
-		if (!media)
-			return -ENOMEM;
-		media[urlpath_encode_to(dir, ml, media)] = '\0';
-		/* rel keeps media_url's last '/': "/private/videos/42/". */
-		if (urlpath_encode(dir + ml - 1, &rel) < 0)
-			return -ENOMEM;
+		while (bl > 0 && base[bl - 1] == '/')
+			bl--;
 		if (t->scheme)
-			n = snprintf(buf, size, "%s%s%.*s", t->scheme, *t->scheme ? "://" : "//",
-			             (int)t->host_len, t->host);
-		else
-			n = snprintf(buf, size, "%.*s", (int)bl, base);
-		if (n < 0 || (size_t)n >= size)
-			return -ENOBUFS;
-		origin = (size_t)n;
-		n = snprintf(buf + origin, size - origin,
-		             "%s" GRANT_PATH_SEGMENT "/%" PRIu32 "/%s/%s/%zu%s", media, kid,
-		             expires, token, depth, rel);
-		if (n < 0 || (size_t)n >= size - origin)
-			return -ENOBUFS;
+			sl = strlen(t->scheme);
+		origin = t->scheme ? sl + (sl ? STRLEN("://") : STRLEN("//")) + t->host_len : bl;
+		/* <media_url>_grant/<kid>/<expires>/<token>/<depth><rest of dir>,
+		 * the rest keeping media_url's last '/'; pl counts that '/'
+		 * in both encoded parts, hence no separate 1 for it. */
+		need = origin + pl + STRLEN(GRANT_PATH_SEGMENT "/") + kidl + 1 + expires_len + 1 +
+		       SIGN_TOKEN_LEN + 1 + depthl + 1;
 		/* The player appends file names: the base itself must leave
 		 * room under max_url_length (nginx's 414). */
-		if ((size_t)n >= c->max_url_length)
+		if (need - origin >= c->max_url_length)
 			return -E2BIG;
-		n += (int)origin;
+		if (need >= size)
+			return -ENOBUFS;
+		if (t->scheme) {
+			p = append(p, t->scheme, sl);
+			p = sl ? append(p, "://", STRLEN("://")) : append(p, "//", STRLEN("//"));
+			p = append(p, t->host, t->host_len);
+		} else
+			p = append(p, base, bl);
+		/* media_url as the canonical encoding of its decoded form, as
+		 * links spell every path. */
+		p += urlpath_encode_to(dir, ml, p);
+		p = append(p, GRANT_PATH_SEGMENT "/", STRLEN(GRANT_PATH_SEGMENT "/"));
+		p = append(p, kid_text, kidl);
+		*p++ = '/';
+		p = append(p, expires, expires_len);
+		*p++ = '/';
+		p = append(p, token, SIGN_TOKEN_LEN);
+		*p++ = '/';
+		p = append(p, depth_text, depthl);
+		p += urlpath_encode_to(dir + ml - 1, len - ml + 1, p);
 	}
-	if (n < 0 || (size_t)n >= size)
-		return -ENOBUFS;
-	*ret_len = (size_t)n;
+	*p = '\0';
+	assert((size_t)(p - buf) == need);
+	*ret_len = need;
 	return 0;
 }
 
@@ -483,8 +506,8 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 	if (q < 0)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
 
-	q = grant_write(c, &t, form, decoded, len, depth, token, digits, expires, k->kid, buf, size,
-	                ret_len);
+	q = grant_write(c, &t, form, decoded, len, depth, token, digits, dl, expires, k->kid, buf,
+	                size, ret_len);
 	sodium_memzero(token, sizeof(token));
 	if (q == -ENOMEM)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
