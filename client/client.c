@@ -1197,3 +1197,58 @@ _public_ int sl_client_cache(SlClient *c)
 	}
 	return 1;
 }
+
+/* Refuses dir here, as the daemon would, with its code: for what cannot be
+ * sent at all. Returns -EREMOTEIO (or -ENOMEM). */
+static int grant_refuse(SlClient *c, SlError e, const char *message)
+{
+	int r = set_last_error(c, e, message);
+
+	return r < 0 ? r : -EREMOTEIO;
+}
+
+_public_ int sl_client_grant(SlClient *c, const char *dir, SlGrantForm form,
+                             const SlSignOptions *opt, char **ret)
+{
+	static const char *const forms[_SL_GRANT_FORM_MAX] = {
+		[SL_GRANT_PATH] = "path",
+		[SL_GRANT_COOKIE] = "cookie",
+	};
+	_cleanup_free_ char *line = NULL;
+	char suffix[128], *answer = NULL;
+	size_t suffix_len;
+	int r;
+
+	assert(c);
+	assert(ret);
+
+	if (c->broken)
+		return c->broken;
+	if ((unsigned)form >= _SL_GRANT_FORM_MAX)
+		return -EINVAL;
+	r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
+	if (r < 0)
+		return r;
+	/* A space in dir would add a field (a second grant=, an ip=), an LF a
+	 * whole request. A missing trailing "/" is sendable: the daemon says
+	 * why it refuses it (bad-target), and so does no client guess. */
+	if (!token_is_sendable(dir))
+		return grant_refuse(c, SL_ERROR_BAD_TARGET,
+		                    !dir || !*dir
+		                        ? "empty directory (give a URL path or an http(s) URL "
+		                          "ending in /)"
+		                        : "directory contains a space or a control character "
+		                          "(percent-encode it)");
+	if (asprintf(&line, "SIGN %s grant=%s%s", dir, forms[form], suffix) < 0)
+		return -ENOMEM;
+	/* The daemon closes the connection after line-too-long. */
+	if (strlen(line) + 1 > SL_CLIENT_LINE_MAX)
+		return grant_refuse(c, SL_ERROR_LINE_TOO_LONG,
+		                    "directory too long for one request line (at most 8192 bytes)");
+
+	r = sl_client_request(c, line, &answer);
+	if (r < 0)
+		return r;
+	*ret = answer;
+	return 0;
+}

@@ -240,6 +240,8 @@ static void sign_help(void)
 	printf("Usage: securelinkctl [--socket PATH] [--json] sign PATH|URL... [--ttl S | "
 	       "--expires T] "
 	       "[--ip A]\n"
+	       "       securelinkctl [--socket PATH] [--json] sign --grant path|cookie DIR/... "
+	       "[--ttl S | --expires T] [--ip A]\n"
 	       "\n"
 	       "Signs links. A target is a URL path (/media/private/a.pdf, percent-encoding\n"
 	       "allowed) or an absolute http(s) URL. \"-\" reads targets from standard input,\n"
@@ -247,6 +249,13 @@ static void sign_help(void)
 	       "Prints one URL per line in input order; a target that fails gives an empty\n"
 	       "line (a JSON object with \"error\" with --json) and a message on stderr.\n"
 	       "\n"
+	       "With --grant, each target is a directory ending in / (a stream: a playlist\n"
+	       "and its segments) and one grant admits every file under it: \"path\" prints\n"
+	       "a base URL to put the file names after, \"cookie\" prints a \"Set-Cookie: \"\n"
+	       "line with which the files open at their plain URLs. A public directory\n"
+	       "prints its plain URL in both forms.\n"
+	       "\n"
+	       "      --grant F    sign directories: F is path or cookie\n"
 	       "      --ttl S      lifetime: seconds, or 90s, 15m, 24h, 7d (default: the\n"
 	       "                   daemon's default_link_ttl)\n"
 	       "      --expires T  expiry as a unix time instead\n"
@@ -270,14 +279,95 @@ static int parse_ttl(const char *s, SlSignOptions *o)
 	return EXIT_OK;
 }
 
+/* sign --grant: one SIGN <dir> grant=... per directory, in order. Failures
+ * as sign reports them: an empty line (--json: an object with "error") and a
+ * message, the most severe exit status. */
+static int sign_grants(char **dirs, size_t n, SlGrantForm form, const SlSignOptions *o)
+{
+	SlClient *c = NULL;
+	int worst = EXIT_OK, code, r = 0;
+	size_t i = 0;
+
+	code = ctl_client_open(REQUEST_TIMEOUT, &c);
+	if (code != EXIT_OK)
+		return code;
+	for (; i < n; i++) {
+		_cleanup_free_ char *answer = NULL;
+		bool cookie;
+
+		r = sl_client_grant(c, dirs[i], form, o, &answer);
+		if (r < 0 && r != -EREMOTEIO)
+			break;
+		/* A public directory answers its plain URL: no cookie to set. */
+		cookie = r >= 0 && strncmp(answer, SL_GRANT_COOKIE_NAME "=",
+		                           STRLEN(SL_GRANT_COOKIE_NAME "=")) == 0;
+		if (arg_json) {
+			fputs("{\"target\":", stdout);
+			ctl_json_print_string(stdout, dirs[i]);
+			if (r >= 0) {
+				fputs(cookie ? ",\"set_cookie\":" : ",\"url\":", stdout);
+				ctl_json_print_string(stdout, answer);
+			} else {
+				fprintf(stdout, ",\"error\":\"%s\",\"message\":",
+				        sl_error_to_string(sl_client_last_error(c)));
+				ctl_json_print_string(stdout, sl_client_last_message(c));
+			}
+			fputs("}\n", stdout);
+		} else if (r >= 0)
+			printf("%s%s\n", cookie ? "Set-Cookie: " : "", answer);
+		else
+			fputs("\n", stdout);
+
+		if (r < 0) {
+			char what[320], name[256];
+
+			ctl_printable(dirs[i], name, sizeof(name));
+			snprintf(what, sizeof(what), "sign --grant \"%s\"", name);
+			worst = ctl_exit_worse(worst, ctl_daemon_fail(what, sl_client_last_error(c),
+			                                              sl_client_last_message(c)));
+			/* The daemon refused the connection: nothing more will
+			 * be answered on it. */
+			if (sl_client_last_error(c) == SL_ERROR_UNAVAILABLE) {
+				i++;
+				break;
+			}
+		}
+	}
+	if (i < n) {
+		/* The connection broke, or the daemon refused it (reported
+		 * above): the directories not signed still get their line, so
+		 * output line N stays the answer to item N. */
+		if (r != -EREMOTEIO)
+			worst = ctl_exit_worse(worst, ctl_transport_fail(r));
+		for (; i < n; i++) {
+			if (arg_json) {
+				fputs("{\"target\":", stdout);
+				ctl_json_print_string(stdout, dirs[i]);
+				fprintf(stdout, ",\"error\":\"%s\",\"message\":\"not signed\"}\n",
+				        r == -EREMOTEIO ? "unavailable" : "disconnected");
+			} else
+				fputs("\n", stdout);
+		}
+	}
+	sl_client_free(c);
+
+	if (fflush(stdout) != 0 || ferror(stdout))
+		worst = ctl_exit_worse(
+		    worst,
+		    ctl_fail(EXIT_DAEMON, "cannot write to standard output: %s", strerror(errno)));
+	return worst;
+}
+
 int verb_sign(int argc, char *argv[])
 {
 	enum {
 		ARG_TTL = 0x100,
 		ARG_EXPIRES,
-		ARG_IP
+		ARG_IP,
+		ARG_GRANT
 	};
 	static const struct option options[] = {
+		{ "grant", required_argument, NULL, ARG_GRANT },
 		{ "ttl", required_argument, NULL, ARG_TTL },
 		{ "expires", required_argument, NULL, ARG_EXPIRES },
 		{ "ip", required_argument, NULL, ARG_IP },
@@ -290,6 +380,7 @@ int verb_sign(int argc, char *argv[])
 	SlClient *c = NULL;
 	const char *lost = "disconnected";
 	size_t n_stdin = 0;
+	int grant = -1;
 	uint64_t v;
 	int opt, r, code;
 
@@ -326,6 +417,20 @@ int verb_sign(int argc, char *argv[])
 				    optarg);
 			o.ip = optarg;
 			break;
+		case ARG_GRANT:
+			if (grant >= 0)
+				return ctl_repeated_option("sign", "--grant");
+			if (streq(optarg, "path"))
+				grant = SL_GRANT_PATH;
+			else if (streq(optarg, "cookie"))
+				grant = SL_GRANT_COOKIE;
+			else
+				return ctl_fail(
+				    EXIT_USAGE,
+				    "sign: --grant \"%s\" is not a grant form (give path "
+				    "or cookie)",
+				    optarg);
+			break;
 		case 'h':
 			sign_help();
 			return EXIT_OK;
@@ -350,6 +455,13 @@ int verb_sign(int argc, char *argv[])
 	if (n_stdin > 1)
 		return ctl_fail(EXIT_USAGE,
 		                "sign: - given more than once (stdin can be read once)");
+	if (grant >= 0) {
+		if (n_stdin > 0)
+			return ctl_fail(EXIT_USAGE,
+			                "sign: --grant takes directories as arguments, not - "
+			                "(give each DIR/ on the command line)");
+		return sign_grants(x.args, x.n_args, (SlGrantForm)grant, &o);
+	}
 
 	code = ctl_client_open(REQUEST_TIMEOUT, &c);
 	if (code != EXIT_OK)
@@ -422,15 +534,19 @@ int verb_sign(int argc, char *argv[])
 
 static void verify_help(void)
 {
-	printf("Usage: securelinkctl [--socket PATH] [--json] verify URL [--ip A]\n"
-	       "\n"
-	       "Checks a signed link the way nginx will, and prints the verdict:\n"
-	       "\"valid kid=N expires=T\", \"expired kid=N expires=T\", \"invalid REASON\" or\n"
-	       "\"public\" (no signature needed). Exit status 0 valid or public, 1 invalid,\n"
-	       "2 expired.\n"
-	       "\n"
-	       "      --ip A   the client address, for links bound to one (bind_ip = yes)\n"
-	       "  -h, --help   show this help\n");
+	printf(
+	    "Usage: securelinkctl [--socket PATH] [--json] verify URL [--ip A] [--cookie "
+	    "VALUE]\n"
+	    "\n"
+	    "Checks a signed link the way nginx will, and prints the verdict:\n"
+	    "\"valid kid=N expires=T\", \"expired kid=N expires=T\", \"invalid REASON\" or\n"
+	    "\"public\" (no signature needed). Exit status 0 valid or public, 1 invalid,\n"
+	    "2 expired. A path grant's URL is checked as it is; a plain URL with\n"
+	    "--cookie as nginx checks it requested with that grant cookie.\n"
+	    "\n"
+	    "      --ip A          the client address, for links bound to one (bind_ip = yes)\n"
+	    "      --cookie VALUE  the securelink_grant cookie's value (KID.EXPIRES.DEPTH.TOKEN)\n"
+	    "  -h, --help          show this help\n");
 }
 
 /* --json form of "valid kid=42 expires=1700000000" and friends. */
@@ -473,12 +589,13 @@ int verb_verify(int argc, char *argv[])
 {
 	static const struct option options[] = {
 		{ "ip", required_argument, NULL, 'i' },
+		{ "cookie", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		GLOBAL_OPTIONS,
 		{},
 	};
 	_cleanup_free_ char *line = NULL, *answer = NULL;
-	const char *ip = NULL;
+	const char *ip = NULL, *cookie = NULL;
 	int opt, code;
 
 	optind = 0;
@@ -494,6 +611,21 @@ int verb_verify(int argc, char *argv[])
 				    "address)",
 				    optarg);
 			ip = optarg;
+			break;
+		case 'c':
+			if (cookie)
+				return ctl_repeated_option("verify", "--cookie");
+			/* As a browser's cookie list shows it, or the value alone. */
+			cookie = optarg;
+			if (strncmp(cookie, SL_GRANT_COOKIE_NAME "=",
+			            STRLEN(SL_GRANT_COOKIE_NAME "=")) == 0)
+				cookie += STRLEN(SL_GRANT_COOKIE_NAME "=");
+			/* Not echoed: the value is a credential. */
+			if (!ctl_token_ok(cookie) || strchr(cookie, ';'))
+				return ctl_fail(
+				    EXIT_USAGE,
+				    "verify: --cookie is not a grant cookie's value (give "
+				    "KID.EXPIRES.DEPTH.TOKEN, without \"; Path=...\")");
 			break;
 		case 'h':
 			verify_help();
@@ -515,7 +647,8 @@ int verb_verify(int argc, char *argv[])
 		    EXIT_USAGE,
 		    "verify: the URL contains a space or a control character (percent-encode "
 		    "it)");
-	if (asprintf(&line, "VERIFY %s%s%s", argv[optind], ip ? " ip=" : "", ip ? ip : "") < 0)
+	if (asprintf(&line, "VERIFY %s%s%s%s%s", argv[optind], ip ? " ip=" : "", ip ? ip : "",
+	             cookie ? " cookie=" : "", cookie ? cookie : "") < 0)
 		return ctl_fail(EXIT_DAEMON, "out of memory");
 	if (strlen(line) + 1 > SL_CLIENT_LINE_MAX)
 		return ctl_fail(EXIT_USAGE,

@@ -97,6 +97,30 @@ typedef struct SlSignOptions {
  * for options that cannot be sent; or a transport error. */
 int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt, char **ret_url);
 
+/* The two forms of a directory grant (DESIGN.md, "Directory grants"). */
+typedef enum SlGrantForm {
+	SL_GRANT_PATH,   /* a base URL ending in "/", the token in its path */
+	SL_GRANT_COOKIE, /* the value of one Set-Cookie header */
+	_SL_GRANT_FORM_MAX,
+} SlGrantForm;
+
+/* The name of the cookie a SL_GRANT_COOKIE answer sets. */
+#define SL_GRANT_COOKIE_NAME "securelink_grant"
+
+/* Signs a directory for streaming: dir is a target as sl_client_sign() takes
+ * it, ending in "/" (SIGN <dir> grant=path|cookie). Returns 0 and a malloc'd
+ * answer in *ret: for SL_GRANT_PATH a base URL ending in "/" under which
+ * every file of the directory opens (a player fetching <base>master.m3u8
+ * resolves its relative URLs under it); for SL_GRANT_COOKIE the value of a
+ * Set-Cookie header, "securelink_grant=...; Path=...; Expires=...;
+ * HttpOnly; SameSite=Lax[; Secure]". A public directory needs neither: its
+ * plain URL comes back in both forms (a cookie answer always starts with
+ * SL_GRANT_COOKIE_NAME "="). Errors as sl_client_sign(): -EREMOTEIO when
+ * the daemon refused dir (a missing trailing "/" is its bad-target) or it
+ * cannot be sent; -EINVAL for a form or options that cannot be sent. */
+int sl_client_grant(SlClient *c, const char *dir, SlGrantForm form, const SlSignOptions *opt,
+                    char **ret);
+
 /* Turns on the link cache of sl_client_sign() when the daemon rounds expiry
  * times ([links] expires_granularity): asks CACHE, which must be the only
  * request in flight (else -EBUSY), and maps the page the daemon passes with

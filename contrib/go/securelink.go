@@ -165,6 +165,30 @@ func Expires(t time.Time) Option { return func(o *options) { o.expires = t } }
 // bind_ip = yes); for Verify, the address the link is checked for.
 func IP(addr string) Option { return func(o *options) { o.ip = addr } }
 
+// GrantForm is the form of a directory grant.
+type GrantForm string
+
+const (
+	// GrantPath (the default): a base URL ending in "/", the token in its path.
+	GrantPath GrantForm = "path"
+	// GrantCookie: the value of one Set-Cookie header.
+	GrantCookie GrantForm = "cookie"
+)
+
+// GrantCookieName is the cookie a GrantCookie answer sets.
+const GrantCookieName = "securelink_grant"
+
+// GrantOptions are the options of Grant; the zero value is a path grant
+// with the daemon's default_link_ttl.
+type GrantOptions struct {
+	// Form is GrantPath (or "") or GrantCookie.
+	Form GrantForm
+	// TTL is the grant's lifetime, in whole seconds; 0: the daemon's default.
+	TTL time.Duration
+	// IP binds the grant to a client address (daemon with bind_ip = yes).
+	IP string
+}
+
 // Verdict is VERIFY's answer. Status is "valid", "expired", "invalid" or
 // "public"; Kid and Expires are set for valid and expired links, Reason
 // for invalid ones.
@@ -214,6 +238,24 @@ func (c *Client) Ping(ctx context.Context) error {
 // outside the private prefixes comes back as a plain, canonical URL.
 func (c *Client) Sign(ctx context.Context, target string, opts ...Option) (string, error) {
 	line, err := signLine(target, opts)
+	if err != nil {
+		return "", err
+	}
+	return c.one(ctx, line)
+}
+
+// Grant signs a directory grant, for a stream (a playlist and every file
+// below it): dir is a target as Sign takes it, ending in "/", inside a
+// private prefix. The path form returns a base URL ending in "/" under which
+// every file of the directory opens (give the player base + "master.m3u8");
+// the cookie form returns the value of a Set-Cookie header
+// ("securelink_grant=...; Path=<dir>; Expires=...; HttpOnly; SameSite=Lax",
+// "; Secure" with an https base_url), with which a browser fetches the files
+// at their plain URLs. A public directory comes back as its plain URL in both
+// forms (a cookie answer always starts with GrantCookieName + "="). A dir
+// without its trailing "/" is the daemon's *Error with Code "bad-target".
+func (c *Client) Grant(ctx context.Context, dir string, o GrantOptions) (string, error) {
+	line, err := grantLine(dir, o)
 	if err != nil {
 		return "", err
 	}
@@ -385,6 +427,34 @@ func signLine(target string, opts []Option) ([]byte, error) {
 	}
 	b.WriteByte('\n')
 	if err := checkLine(b.Bytes(), fmt.Sprintf("target %q", clip(target))); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func grantLine(dir string, o GrantOptions) ([]byte, error) {
+	form := o.Form
+	if form == "" {
+		form = GrantPath
+	}
+	if form != GrantPath && form != GrantCookie {
+		return nil, fmt.Errorf("securelink: grant form must be %q or %q, not %q", GrantPath, GrantCookie, form)
+	}
+	var b bytes.Buffer
+	b.Grow(len(dir) + 48)
+	b.WriteString("SIGN ")
+	appendField(&b, dir)
+	b.WriteString(" grant=")
+	b.WriteString(string(form))
+	if o.TTL != 0 {
+		b.WriteString(" ttl=")
+		b.WriteString(strconv.FormatInt(int64(o.TTL/time.Second), 10))
+	}
+	if err := appendIP(&b, o.IP); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	if err := checkLine(b.Bytes(), fmt.Sprintf("dir %q", clip(dir))); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

@@ -54,6 +54,17 @@ func control(t *testing.T, command string) string {
 // re-quoting) and returns the status code and body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
+	return httpGetCookie(t, url, "")
+}
+
+// httpGetCookie is httpGet with "Cookie: securelink_grant=<cookie>" when
+// cookie is not empty.
+func httpGetCookie(t *testing.T, url, cookie string) (int, string) {
+	t.Helper()
+	header := ""
+	if cookie != "" {
+		header = "Cookie: " + GrantCookieName + "=" + cookie + "\r\n"
+	}
 	addr := need(t, "SECURELINK_TEST_HTTP")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -61,7 +72,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", url)
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n", url, header)
 	r := bufio.NewReader(conn)
 	status, err := r.ReadString('\n')
 	if err != nil {
@@ -494,5 +505,116 @@ func TestRealOneConnectionRefusalCarriesTheDaemonsReason(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("after the slot is free: %v", err)
+	}
+}
+
+// directory grants
+
+func TestGrantRequestsAreSentAsDocumented(t *testing.T) {
+	c := New(Options{Socket: need(t, "SECURELINK_TEST_ECHO_SOCKET")})
+	defer c.Close()
+	if got, err := c.Grant(ctx, "/m/p/d/", GrantOptions{}); err != nil || got != "SIGN /m/p/d/ grant=path" {
+		t.Errorf("default form: %q %v", got, err)
+	}
+	got, err := c.Grant(ctx, "/m/p/d e/", GrantOptions{Form: GrantCookie, TTL: 60 * time.Second, IP: "10.0.0.1"})
+	if err != nil || got != "SIGN /m/p/d%20e/ grant=cookie ttl=60 ip=10.0.0.1" {
+		t.Errorf("cookie form: %q %v", got, err)
+	}
+	if _, err := c.Grant(ctx, "/m/p/d/", GrantOptions{Form: "file"}); err == nil {
+		t.Error(`form "file" was accepted`)
+	}
+	if _, err := c.Grant(ctx, "/m/p/d/", GrantOptions{IP: "1.2.3.4 grant=cookie"}); codeOf(t, err) != "bad-ip" {
+		t.Errorf("ip: %v", err)
+	}
+	if _, err := c.Grant(ctx, "/"+strings.Repeat("d", 8200)+"/", GrantOptions{}); codeOf(t, err) != "line-too-long" {
+		t.Errorf("long dir: %v", err)
+	}
+	if n := control(t, "lines echo"); n != "2" {
+		t.Errorf("%s requests reached the fake, want the 2 sendable ones", n)
+	}
+}
+
+const stream = "private/videos/42/"
+
+var streamFiles = []string{"master.m3u8", "f.ts", "v1/index.m3u8", "v1/seg0.ts"}
+var outside = []string{"private/videos/420/f.ts", "private/videos/43/f.ts", "private/f.ts"}
+
+func addStream(t *testing.T) map[string]string {
+	bodies := map[string]string{}
+	for _, f := range streamFiles {
+		bodies[f] = control(t, "add "+stream+f)
+	}
+	for _, rel := range outside {
+		control(t, "add "+rel)
+	}
+	return bodies
+}
+
+func TestRealGrantPathOpensFilesBelowAndNothingOutside(t *testing.T) {
+	c := realClient(t)
+	bodies := addStream(t)
+	base, err := c.Grant(ctx, "/media/"+stream, GrantOptions{TTL: 600 * time.Second})
+	if err != nil || !strings.HasSuffix(base, "/"+stream) {
+		t.Fatalf("Grant: %q %v", base, err)
+	}
+	for _, f := range streamFiles {
+		if code, body := httpGet(t, base+f); code != 200 || body != bodies[f] {
+			t.Errorf("%s: %d %q", f, code, body)
+		}
+	}
+	parent := strings.TrimSuffix(base, "42/")
+	for _, u := range []string{parent + "420/f.ts", parent + "43/f.ts"} {
+		if code, _ := httpGet(t, u); code != 403 {
+			t.Errorf("%s: %d, want 403", u, code)
+		}
+	}
+	if got, err := c.Grant(ctx, "/media/public/v/", GrantOptions{}); err != nil || got != "/media/public/v/" {
+		t.Errorf("public: %q %v", got, err)
+	}
+}
+
+func TestRealGrantCookieOpensPlainUrlsBelowAndNothingOutside(t *testing.T) {
+	c := realClient(t)
+	bodies := addStream(t)
+	answer, err := c.Grant(ctx, "/media/"+stream, GrantOptions{Form: GrantCookie, TTL: 600 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(answer, "; ")
+	if !strings.HasPrefix(parts[0], GrantCookieName+"=") {
+		t.Fatalf("not a grant cookie: %q", answer)
+	}
+	attrs := strings.Join(parts[1:], "|")
+	for _, want := range []string{"Path=/media/" + stream, "HttpOnly", "SameSite=Lax"} {
+		if !strings.Contains("|"+attrs+"|", "|"+want+"|") {
+			t.Errorf("no %s in %q", want, answer)
+		}
+	}
+	value := strings.TrimPrefix(parts[0], GrantCookieName+"=")
+	for _, f := range streamFiles {
+		if code, body := httpGetCookie(t, "/media/"+stream+f, value); code != 200 || body != bodies[f] {
+			t.Errorf("%s: %d %q", f, code, body)
+		}
+		if code, _ := httpGet(t, "/media/"+stream+f); code != 403 {
+			t.Errorf("%s without the cookie: %d", f, code)
+		}
+	}
+	for _, rel := range outside {
+		if code, _ := httpGetCookie(t, "/media/"+rel, value); code != 403 {
+			t.Errorf("%s: %d, want 403", rel, code)
+		}
+	}
+}
+
+func TestRealGrantWithoutTrailingSlashIsTheDaemonsBadTarget(t *testing.T) {
+	c := realClient(t)
+	for _, form := range []GrantForm{GrantPath, GrantCookie} {
+		_, err := c.Grant(ctx, "/media/private/videos/42", GrantOptions{Form: form})
+		if code := codeOf(t, err); code != "bad-target" {
+			t.Errorf("%s: %v", form, err)
+		}
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Error(err)
 	}
 }

@@ -14,6 +14,8 @@
 const net = require('node:net');
 
 const DEFAULT_SOCKET = '/run/securelink/securelinkd.sock';
+// The cookie a grant({ form: 'cookie' }) answer sets.
+const GRANT_COOKIE = 'securelink_grant';
 // The daemon's limit: a request line is at most 8192 bytes including the LF.
 // A longer line gets "ERR line-too-long" and the connection is closed, which
 // would fail every request pipelined behind it: it is refused before sending.
@@ -99,6 +101,18 @@ function signLine(path, opts) {
   return checkLine(line + '\n', `path ${JSON.stringify(path.slice(0, 60))}...`);
 }
 
+function grantLine(dir, opts) {
+  const form = opts && opts.form !== undefined && opts.form !== null ? opts.form : 'path';
+  if (form !== 'path' && form !== 'cookie')
+    throw new TypeError(`form must be 'path' or 'cookie', not ${JSON.stringify(form)}`);
+  let line = 'SIGN ' + encodeField(dir, 'dir') + ' grant=' + form;
+  if (opts) {
+    if (opts.ttl !== undefined && opts.ttl !== null) line += intOption('ttl', opts.ttl);
+    line += ipOption(opts.ip);
+  }
+  return checkLine(line + '\n', `dir ${JSON.stringify(dir.slice(0, 60))}...`);
+}
+
 function connectHint(code) {
   if (code === 'EACCES' || code === 'EPERM')
     return "the socket is mode 0660: run the application as a member of the socket's group (securelink)";
@@ -180,6 +194,26 @@ class Client {
     let line;
     try {
       line = signLine(path, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._one(line);
+  }
+
+  // Signs a directory grant (a stream: a playlist and every file below it):
+  // dir is a target as sign() takes it, ending in '/', inside a private
+  // prefix. opts.form 'path' (the default) resolves to a base URL ending in
+  // '/' under which every file of the directory opens (base + 'master.m3u8');
+  // 'cookie' to the value of a Set-Cookie header ('securelink_grant=...;
+  // Path=<dir>; Expires=...; HttpOnly; SameSite=Lax', '; Secure' with an
+  // https base_url) with which a browser fetches the files at their plain
+  // URLs. A public directory resolves to its plain URL in both forms (a
+  // cookie answer always starts with 'securelink_grant='). opts.ttl, opts.ip
+  // as for sign(). A dir without its trailing '/' is the daemon's bad-target.
+  grant(dir, opts) {
+    let line;
+    try {
+      line = grantLine(dir, opts);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -444,4 +478,4 @@ class Client {
   }
 }
 
-module.exports = { Client, SecurelinkError, DEFAULT_SOCKET, LINE_MAX };
+module.exports = { Client, SecurelinkError, DEFAULT_SOCKET, LINE_MAX, GRANT_COOKIE };

@@ -5,6 +5,8 @@
 export declare const DEFAULT_SOCKET: string;
 /** Longest request line the daemon takes, in bytes including the LF (8192). */
 export declare const LINE_MAX: number;
+/** The cookie a grant({ form: 'cookie' }) answer sets: securelink_grant. */
+export declare const GRANT_COOKIE: string;
 
 export type ErrorCode =
   | 'bad-request' | 'unknown-verb' | 'line-too-long' | 'bad-target' | 'bad-ttl'
@@ -36,6 +38,15 @@ export interface SignOptions {
   ip?: string;
 }
 
+export interface GrantOptions {
+  /** 'path' (default): a base URL ending in '/'; 'cookie': a Set-Cookie value. */
+  form?: 'path' | 'cookie';
+  /** Lifetime in seconds (default: the daemon's default_link_ttl). */
+  ttl?: number;
+  /** Bind the grant to this client address (daemon with bind_ip = yes). */
+  ip?: string;
+}
+
 export interface Verdict {
   status: 'valid' | 'expired' | 'invalid' | 'public';
   /** True when nginx would serve the link: valid, or public. */
@@ -60,6 +71,9 @@ export declare class Client {
   readonly timeout: number;
   ping(): Promise<true>;
   sign(path: string, options?: SignOptions): Promise<string>;
+  /** A directory grant (dir ends in '/'): a base URL, or a Set-Cookie value;
+   *  a public directory's plain URL in both forms. */
+  grant(dir: string, options?: GrantOptions): Promise<string>;
   signMany(paths: Iterable<string>, options?: { ttl?: number }): Promise<string[]>;
   verify(url: string, options?: { ip?: string }): Promise<Verdict>;
   status(): Promise<Status>;
@@ -71,5 +85,6 @@ declare const securelink: {
   SecurelinkError: typeof SecurelinkError;
   DEFAULT_SOCKET: string;
   LINE_MAX: number;
+  GRANT_COOKIE: string;
 };
 export default securelink;

@@ -818,6 +818,126 @@ static void test_sign_sends_options_as_fields(void **state)
 	assert_string_equal(f.lines[3], "SIGN /bad");
 }
 
+/* ---- directory grants ---- */
+
+/* Like the daemon: a grant target must end in "/"; the cookie answer has
+ * spaces in it, and the whole line after "OK " is the answer. */
+static void answer_grant(Fake *f, int fd, const char *line)
+{
+	char buf[SL_CLIENT_LINE_MAX + 128];
+	const char *t = line + 5;
+	size_t n = strcspn(t, " ");
+	int k;
+
+	if (strncmp(line, "SIGN ", 5) != 0 || n == 0)
+		k = snprintf(buf, sizeof(buf), "ERR bad-request not a SIGN (fix)\n");
+	else if (t[n - 1] != '/')
+		k = snprintf(buf, sizeof(buf),
+		             "ERR bad-target %.*s: a grant is for a directory (end it in /)\n",
+		             (int)n, t);
+	else if (strstr(t + n, " grant=cookie"))
+		k = snprintf(buf, sizeof(buf),
+		             "OK securelink_grant=1.9.2.tok; Path=%.*s; Expires=Thu, 01 Jan "
+		             "1970 00:00:09 GMT; HttpOnly; SameSite=Lax\n",
+		             (int)n, t);
+	else
+		k = snprintf(buf, sizeof(buf), "OK /m/_grant/1/9/tok/2%.*s\n", (int)n - 2, t + 2);
+	write_all(fd, buf, (size_t)k);
+}
+
+static void serve_grant(Fake *f, int fd)
+{
+	serve_lines(f, fd, answer_grant);
+}
+
+static void test_grant_sends_the_form_and_options_and_returns_the_whole_answer(void **state)
+{
+	SlSignOptions ttl = { .has_ttl = true, .ttl = 60, .ip = "192.0.2.1" };
+	SlSignOptions expires = { .has_expires = true, .expires = 1700000000 };
+	Fake f;
+	SlClient *c = NULL;
+	char *a = NULL;
+
+	fake_start(&f, serve_grant);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", SL_GRANT_PATH, NULL, &a), 0);
+	assert_string_equal(a, "/m/_grant/1/9/tok/2/p/d/");
+	free(a);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", SL_GRANT_COOKIE, &ttl, &a), 0);
+	/* Spaces and all: the Set-Cookie value is one answer. */
+	assert_string_equal(a, "securelink_grant=1.9.2.tok; Path=/m/p/d/; Expires=Thu, 01 Jan "
+	                       "1970 00:00:09 GMT; HttpOnly; SameSite=Lax");
+	assert_true(strncmp(a, SL_GRANT_COOKIE_NAME "=", strlen(SL_GRANT_COOKIE_NAME) + 1) == 0);
+	free(a);
+	assert_int_equal(sl_client_grant(c, "https://h/m/p/d/", SL_GRANT_PATH, &expires, &a), 0);
+	free(a);
+	sl_client_free(c);
+	fake_stop(&f);
+
+	assert_int_equal(f.n_lines, 3);
+	assert_string_equal(f.lines[0], "SIGN /m/p/d/ grant=path");
+	assert_string_equal(f.lines[1], "SIGN /m/p/d/ grant=cookie ttl=60 ip=192.0.2.1");
+	assert_string_equal(f.lines[2], "SIGN https://h/m/p/d/ grant=path expires=1700000000");
+}
+
+static void test_grant_refuses_what_cannot_be_sent_and_reports_the_daemons_error(void **state)
+{
+	SlSignOptions both = { .has_ttl = true, .ttl = 1, .has_expires = true, .expires = 2 };
+	SlSignOptions bad_ip = { .ip = "1.2.3.4 grant=path" };
+	char *long_dir = malloc(SL_CLIENT_LINE_MAX);
+	Fake f;
+	SlClient *c = NULL;
+	char *a = NULL;
+
+	assert_non_null(long_dir);
+	long_dir[0] = '/';
+	memset(long_dir + 1, 'l', SL_CLIENT_LINE_MAX - 3);
+	long_dir[SL_CLIENT_LINE_MAX - 2] = '/';
+	long_dir[SL_CLIENT_LINE_MAX - 1] = '\0';
+
+	fake_start(&f, serve_grant);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", (SlGrantForm)2, NULL, &a), -EINVAL);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", (SlGrantForm)-1, NULL, &a), -EINVAL);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", SL_GRANT_PATH, &both, &a), -EINVAL);
+	assert_int_equal(sl_client_grant(c, "/m/p/d/", SL_GRANT_PATH, &bad_ip, &a), -EINVAL);
+	/* A space would add a field (" grant=cookie" smuggled in), an LF a
+	 * whole request: refused here, as sl_client_sign() refuses them. */
+	assert_int_equal(sl_client_grant(c, "/m/p/d/ grant=cookie", SL_GRANT_PATH, NULL, &a),
+	                 -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_string_not_equal(sl_client_last_message(c), "");
+	assert_int_equal(sl_client_grant(c, "/m/p/d/\nSIGN /x/", SL_GRANT_PATH, NULL, &a),
+	                 -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_int_equal(sl_client_grant(c, "", SL_GRANT_PATH, NULL, &a), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_int_equal(sl_client_grant(c, long_dir, SL_GRANT_COOKIE, NULL, &a), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_LINE_TOO_LONG);
+	assert_null(a);
+
+	/* The daemon's refusal, code and message; the connection stays usable. */
+	assert_int_equal(sl_client_grant(c, "/m/p/d", SL_GRANT_PATH, NULL, &a), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_string_equal(sl_client_last_message(c),
+	                    "/m/p/d: a grant is for a directory (end it in /)");
+	assert_null(a);
+	assert_int_equal(sl_client_grant(c, "/m/p/e/", SL_GRANT_PATH, NULL, &a), 0);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_NONE);
+	assert_string_equal(a, "/m/_grant/1/9/tok/2/p/e/");
+	free(a);
+	sl_client_free(c);
+	fake_stop(&f);
+	free(long_dir);
+
+	/* Only the two sendable requests reached the server. */
+	assert_int_equal(f.n_lines, 2);
+	assert_string_equal(f.lines[0], "SIGN /m/p/d grant=path");
+	assert_string_equal(f.lines[1], "SIGN /m/p/e/ grant=path");
+}
+
 /* A source with nothing ready at first: the stream waits on its fd. */
 typedef struct PipeSource {
 	int fd;
@@ -1047,6 +1167,10 @@ int main(void)
 		cmocka_unit_test(test_first_answer_err_on_a_live_connection_is_the_targets),
 		cmocka_unit_test(test_sign_sends_options_as_fields),
 		cmocka_unit_test(test_sign_stream_waits_on_source_fd),
+		cmocka_unit_test(
+		    test_grant_sends_the_form_and_options_and_returns_the_whole_answer),
+		cmocka_unit_test(
+		    test_grant_refuses_what_cannot_be_sent_and_reports_the_daemons_error),
 		cmocka_unit_test(test_base64url_rfc4648_vectors),
 		cmocka_unit_test(test_json_parses_status_shape),
 		cmocka_unit_test(test_json_rejects_malformed),

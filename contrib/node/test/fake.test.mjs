@@ -260,3 +260,16 @@ test('an idle client does not keep the process alive', async (t) => {
   assert.equal(out, 'pinged\n');
   void spawnSync;
 });
+
+test('grant sends the form and options as documented, refuses what cannot be sent', async (t) => {
+  const server = await fake(t, (line) => 'OK ' + line);
+  const c = client(t, server);
+  assert.equal(await c.grant('/m/p/d/'), 'SIGN /m/p/d/ grant=path');
+  assert.equal(await c.grant('/m/p/d e/', { form: 'cookie', ttl: 60, ip: '10.0.0.1' }),
+    'SIGN /m/p/d%20e/ grant=cookie ttl=60 ip=10.0.0.1');
+  await assert.rejects(c.grant('/m/p/d/', { form: 'file' }), TypeError);
+  await assert.rejects(c.grant('/m/p/d/', { ttl: '60' }), TypeError);
+  await assert.rejects(c.grant('/m/p/d/', { ip: '1.2.3.4 grant=cookie' }), { code: 'bad-ip' });
+  await assert.rejects(c.grant('/' + 'd'.repeat(LINE_MAX) + '/'), { code: 'line-too-long' });
+  assert.deepEqual(server.lines, ['SIGN /m/p/d/ grant=path', 'SIGN /m/p/d%20e/ grant=cookie ttl=60 ip=10.0.0.1']);
+});

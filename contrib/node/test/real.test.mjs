@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-import { Client } from '../index.mjs';
+import { Client, GRANT_COOKIE } from '../index.mjs';
 
 const env = process.env;
 const ready = env.SECURELINK_TEST_NGINX && env.SECURELINK_TEST_MEDIA && env.SECURELINK_TEST_CONTROL &&
@@ -192,4 +192,60 @@ test('a daemon restart mid-stream is survived; a daemon gone is reported, then f
     await control('start');
   }
   assert.deepEqual(await get(await c.sign('/media/private/r.txt')), [200, body]);
+});
+
+// Directory grants: nginx's verdict on what grant() answers.
+const STREAM = 'private/videos/42/';
+const STREAM_FILES = ['master.m3u8', 'f.ts', 'v1/index.m3u8', 'v1/seg0.ts'];
+const OUTSIDE = ['private/videos/420/f.ts', 'private/videos/43/f.ts', 'private/f.ts'];
+
+function getWithCookie(url, cookie) {
+  const base = new URL(env.SECURELINK_TEST_NGINX);
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: base.hostname, port: base.port, path: url, agent: false,
+      headers: { Cookie: `securelink_grant=${cookie}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve([res.statusCode, body]));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('grant path: every file below the directory opens, nothing outside it', { skip }, async (t) => {
+  const c = client(t);
+  const bodies = Object.fromEntries(STREAM_FILES.map((f) => [f, addFile(STREAM + f)]));
+  for (const rel of OUTSIDE) addFile(rel);
+  const base = await c.grant('/media/' + STREAM, { ttl: 600 });
+  assert.ok(base.endsWith('/' + STREAM), base);
+  for (const f of STREAM_FILES) assert.deepEqual(await get(base + f), [200, bodies[f]], f);
+  const parent = base.slice(0, -'42/'.length);
+  assert.equal((await get(parent + '420/f.ts'))[0], 403);
+  assert.equal((await get(parent + '43/f.ts'))[0], 403);
+  assert.equal(await c.grant('/media/public/v/'), '/media/public/v/');
+});
+
+test('grant cookie: the plain URLs below the directory open with it, nothing outside', { skip }, async (t) => {
+  const c = client(t);
+  const bodies = Object.fromEntries(STREAM_FILES.map((f) => [f, addFile(STREAM + f)]));
+  for (const rel of OUTSIDE) addFile(rel);
+  const answer = await c.grant('/media/' + STREAM, { form: 'cookie', ttl: 600 });
+  const [first, ...attrs] = answer.split(';').map((s) => s.trim());
+  assert.ok(first.startsWith(GRANT_COOKIE + '='), answer);
+  assert.ok(attrs.includes('Path=/media/' + STREAM) && attrs.includes('HttpOnly') && attrs.includes('SameSite=Lax'), answer);
+  const value = first.slice(GRANT_COOKIE.length + 1);
+  for (const f of STREAM_FILES) {
+    assert.deepEqual(await getWithCookie('/media/' + STREAM + f, value), [200, bodies[f]], f);
+    assert.equal((await get('/media/' + STREAM + f))[0], 403);
+  }
+  for (const rel of OUTSIDE) assert.equal((await getWithCookie('/media/' + rel, value))[0], 403, rel);
+  assert.equal(await c.grant('/media/public/v/', { form: 'cookie' }), '/media/public/v/');
+});
+
+test('grant without the trailing slash is the daemon\'s bad-target', { skip }, async (t) => {
+  const c = client(t);
+  for (const form of ['path', 'cookie'])
+    await assert.rejects(c.grant('/media/' + STREAM.slice(0, -1), { form }), { code: 'bad-target' });
+  assert.equal(await c.ping(), true);
 });

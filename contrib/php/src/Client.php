@@ -38,6 +38,9 @@ final class Client
      */
     public const LINE_MAX = 8192;
 
+    /** The cookie a grant(form: 'cookie') answer sets. */
+    public const GRANT_COOKIE = 'securelink_grant';
+
     /**
      * How much request data is queued for the socket at a time. Answers are
      * read while requests are still being written: the daemon stops reading
@@ -104,6 +107,31 @@ final class Client
     public function sign(string $path, ?int $ttl = null, ?int $expires = null, ?string $ip = null): string
     {
         return $this->one(self::signLine($path, $ttl, $expires, $ip));
+    }
+
+    /**
+     * Signs a directory grant, for a stream (a playlist and every file below
+     * it): $dir is a target as sign() takes it, ending in '/', inside a
+     * private prefix. $form 'path' returns a base URL ending in '/' under
+     * which every file of the directory opens (give the player
+     * $base . 'master.m3u8'); 'cookie' returns the value of a Set-Cookie
+     * header ("securelink_grant=...; Path=<dir>; Expires=...; HttpOnly;
+     * SameSite=Lax", "; Secure" with an https base_url) with which a browser
+     * fetches the files at their plain URLs. A public directory comes back
+     * as its plain URL in both forms (a cookie answer always starts with
+     * GRANT_COOKIE . '='). A $dir without its trailing '/' is the daemon's
+     * bad-target.
+     */
+    public function grant(string $dir, string $form = 'path', ?int $ttl = null, ?string $ip = null): string
+    {
+        if ($form !== 'path' && $form !== 'cookie') {
+            throw new \InvalidArgumentException("form must be 'path' or 'cookie', not " . self::clip($form));
+        }
+        $line = 'SIGN ' . self::encodeField($dir) . ' grant=' . $form;
+        if ($ttl !== null) {
+            $line .= ' ttl=' . $ttl;
+        }
+        return $this->one(self::checkLine($line . self::ipOption($ip) . "\n", 'dir ' . self::clip($dir)));
     }
 
     /**

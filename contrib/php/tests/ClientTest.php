@@ -50,12 +50,13 @@ final class ClientTest extends TestCase
      *
      * @return array{int, string}
      */
-    private static function httpGet(string $url): array
+    private static function httpGet(string $url, ?string $cookie = null): array
     {
         $s = stream_socket_client('tcp://' . self::need('SECURELINK_TEST_HTTP'), $errno, $errstr, 20);
         self::assertNotFalse($s, "connect to nginx: $errstr");
         stream_set_timeout($s, 20);
-        fwrite($s, "GET $url HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        $extra = $cookie === null ? '' : 'Cookie: ' . Client::GRANT_COOKIE . "=$cookie\r\n";
+        fwrite($s, "GET $url HTTP/1.0\r\nHost: 127.0.0.1\r\n$extra\r\n");
         $response = stream_get_contents($s);
         fclose($s);
         [$head, $body] = array_pad(explode("\r\n\r\n", (string) $response, 2), 2, '');
@@ -175,7 +176,87 @@ final class ClientTest extends TestCase
         self::assertSame('2', self::control('conns echo'));
     }
 
+    public function testGrantRequestsAreSentAsDocumented(): void
+    {
+        $c = new Client(self::need('SECURELINK_TEST_ECHO_SOCKET'));
+        self::assertSame('SIGN /m/p/d/ grant=path', $c->grant('/m/p/d/'));
+        self::assertSame('SIGN /m/p/d%20e/ grant=cookie ttl=60 ip=10.0.0.1',
+            $c->grant('/m/p/d e/', form: 'cookie', ttl: 60, ip: '10.0.0.1'));
+        try {
+            $c->grant('/m/p/d/', form: 'file');
+            self::fail('form "file" was accepted');
+        } catch (\InvalidArgumentException) {
+        }
+        self::assertSame('bad-ip', self::raises(fn () => $c->grant('/m/p/d/', ip: '1.2.3.4 grant=cookie'))->errorCode);
+        self::assertSame('line-too-long', self::raises(fn () => $c->grant('/' . str_repeat('d', 8200) . '/'))->errorCode);
+        self::assertSame('2', self::control('lines echo'), 'only the two sendable requests');
+    }
+
     // the real securelinkd and nginx
+
+    private const STREAM = 'private/videos/42/';
+    private const STREAM_FILES = ['master.m3u8', 'f.ts', 'v1/index.m3u8', 'v1/seg0.ts'];
+    private const OUTSIDE = ['private/videos/420/f.ts', 'private/videos/43/f.ts', 'private/f.ts'];
+
+    /** @return array<string, string> the stream's bodies by file name */
+    private static function addStream(): array
+    {
+        $bodies = [];
+        foreach (self::STREAM_FILES as $f) {
+            $bodies[$f] = self::control('add ' . self::STREAM . $f);
+        }
+        foreach (self::OUTSIDE as $rel) {
+            self::control("add $rel");
+        }
+        return $bodies;
+    }
+
+    public function testRealGrantPathOpensFilesBelowAndNothingOutside(): void
+    {
+        $c = self::real();
+        $bodies = self::addStream();
+        $base = $c->grant('/media/' . self::STREAM, ttl: 600);
+        self::assertStringEndsWith('/' . self::STREAM, $base);
+        foreach (self::STREAM_FILES as $f) {
+            self::assertSame([200, $bodies[$f]], self::httpGet($base . $f), $f);
+        }
+        $parent = substr($base, 0, -strlen('42/'));
+        self::assertSame(403, self::httpGet($parent . '420/f.ts')[0]);
+        self::assertSame(403, self::httpGet($parent . '43/f.ts')[0]);
+        self::assertSame('/media/public/v/', $c->grant('/media/public/v/'));
+    }
+
+    public function testRealGrantCookieOpensPlainUrlsBelowAndNothingOutside(): void
+    {
+        $c = self::real();
+        $bodies = self::addStream();
+        $answer = $c->grant('/media/' . self::STREAM, form: 'cookie', ttl: 600);
+        $parts = array_map('trim', explode(';', $answer));
+        $first = array_shift($parts);
+        self::assertStringStartsWith(Client::GRANT_COOKIE . '=', $first);
+        self::assertContains('Path=/media/' . self::STREAM, $parts);
+        self::assertContains('HttpOnly', $parts);
+        self::assertContains('SameSite=Lax', $parts);
+        $value = substr($first, strlen(Client::GRANT_COOKIE) + 1);
+        foreach (self::STREAM_FILES as $f) {
+            self::assertSame([200, $bodies[$f]], self::httpGet('/media/' . self::STREAM . $f, $value), $f);
+            self::assertSame(403, self::httpGet('/media/' . self::STREAM . $f)[0]);
+        }
+        foreach (self::OUTSIDE as $rel) {
+            self::assertSame(403, self::httpGet("/media/$rel", $value)[0], $rel);
+        }
+        self::assertSame('/media/public/v/', $c->grant('/media/public/v/', form: 'cookie'));
+    }
+
+    public function testRealGrantWithoutTrailingSlashIsTheDaemonsBadTarget(): void
+    {
+        $c = self::real();
+        foreach (['path', 'cookie'] as $form) {
+            $e = self::raises(fn () => $c->grant('/media/private/videos/42', form: $form));
+            self::assertSame('bad-target', $e->errorCode, $e->getMessage());
+        }
+        self::assertTrue($c->ping());
+    }
 
     public function testRealSignedLinksAreServedByNginx(): void
     {

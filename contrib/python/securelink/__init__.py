@@ -8,6 +8,7 @@ asks securelinkd over its Unix socket (DESIGN.md, "Wire protocol")::
     client = securelink.Client()          # $SECURELINK_SOCKET or the default path
     url = client.sign("/media/private/report 2024.pdf", ttl=600)
     urls = client.sign_many(paths)         # pipelined, thousands per round trip
+    base = client.grant("/media/private/videos/42/")   # base + "master.m3u8"
 
 Paths are URL paths as they appear in a link: "%XX" escapes are decoded by
 the daemon, raw UTF-8 is fine. Bytes the protocol cannot carry raw (space,
@@ -39,9 +40,12 @@ import threading
 import time
 import weakref
 
-__all__ = ["Client", "Error", "Verdict", "DEFAULT_SOCKET"]
+__all__ = ["Client", "Error", "Verdict", "DEFAULT_SOCKET", "GRANT_COOKIE"]
 
 DEFAULT_SOCKET = "/run/securelink/securelinkd.sock"
+
+# The cookie a grant(form="cookie") answer sets.
+GRANT_COOKIE = "securelink_grant"
 
 # The daemon's limit: a request line is at most 8192 bytes including the LF.
 # A longer line gets "ERR line-too-long" and the connection is closed, which
@@ -283,6 +287,27 @@ class Client:
                     self._cache.clear()
                 self._cache[key] = (rest, expires, seen)
         return rest
+
+    def grant(self, dir, form="path", ttl=None, ip=None):
+        """Signs a directory grant (a stream: a playlist and every file
+        below it): dir is a target as sign() takes it, ending in '/',
+        inside a private prefix. form="path" returns a base URL ending in
+        '/' under which every file of the directory opens (a player given
+        base + "master.m3u8" resolves the playlists' relative URLs under
+        it); form="cookie" returns the value of a Set-Cookie header,
+        "securelink_grant=...; Path=<dir>; Expires=...; HttpOnly;
+        SameSite=Lax" (and "; Secure" when base_url is https), with which a
+        browser fetches the files at their plain URLs. A public directory
+        needs neither: its plain URL comes back in both forms (a cookie
+        answer always starts with "securelink_grant="). A dir without its
+        trailing '/' is the daemon's Error("bad-target")."""
+        if form not in ("path", "cookie"):
+            raise ValueError(f"form must be 'path' or 'cookie', not {form!r}")
+        line = b"SIGN " + _encode_field(dir, "dir") + b" grant=" + form.encode()
+        if ttl is not None:
+            line += _int_option("ttl", ttl)
+        line += _ip_option(ip) + b"\n"
+        return self._one(_check_line(line, f"dir {dir[:60]!r}"))
 
     def sign_many(self, paths, ttl=None):
         """Signs every path with one pipelined exchange; returns the URLs in

@@ -29,6 +29,20 @@ private. Settings of django-nginx-secure-links:
         token_param / expires_param name the query parameters.
 
 url(name, lifetime=None): lifetime in seconds; None means the default above.
+grant_url(dir_name, ttl=None, ip=None): a directory grant for a stream (HLS,
+DASH): dir_name is relative to MEDIA_URL like a file's name ("/" added when
+missing); returns a base URL ending in "/": every file below the directory
+opens at the base URL followed by its name relative to the directory, so a
+player given base + "master.m3u8" fetches the variant playlists and segments
+too. A public directory comes back as its plain URL.
+set_grant_cookie(response, dir_name, ttl=None, ip=None, storage=None): the
+same grant as a cookie on response (Path = the directory, Expires, HttpOnly,
+SameSite=Lax, Secure when securelinkd's base_url is https), with which the
+browser fetches every file below the directory at its plain URL (url()
+without signature: MEDIA_URL + name). Returns the Set-Cookie value the daemon
+made, or None for a public directory, which needs no cookie: then nothing is
+set. storage: the SecureLinkStorage to use (default: the default storage).
+ttl None means SECURE_LINK_EXPIRATION_SECONDS, else securelinkd's default.
 pre_sign_url(url, seconds=None): the same for a URL already made from a name
 (MEDIA_URL + path), as in django-nginx-secure-links; a public one comes back
 unsigned (securelinkd's plain link: base_url and the canonical path).
@@ -53,6 +67,7 @@ some fields (FileField(storage=SecureLinkStorage())) silences it with
 SILENCED_SYSTEM_CHECKS = ["securelink.E001"].
 """
 
+import re
 import warnings
 
 import django
@@ -66,7 +81,10 @@ from django.utils.encoding import filepath_to_uri
 from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
-from securelink import Client
+from securelink import GRANT_COOKIE, Client
+
+# A path grant's fields ahead of the directory: _grant/KID/EXPIRES/TOKEN/DEPTH/.
+_PATH_GRANT_RE = re.compile(r"/_grant/[0-9]+/[0-9]+/[A-Za-z0-9_-]+/[0-9]+/")
 
 
 class SecureLinkStorage(FileSystemStorage):
@@ -191,6 +209,25 @@ class SecureLinkStorage(FileSystemStorage):
         key = (id(self), None, url, ttl)
         return self.client._cached(key, ttl) or self._sign(key, url, ttl)
 
+    def grant_url(self, dir_name, ttl=None, ip=None):
+        """A path grant for the directory dir_name (relative to MEDIA_URL):
+        a base URL ending in "/" (see the module documentation)."""
+        return self._grant(dir_name, "path", ttl, ip)
+
+    def _grant(self, dir_name, form, ttl, ip):
+        ttl = self.expires_seconds if ttl is None else self._ttl(ttl)
+        if not dir_name.endswith("/"):
+            dir_name += "/"
+        url = self._unsigned_url(dir_name)
+        answer = self.client.grant(url, form=form, ttl=ttl, ip=ip)
+        if form == "cookie":
+            public = not answer.startswith(GRANT_COOKIE + "=")
+        else:
+            public = not _PATH_GRANT_RE.search(answer)
+        if public:
+            self._check_not_private(url)
+        return answer
+
     @staticmethod
     def _ttl(lifetime):
         if lifetime <= 0:
@@ -200,19 +237,65 @@ class SecureLinkStorage(FileSystemStorage):
             )
         return int(lifetime)
 
+    def _check_not_private(self, url):
+        """securelinkd answered url unsigned: ImproperlyConfigured when the
+        prefix settings call it private."""
+        if self._app_says_private(url):
+            raise ImproperlyConfigured(
+                f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
+                "but securelinkd signs it as public, so nginx would serve it to anyone: "
+                "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
+                "to match the settings"
+            )
+
     def _sign(self, key, url, ttl):
         self._prefixes()  # both settings given: ImproperlyConfigured, as before
 
         def check(signed):
             # Only an unsigned answer can contradict the settings.
-            if "?" not in signed and self._app_says_private(url):
-                raise ImproperlyConfigured(
-                    f"{url} is private by SECURE_LINK_PRIVATE_PREFIXES/SECURE_LINK_PUBLIC_PREFIXES, "
-                    "but securelinkd signs it as public, so nginx would serve it to anyone: "
-                    "set private_prefixes/public_prefixes (and media_url) in securelinkd.conf "
-                    "to match the settings"
-                )
+            if "?" not in signed:
+                self._check_not_private(url)
         return self.client._sign_keyed(key, url, ttl, check=check)
+
+
+def set_grant_cookie(response, dir_name, ttl=None, ip=None, storage=None):
+    """Sets the grant cookie for the directory dir_name (relative to
+    MEDIA_URL) on response, as securelinkd made it; returns the daemon's
+    Set-Cookie value, or None for a public directory (no cookie needed,
+    nothing set). See the module documentation."""
+    if storage is None:
+        from django.core.files.storage import default_storage
+        storage = default_storage
+    if not isinstance(storage, SecureLinkStorage):
+        # default_storage is a lazy object: its class is the wrapped one's.
+        wrapped = getattr(storage, "_wrapped", None)
+        if not isinstance(wrapped, SecureLinkStorage):
+            raise ImproperlyConfigured(
+                f"set_grant_cookie() needs a SecureLinkStorage, not {type(wrapped or storage).__name__}: "
+                + _storage_fix() + ", or pass storage=")
+        storage = wrapped
+    value = storage._grant(dir_name, "cookie", ttl, ip)
+    if not value.startswith(GRANT_COOKIE + "="):
+        return None
+    name, cookie, attrs = _parse_set_cookie(value)
+    # The daemon's Expires string as it is: Django writes a str verbatim,
+    # so the header carries the same date nginx checks against.
+    response.set_cookie(name, cookie, path=attrs.get("path", "/"), expires=attrs.get("expires"),
+                        secure="secure" in attrs, httponly=True,
+                        samesite=attrs.get("samesite", "Lax"))
+    return value
+
+
+def _parse_set_cookie(value):
+    """"n=v; Path=/x/; Expires=...; HttpOnly" -> (n, v, {"path": "/x/",
+    "expires": "...", "httponly": True}): attribute names lowercased."""
+    first, *parts = value.split(";")
+    name, _, cookie = first.strip().partition("=")
+    attrs = {}
+    for part in parts:
+        k, eq, v = part.strip().partition("=")
+        attrs[k.lower()] = v if eq else True
+    return name, cookie, attrs
 
 
 _PATH = "securelink.django.SecureLinkStorage"
