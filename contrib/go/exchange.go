@@ -184,7 +184,11 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 	}()
 
 	for len(*answers) < want {
-		conn.SetReadDeadline(c.deadline(ctx))
+		// Only a read from the socket can wait: a whole answer already
+		// buffered needs no new deadline (a batch reads thousands).
+		if buffered, _ := in.Peek(in.Buffered()); bytes.IndexByte(buffered, '\n') < 0 {
+			conn.SetReadDeadline(c.deadline(ctx))
+		}
 		raw, err := readLine(in)
 		if err != nil {
 			if !writerDone {

@@ -310,7 +310,7 @@ func (c *Client) Verify(ctx context.Context, url string, opts ...Option) (Verdic
 		return Verdict{}, err
 	}
 	b.WriteByte('\n')
-	if err := checkLine(b.Bytes(), "the url"); err != nil {
+	if err := checkLine(b.Bytes(), "the url", ""); err != nil {
 		return Verdict{}, err
 	}
 	rest, err := c.one(ctx, b.Bytes())
@@ -394,8 +394,13 @@ func appendIP(b *bytes.Buffer, ip string) error {
 	return nil
 }
 
-func checkLine(line []byte, what string) error {
+// checkLine refuses a request longer than a line; what names its subject,
+// formatted with arg (%q) only then: a batch checks every line.
+func checkLine(line []byte, what, arg string) error {
 	if len(line) > LineMax {
+		if arg != "" {
+			what = fmt.Sprintf("%s %q", what, clip(arg))
+		}
 		return newError("line-too-long", "%s makes a request of %d bytes, the daemon accepts at most %d",
 			what, len(line), LineMax)
 	}
@@ -426,7 +431,7 @@ func signLine(target string, opts []Option) ([]byte, error) {
 		return nil, err
 	}
 	b.WriteByte('\n')
-	if err := checkLine(b.Bytes(), fmt.Sprintf("target %q", clip(target))); err != nil {
+	if err := checkLine(b.Bytes(), "target", target); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -454,7 +459,7 @@ func grantLine(dir string, o GrantOptions) ([]byte, error) {
 		return nil, err
 	}
 	b.WriteByte('\n')
-	if err := checkLine(b.Bytes(), fmt.Sprintf("dir %q", clip(dir))); err != nil {
+	if err := checkLine(b.Bytes(), "dir", dir); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
