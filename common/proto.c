@@ -10,8 +10,8 @@
 #include "proto.h"
 #include "util.h"
 
-#define SIGN_USAGE   "SIGN <path|url> [ttl=<s>|expires=<unix>] [ip=<addr>]"
-#define VERIFY_USAGE "VERIFY <url> [ip=<addr>]"
+#define SIGN_USAGE   "SIGN <path|url> [ttl=<s>|expires=<unix>] [ip=<addr>] [grant=path|cookie]"
+#define VERIFY_USAGE "VERIFY <url> [ip=<addr>] [cookie=<value>]"
 #define IMPORT_USAGE "IMPORT <base64url>"
 #define VERB_LIST    "PING, SIGN, VERIFY, ROTATE, IMPORT, STATUS, CHECK or CACHE"
 
@@ -342,14 +342,42 @@ static int parse_sign_option(const char *name, const char *value, Request *req, 
 	if (streq(name, "ip"))
 		return parse_ip_option(value, req, e);
 
-	return fail_naming(req, e, "unknown option", name, "SIGN takes ttl=, expires=, ip=");
+	if (streq(name, "grant")) {
+		if (req->grant != GRANT_NONE)
+			return fail(e, PROTO_BAD_REQUEST, "grant= given twice (give it once)");
+		if (streq(value, "path"))
+			req->grant = GRANT_PATH;
+		else if (streq(value, "cookie"))
+			req->grant = GRANT_COOKIE;
+		else
+			return fail(e, PROTO_BAD_REQUEST,
+			            "grant= takes path or cookie (e.g. grant=path)");
+		return 0;
+	}
+
+	return fail_naming(req, e, "unknown option", name,
+	                   "SIGN takes ttl=, expires=, ip=, grant=");
+}
+
+static int parse_verify_option(const char *name, const char *value, Request *req, ParseError *e)
+{
+	if (streq(name, "ip"))
+		return parse_ip_option(value, req, e);
+	if (streq(name, "cookie")) {
+		if (req->cookie)
+			return fail(e, PROTO_BAD_REQUEST, "cookie= given twice (give it once)");
+		req->cookie = value;
+		return 0;
+	}
+	return fail_naming(req, e, "unknown option", name, "VERIFY takes ip=, cookie=");
 }
 
 /* SIGN and VERIFY: a target, then options in any order, each at most once. */
 static int parse_target_request(Verb verb, char **cursor, Request *req, ParseError *e)
 {
-	const char *hint = verb == VERB_SIGN ? "SIGN takes one target, then ttl=, expires=, ip="
-	                                     : "VERIFY takes one URL, then ip=";
+	const char *hint = verb == VERB_SIGN
+	                       ? "SIGN takes one target, then ttl=, expires=, ip=, grant="
+	                       : "VERIFY takes one URL, then ip=, cookie=";
 	char *field;
 	int r;
 
@@ -374,10 +402,8 @@ static int parse_target_request(Verb verb, char **cursor, Request *req, ParseErr
 
 		if (verb == VERB_SIGN)
 			r = parse_sign_option(field, eq + 1, req, e);
-		else if (streq(field, "ip"))
-			r = parse_ip_option(eq + 1, req, e);
 		else
-			r = fail_naming(req, e, "unknown option", field, "VERIFY takes ip=");
+			r = parse_verify_option(field, eq + 1, req, e);
 		if (r < 0)
 			return r;
 	}

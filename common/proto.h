@@ -42,6 +42,13 @@ typedef enum ProtoError {
 	_PROTO_ERROR_MAX,
 } ProtoError;
 
+/* SIGN grant=: a directory grant's form (DESIGN.md, "Directory grants"). */
+typedef enum GrantForm {
+	GRANT_NONE, /* a file link */
+	GRANT_PATH,
+	GRANT_COOKIE,
+} GrantForm;
+
 typedef struct Request {
 	Verb verb;
 	/* SIGN: the target; VERIFY: the URL; IMPORT: the base64url secret.
@@ -51,8 +58,12 @@ typedef struct Request {
 	int64_t ttl;
 	bool has_expires; /* SIGN expires=<unix> */
 	int64_t expires;
-	const char *ip; /* ip=<addr>, canonical text form, or NULL */
-	bool revoke;    /* ROTATE revoke */
+	const char *ip;  /* ip=<addr>, canonical text form, or NULL */
+	GrantForm grant; /* SIGN grant=path|cookie */
+	/* VERIFY cookie=<value>: a grant cookie's value sent with the URL, or
+	 * NULL. Points into the parsed line. */
+	const char *cookie;
+	bool revoke; /* ROTATE revoke */
 	/* Storage owned by the Request: ip points into ip_buf, and an error
 	 * message naming a bad option into message_buf. Do not use ip or such
 	 * a message from a by-value copy of the Request. */

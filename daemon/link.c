@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -158,6 +159,21 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 	return (ssize_t)need;
 }
 
+/* Whether the decoded path lies in media_url + "_grant/", where nginx
+ * checks path-form grants and nothing else. */
+static bool in_grant_area(const Config *c, const char *decoded)
+{
+	size_t ml = strlen(c->media_url);
+
+	return strncmp(decoded, c->media_url, ml) == 0 &&
+	       strncmp(decoded + ml, GRANT_PATH_SEGMENT "/", STRLEN(GRANT_PATH_SEGMENT "/")) == 0;
+}
+
+/* nginx serves nothing there but path-form grants. */
+#define GRANT_AREA_MESSAGE                                                                         \
+	"media_url + \"" GRANT_PATH_SEGMENT "/\" is where grants live, not a directory to sign "   \
+	"(rename the directory; sign the one the grant is for)"
+
 int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *target, int64_t expires,
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message)
@@ -198,6 +214,9 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	                  ret_code, ret_message);
 	if (q < 0)
 		return q;
+
+	if (in_grant_area(c, decoded))
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, GRANT_AREA_MESSAGE, -EINVAL);
 
 	/* Public: nginx serves it without any check, a token would only be
 	 * noise. */
@@ -257,6 +276,250 @@ written:
 		            "target)",
 		            (int)n);
 	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* ---- directory grants (DESIGN.md, "Directory grants") ---- */
+
+/* The number of segments of a decoded directory (ending in '/') below
+ * media_url: what nginx's maps cut off the path. */
+static size_t grant_depth(const Config *c, const char *dir, size_t len)
+{
+	size_t depth = 0;
+
+	for (size_t i = strlen(c->media_url); i < len; i++)
+		depth += dir[i] == '/';
+	return depth;
+}
+
+/* "grant:" and the directory: what a grant's token hashes before the
+ * address and the secret (a file's token hashes its path, which starts with
+ * '/', there). buf holds len + STRLEN("grant:") + 1 bytes. */
+static const char *grant_subject(char *buf, const char *dir, size_t len)
+{
+	memcpy(buf, "grant:", STRLEN("grant:"));
+	memcpy(buf + STRLEN("grant:"), dir, len);
+	buf[STRLEN("grant:") + len] = '\0';
+	return buf;
+}
+
+/* "Tue, 14 Nov 2023 22:13:20 GMT" (RFC 9110's IMF-fixdate, which cookies'
+ * Expires takes), in English whatever the locale. */
+static int format_http_date(int64_t t, char *buf, size_t size)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)t;
+	struct tm tm;
+	int n;
+
+	if (!gmtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999)
+		return -EINVAL;
+	n = snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+	             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return n > 0 && (size_t)n < size ? 0 : -EINVAL;
+}
+
+/* Writes a grant's answer: the path form's base URL, or the cookie form's
+ * Set-Cookie value. dir is the decoded directory (media_url included). Like
+ * url_write(), without printf or allocation: a grant is made per SIGN.
+ * Returns 0, -E2BIG when the base URL's path leaves no room under
+ * max_url_length, or -ENOBUFS when the answer does not fit. */
+static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, const char *dir,
+                       size_t len, size_t depth, const char *token, const char *expires,
+                       size_t expires_len, int64_t expires_value, uint32_t kid, char *buf,
+                       size_t size, size_t *ret_len)
+{
+	const char *base = t->scheme ? NULL : (c->base_url ?: "");
+	size_t ml = strlen(c->media_url), bl = base ? strlen(base) : 0, sl = 0, origin = 0;
+	size_t pl = urlpath_encoded_len(dir, len), kidl, depthl, need;
+	char kid_text[10], depth_text[20], date[64];
+	bool secure = false;
+	char *p = buf;
+
+	kidl = format_u64(kid, kid_text);
+	depthl = format_u64(depth, depth_text);
+	if (form == GRANT_COOKIE) {
+		secure = t->scheme ? streq(t->scheme, "https")
+		                   : strncmp(base, "https://", STRLEN("https://")) == 0;
+		if (format_http_date(expires_value, date, sizeof(date)) < 0)
+			return -EINVAL;
+		/* name=kid.expires.depth.token; Path=dir; Expires=date; ... */
+		need = STRLEN(GRANT_COOKIE_NAME "=") + kidl + 1 + expires_len + 1 + depthl + 1 +
+		       SIGN_TOKEN_LEN + STRLEN("; Path=") + pl + STRLEN("; Expires=") +
+		       strlen(date) + STRLEN("; HttpOnly; SameSite=Lax") +
+		       (secure ? STRLEN("; Secure") : 0);
+		if (need >= size)
+			return -ENOBUFS;
+		p = append(p, GRANT_COOKIE_NAME "=", STRLEN(GRANT_COOKIE_NAME "="));
+		p = append(p, kid_text, kidl);
+		*p++ = '.';
+		p = append(p, expires, expires_len);
+		*p++ = '.';
+		p = append(p, depth_text, depthl);
+		*p++ = '.';
+		p = append(p, token, SIGN_TOKEN_LEN);
+		p = append(p, "; Path=", STRLEN("; Path="));
+		p += urlpath_encode_to(dir, len, p);
+		p = append(p, "; Expires=", STRLEN("; Expires="));
+		p = append(p, date, strlen(date));
+		p = append(p, "; HttpOnly; SameSite=Lax", STRLEN("; HttpOnly; SameSite=Lax"));
+		if (secure)
+			p = append(p, "; Secure", STRLEN("; Secure"));
+	} else {
+		while (bl > 0 && base[bl - 1] == '/')
+			bl--;
+		if (t->scheme)
+			sl = strlen(t->scheme);
+		origin = t->scheme ? sl + (sl ? STRLEN("://") : STRLEN("//")) + t->host_len : bl;
+		/* <media_url>_grant/<kid>/<expires>/<token>/<depth><rest of dir>,
+		 * the rest keeping media_url's last '/'; pl counts that '/'
+		 * in both encoded parts, hence no separate 1 for it. */
+		need = origin + pl + STRLEN(GRANT_PATH_SEGMENT "/") + kidl + 1 + expires_len + 1 +
+		       SIGN_TOKEN_LEN + 1 + depthl + 1;
+		/* The player appends file names: the base itself must leave
+		 * room under max_url_length (nginx's 414). */
+		if (need - origin >= c->max_url_length)
+			return -E2BIG;
+		if (need >= size)
+			return -ENOBUFS;
+		if (t->scheme) {
+			p = append(p, t->scheme, sl);
+			p = sl ? append(p, "://", STRLEN("://")) : append(p, "//", STRLEN("//"));
+			p = append(p, t->host, t->host_len);
+		} else
+			p = append(p, base, bl);
+		/* media_url as the canonical encoding of its decoded form, as
+		 * links spell every path. */
+		p += urlpath_encode_to(dir, ml, p);
+		p = append(p, GRANT_PATH_SEGMENT "/", STRLEN(GRANT_PATH_SEGMENT "/"));
+		p = append(p, kid_text, kidl);
+		*p++ = '/';
+		p = append(p, expires, expires_len);
+		*p++ = '/';
+		p = append(p, token, SIGN_TOKEN_LEN);
+		*p++ = '/';
+		p = append(p, depth_text, depthl);
+		p += urlpath_encode_to(dir + ml - 1, len - ml + 1, p);
+	}
+	*p = '\0';
+	assert((size_t)(p - buf) == need);
+	*ret_len = need;
+	return 0;
+}
+
+int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *target, GrantForm form,
+                  int64_t expires, const char *ip, char *buf, size_t size, size_t *ret_len,
+                  ProtoError *ret_code, const char **ret_message)
+{
+	static _Thread_local char too_deep[160];
+	_cleanup_free_ char *heap = NULL;
+	char dec[PROTO_LINE_MAX], subject[PROTO_LINE_MAX + STRLEN("grant:") + 1];
+	char token[SIGN_TOKEN_LEN + 1], digits[20];
+	const char *decoded;
+	size_t len, dl, depth;
+	bool canonical;
+	UrlTarget t;
+	const Key *k;
+	int q;
+
+	assert(c);
+	assert(r);
+	assert(s);
+	assert(buf);
+	assert(ret_len);
+	assert(form == GRANT_PATH || form == GRANT_COOKIE);
+
+	if (!target)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "missing target", -EINVAL);
+	if (!c->bind_ip && ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= given but bind_ip = no: links are not bound to an address (set "
+		            "bind_ip = yes in securelinkd.conf, or leave out ip=)",
+		            -EINVAL);
+
+	q = target_decode(target, strlen(target), false, &t, dec, &heap, &decoded, &len, &canonical,
+	                  ret_code, ret_message);
+	if (q < 0)
+		return q;
+	if (decoded[len - 1] != '/')
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+		            "a grant's target is a directory: end it in '/' (e.g. "
+		            "/media/private/videos/42/)",
+		            -EINVAL);
+
+	if (in_grant_area(c, decoded))
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, GRANT_AREA_MESSAGE, -EINVAL);
+	/* A public directory needs no grant: its plain URL, as SIGN answers a
+	 * public file. */
+	if (!config_path_is_private(c, decoded)) {
+		size_t target_len = 0;
+		ssize_t n = url_write(c, &t, decoded, len, canonical, NULL, NULL, 0, 0, buf, size,
+		                      &target_len);
+
+		if (n < 0)
+			return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+			            "the directory's URL is too long (shorten the target)",
+			            -EINVAL);
+		*ret_len = (size_t)n;
+		return 0;
+	}
+	/* nginx's maps match a directory segment by segment, with "." for the
+	 * rest of the path: a control byte there would never match. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)decoded[i] < 0x20 || decoded[i] == 0x7f)
+			return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+			            "a grant's directory must not hold control bytes (rename the "
+			            "directory)",
+			            -EINVAL);
+	depth = grant_depth(c, decoded, len);
+	if (depth > GRANT_DEPTH_MAX) {
+		snprintf(too_deep, sizeof(too_deep),
+		         "the directory is %zu levels below media_url, grants reach %d (grant a "
+		         "directory higher up)",
+		         depth, GRANT_DEPTH_MAX);
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, too_deep, -EINVAL);
+	}
+
+	if (expires <= 0)
+		return fail(ret_code, ret_message, PROTO_BAD_TTL,
+		            "expires must be a unix time in the future", -EINVAL);
+	k = keyring_active(r);
+	if (!k)
+		return fail(ret_code, ret_message, PROTO_UNAVAILABLE,
+		            "no active key (is a key rotation still waiting for nginx?)", -ENOKEY);
+	if (c->bind_ip && !ip)
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= is required when bind_ip = yes", -EINVAL);
+	if (c->bind_ip && !ip_is_valid(ip))
+		return fail(ret_code, ret_message, PROTO_BAD_IP,
+		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	if (len >= PROTO_LINE_MAX)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+
+	dl = format_u64((uint64_t)expires, digits);
+	q = signer_token_text(s, digits, dl, grant_subject(subject, decoded, len),
+	                      STRLEN("grant:") + len, c->bind_ip ? ip : NULL, k->secret, token);
+	if (q == -E2BIG)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
+
+	q = grant_write(c, &t, form, decoded, len, depth, token, digits, dl, expires, k->kid, buf,
+	                size, ret_len);
+	sodium_memzero(token, sizeof(token));
+	if (q == -ENOMEM)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", q);
+	if (q == -E2BIG)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+		            "the grant's base URL leaves no room under max_url_length (nginx "
+		            "answers 414 beyond it; grant a shorter directory)",
+		            -EINVAL);
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET,
+		            "the grant would be longer than a protocol line (shorten the target)",
+		            q);
 	return 0;
 }
 
@@ -397,22 +660,241 @@ static int invalid(LinkVerdict *ret_verdict, const char **ret_reason, const char
 	return 0;
 }
 
-int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
-                int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
-                const char **ret_reason, ProtoError *ret_code, const char **ret_message)
+/* A link's fields as nginx reads them, raw text. */
+typedef struct LinkFields {
+	const char *token, *exp, *kid;
+	size_t token_len, exp_len, kid_len;
+	bool has_kid;
+} LinkFields;
+
+/* What nginx's secure_link decides for the fields f over subject (the
+ * text hashed after the expiry: $uri, or "grant:" and a directory). */
+static int check_token(const KeyRing *r, Signer *s, const char *subject, const char *ip,
+                       int64_t now, const LinkFields *f, LinkVerdict *ret_verdict,
+                       uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
+                       ProtoError *ret_code, const char **ret_message)
 {
-	_cleanup_free_ char *heap = NULL;
-	char buf[PROTO_LINE_MAX];
-	const char *query = "", *token, *exp, *kid, *decoded;
-	size_t url_len, query_len = 0, token_len = 0, exp_len = 0, kid_len = 0, decoded_len;
-	UrlTarget target;
 	uint8_t want[NGINX_TOKEN_MAX], got[NGINX_TOKEN_MAX];
 	char computed[SIGN_TOKEN_LEN + 1];
 	uint64_t expires = 0;
-	bool has_kid, known;
+	bool known;
 	const Key *k;
-	const char *p;
 	int q, n;
+
+	/* nginx splits "$arg_token,$arg_expires" at the first ',': a ',' in
+	 * the token spoils the expires; either way no such token decodes. */
+	if (f->token_len == 0)
+		return invalid(ret_verdict, ret_reason, "missing token");
+	if (f->exp_len == 0)
+		return invalid(ret_verdict, ret_reason, "missing expires");
+
+	/* ngx_atotm(): digits only, no overflow, and > 0. nginx hashes the
+	 * expires text as sent; we hash its canonical digits, so a leading
+	 * zero is refused here (only a holder of the secret could make such a
+	 * link valid for nginx; securelinkd never does). */
+	for (size_t i = 0; i < f->exp_len; i++) {
+		if (f->exp[i] < '0' || f->exp[i] > '9')
+			return invalid(ret_verdict, ret_reason, "bad expires");
+		if (expires > ((uint64_t)INT64_MAX - (uint64_t)(f->exp[i] - '0')) / 10)
+			return invalid(ret_verdict, ret_reason, "bad expires");
+		expires = expires * 10 + (uint64_t)(f->exp[i] - '0');
+	}
+	if (expires == 0 || f->exp[0] == '0')
+		return invalid(ret_verdict, ret_reason, "bad expires");
+
+	if (f->token_len > NGINX_TOKEN_MAX)
+		return invalid(ret_verdict, ret_reason, "bad token");
+	n = nginx_base64url_decode(f->token, f->token_len, got);
+	if (n != MD5_LEN)
+		return invalid(ret_verdict, ret_reason, "bad token");
+
+	/* Like nginx's map: the kid's raw text picks a key, anything else
+	 * (absent, unknown, "041") falls back to the default key. */
+	k = key_for_kid_text(r, f->has_kid ? f->kid : "", f->has_kid ? f->kid_len : 0, &known);
+	if (!k)
+		return invalid(ret_verdict, ret_reason, "no key in the ring");
+
+	q = signer_token(s, (int64_t)expires, subject, ip, k->secret, computed);
+	if (q == -E2BIG)
+		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
+	if (q < 0)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
+	n = nginx_base64url_decode(computed, SIGN_TOKEN_LEN, want);
+	sodium_memzero(computed, sizeof(computed));
+	assert(n == MD5_LEN);
+
+	/* Compared as bytes, like nginx: "...g" and "...h" may decode alike. */
+	q = sodium_memcmp(want, got, MD5_LEN);
+	sodium_memzero(want, sizeof(want));
+	if (q != 0)
+		return invalid(ret_verdict, ret_reason,
+		               f->has_kid && f->kid_len > 0 && !known ? "unknown kid"
+		                                                      : "bad token");
+
+	/* nginx: a good token with expires < now is "0" (410); expires == now
+	 * still passes. */
+	*ret_verdict = (int64_t)expires < now ? LINK_EXPIRED : LINK_VALID;
+	if (ret_kid)
+		*ret_kid = k->kid;
+	if (ret_expires)
+		*ret_expires = (int64_t)expires;
+	return 0;
+}
+
+/* A run of 1 or more digits at *p (nginx's "[0-9]+"), then end. Advances
+ * *p past both; false when there is none. */
+static bool take_digits(const char **p, const char *end, char stop, const char **ret,
+                        size_t *ret_len)
+{
+	size_t n = 0;
+
+	while (*p + n < end && (*p)[n] >= '0' && (*p)[n] <= '9')
+		n++;
+	if (n == 0 || *p + n >= end || (*p)[n] != stop)
+		return false;
+	*ret = *p;
+	*ret_len = n;
+	*p += n + 1;
+	return true;
+}
+
+/* A grant's token: 22 base64url digits ("[A-Za-z0-9_-]{22}"), then stop. */
+static bool take_token(const char **p, const char *end, char stop, const char **ret)
+{
+	const char *s = *p;
+
+	if (end - s <= SIGN_TOKEN_LEN || s[SIGN_TOKEN_LEN] != stop)
+		return false;
+	for (size_t i = 0; i < SIGN_TOKEN_LEN; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+			return false;
+	*ret = s;
+	*p += SIGN_TOKEN_LEN + 1;
+	return true;
+}
+
+/* nginx's grant-directory map: "<depth>/<path>" -> the first <depth>
+ * whole segments of path (each "[^/]+/"), for depth "0" or "1".."16"
+ * exactly as written. Sets *ret_len (the directory's length in path) or
+ * returns false, as the map's default "!" (which no token signs) does. */
+static bool grant_cut(const char *depth, size_t depth_len, const char *path, size_t len,
+                      size_t *ret_len)
+{
+	unsigned d = 0;
+	size_t i = 0;
+
+	if (depth_len == 0 || depth_len > 2 || (depth_len == 2 && depth[0] == '0'))
+		return false;
+	for (size_t j = 0; j < depth_len; j++)
+		d = d * 10 + (unsigned)(depth[j] - '0');
+	if (d > GRANT_DEPTH_MAX)
+		return false;
+	/* The map's source is cut by ".*": a newline ends what it sees. */
+	if (memchr(path, '\n', len))
+		return false;
+	for (unsigned seg = 0; seg < d; seg++) {
+		size_t start = i;
+
+		while (i < len && path[i] != '/')
+			i++;
+		if (i == start || i == len)
+			return false;
+		i++;
+	}
+	*ret_len = i;
+	return true;
+}
+
+/* "grant:" + media_url + the len bytes of dir, into a new string. */
+static char *grant_subject_new(const Config *c, const char *dir, size_t len)
+{
+	size_t ml = strlen(c->media_url);
+	char *s = malloc(STRLEN("grant:") + ml + len + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, "grant:", STRLEN("grant:"));
+	memcpy(s + STRLEN("grant:"), c->media_url, ml);
+	memcpy(s + STRLEN("grant:") + ml, dir, len);
+	s[STRLEN("grant:") + ml + len] = '\0';
+	return s;
+}
+
+/* A path-form grant: decoded is $uri, inside media_url + "_grant/". */
+static int verify_path_grant(const Config *c, const KeyRing *r, Signer *s, const char *decoded,
+                             size_t len, const char *ip, int64_t now, LinkVerdict *ret_verdict,
+                             uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
+                             ProtoError *ret_code, const char **ret_message)
+{
+	_cleanup_free_ char *subject = NULL;
+	const char *end = decoded + len, *p, *depth;
+	size_t depth_len, dir_len;
+	LinkFields f = { .has_kid = true };
+
+	p = decoded + strlen(c->media_url) + STRLEN(GRANT_PATH_SEGMENT "/");
+	/* nginx's location: "<kid>/<expires>/<token>/<depth>/" then the path. */
+	if (!take_digits(&p, end, '/', &f.kid, &f.kid_len) ||
+	    !take_digits(&p, end, '/', &f.exp, &f.exp_len) || !take_token(&p, end, '/', &f.token) ||
+	    !take_digits(&p, end, '/', &depth, &depth_len) || memchr(p, '\n', (size_t)(end - p)))
+		return invalid(ret_verdict, ret_reason, "not a grant's path");
+	f.token_len = SIGN_TOKEN_LEN;
+	if (!grant_cut(depth, depth_len, p, (size_t)(end - p), &dir_len))
+		return invalid(ret_verdict, ret_reason, "bad grant depth");
+	subject = grant_subject_new(c, p, dir_len);
+	if (!subject)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+	return check_token(r, s, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	                   ret_reason, ret_code, ret_message);
+}
+
+/* A private path asked for with the grant cookie and no token parameter:
+ * the cookie's "<kid>.<expires>.<depth>.<token>" (all or nothing, as
+ * nginx's maps read it) and the first <depth> segments of the path. */
+static int verify_cookie_grant(const Config *c, const KeyRing *r, Signer *s, const char *decoded,
+                               size_t len, const char *cookie, const char *ip, int64_t now,
+                               LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
+                               const char **ret_reason, ProtoError *ret_code,
+                               const char **ret_message)
+{
+	_cleanup_free_ char *subject = NULL;
+	size_t cl = strlen(cookie), ml = strlen(c->media_url), depth_len, dir_len;
+	const char *p = cookie, *end = cookie + cl, *depth;
+	LinkFields f = { .has_kid = true };
+
+	/* The token runs to the end of the value: a stop byte past it. */
+	if (!take_digits(&p, end, '.', &f.kid, &f.kid_len) ||
+	    !take_digits(&p, end, '.', &f.exp, &f.exp_len) ||
+	    !take_digits(&p, end, '.', &depth, &depth_len) || end - p != SIGN_TOKEN_LEN)
+		return invalid(ret_verdict, ret_reason, "missing token");
+	for (size_t i = 0; i < SIGN_TOKEN_LEN; i++)
+		if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+		      (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_'))
+			return invalid(ret_verdict, ret_reason, "missing token");
+	f.token = p;
+	f.token_len = SIGN_TOKEN_LEN;
+	if (!grant_cut(depth, depth_len, decoded + ml, len - ml, &dir_len))
+		return invalid(ret_verdict, ret_reason, "the cookie's directory is not the path's");
+	subject = grant_subject_new(c, decoded + ml, dir_len);
+	if (!subject)
+		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
+	return check_token(r, s, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	                   ret_reason, ret_code, ret_message);
+}
+
+int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
+                const char *cookie, int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid,
+                int64_t *ret_expires, const char **ret_reason, ProtoError *ret_code,
+                const char **ret_message)
+{
+	_cleanup_free_ char *heap = NULL;
+	char buf[PROTO_LINE_MAX];
+	const char *query = "", *decoded;
+	size_t url_len, query_len = 0, decoded_len;
+	UrlTarget target;
+	LinkFields f = {};
+	const char *p;
+	int q;
 
 	assert(c);
 	assert(r);
@@ -440,7 +922,7 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 	if (q < 0)
 		return q;
 
-	if (!config_path_is_private(c, decoded)) {
+	if (!in_grant_area(c, decoded) && !config_path_is_private(c, decoded)) {
 		*ret_verdict = LINK_PUBLIC;
 		return 0;
 	}
@@ -451,69 +933,26 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 	if (c->bind_ip && !ip_is_valid(ip))
 		return fail(ret_code, ret_message, PROTO_BAD_IP,
 		            "ip= must be an IPv4 or IPv6 address", -EINVAL);
+	if (!c->bind_ip)
+		ip = NULL;
+
+	if (in_grant_area(c, decoded))
+		return verify_path_grant(c, r, s, decoded, decoded_len, ip, now, ret_verdict,
+		                         ret_kid, ret_expires, ret_reason, ret_code, ret_message);
 
 	/* An absent parameter is an empty $arg_ to nginx. */
-	if (!query_arg(query, query_len, c->token_param, &token, &token_len))
-		token_len = 0;
-	if (!query_arg(query, query_len, c->expires_param, &exp, &exp_len))
-		exp_len = 0;
-	has_kid = query_arg(query, query_len, c->key_param, &kid, &kid_len);
+	if (!query_arg(query, query_len, c->token_param, &f.token, &f.token_len))
+		f.token_len = 0;
+	if (!query_arg(query, query_len, c->expires_param, &f.exp, &f.exp_len))
+		f.exp_len = 0;
+	f.has_kid = query_arg(query, query_len, c->key_param, &f.kid, &f.kid_len);
 
-	/* nginx splits "$arg_token,$arg_expires" at the first ',': a ',' in
-	 * the token spoils the expires; either way no such token decodes. */
-	if (token_len == 0)
-		return invalid(ret_verdict, ret_reason, "missing token");
-	if (exp_len == 0)
-		return invalid(ret_verdict, ret_reason, "missing expires");
+	/* Without a token parameter, nginx checks the grant cookie. */
+	if (f.token_len == 0 && cookie)
+		return verify_cookie_grant(c, r, s, decoded, decoded_len, cookie, ip, now,
+		                           ret_verdict, ret_kid, ret_expires, ret_reason, ret_code,
+		                           ret_message);
 
-	/* ngx_atotm(): digits only, no overflow, and > 0. nginx hashes the
-	 * expires text as sent; we hash its canonical digits, so a leading
-	 * zero is refused here (only a holder of the secret could make such a
-	 * link valid for nginx; securelinkd never does). */
-	for (size_t i = 0; i < exp_len; i++) {
-		if (exp[i] < '0' || exp[i] > '9')
-			return invalid(ret_verdict, ret_reason, "bad expires");
-		if (expires > ((uint64_t)INT64_MAX - (uint64_t)(exp[i] - '0')) / 10)
-			return invalid(ret_verdict, ret_reason, "bad expires");
-		expires = expires * 10 + (uint64_t)(exp[i] - '0');
-	}
-	if (expires == 0 || exp[0] == '0')
-		return invalid(ret_verdict, ret_reason, "bad expires");
-
-	if (token_len > NGINX_TOKEN_MAX)
-		return invalid(ret_verdict, ret_reason, "bad token");
-	n = nginx_base64url_decode(token, token_len, got);
-	if (n != MD5_LEN)
-		return invalid(ret_verdict, ret_reason, "bad token");
-
-	/* Like nginx's map: the kid's raw text picks a key, anything else
-	 * (absent, unknown, "041") falls back to the default key. */
-	k = key_for_kid_text(r, has_kid ? kid : "", has_kid ? kid_len : 0, &known);
-	if (!k)
-		return invalid(ret_verdict, ret_reason, "no key in the ring");
-
-	q = signer_token(s, (int64_t)expires, decoded, c->bind_ip ? ip : NULL, k->secret, computed);
-	if (q == -E2BIG)
-		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
-	if (q < 0)
-		return fail(ret_code, ret_message, PROTO_INTERNAL, "cannot compute the token", q);
-	n = nginx_base64url_decode(computed, SIGN_TOKEN_LEN, want);
-	sodium_memzero(computed, sizeof(computed));
-	assert(n == MD5_LEN);
-
-	/* Compared as bytes, like nginx: "...g" and "...h" may decode alike. */
-	q = sodium_memcmp(want, got, MD5_LEN);
-	sodium_memzero(want, sizeof(want));
-	if (q != 0)
-		return invalid(ret_verdict, ret_reason,
-		               has_kid && kid_len > 0 && !known ? "unknown kid" : "bad token");
-
-	/* nginx: a good token with expires < now is "0" (410); expires == now
-	 * still passes. */
-	*ret_verdict = (int64_t)expires < now ? LINK_EXPIRED : LINK_VALID;
-	if (ret_kid)
-		*ret_kid = k->kid;
-	if (ret_expires)
-		*ret_expires = (int64_t)expires;
-	return 0;
+	return check_token(r, s, decoded, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	                   ret_reason, ret_code, ret_message);
 }

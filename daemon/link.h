@@ -34,6 +34,20 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
                  const char *ip, char *buf, size_t size, size_t *ret_len, ProtoError *ret_code,
                  const char **ret_message);
 
+/* A directory grant (DESIGN.md, "Directory grants") for target, a directory
+ * (ending in '/') inside a private prefix, at most GRANT_DEPTH_MAX segments
+ * below media_url, until expires with the active key, into buf as
+ * link_sign_to() writes a link. form GRANT_PATH: the base URL
+ * "<origin><media_url>_grant/<kid>/<expires>/<token>/<depth>/<dir below
+ * media_url>/"; GRANT_COOKIE: the Set-Cookie value
+ * "securelink_grant=<kid>.<expires>.<depth>.<token>; Path=<dir>; Expires=...;
+ * HttpOnly; SameSite=Lax[; Secure]". The token is MD5 over
+ * "<expires>grant:<decoded dir>[<ip>] <secret>". A public directory gets its
+ * plain URL. Returns as link_sign_to(). */
+int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *target, GrantForm form,
+                  int64_t expires, const char *ip, char *buf, size_t size, size_t *ret_len,
+                  ProtoError *ret_code, const char **ret_message);
+
 /* [links] expires_granularity: expires rounded up to the next multiple of
  * granularity (seconds), so the same target signed again within one window
  * gets the same link. The lifetime asked for is a minimum: when the rounded
@@ -57,6 +71,10 @@ typedef enum LinkVerdict {
  * *ret_kid and *ret_expires are set for valid and expired links, *ret_reason
  * (static) for invalid ones. Returns 0, or -EINVAL with code/message for a
  * URL that cannot be parsed at all. */
+/* A path-form grant's URL (media_url + "_grant/...") is checked as nginx's
+ * grant location does; a private URL without a token parameter but with
+ * cookie (the grant cookie's value, or NULL) as nginx checks the cookie. */
 int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, const char *ip,
-                int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
-                const char **ret_reason, ProtoError *ret_code, const char **ret_message);
+                const char *cookie, int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid,
+                int64_t *ret_expires, const char **ret_reason, ProtoError *ret_code,
+                const char **ret_message);

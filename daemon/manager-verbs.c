@@ -285,8 +285,14 @@ static size_t sign_reply(Manager *m, const Request *req, char *buf, size_t size)
 	memcpy(buf, "OK ", STRLEN("OK "));
 	/* The link format nginx is confirmed to check, which lags a SIGHUP
 	 * until nginx has the new snippets; the ttl limits are the config's. */
-	r = link_sign_to(m->signing_config, m->ring, m->signer, req->arg, expires, req->ip,
-	                 buf + STRLEN("OK "), size - STRLEN("OK "), &url_len, &code, &message);
+	if (req->grant != GRANT_NONE)
+		r = link_grant_to(m->signing_config, m->ring, m->signer, req->arg, req->grant,
+		                  expires, req->ip, buf + STRLEN("OK "), size - STRLEN("OK "),
+		                  &url_len, &code, &message);
+	else
+		r = link_sign_to(m->signing_config, m->ring, m->signer, req->arg, expires, req->ip,
+		                 buf + STRLEN("OK "), size - STRLEN("OK "), &url_len, &code,
+		                 &message);
 	if (r < 0)
 		goto fail;
 	m->n_signed++;
@@ -347,7 +353,7 @@ static void handle_verify(Manager *m, Conn *c, const Request *req)
 	ProtoError code;
 	int r;
 
-	r = link_verify(m->signing_config, m->ring, m->signer, req->arg, req->ip,
+	r = link_verify(m->signing_config, m->ring, m->signer, req->arg, req->ip, req->cookie,
 	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
 	                &code, &message);
 	if (r < 0) {

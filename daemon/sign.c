@@ -143,8 +143,11 @@ int signer_token_text(Signer *s, const char *expires, size_t expires_len, const 
 		if (expires[i] < '0' || expires[i] > '9')
 			return -EINVAL;
 
-	/* $uri always starts with '/'. */
-	if (uri_len == 0 || uri[0] != '/' || memchr(uri, '\0', uri_len))
+	/* $uri always starts with '/'; a directory grant's subject is
+	 * "grant:" and its directory (link.c). */
+	if (uri_len == 0 || memchr(uri, '\0', uri_len) ||
+	    !(uri[0] == '/' ||
+	      (uri_len > STRLEN("grant:/") && memcmp(uri, "grant:/", STRLEN("grant:/")) == 0)))
 		return -EINVAL;
 	if (uri_len > SIGN_URI_MAX)
 		return -E2BIG;

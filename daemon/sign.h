@@ -7,8 +7,8 @@
 
 /* nginx's secure_link token:
  *   base64url_nopad(MD5("<expires><uri>[<ip>] <secret>"))
- * where uri is the DECODED path ($uri) and secret the exact string nginx's
- * keys map holds. */
+ * where uri is the DECODED path ($uri), or "grant:" and a granted directory,
+ * and secret the exact string nginx's keys map holds. */
 
 #define SIGN_TOKEN_LEN 22 /* 16 bytes of MD5 as unpadded base64url */
 

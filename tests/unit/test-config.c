@@ -1085,6 +1085,12 @@ static void test_links_prefixes_refuse_bad_paths(void **state)
 	             "test.conf:2: public_prefixes: ", "'.' or '..' segment");
 	expect_error("[links]\npublic_prefixes = a/./b\n",
 	             "test.conf:2: public_prefixes: ", "'.' or '..' segment");
+	/* Where path-form directory grants live. */
+	expect_error("[links]\nprivate_prefixes = private/ _grant/x/\n",
+	             "test.conf:2: private_prefixes: ", "reserved for directory grants");
+	expect_error("[links]\npublic_prefixes = _grant\n",
+	             "test.conf:2: public_prefixes: ", "reserved for directory grants");
+	config_free(config_or_fail("[links]\nprivate_prefixes = _grants/ x_grant/\n"));
 }
 
 static void test_links_private_and_public_together_are_refused(void **state)

@@ -420,8 +420,8 @@ static Verdict verify(Fixture *f, const char *url, const char *ip, int64_t now)
 	Verdict v = { .verdict = _LINK_VERDICT_MAX, .code = _PROTO_ERROR_MAX };
 	const char *message = NULL;
 
-	v.r = link_verify(f->c, f->r, f->s, url, ip, now, &v.verdict, &v.kid, &v.expires, &v.reason,
-	                  &v.code, &message);
+	v.r = link_verify(f->c, f->r, f->s, url, ip, NULL, now, &v.verdict, &v.kid, &v.expires,
+	                  &v.reason, &v.code, &message);
 	return v;
 }
 
@@ -696,11 +696,160 @@ static int setup(void **state)
 	return sodium_init() < 0 ? -1 : 0;
 }
 
+/* Directory grants. Known answers from openssl, the same pipeline:
+ *   "1599214310grant:/media/private/videos/42/ secret_xyz"     -> GRANT_42
+ *   "1599214310grant:/media/private/ secret_xyz"               -> GRANT_PRIVATE
+ *   "1599214310grant:/media/private/v/127.0.0.1 secret_xyz"    -> GRANT_IP */
+#define GRANT_42      "yH2ThMN_N3sa9oDHWXrlnQ"
+#define GRANT_PRIVATE "1BWYsk6aQzXelEv9BxrDQA"
+#define GRANT_IP      "7xchC8FZT08C3C0Rvn1g6g"
+
+static int grant(Fixture *f, const char *target, GrantForm form, const char *ip, char *buf,
+                 size_t size, ProtoError *ret_code, const char **ret_message)
+{
+	size_t len = SIZE_MAX;
+	int r;
+
+	r = link_grant_to(f->c, f->r, f->s, target, form, DJ_EXPIRES, ip, buf, size, &len, ret_code,
+	                  ret_message);
+	if (r == 0)
+		assert_int_equal(len, strlen(buf));
+	return r;
+}
+
+static void test_grant_path_form_matches_openssl(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+	char buf[512];
+
+	assert_int_equal(
+	    grant(f, "/media/private/videos/42/", GRANT_PATH, NULL, buf, sizeof(buf), NULL, NULL),
+	    0);
+	assert_string_equal(buf, "/media/_grant/1/1599214310/" GRANT_42 "/3/private/videos/42/");
+	/* The prefix itself is depth 1; the origin of a URL is kept. */
+	assert_int_equal(grant(f, "https://cdn.example.com/media//private/", GRANT_PATH, NULL, buf,
+	                       sizeof(buf), NULL, NULL),
+	                 0);
+	assert_string_equal(buf, "https://cdn.example.com/media/_grant/1/1599214310/" GRANT_PRIVATE
+	                         "/1/private/");
+	/* And VERIFY reads any file under it as nginx's location does. */
+	assert_valid(f, "/media/_grant/1/1599214310/" GRANT_42 "/3/private/videos/42/v0/a.ts", NULL,
+	             BEFORE, 1);
+}
+
+static void test_grant_cookie_form_matches_openssl(void **state)
+{
+	Fixture *f = *state =
+	    fixture_django_active("[links]\nprivate_prefixes = private/\nbind_ip = yes\n"
+	                          "base_url = https://files.example.com\n");
+	char buf[512];
+
+	assert_int_equal(
+	    grant(f, "/media/private/v/", GRANT_COOKIE, "127.0.0.1", buf, sizeof(buf), NULL, NULL),
+	    0);
+	/* 1599214310 is Fri, 04 Sep 2020 10:11:50 UTC (date -u -d @1599214310). */
+	assert_string_equal(buf, "securelink_grant=1.1599214310.2." GRANT_IP
+	                         "; Path=/media/private/v/; Expires=Fri, 04 Sep 2020 10:11:50 GMT; "
+	                         "HttpOnly; SameSite=Lax; Secure");
+}
+
+static void test_grant_refuses_files_deep_directories_and_the_grant_area(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+	char deep[256] = "/media/private/", buf[512];
+	const char *message = NULL;
+	ProtoError code;
+
+	assert_int_equal(
+	    grant(f, "/media/private/a.ts", GRANT_PATH, NULL, buf, sizeof(buf), &code, &message),
+	    -EINVAL);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	assert_non_null(strstr(message, "end it in '/'"));
+
+	/* private/ and 15 more: 16 levels is the most; 17 is refused. */
+	for (int i = 0; i < 15; i++)
+		strcat(deep, "d/");
+	assert_int_equal(grant(f, deep, GRANT_PATH, NULL, buf, sizeof(buf), NULL, NULL), 0);
+	assert_non_null(strstr(buf, "/16/private/"));
+	strcat(deep, "d/");
+	assert_int_equal(grant(f, deep, GRANT_PATH, NULL, buf, sizeof(buf), &code, &message),
+	                 -EINVAL);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	assert_non_null(strstr(message, "17 levels below media_url, grants reach 16"));
+
+	assert_int_equal(
+	    grant(f, "/media/_grant/1/", GRANT_COOKIE, NULL, buf, sizeof(buf), &code, &message),
+	    -EINVAL);
+	assert_int_equal(code, PROTO_BAD_TARGET);
+	assert_int_equal(
+	    grant(f, "/media/private/a%0Ab/", GRANT_PATH, NULL, buf, sizeof(buf), &code, &message),
+	    -EINVAL);
+	assert_non_null(strstr(message, "control bytes"));
+
+	/* A public directory: its plain URL, no key needed. */
+	assert_int_equal(grant(f, "/media/pub/", GRANT_COOKIE, NULL, buf, sizeof(buf), NULL, NULL),
+	                 0);
+	assert_string_equal(buf, "/media/pub/");
+}
+
+static void test_verify_grants_as_nginx_maps_cut_them(void **state)
+{
+	Fixture *f = *state = fixture_django_active("[links]\nprivate_prefixes = private/\n");
+	const char *g = "/media/_grant/1/1599214310/" GRANT_42;
+	char url[512];
+	Verdict v;
+
+	/* The sibling, a shallower depth, a depth with a leading zero, and a
+	 * path shorter than its depth: never the granted directory. */
+	snprintf(url, sizeof(url), "%s/3/private/videos/420/x.ts", g);
+	assert_invalid(f, url, NULL, "bad token");
+	snprintf(url, sizeof(url), "%s/2/private/videos/42/x.ts", g);
+	assert_invalid(f, url, NULL, "bad token");
+	snprintf(url, sizeof(url), "%s/03/private/videos/42/x.ts", g);
+	assert_invalid(f, url, NULL, "bad grant depth");
+	snprintf(url, sizeof(url), "%s/3/private/videos", g);
+	assert_invalid(f, url, NULL, "bad grant depth");
+	assert_invalid(f, "/media/_grant/1/1599214310/short/3/private/videos/42/x", NULL,
+	               "not a grant's path");
+	/* ".." resolved as in $uri before the cut. */
+	snprintf(url, sizeof(url), "%s/3/private/videos/42/v0/../x.ts", g);
+	assert_valid(f, url, NULL, BEFORE, 1);
+	snprintf(url, sizeof(url), "%s/3/private/videos/42/../43/x.ts", g);
+	assert_invalid(f, url, NULL, "bad token");
+
+	/* The cookie form: the same token, the directory from the path. */
+	v = (Verdict){ 0 };
+	v.r = link_verify(f->c, f->r, f->s, "/media/private/videos/42/v0/a.ts", NULL,
+	                  "1.1599214310.3." GRANT_42, BEFORE, &v.verdict, &v.kid, &v.expires,
+	                  &v.reason, &v.code, NULL);
+	assert_int_equal(v.r, 0);
+	assert_int_equal(v.verdict, LINK_VALID);
+	v.r = link_verify(f->c, f->r, f->s, "/media/private/videos/43/a.ts", NULL,
+	                  "1.1599214310.3." GRANT_42, BEFORE, &v.verdict, &v.kid, &v.expires,
+	                  &v.reason, &v.code, NULL);
+	assert_int_equal(v.verdict, LINK_INVALID);
+	/* A token parameter wins over the cookie, as in nginx's maps. */
+	v.r = link_verify(f->c, f->r, f->s, "/media/private/videos/42/a.ts?token=x", NULL,
+	                  "1.1599214310.3." GRANT_42, BEFORE, &v.verdict, &v.kid, &v.expires,
+	                  &v.reason, &v.code, NULL);
+	assert_int_equal(v.verdict, LINK_INVALID);
+	/* A malformed cookie is no cookie. */
+	v.r = link_verify(f->c, f->r, f->s, "/media/private/videos/42/a.ts", NULL,
+	                  "1.1599214310.3." GRANT_42 "x", BEFORE, &v.verdict, &v.kid, &v.expires,
+	                  &v.reason, &v.code, NULL);
+	assert_int_equal(v.verdict, LINK_INVALID);
+	assert_string_equal(v.reason, "missing token");
+}
+
 #define T(f) cmocka_unit_test_teardown(f, fixture_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_grant_path_form_matches_openssl),
+		T(test_grant_cookie_form_matches_openssl),
+		T(test_grant_refuses_files_deep_directories_and_the_grant_area),
+		T(test_verify_grants_as_nginx_maps_cut_them),
 		T(test_sign_matches_django_vector),
 		T(test_sign_hashes_decoded_path_and_answers_canonical_encoding),
 		T(test_sign_target_longer_than_a_line),

@@ -184,6 +184,30 @@ static void test_sign_options_in_any_order(void **state)
 	}
 }
 
+static void test_sign_grant_and_verify_cookie(void **state)
+{
+	_cleanup_result_ Result *path = parse_ok("SIGN /m/d/ grant=path ttl=60");
+	_cleanup_result_ Result *cookie = parse_ok("SIGN /m/d/ ip=::1 grant=cookie");
+	_cleanup_result_ Result *file = parse_ok("SIGN /m/d/");
+	_cleanup_result_ Result *verify = parse_ok("VERIFY /m/d/a cookie=1.2.3.abc ip=::1");
+	_cleanup_result_ Result *plain = parse_ok("VERIFY /m/d/a");
+
+	assert_int_equal(path->req.grant, GRANT_PATH);
+	assert_true(path->req.has_ttl);
+	assert_int_equal(cookie->req.grant, GRANT_COOKIE);
+	assert_string_equal(cookie->req.ip, "::1");
+	assert_int_equal(file->req.grant, GRANT_NONE);
+	assert_string_equal(verify->req.cookie, "1.2.3.abc");
+	assert_string_equal(verify->req.ip, "::1");
+	assert_null(plain->req.cookie);
+
+	expect_error("SIGN /m/d/ grant=file", PROTO_BAD_REQUEST, "grant= takes path or cookie");
+	expect_error("SIGN /m/d/ grant=", PROTO_BAD_REQUEST, "grant= takes path or cookie");
+	expect_error("SIGN /m/d/ grant=path grant=path", PROTO_BAD_REQUEST, "grant= given twice");
+	expect_error("VERIFY /m/d/a cookie=a cookie=b", PROTO_BAD_REQUEST, "cookie= given twice");
+	expect_error("VERIFY /m/d/a grant=path", PROTO_BAD_REQUEST, "VERIFY takes ip=, cookie=");
+}
+
 static void test_sign_ttl_may_be_zero_or_negative(void **state)
 {
 	/* The parser only reads the number; the caller answers bad-ttl. */
@@ -823,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_sign_target_only),
 		cmocka_unit_test(test_sign_absolute_url_and_raw_utf8_target),
 		cmocka_unit_test(test_sign_options_in_any_order),
+		cmocka_unit_test(test_sign_grant_and_verify_cookie),
 		cmocka_unit_test(test_sign_ttl_may_be_zero_or_negative),
 		cmocka_unit_test(test_sign_ttl_rejects_non_numbers),
 		cmocka_unit_test(test_sign_ttl_out_of_int64_range),
