@@ -73,8 +73,8 @@ def split_cookie(answer):
 
 class LoggedDaemon(Daemon):
     """A daemon whose nginx logs every request of its server as
-    "<status> <request line's URI>" in access.log: the log is nginx's own
-    word on what it answered a player."""
+    "<status> <Range header or -> <request line's URI>" in access.log: the
+    log is nginx's own word on what it answered a player."""
 
     def write_nginx_conf(self):
         self.access_log = os.path.join(self.dir, "access.log")
@@ -82,7 +82,7 @@ class LoggedDaemon(Daemon):
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
 {nginx_conf_head(self.pid_file, self.error_log, tmp)}
-    log_format grants '$status $request_uri';
+    log_format grants '$status $http_range $request_uri';
     include {self.keys_file};
     include {self.extra_conf};
     server {{
@@ -103,7 +103,7 @@ class LoggedDaemon(Daemon):
             return 0
 
     def requests_since(self, mark):
-        """[(status, uri)] nginx logged from mark on. A worker writes a
+        """[(status, range, uri)] nginx logged from mark on. A worker writes a
         request's line right after its last byte went out, in the same event
         handler; a request of our own on a fresh connection, answered by the
         one worker, therefore comes after every line of the requests before
@@ -115,10 +115,10 @@ class LoggedDaemon(Daemon):
             with open(self.access_log, "rb") as f:
                 f.seek(mark)
                 lines = f.read().decode(errors="replace").splitlines()
-            entries = [tuple(line.split(" ", 1)) for line in lines]
-            for i, (status, uri) in enumerate(entries):
+            entries = [tuple(line.split(" ", 2)) for line in lines]
+            for i, (_, _, uri) in enumerate(entries):
                 if uri == sentinel:
-                    return [(int(s), u) for s, u in entries[:i]]
+                    return [(int(s), r, u) for s, r, u in entries[:i]]
             # Only after a reload, when the sentinel may reach a new worker
             # while an old one still finishes: bounded by TIMEOUT.
             if time.monotonic() > deadline:
@@ -225,3 +225,15 @@ def get(port, target, cookie=None):
         return r.status
     finally:
         conn.close()
+
+
+def curl(urls, *opts):
+    """curl's status codes for urls (a list: one connection, in order) with
+    the options opts, and what it sent (its -v lines starting "> ")."""
+    args = [a for u in urls for a in ("-o", "/dev/null", u)]
+    p = subprocess.run([CURL, "-sv", "-w", "%{http_code}\\n", *opts, *args],
+                       capture_output=True, encoding="utf-8", errors="replace",
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    sent = [line[2:] for line in p.stderr.splitlines() if line.startswith("> ")]
+    return [int(x) for x in p.stdout.split()], sent

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from daemonsite import close_daemon, open_daemon, require_binaries, token
-from grantsite import (cookie_value, get, grant_token, path_form, split_base,
+from daemonsite import close_daemon, open_daemon, query, require_binaries, token
+from grantsite import (cookie_value, curl, get, grant_token, path_form, split_base,
                        split_cookie)
 
 DIR = "/media/private/videos/42/"
@@ -139,6 +139,23 @@ def test_cookie_refuses_a_changed_depth_or_a_tampered_token(g):
     assert g.status(DIR + "seg.ts", cookie=g.value + "x") == 403
 
 
+def test_a_cookie_whose_path_claims_a_wider_directory_is_refused(g, tmp_path):
+    """The daemon's Set-Cookie value with its Path widened to the parent:
+    curl (its own cookie parser) now sends it for /videos/43/ too, and nginx
+    refuses it there: the value carries the directory's depth, and the
+    token is for /videos/42/ alone."""
+    wider = g.cookie.replace(f"; Path={DIR};", "; Path=/media/private/videos/;")
+    assert wider != g.cookie
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(f"Set-Cookie: {wider}\n")
+    base = g.d.base_url + "/media/private/videos/"
+    for rel, want in (("42/seg.ts", 200), ("43/seg.ts", 403), ("420/seg.ts", 403),
+                      ("secret.ts", 403)):
+        codes, sent = curl([base + rel], "-b", str(jar))
+        assert f"Cookie: securelink_grant={g.value}" in sent, (rel, sent)
+        assert codes == [want], rel
+
+
 @pytest.mark.parametrize("kid", [999999, None])
 def test_the_empty_secret_forgery_is_refused(g, kid):
     """A token made with an empty secret, under an unknown kid (where a
@@ -175,17 +192,17 @@ def test_file_tokens_and_grant_tokens_are_not_interchangeable(g):
     # the grant's token in its place does not.
     seg = DIR + "seg.ts"
     good = token(g.expires, seg, secret)
-    assert g.status(f"{seg}?md5={good}&expires={g.expires}&kid={g.kid}") == 200
-    assert g.status(f"{seg}?md5={g.token}&expires={g.expires}&kid={g.kid}") == 403
+    assert g.status(f"{seg}?token={good}&expires={g.expires}&kid={g.kid}") == 200
+    assert g.status(f"{seg}?token={g.token}&expires={g.expires}&kid={g.kid}") == 403
     # A token parameter wins over the cookie: a bad one is not rescued by a
     # good cookie.
-    assert g.status(f"{seg}?md5={g.token}&expires={g.expires}&kid={g.kid}",
+    assert g.status(f"{seg}?token={g.token}&expires={g.expires}&kid={g.kid}",
                     cookie=g.value) == 403
     # And the daemon's own file link is no grant either.
     link = g.d.sign(seg, "ttl=600")
-    q = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))
+    q = query(link)
     assert g.status(link[len(g.d.base_url):]) == 200
-    assert g.status(path_form("/media/", q["kid"], q["expires"], q["md5"], 3,
+    assert g.status(path_form("/media/", q["kid"], q["expires"], q["token"], 3,
                               "private/videos/42/") + "seg.ts") == 403
 
 
