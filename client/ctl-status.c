@@ -293,7 +293,9 @@ static void check_help(void)
 	       "\n"
 	       "Asks securelinkd to probe nginx now: a random private name without a token\n"
 	       "must get 403, and signed with the newest key must pass nginx's check. Prints\n"
-	       "the verdict and, when links are not enforced, the cause and the fix. Needs\n"
+	       "the verdict and, when links are not enforced, the cause and the fix. Reads\n"
+	       "nginx -T in the daemon and prints which server {} includes the snippets and\n"
+	       "what of the site's own takes private paths from the checks. Needs\n"
 	       "root or the admin_group. Exit 0: nginx enforces the links; 1: it does not,\n"
 	       "or cannot be asked (probe = no); 4 and up as for the other commands.\n"
 	       "\n"
@@ -307,15 +309,83 @@ static const char *json_text(const Json *j, const char *key)
 	return v && v->type == JSON_STRING ? v->text : NULL;
 }
 
+static int check_print_verdict(const Json *j);
+
+/* CHECK's "config": where the snippets are included, and what of the
+ * site's own takes private paths from the checks, each with its fix. */
+static void check_print_config(const Json *j)
+{
+	const Json *c = json_get(j, "config"), *servers, *keys, *findings;
+	const char *error;
+	char buf[1024], at[512];
+
+	if (!c || c->type != JSON_OBJECT)
+		return;
+	printf("\nnginx's configuration (nginx -T):\n");
+	error = json_text(c, "error");
+	if (error) {
+		ctl_printable(error, buf, sizeof(buf));
+		printf("  not read: %s\n", buf);
+		return;
+	}
+	keys = json_get(c, "keys_included");
+	for (size_t i = 0; keys && keys->type == JSON_ARRAY && i < keys->n; i++)
+		if (keys->items[i]->type == JSON_STRING) {
+			ctl_printable(keys->items[i]->text, at, sizeof(at));
+			printf("  the keys file is included in http {} at %s\n", at);
+		}
+	servers = json_get(c, "servers");
+	for (size_t i = 0; servers && servers->type == JSON_ARRAY && i < servers->n; i++) {
+		const Json *s = servers->items[i], *serves = json_get(s, "serves_links");
+		const char *inc = json_text(s, "locations_included");
+		char names[256], listen[256];
+
+		ctl_printable(json_text(s, "at") ?: "?", at, sizeof(at));
+		ctl_printable(json_text(s, "server_name") ?: "", names, sizeof(names));
+		ctl_printable(json_text(s, "listen") ?: "", listen, sizeof(listen));
+		printf("  server {} at %s (server_name %s; listen %s)%s:\n", at,
+		       *names ? names : "\"\"", *listen ? listen : "*:80",
+		       serves && serves->type == JSON_BOOLEAN && serves->boolean
+		           ? ", which serves the links"
+		           : "");
+		ctl_printable(inc ?: "", buf, sizeof(buf));
+		if (inc)
+			printf("    includes the locations file at %s\n", buf);
+		else
+			printf("    does not include the locations file\n");
+	}
+	findings = json_get(c, "findings");
+	if (!findings || findings->type != JSON_ARRAY || findings->n == 0) {
+		printf("  Nothing of the site's own takes private paths from the checks.\n");
+		return;
+	}
+	for (size_t i = 0; i < findings->n; i++) {
+		const Json *f = findings->items[i];
+
+		ctl_printable(json_text(f, "text") ?: "", buf, sizeof(buf));
+		ctl_printable(json_text(f, "at") ?: "", at, sizeof(at));
+		printf("  Problem%s%s: %s\n", *at ? " at " : "", at, buf);
+	}
+}
+
 static int check_print(const char *text)
 {
 	_cleanup_(json_freep) Json *j = NULL;
-	const char *verdict, *reason, *url, *error;
-	char buf[1024];
+	int code;
 
 	if (json_parse(text, &j) < 0 || j->type != JSON_OBJECT || !json_text(j, "verdict"))
 		return ctl_fail(EXIT_DAEMON,
 		                "check: the daemon's JSON is malformed (try --json to see it)");
+	code = check_print_verdict(j);
+	check_print_config(j);
+	return code;
+}
+
+static int check_print_verdict(const Json *j)
+{
+	const char *verdict, *reason, *url, *error;
+	char buf[1024];
+
 	verdict = json_text(j, "verdict");
 	reason = json_text(j, "reason");
 	url = json_text(j, "probe_url");

@@ -6,14 +6,21 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
-#include "proto.h"
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fileio.h"
 #include "log.h"
 #include "manager.h"
+#include "nginx-audit.h"
+#include "proto.h"
 
 /* The enforcement probes' glue: when they run, and what their verdict does
  * to the manager (DESIGN.md, "Enforcement probes"). */
 
 #define PROBE_TIMEOUT (5 * USEC_PER_SEC)
+/* nginx -T tests the configuration as nginx -t does, then prints it. */
+#define DUMP_TIMEOUT (20 * USEC_PER_SEC)
 
 bool manager_probe_wanted(const Manager *m)
 {
@@ -51,22 +58,27 @@ static char *check_answer(const Manager *m, const char *verdict)
 		return NULL;
 	if (asprintf(&s,
 	             "OK {\"enforcing\":%s,\"verdict\":\"%s\",\"reason\":%s%s%s,"
-	             "\"probe_url\":%s%s%s,\"error\":%s%s%s}",
+	             "\"probe_url\":%s%s%s,\"error\":%s%s%s,\"config\":%s}",
 	             m->enforcing == 0  ? "null"
 	             : m->enforcing > 0 ? "true"
 	                                : "false",
 	             verdict, reason ? "\"" : "", reason ? reason : "null", reason ? "\"" : "",
 	             url ? "\"" : "", url ? url : "null", url ? "\"" : "",
 	             m->check_error ? "\"" : "", m->check_error ? m->check_error : "null",
-	             m->check_error ? "\"" : "") < 0)
+	             m->check_error ? "\"" : "", m->check_config ? m->check_config : "null") < 0)
 		return NULL;
 	return s;
 }
 
-static void check_waiters_answer(Manager *m, const char *verdict)
+/* Answers CHECK once both its probe and its reading of nginx -T are over. */
+static void check_waiters_answer(Manager *m)
 {
-	_cleanup_free_ char *line = check_answer(m, verdict);
+	_cleanup_free_ char *line = NULL;
 
+	if (m->n_check_waiters == 0 || m->probe || m->dump_op)
+		return;
+	line =
+	    check_answer(m, manager_probe_wanted(m) && m->check_verdict ? m->check_verdict : "off");
 	for (size_t i = 0; i < m->n_check_waiters; i++)
 		conn_reply_deferred(m->check_waiters[i],
 		                    line ? line : "ERR internal out of memory");
@@ -143,7 +155,8 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 		m->check_error = NULL;
 	m->probe = probe_free(m->probe);
 	m->probe_gates = false;
-	check_waiters_answer(m, probe_verdict_to_string(res->verdict));
+	m->check_verdict = probe_verdict_to_string(res->verdict);
+	check_waiters_answer(m);
 	if (gate)
 		manager_gate_done(m, ok, message ? message : "the enforcement probe failed");
 	else
@@ -178,16 +191,144 @@ int manager_probe_start(Manager *m, bool gate)
 	return 0;
 }
 
+/* CHECK's "config": {"error": ...} when nginx's configuration cannot be read. */
+static void set_check_config_error(Manager *m, const char *error)
+{
+	_cleanup_free_ char *e = NULL;
+
+	free(m->check_config);
+	m->check_config = NULL;
+	if (json_escape(error, &e) < 0 || asprintf(&m->check_config, "{\"error\":\"%s\"}", e) < 0)
+		m->check_config = NULL;
+}
+
+/* base_url's host and port (the probe's when base_url is empty), and the
+ * private paths, for the audit. */
+static int audit_site(const Manager *m, NginxAuditSite *site, char **ret_host, char ***ret_paths)
+{
+	const Config *c = m->config;
+	const char *origin = c->base_url;
+	_cleanup_strv_free_ char **paths = NULL;
+	bool loopback;
+	char *p;
+	int r;
+
+	if (!*origin && !config_probe_origin(c, &origin, &loopback))
+		origin = "http://127.0.0.1";
+	r = nginx_audit_origin(origin, ret_host, &site->port);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; c->private_prefixes && c->private_prefixes[i]; i++) {
+		if (asprintf(&p, "%s%s", c->media_url,
+		             c->private_prefixes[i] + strspn(c->private_prefixes[i], "/")) < 0 ||
+		    strv_consume(&paths, p) < 0)
+			return -ENOMEM;
+	}
+	/* Without private prefixes all of media_url is private. */
+	if (!paths && ((p = strdup(c->media_url)) == NULL || strv_consume(&paths, p) < 0))
+		return -ENOMEM;
+	site->keys_file = c->keys_file;
+	site->locations_file = c->locations_file;
+	site->host = *ret_host;
+	site->private_paths = paths;
+	*ret_paths = TAKE_PTR(paths);
+	return 0;
+}
+
+/* Reads and audits the dump; the JSON into m->check_config. */
+static void audit_dump(Manager *m, const char *path)
+{
+	_cleanup_(nginx_dump_freep) NginxDump *d = NULL;
+	_cleanup_(nginx_audit_freep) NginxAudit *a = NULL;
+	_cleanup_free_ char *buf = NULL, *error = NULL, *msg = NULL, *host = NULL;
+	_cleanup_strv_free_ char **paths = NULL;
+	NginxAuditSite site = {};
+	size_t size;
+	int r;
+
+	r = read_file(path, NGINX_DUMP_MAX, &buf, &size);
+	if (r < 0) {
+		log_warning_errno(r, "Failed to read nginx -T's output %s: %m", path);
+		if (asprintf(&msg, "cannot read nginx -T's output %s: %s", path,
+		             r == -EFBIG ? "over 16 MiB" : strerror(-r)) >= 0)
+			set_check_config_error(m, msg);
+		return;
+	}
+	r = nginx_dump_parse(buf, size, &d, &error);
+	if (r < 0) {
+		if (asprintf(&msg, "cannot parse nginx -T's output: %s",
+		             error ? error : strerror(-r)) >= 0)
+			set_check_config_error(m, msg);
+		return;
+	}
+	r = audit_site(m, &site, &host, &paths);
+	if (r >= 0)
+		r = nginx_audit_run(d, &site, &a);
+	free(m->check_config);
+	m->check_config = NULL;
+	if (r >= 0)
+		r = nginx_audit_json(a, &m->check_config);
+	if (r < 0)
+		set_check_config_error(m, "cannot audit nginx's configuration: out of memory");
+}
+
+static void on_dump_done(void *userdata, const NginxResult *res)
+{
+	Manager *m = userdata;
+	char path[64];
+
+	if (res->error < 0) {
+		/* nginx's message may quote the keys file: the journal gets it,
+		 * the client does not. */
+		log_warning("securelinkctl check: nginx -T failed: %s",
+		            res->message ? res->message : strerror(-res->error));
+		set_check_config_error(m, "nginx -T failed, so nginx's configuration cannot be "
+		                          "read (see the journal, and securelinkctl status)");
+	} else if (m->dump_fd < 0)
+		audit_dump(m, NGINX_DUMP_FILE);
+	else {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", m->dump_fd);
+		audit_dump(m, path);
+	}
+	if (m->dump_fd >= 0)
+		close(m->dump_fd);
+	m->dump_fd = -1;
+	m->dump_op = nginx_op_free(m->dump_op);
+	check_waiters_answer(m);
+}
+
+/* Starts reading nginx -T for CHECK; a failure to start is its answer. */
+static void check_dump_start(Manager *m)
+{
+	int fd = -1, r;
+
+	if (!m->config->test_unit) {
+		fd = memfd_create("nginx-dump", MFD_CLOEXEC);
+		if (fd < 0) {
+			set_check_config_error(m, "cannot run nginx -T: no memory file");
+			return;
+		}
+	}
+	r = nginx_dump_config(m->event, m->config, DUMP_TIMEOUT, fd, on_dump_done, m, &m->dump_op);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		set_check_config_error(
+		    m, r == -ENOENT ? "nginx's configuration is not read: test_command is not "
+		                      "\"nginx -t ...\" (its -t is made -T to dump it)"
+		                    : "cannot run nginx -T (see the journal)");
+		if (r != -ENOENT)
+			log_warning_errno(r, "Failed to run nginx -T for CHECK: %m");
+		return;
+	}
+	m->dump_fd = fd;
+}
+
 void manager_handle_check(Manager *m, Conn *c)
 {
 	Conn **w;
 	int r;
 
-	if (!manager_probe_wanted(m)) {
-		conn_reply(c, "OK {\"enforcing\":null,\"verdict\":\"off\",\"reason\":null,"
-		              "\"probe_url\":null,\"error\":null}");
-		return;
-	}
 	if (m->nginx_op) {
 		conn_reply_error(c, PROTO_UNAVAILABLE,
 		                 "nginx is being tested and reloaded; the probes follow (try "
@@ -200,7 +341,7 @@ void manager_handle_check(Manager *m, Conn *c)
 		return;
 	}
 	m->check_waiters = w;
-	if (!m->probe) {
+	if (!m->probe && manager_probe_wanted(m)) {
 		r = manager_probe_start(m, false);
 		if (r < 0) {
 			log_warning_errno(r, "Failed to start the enforcement probe for CHECK: %m");
@@ -209,7 +350,10 @@ void manager_handle_check(Manager *m, Conn *c)
 			return;
 		}
 	}
+	if (!m->dump_op)
+		check_dump_start(m);
 	m->check_waiters[m->n_check_waiters++] = conn_defer(c);
+	check_waiters_answer(m);
 }
 
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -252,6 +396,11 @@ void manager_probe_stop(Manager *m)
 	m->check_waiters = NULL;
 	free(m->check_error);
 	m->check_error = NULL;
+	if (m->dump_op && m->dump_fd >= 0)
+		close(m->dump_fd);
+	m->dump_op = nginx_op_free(m->dump_op);
+	free(m->check_config);
+	m->check_config = NULL;
 	m->probe = probe_free(m->probe);
 	m->probe_gates = false;
 	m->probe_timer = sd_event_source_disable_unref(m->probe_timer);

@@ -103,6 +103,12 @@ typedef struct Manager {
 	Conn **check_waiters; /* CHECK requests answered when the probe ends */
 	char *check_error;    /* the last probe's failure, JSON-escaped; NULL: none */
 	size_t n_check_waiters;
+	const char *check_verdict; /* the last probe's, for CHECK */
+	/* CHECK's reading of nginx -T (manager-probe.c): dump_fd is its
+	 * output's memfd while dump_op runs; check_config the audit's JSON. */
+	NginxOp *dump_op;
+	int dump_fd;
+	char *check_config;
 } Manager;
 
 static inline void manager_count_error(Manager *m, ProtoError code)

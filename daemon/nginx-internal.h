@@ -85,6 +85,8 @@ struct NginxOp {
 	 * reused after the master died is never taken for it. */
 	pid_t master;
 	int master_fd;
+	/* nginx_dump_config(): where the test's standard output goes. */
+	int stdout_fd;
 	pid_t *snapshot;
 	size_t n_snapshot;
 	sd_event_source *poll_source;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "nginx-dump.h"
 #include "nginx-internal.h"
 #include "nginx-proc.h"
 
@@ -235,7 +236,7 @@ static void child_write(const char *s)
 }
 
 /* Runs in the forked child: only async-signal-safe calls from here on. */
-_Noreturn static void child_exec(char **argv, int null_fd, int stderr_fd)
+_Noreturn static void child_exec(char **argv, int null_fd, int stdout_fd, int stderr_fd)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t ss;
@@ -250,7 +251,7 @@ _Noreturn static void child_exec(char **argv, int null_fd, int stderr_fd)
 
 	/* The fds are above stdio (fd_move_above_stdio), so dup2 really
 	 * duplicates and clears close-on-exec. */
-	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
+	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(stdout_fd, STDOUT_FILENO) < 0 ||
 	    dup2(stderr_fd, STDERR_FILENO) < 0)
 		_exit(127);
 	/* Sockets passed by systemd are not close-on-exec; nginx gets none of
@@ -407,7 +408,7 @@ static int op_spawn(NginxOp *op, char **argv)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		child_exec(argv, null_fd, pipe_w);
+		child_exec(argv, null_fd, op->stdout_fd >= 0 ? op->stdout_fd : null_fd, pipe_w);
 
 	r = sd_event_add_child(op->event, &op->child_source, pid, WEXITED, on_child, op);
 	if (r < 0) {
@@ -741,6 +742,8 @@ NginxOp *nginx_op_free(NginxOp *op)
 	nginx_op_release_bus(op);
 	if (op->master_fd >= 0)
 		close(op->master_fd);
+	if (op->stdout_fd >= 0)
+		close(op->stdout_fd);
 	sd_event_unref(op->event);
 
 	strv_free(op->test_command);
@@ -791,6 +794,7 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
 	op->event = sd_event_ref(e);
 	op->stderr_fd = -1;
 	op->master_fd = -1;
+	op->stdout_fd = -1;
 	op->done = done;
 	op->userdata = userdata;
 	op->timeout = timeout;
@@ -829,6 +833,37 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
 			return r;
 	}
 
+	*ret = TAKE_PTR(op);
+	return 0;
+}
+
+int nginx_dump_config(sd_event *e, const Config *c, usec_t timeout, int stdout_fd,
+                      nginx_done_t done, void *userdata, NginxOp **ret)
+{
+	_cleanup_strv_free_ char **argv = NULL;
+	_cleanup_(nginx_op_freep) NginxOp *op = NULL;
+	Config copy = *c;
+	int r;
+
+	/* A test and nothing after it: the test unit writes the dump itself;
+	 * a test command runs with -T, its standard output to stdout_fd. */
+	copy.reload = RELOAD_NONE;
+	if (!c->test_unit) {
+		if (!c->test_command || !c->test_command[0])
+			return -ENOENT;
+		r = nginx_dump_argv(c->test_command, &argv);
+		if (r < 0)
+			return r;
+		copy.test_command = argv;
+	}
+	r = nginx_apply(e, &copy, timeout, done, userdata, &op);
+	if (r < 0)
+		return r;
+	if (!c->test_unit) {
+		op->stdout_fd = fcntl(stdout_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+		if (op->stdout_fd < 0)
+			return -errno;
+	}
 	*ret = TAKE_PTR(op);
 	return 0;
 }

@@ -44,6 +44,17 @@ int nginx_apply(sd_event *e, const Config *c, usec_t timeout, nginx_done_t done,
                 NginxOp **ret);
 NginxOp *nginx_op_free(NginxOp *op);
 
+/* Where securelink-nginx-test.service writes `nginx -T` (its standard
+ * output): a root-owned directory, the file securelinkd's alone. */
+#define NGINX_DUMP_FILE "/run/securelink/nginx-dump.conf"
+
+/* Runs the test alone, as `nginx -T`, for securelinkctl check: test_command
+ * with its -t made -T writes to stdout_fd; test_command = systemd:UNIT
+ * starts the unit, which writes NGINX_DUMP_FILE. done as for nginx_apply().
+ * Returns -ENOENT without a test command or when it has no -t. */
+int nginx_dump_config(sd_event *e, const Config *c, usec_t timeout, int stdout_fd,
+                      nginx_done_t done, void *userdata, NginxOp **ret);
+
 /* The pid of an nginx master process running on this host (as far as /proc
  * shows), 0 when there is none. */
 pid_t nginx_find_master(void);

@@ -379,3 +379,154 @@ def test_probes_run_at_start_when_nginx_runs(make_probed):
     st = d.status()
     assert st["nginx"]["last_probe"] is not None, st
     assert_fail_open(d, st)
+
+
+# securelinkctl check reads nginx -T (the daemon runs test_command with -T):
+# it names where the snippets are included and what of the site's own takes
+# private paths from the checks. The secrets nginx -T dumps stay in the
+# daemon: neither CHECK's answer nor the CLI's output holds any.
+
+def checked(d):
+    """Runs check twice (text and --json); asserts that no secret of the
+    keys file is in either; returns (text result, CHECK's config JSON)."""
+    import json
+    r = run_ctl("check", socket=d.socket)
+    j = run_ctl("--json", "check", socket=d.socket)
+    _, kids = d.keys()
+    secrets = set(d.seen_secrets) | set(kids.values())
+    assert secrets
+    for s in secrets:
+        assert s not in r.out and s not in r.err, "a secret in check's output"
+        assert s not in j.out, "a secret in CHECK's answer"
+    config = json.loads(j.out)["config"]
+    assert config is not None and config.get("error") is None, j.out
+    return r, config
+
+
+def kinds(config):
+    return [f["kind"] for f in config["findings"]]
+
+
+def conf_line(d, needle):
+    """FILE:LINE of the first line of nginx.conf holding needle, read from
+    the file itself."""
+    with open(d.nginx_conf) as f:
+        for i, line in enumerate(f, 1):
+            if needle in line:
+                return f"{d.nginx_conf}:{i}"
+    raise AssertionError(f"{needle!r} not in {d.nginx_conf}")
+
+
+def test_check_says_where_the_includes_are(make_probed):
+    d = make_probed()
+    r, config = checked(d)
+    assert r.rc == 0, r
+    keys_at = conf_line(d, f"include {d.keys_file};")
+    locs_at = conf_line(d, f"include {d.locations_file};")
+    assert config["keys_included"] == [keys_at]
+    [server] = config["servers"]
+    assert server["serves_links"] is True and server["locations_included"] == locs_at
+    assert config["findings"] == [], config
+    assert f"the keys file is included in http {{}} at {keys_at}" in r.out
+    assert f"includes the locations file at {locs_at}" in r.out
+    assert "Nothing of the site's own takes private paths from the checks." in r.out
+
+
+def test_check_names_the_missing_include_and_the_sites_location(make_probed):
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /media/ {{ alias {media}/; }}
+    }}""")
+    r, config = checked(d)
+    assert r.rc == 1, r
+    assert kinds(config) == ["locations-missing", "location-serves-private"], config
+    at = conf_line(d, "location /media/")
+    assert f"Problem at {at}: location /media/ serves /media/private/ without any " \
+        "secure_link check" in r.out, r.out
+    assert f'add "include {d.locations_file};" to that server {{}}' in r.out
+    assert "does not include the locations file" in r.out
+
+
+def test_check_names_a_server_level_rewrite_before_the_checks(make_probed):
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {www};
+        rewrite ^/media/(.*)$ /media-store/$1 break;
+        location /media-store/ {{ alias {media}/; }}
+        include {locations};
+    }}""")
+    r, config = checked(d)
+    assert r.rc == 1, r
+    assert kinds(config) == ["server-rewrite"], config
+    at = conf_line(d, "rewrite ^/media/")
+    assert f"Problem at {at}: rewrite ^/media/(.*)$ at server level runs before any " \
+        "location and takes /media/private/ away" in r.out, r.out
+    assert "Fix: move it into the location it is for" in r.out
+
+
+def test_check_finds_no_fault_in_a_rewrite_that_keeps_the_path(make_probed):
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {www};
+        rewrite ^(/media/private/.*)$ $1 break;
+        location ~ ^/media/ {{ root {www}; }}
+        include {locations};
+    }}""")
+    r, config = checked(d)
+    assert r.rc == 0, r
+    assert config["findings"] == [], config
+
+
+def test_check_names_the_include_in_the_wrong_server(make_probed):
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name _;
+        root {www};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name files.example.test;
+        root {www};
+        include {locations};
+    }}""")
+    r, config = checked(d)
+    assert r.rc == 1, r
+    assert kinds(config) == ["locations-missing", "locations-in-other-server"], config
+    listen_at = conf_line(d, "default_server;")
+    default_at = f"{d.nginx_conf}:{int(listen_at.rsplit(':', 1)[1]) - 1}"  # "server {"
+    serving = [s for s in config["servers"] if s["serves_links"]]
+    assert [s["at"] for s in serving] == [default_at], config
+    assert "the locations file is included in the server {} at" in r.out
+    assert f"(server_name files.example.test), which does not serve 127.0.0.1:{d.port}" \
+        in r.out, r.out
+    assert "Fix: move the include into that server {}" in r.out
+
+
+def test_check_names_a_longer_prefix_that_shadows_ours(make_probed):
+    # The include is there, and a probe of a random name passes: the
+    # site's longer prefix still serves the files under it unchecked.
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /media/private/reports/ {{ alias {media}/private/reports/; }}
+        location = /media/private/index.txt {{ alias {media}/private/index.txt; }}
+        include {locations};
+    }}""")
+    body = d.add_file("private/reports/r.txt")
+    # nginx's own verdict: the file is served without a token.
+    assert d.get(f"{d.options['links']['base_url']}/media/private/reports/r.txt") == (200, body)
+    r, config = checked(d)
+    assert kinds(config) == ["location-shadows", "location-shadows"], config
+    at = conf_line(d, "location /media/private/reports/")
+    assert f"Problem at {at}: location /media/private/reports/ takes the paths under " \
+        "it away from the secure_link check of /media/private/" in r.out, r.out
+    at = conf_line(d, "location = /media/private/index.txt")
+    assert f"Problem at {at}: location = /media/private/index.txt takes that path" in r.out
