@@ -276,6 +276,38 @@ static void test_audit_finds_the_server_nginx_picks_by_listen_and_name(void **st
 	nginx_audit_free(a);
 }
 
+static void test_audit_refuses_regexes_that_would_take_gigabytes(void **state)
+{
+#define SITE(name)                                                                                 \
+	HEAD "server { listen 80 default_server; server_name _; }\n"                               \
+	     "server { listen 80; server_name \"~%s\";\n"                                           \
+	     "include /s/locations.conf; }\n"                                                       \
+	     "}\n" KEYS LOCS, name
+	const char *ok[] = { "^files\\.example\\.com$", "^f(il){1,3}es?\\.[a-z]+\\.com$",
+		             "^f[]a-z[:digit:]]+\\.example\\.com$" };
+	/* glibc copies the repeated part per repeat: 99^4 copies, gigabytes;
+	 * a repeat of a repeat, whose meaning POSIX leaves open. */
+	const char *refused[] = { "^((((x{99}){99}){99}){99})?files\\.example\\.com$",
+		                  "^files+?\\.example\\.com$", "^files\\.example\\.co(m){1}*$" };
+	char text[2048];
+	NginxAudit *a;
+
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		snprintf(text, sizeof(text), SITE(ok[i]));
+		a = audit(text, "files.example.com", 80);
+		assert_string_equal(kinds(a), "");
+		nginx_audit_free(a);
+	}
+	/* Refused, it matches nothing: the default server answers. */
+	for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+		snprintf(text, sizeof(text), SITE(refused[i]));
+		a = audit(text, "files.example.com", 80);
+		assert_string_equal(kinds(a), "locations-missing locations-in-other-server");
+		nginx_audit_free(a);
+	}
+#undef SITE
+}
+
 static void test_audit_without_the_includes(void **state)
 {
 	NginxAudit *a = audit("# configuration file /n/nginx.conf:\n"
@@ -318,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_audit_correct_site_has_no_findings),
 		cmocka_unit_test(test_audit_names_shadowing_locations_and_server_rewrites),
 		cmocka_unit_test(test_audit_finds_the_server_nginx_picks_by_listen_and_name),
+		cmocka_unit_test(test_audit_refuses_regexes_that_would_take_gigabytes),
 		cmocka_unit_test(test_audit_without_the_includes),
 		cmocka_unit_test(test_audit_origin),
 	};
