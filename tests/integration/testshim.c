@@ -123,7 +123,9 @@ ssize_t read(int fd, void *buf, size_t count)
 	return real(fd, buf, count);
 }
 
-/* _FORTIFY_SOURCE turns a read into a fixed-size buffer into this. */
+/* _FORTIFY_SOURCE turns a read into a fixed-size buffer into this. Builds
+ * without it (the sanitizers') have no prototype in <unistd.h>. */
+ssize_t __read_chk(int fd, void *buf, size_t count, size_t size);
 ssize_t __read_chk(int fd, void *buf, size_t count, size_t size)
 {
 	static ssize_t (*real)(int, void *, size_t, size_t);
