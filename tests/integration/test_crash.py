@@ -113,6 +113,25 @@ def revoked(f, revokes, at):
     return any(r.sent < at and f.kid < r.below for r in revokes)
 
 
+def round_story(d, rounds, revokes, bad):
+    """For a failure: the rounds around the failed fetch, each with what the
+    daemon logged in it, and the revokes as the test counted them."""
+    end = bad[3]
+    at = max([i for i, r in enumerate(rounds) if r[0] <= end] or [0])
+    with open(d.log, "rb") as f:
+        log = f.read()
+    out = [f"the first failed fetch ended in round {at} "
+           f"({end - rounds[at][0]:.3f}s after its ROTATE); revokes (sent, below): "
+           + ", ".join(f"({r.sent - rounds[0][0]:.3f}, {r.below})" for r in revokes)]
+    for i in range(max(0, at - 2), min(len(rounds), at + 2)):
+        start, pos, revoke, delay = rounds[i]
+        stop = rounds[i + 1][1] if i + 1 < len(rounds) else len(log)
+        out.append(f"--- round {i} at {start - rounds[0][0]:.3f}s: "
+                   f"{'ROTATE revoke' if revoke else 'ROTATE'}, killed {delay:.3f}s later\n"
+                   + log[pos:stop].decode(errors="replace"))
+    return "\n".join(out)
+
+
 def last_phase(log_tail):
     """What the daemon was doing when it was killed, from its last log line
     about the rotation (only printed, as a histogram)."""
@@ -153,6 +172,7 @@ def test_sigkill_at_random_moments_of_rotations_loses_no_key_and_never_signs_one
 
     client = SigningClient(d)
     revokes = []
+    rounds = []  # (monotonic start, daemon log offset, revoke?, kill delay)
     phases = collections.Counter()
     rechecked = 0
     client.start()
@@ -178,6 +198,7 @@ def test_sigkill_at_random_moments_of_rotations_loses_no_key_and_never_signs_one
             with open(d.log, "rb") as f:
                 f.seek(0, os.SEEK_END)
                 log_pos = f.tell()
+            rounds.append((time.monotonic(), log_pos, revoke, delay))
             c = d.connect()
             if revoke:
                 revokes.append(Revoke(time.monotonic(), pending[0] if pending else top + 1))
@@ -249,7 +270,8 @@ def test_sigkill_at_random_moments_of_rotations_loses_no_key_and_never_signs_one
           f"({len(kids)} of them signed links), {len(revokes)} revokes, {client.reconnects} "
           f"reconnects, {rechecked} re-fetches after restarts")
     print("crash test: killed during: " + ", ".join(f"{p}: {n}" for p, n in phases.most_common()))
-    assert not bad, f"{len(bad)} of {len(client.fetches)} fetches failed: {bad[:5]} {tag}"
+    assert not bad, (f"{len(bad)} of {len(client.fetches)} fetches failed: {bad[:5]} {tag}\n"
+                     + round_story(d, rounds, revokes, bad[0]))
     # The run meant something: many keys came and went under the client.
     assert len(client.fetches) >= ROUNDS, tag
     # (Each start tests and reloads nginx first, and a kill often lands
