@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: MIT
+"""[links] algorithm = hmac-sha256 (issue 20): links checked by Debian's
+nginx with its njs module (securelink.js), their tokens checked against
+Python's hmac module by the formula in DESIGN.md (never our own output),
+nginx's verdicts (200/403/410) and VERIFY's."""
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from nginxsite import NJS_MODULE
+
+pytestmark = pytest.mark.skipif(not os.path.exists(NJS_MODULE),
+                                reason="libnginx-mod-http-js is not installed "
+                                       "(scripts/bootstrap installs it)")
+
+HMAC = {"links": {"algorithm": "hmac-sha256"}}
+LINK = re.compile(r"^(?P<origin>https?://[^/]+)?(?P<path>/[^?]*)\?token=(?P<token>[^&]+)"
+                  r"&expires=(?P<expires>\d+)&kid=(?P<kid>\d+)$")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def hmac_token(kind, expires, path, secret, ip=None):
+    """DESIGN.md: base64url(HMAC-SHA256(secret, kind NUL expires NUL path
+    [NUL ip])), path the decoded bytes."""
+    if isinstance(path, str):
+        path = path.encode()
+    msg = kind.encode() + b"\0" + str(expires).encode() + b"\0" + path
+    if ip is not None:
+        msg += b"\0" + ip.encode()
+    return b64url(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
+
+
+def md5_token(expires, path, secret):
+    return b64url(hashlib.md5(f"{expires}{path} {secret}".encode()).digest())
+
+
+def parts(url):
+    m = LINK.match(url)
+    assert m, url
+    return m
+
+
+def link(path, token, expires, kid=None):
+    q = f"?token={token}&expires={expires}"
+    return urllib.parse.quote(path) + q + (f"&kid={kid}" if kid is not None else "")
+
+
+@pytest.fixture
+def d(make_daemon):
+    d = make_daemon(HMAC)
+    d.add_file("private/café/a.pdf", b"a pdf")
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    return d
+
+
+def test_token_is_python_hmac_and_nginx_serves_it(d):
+    url = d.sign("/media/private/caf%C3%A9/a.pdf", "ttl=600")
+    m = parts(url)
+    assert len(m["token"]) == 43
+    secret = d.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("file", m["expires"], "/media/private/café/a.pdf", secret)
+    assert d.get(url[len(d.base_url):]) == (200, b"a pdf")
+    v = d.ask(f"VERIFY {url}")
+    assert v == f"OK valid kid={m['kid']} expires={m['expires']}", v
+    d.assert_no_secret_leaked()
+    # The module holds no secret: the key reaches it through the keys map.
+    with open(os.path.join(os.path.dirname(d.locations_file), "securelink.js")) as f:
+        js = f.read()
+    for s in d.keys()[1].values():
+        assert s not in js
+
+
+def test_tampered_links_get_403(d):
+    url = d.sign("/media/private/b.pdf", "ttl=600")
+    m = parts(url)
+    path = m["path"]
+    t = m["token"]
+    flipped = t[:10] + ("A" if t[10] != "A" else "B") + t[11:]
+    bad = [
+        link("/media/private/café/a.pdf", t, m["expires"], m["kid"]),  # another file
+        link(path, flipped, m["expires"], m["kid"]),
+        link(path, t, int(m["expires"]) + 1, m["kid"]),
+        link(path, t[:-1], m["expires"], m["kid"]),  # 42 digits: not an HMAC token
+        link(path, t + "A", m["expires"], m["kid"]),
+        link(path, t, "0" + m["expires"], m["kid"]),
+        path,
+    ]
+    for u in bad:
+        assert d.status_of(u) == 403, u
+        v = d.ask(f"VERIFY {u}")
+        assert v.startswith("OK invalid"), (u, v)
+    # A grant's token is never a file's (the kind is hashed).
+    secret = d.keys()[1][int(m["kid"])]
+    g = hmac_token("grant", m["expires"], path, secret)
+    assert d.status_of(link(path, g, m["expires"], m["kid"])) == 403
+    assert d.status_of(url[len(d.base_url):]) == 200
+
+
+def test_expired_link_gets_410(d):
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) - 100
+    u = link("/media/private/b.pdf", hmac_token("file", expires, "/media/private/b.pdf",
+                                                secrets[kid]), expires, kid)
+    assert d.status_of(u) == 410
+    assert d.ask(f"VERIFY {u}") == f"OK expired kid={kid} expires={expires}"
+
+
+def test_unknown_kid_uses_a_real_key_never_an_empty_one(d):
+    default, secrets = d.keys()
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    for kid in (999, None, ""):
+        for key in ("", "x"):
+            u = link(p, hmac_token("file", expires, p, key), expires, kid)
+            assert d.status_of(u) == 403, (kid, key)
+            assert d.ask(f"VERIFY {u}").startswith("OK invalid"), (kid, key)
+    # As with md5: an unknown kid is checked against the default key.
+    u = link(p, hmac_token("file", expires, p, default), expires, 999)
+    assert d.status_of(u) == 200
+
+
+def test_md5_links_are_refused_by_an_hmac_site(d):
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 403
+    assert d.ask(f"VERIFY {u}").startswith("OK invalid")
+
+
+def test_ip_binding(make_daemon):
+    d = make_daemon({"links": {"algorithm": "hmac-sha256", "bind_ip": "yes"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    url = d.sign("/media/private/b.pdf", "ip=127.0.0.1")
+    m = parts(url)
+    secret = d.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("file", m["expires"], "/media/private/b.pdf", secret,
+                                    "127.0.0.1")
+    assert d.get(url[len(d.base_url):]) == (200, b"b pdf")
+    assert d.ask(f"VERIFY {url} ip=127.0.0.1").startswith("OK valid")
+    other = d.sign("/media/private/b.pdf", "ip=10.1.2.3")
+    assert d.status_of(other[len(d.base_url):]) == 403
+    assert d.ask(f"VERIFY {other} ip=127.0.0.1").startswith("OK invalid")
+
+
+def test_rotation_and_revoke(d):
+    old = d.sign("/media/private/b.pdf")
+    d.rotate()
+    d.wait_active()
+    new = d.sign("/media/private/b.pdf")
+    assert parts(old)["kid"] != parts(new)["kid"]
+    assert d.status_of(old[len(d.base_url):]) == 200
+    assert d.status_of(new[len(d.base_url):]) == 200
+    d.rotate(revoke=True)
+    d.wait_active()
+    assert d.status_of(old[len(d.base_url):]) == 403
+    assert d.status_of(new[len(d.base_url):]) == 403
+    assert d.status_of(d.sign("/media/private/b.pdf")[len(d.base_url):]) == 200
+
+
+NJS_CASES = """
+import sl from 'securelink.js';
+var n = 0;
+function check(a, b, want) {
+    n++;
+    if (sl.equal(Buffer.from(a), Buffer.from(b)) !== want)
+        throw Error('equal(' + JSON.stringify(a) + ', ' + JSON.stringify(b) + ') != ' + want);
+}
+check('abc', 'abc', true);
+check('abc', 'abd', false);
+check('xbc', 'abc', false);
+check('abc', 'ab', false);
+check('ab', 'abc', false);
+check('ab\\u0000', 'ab', false);
+check('ab', 'ab\\u0000', false);
+check('', '', true);
+check('', 'a', false);
+check('a', '', false);
+var t = 'to6lMmR_SfWYQMm9HrRBd4KmCnNBG5aANqXw8MJWiww';
+check(t, t, true);
+check(t, t.slice(0, 42) + 'x', false);
+check(t, t.slice(0, 22), false);
+console.log('passed ' + n);
+"""
+
+
+def test_njs_constant_time_equal(d, tmp_path):
+    """securelink.js's hand-written comparison, run by the njs CLI on the
+    file securelinkd wrote: equal and unequal contents and lengths."""
+    njs = shutil.which("njs")
+    assert njs, "the njs CLI is missing (scripts/bootstrap installs the package njs)"
+    shutil.copy(os.path.join(os.path.dirname(d.locations_file), "securelink.js"), tmp_path)
+    (tmp_path / "cases.js").write_text(NJS_CASES)
+    p = subprocess.run([njs, "-p", str(tmp_path), str(tmp_path / "cases.js")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "passed 13" in p.stdout, p.stdout + p.stderr
