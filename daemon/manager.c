@@ -111,6 +111,9 @@ StatusInfo manager_status_info(const Manager *m)
 		.revoke_since = m->revoke_since,
 		.rotate_queued = m->rotate_queued,
 		.rotate_since = m->rotate_since,
+		.algorithm = m->signing_config->algorithm,
+		.algorithms_checked = manager_algorithms(m),
+		.algorithm_previous_until = m->alg.previous_until,
 	};
 	DeriveWindow w;
 

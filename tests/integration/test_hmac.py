@@ -211,3 +211,135 @@ def test_njs_constant_time_equal(d, tmp_path):
     p = subprocess.run([njs, "-p", str(tmp_path), str(tmp_path / "cases.js")],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "passed 13" in p.stdout, p.stdout + p.stderr
+
+
+class Traffic:
+    """Signs a link and fetches every link signed so far that is still live
+    (expires at least 1s ahead), over and over, in a thread: what an
+    application and its users do while the algorithm switches. Counts the
+    answers by algorithm (the token's length) and status."""
+
+    def __init__(self, d):
+        import threading
+        self.d = d
+        self.links = []  # (path and query, expires)
+        self.counts = {}
+        self.bad = []
+        self.error = None
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.hold = self.held = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            while not self.stopping:
+                with self.cond:
+                    while self.hold:
+                        self.held = True
+                        self.cond.notify_all()
+                        self.cond.wait()
+                    self.held = False
+                url = self.d.sign("/media/private/b.pdf")
+                m = parts(url)
+                self.links.append((url[len(self.d.base_url):], int(m["expires"])))
+                for u, e in list(self.links):
+                    if e < time.time() + 1:
+                        continue
+                    status = self.d.status_of(u)
+                    alg = "hmac" if len(parts(u)["token"]) == 43 else "md5"
+                    with self.cond:
+                        self.counts[(alg, status)] = self.counts.get((alg, status), 0) + 1
+                        if status != 200:
+                            self.bad.append((u, status))
+                        self.cond.notify_all()
+        except Exception as e:  # noqa: BLE001 (reported by stop())
+            self.error = e
+            with self.cond:
+                self.cond.notify_all()
+
+    def wait_for(self, alg, n=20):
+        """Returns once n fetches of links of alg got 200."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.error or self.counts.get((alg, 200), 0) >= n,
+                                      timeout=60), self.counts
+        assert not self.error, self.error
+
+    def pause(self):
+        """Returns once the thread waits between two rounds (the daemon
+        can restart)."""
+        with self.cond:
+            self.hold = True
+            assert self.cond.wait_for(lambda: self.held or self.error, timeout=60)
+        assert not self.error, self.error
+
+    def resume(self):
+        with self.cond:
+            self.hold = False
+            self.cond.notify_all()
+
+    def stop(self):
+        self.stopping = True
+        self.resume()
+        self.thread.join(60)
+        assert not self.error, self.error
+        return self.counts
+
+
+def checked(st):
+    return st["links"]["checked"]
+
+
+def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
+    d = make_daemon({"njs": True,
+                     "keys": {"max_link_ttl": "8s", "default_link_ttl": "8s",
+                              "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    st = d.status()
+    assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
+    t = Traffic(d)
+    try:
+        t.wait_for("md5")
+        d.set_option("links", "algorithm", "hmac-sha256")
+        d.sighup()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256",
+                           what="hmac-sha256 signing")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        assert st["links"]["previous_until"] >= time.time() + 8 - 2
+        t.wait_for("hmac")
+        # A restart keeps checking the md5 links that may live.
+        t.pause()
+        d.restart()
+        t.resume()
+        st = d.status()
+        assert checked(st) == ["md5", "hmac-sha256"], st["links"]
+        t.wait_for("hmac", 40)
+
+        d.set_option("links", "algorithm", "md5")
+        d.sighup()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == "md5", what="md5 signing")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        t.wait_for("md5", 60)
+    finally:
+        counts = t.stop()
+    assert not t.bad, (t.bad[:5], counts)
+    assert counts.get(("hmac", 200), 0) >= 40 and counts.get(("md5", 200), 0) >= 60, counts
+
+    # Once the last hmac link has expired, nginx checks md5 only: an hmac
+    # token (made here with Python's hmac) is refused, njs is not loaded.
+    st = d.wait_status(lambda s: checked(s) == ["md5"] and not s["nginx"]["pending"],
+                       timeout=30, what="the hmac check removed")
+    assert st["links"]["previous_until"] is None
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    u = link(p, hmac_token("file", expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 403
+    assert d.ask(f"VERIFY {u}").startswith("OK invalid")
+    with open(d.keys_file) as f:
+        assert "js_import" not in f.read()
+    u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 200
