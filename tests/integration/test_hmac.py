@@ -296,9 +296,12 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
                      "keys": {"max_link_ttl": "8s", "default_link_ttl": "8s",
                               "clock_skew": "1s"}})
     d.add_file("private/b.pdf", b"b pdf")
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
     d.wait_active()
     st = d.status()
     assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
+    grants = {"md5": (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
+                      d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])}
     t = Traffic(d)
     try:
         t.wait_for("md5")
@@ -309,6 +312,12 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         assert checked(st) == ["md5", "hmac-sha256"]
         assert st["links"]["previous_until"] >= time.time() + 8 - 2
         t.wait_for("hmac")
+        grants["hmac"] = (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
+                          d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])
+        assert len(grants["hmac"][1].split(".")[3]) == 43
+        for base, cookie in grants.values():
+            assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
         # A restart keeps checking the md5 links that may live.
         t.pause()
         d.restart()
@@ -322,6 +331,9 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         st = d.wait_status(lambda s: s["links"]["algorithm"] == "md5", what="md5 signing")
         assert checked(st) == ["md5", "hmac-sha256"]
         t.wait_for("md5", 60)
+        for base, cookie in grants.values():
+            assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
     finally:
         counts = t.stop()
     assert not t.bad, (t.bad[:5], counts)
@@ -343,3 +355,84 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         assert "js_import" not in f.read()
     u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
     assert d.status_of(u) == 200
+
+
+GRANT_DIR = "/media/private/videos/42/"
+PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
+                        r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
+
+
+def get_with_cookie(d, path, value):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=15)
+    try:
+        conn.request("GET", path, headers={"Cookie": f"securelink_grant={value}"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def g(make_daemon):
+    d = make_daemon(HMAC)
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
+    d.add_file("private/videos/42/v0/seg1.ts", b"segment")
+    d.add_file("private/videos/420/x.ts", b"sibling")
+    d.wait_active()
+    return d
+
+
+def test_path_grant(g):
+    answer = g.sign(GRANT_DIR, "grant=path", "ttl=600")
+    m = PATH_GRANT.match(answer)
+    assert m, answer
+    secret = g.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("grant", m["expires"], GRANT_DIR, secret)
+    base = answer[len(g.base_url):]
+    assert g.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+    assert g.get(base + "v0/seg1.ts") == (200, b"segment")
+    assert g.status_of(base.replace("/42/", "/420/") + "x.ts") == 403
+    assert g.ask(f"VERIFY {answer}v0/seg1.ts") == \
+        f"OK valid kid={m['kid']} expires={m['expires']}"
+    # Tampered: the token of a file link for the same path is no grant's.
+    t = m["token"]
+    bad = base.replace(t, t[:5] + ("A" if t[5] != "A" else "B") + t[6:])
+    assert g.status_of(bad + "master.m3u8") == 403
+    assert g.ask(f"VERIFY {g.base_url}{bad}master.m3u8").startswith("OK invalid")
+    file_token = hmac_token("file", m["expires"], GRANT_DIR, secret)
+    assert g.status_of(base.replace(t, file_token) + "master.m3u8") == 403
+    # Expired: a grant Python signs with a past expiry.
+    e = int(time.time()) - 100
+    old = base.replace(f"/{m['expires']}/{t}/",
+                       f"/{e}/{hmac_token('grant', e, GRANT_DIR, secret)}/")
+    assert g.status_of(old + "master.m3u8") == 410
+    assert g.ask(f"VERIFY {g.base_url}{old}master.m3u8").startswith("OK expired")
+
+
+def test_cookie_grant(g):
+    answer = g.sign(GRANT_DIR, "grant=cookie", "ttl=600")
+    value = answer.split(";")[0].partition("=")[2]
+    kid, expires, depth, token = value.split(".")
+    assert token == hmac_token("grant", expires, GRANT_DIR, g.keys()[1][int(kid)])
+    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", value) == (200, b"segment")
+    assert get_with_cookie(g, "/media/private/videos/420/x.ts", value)[0] == 403
+    assert g.status_of(GRANT_DIR + "v0/seg1.ts") == 403
+    assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={value}") == \
+        f"OK valid kid={kid} expires={expires}"
+    bad = value[:-1] + ("A" if value[-1] != "A" else "B")
+    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", bad)[0] == 403
+    assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={bad}").startswith("OK invalid")
+
+
+def test_grants_under_ip_binding(make_daemon):
+    d = make_daemon({"links": {"algorithm": "hmac-sha256", "bind_ip": "yes"}})
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
+    d.wait_active()
+    answer = d.sign(GRANT_DIR, "grant=path", "ip=127.0.0.1")
+    m = PATH_GRANT.match(answer)
+    assert m["token"] == hmac_token("grant", m["expires"], GRANT_DIR,
+                                    d.keys()[1][int(m["kid"])], "127.0.0.1")
+    assert d.get(answer[len(d.base_url):] + "master.m3u8") == (200, b"#EXTM3U\n")
+    other = d.sign(GRANT_DIR, "grant=cookie", "ip=10.1.2.3").split(";")[0].partition("=")[2]
+    assert get_with_cookie(d, GRANT_DIR + "master.m3u8", other)[0] == 403
