@@ -13,6 +13,7 @@
 #include "manager-fleet.h"
 #include "manager-verbs.h"
 #include "manager.h"
+#include "nginx-njs.h"
 #include "nginxconf.h"
 #include "paths.h"
 #include "render.h"
@@ -991,6 +992,14 @@ static void manager_apply_config(Manager *m)
 	if (r < 0) {
 		log_error("Configuration not reloaded, keeping the running one: %s",
 		          error ?: strerror(-r));
+		return;
+	}
+	if (r >= 0)
+		r = nginx_njs_check(c, &error);
+	if (r < 0) {
+		log_error("Configuration not reloaded, keeping the running one: %s",
+		          error ?: strerror(-r));
+		config_free(c);
 		return;
 	}
 	for (char **w = c->warnings; *w; w++)

@@ -436,3 +436,50 @@ def test_grants_under_ip_binding(make_daemon):
     assert d.get(answer[len(d.base_url):] + "master.m3u8") == (200, b"#EXTM3U\n")
     other = d.sign(GRANT_DIR, "grant=cookie", "ip=10.1.2.3").split(";")[0].partition("=")[2]
     assert get_with_cookie(d, GRANT_DIR + "master.m3u8", other)[0] == 403
+
+
+def check_config(d):
+    from daemonsite import daemon_binary
+    return subprocess.run([daemon_binary(), "-c", d.conf, "--check-config"],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_hmac_is_refused_when_nginx_lacks_njs(make_daemon):
+    """Start-up, --check-config and SIGHUP refuse hmac-sha256 when the nginx
+    configuration test_command names does not load the njs module."""
+    d = make_daemon({"links": {"algorithm": "hmac-sha256"}, "njs": False}, start=False)
+    d.njs = False
+    d.write_nginx_conf()
+    r = check_config(d)
+    assert r.returncode != 0, r.stdout
+    assert "libnginx-mod-http-js" in r.stderr and d.nginx_conf in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    p = d.spawn()
+    assert p.wait(30) != 0
+    assert "libnginx-mod-http-js" in d.log_text()
+
+    # Loaded from a file the main configuration includes at its top level,
+    # as Debian's modules-enabled/ does: accepted.
+    mods = os.path.join(d.dir, "modules-enabled")
+    os.makedirs(mods)
+    with open(os.path.join(mods, "50-mod-http-js.conf"), "w") as f:
+        f.write(f'load_module "{NJS_MODULE}"; # as Debian writes it\n')
+    with open(d.nginx_conf) as f:
+        text = f.read()
+    with open(d.nginx_conf, "w") as f:
+        f.write(f"include {mods}/*.conf;\n" + text)
+    r = check_config(d)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sighup_to_hmac_without_njs_keeps_md5(make_daemon):
+    d = make_daemon()
+    d.add_file("private/b.pdf", b"b pdf")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    assert "libnginx-mod-http-js" in d.log_text()
+    st = d.status()
+    assert st["links"]["algorithm"] == "md5" and checked(st) == ["md5"]
+    url = d.sign("/media/private/b.pdf")
+    assert len(parts(url)["token"]) == 22
+    assert d.status_of(url[len(d.base_url):]) == 200
