@@ -483,3 +483,25 @@ def test_sighup_to_hmac_without_njs_keeps_md5(make_daemon):
     url = d.sign("/media/private/b.pdf")
     assert len(parts(url)["token"]) == 22
     assert d.status_of(url[len(d.base_url):]) == 200
+
+
+def test_securelinkctl_verify_checks_both_algorithms(make_daemon):
+    """securelinkctl passes links through: VERIFY judges each by its own
+    algorithm while nginx checks both (here after a switch to hmac)."""
+    from ctlsite import run_ctl
+    d = make_daemon({"njs": True})
+    d.add_file("private/b.pdf", b"b pdf")
+    md5_url = d.sign("/media/private/b.pdf")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256", what="hmac signing")
+    hmac_url = d.sign("/media/private/b.pdf")
+    assert len(parts(hmac_url)["token"]) == 43
+    for url in (md5_url, hmac_url):
+        assert d.status_of(url[len(d.base_url):]) == 200
+        r = run_ctl("verify", url, socket=d.socket)
+        assert r.rc == 0, r
+        m = parts(url)
+        bad = url.replace(m["token"], m["token"][::-1])
+        r = run_ctl("verify", bad, socket=d.socket)
+        assert r.rc == 1, r
