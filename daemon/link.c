@@ -720,7 +720,10 @@ static int check_token(const KeyRing *r, Signer *s, unsigned algs, const char *s
                        uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
                        ProtoError *ret_code, const char **ret_message)
 {
-	uint8_t want[NGINX_TOKEN_MAX], got[NGINX_TOKEN_MAX];
+	/* Decoded tokens: an HMAC's 32 bytes, or what NGINX_TOKEN_MAX digits
+	 * make. */
+	uint8_t want[SIGN_HMAC_BYTES], got[SIGN_HMAC_BYTES];
+	_Static_assert(NGINX_TOKEN_MAX * 3 / 4 <= SIGN_HMAC_BYTES, "room for a decoded token");
 	char computed[SIGN_TOKEN_MAX + 1];
 	uint64_t expires = 0;
 	bool known, hmac = is_hmac_token(f->token, f->token_len, algs);
@@ -767,7 +770,7 @@ static int check_token(const KeyRing *r, Signer *s, unsigned algs, const char *s
 
 	if (hmac) {
 		/* securelink.js: the HMAC over the expiry's text as sent (no
-		 * leading zero, checked above), compared as text. */
+		 * leading zero, checked above). */
 		q = signer_token_alg(s, LINK_ALGORITHM_HMAC_SHA256, f->exp, f->exp_len, subject,
 		                     strlen(subject), ip, k->secret, computed);
 		if (q == -E2BIG)
@@ -776,8 +779,15 @@ static int check_token(const KeyRing *r, Signer *s, unsigned algs, const char *s
 		if (q < 0)
 			return fail(ret_code, ret_message, PROTO_INTERNAL,
 			            "cannot compute the token", q);
-		q = sodium_memcmp(computed, f->token, SIGN_HMAC_TOKEN_LEN);
+		/* As bytes, as securelink.js compares them: the 2 bits the
+		 * last digit carries beyond 32 bytes do not count. */
+		n = nginx_base64url_decode(computed, SIGN_HMAC_TOKEN_LEN, want);
 		sodium_memzero(computed, sizeof(computed));
+		assert(n == SIGN_HMAC_BYTES);
+		n = nginx_base64url_decode(f->token, f->token_len, got);
+		assert(n == SIGN_HMAC_BYTES);
+		q = sodium_memcmp(want, got, SIGN_HMAC_BYTES);
+		sodium_memzero(want, sizeof(want));
 		goto compared;
 	}
 

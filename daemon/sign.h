@@ -19,6 +19,7 @@
  * NUL in $uri, an expiry is digits). The token's length tells the two
  * algorithms apart, in nginx and in VERIFY: nothing else marks it. */
 #define SIGN_HMAC_TOKEN_LEN 43 /* 32 bytes of HMAC-SHA256 as unpadded base64url */
+#define SIGN_HMAC_BYTES     32
 #define SIGN_TOKEN_MAX      SIGN_HMAC_TOKEN_LEN
 
 typedef struct Signer Signer;

@@ -19,9 +19,13 @@ import pytest
 from daemonsite import make_daemon  # noqa: F401 (a fixture)
 from nginxsite import NJS_MODULE
 
-pytestmark = pytest.mark.skipif(not os.path.exists(NJS_MODULE),
-                                reason="libnginx-mod-http-js is not installed "
-                                       "(scripts/bootstrap installs it)")
+
+
+@pytest.fixture(autouse=True)
+def njs_module():
+    """Not a skip: without the module every test here would prove nothing."""
+    assert os.path.exists(NJS_MODULE), \
+        "libnginx-mod-http-js is not installed (scripts/bootstrap installs it)"
 
 HMAC = {"links": {"algorithm": "hmac-sha256"}}
 LINK = re.compile(r"^(?P<origin>https?://[^/]+)?(?P<path>/[^?]*)\?token=(?P<token>[^&]+)"
@@ -505,3 +509,20 @@ def test_securelinkctl_verify_checks_both_algorithms(make_daemon):
         bad = url.replace(m["token"], m["token"][::-1])
         r = run_ctl("verify", bad, socket=d.socket)
         assert r.rc == 1, r
+
+
+def test_probes_check_hmac_links(make_daemon):
+    """The enforcement probe signs its link in the algorithm nginx is to
+    check: a rotation on an hmac-sha256 site activates its key, and the site
+    is reported enforcing."""
+    from test_probes import ProbedDaemon, probed
+    from daemonsite import close_daemon, open_daemon
+    d = open_daemon({"links": {"algorithm": "hmac-sha256"}}, cls=ProbedDaemon)
+    try:
+        st = probed(d)
+        assert st["nginx"]["enforcing"] is True and st["nginx"]["ok"], st
+        assert st["active_kid"] == max(k["kid"] for k in st["keys"]) or \
+            d.wait_status(lambda s: s["active_kid"] == max(k["kid"] for k in s["keys"]))
+    finally:
+        errors = close_daemon(d)
+        assert not errors, errors
