@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "algorithm.h"
 #include "fileio.h"
@@ -76,6 +77,13 @@ int algorithm_state_save(const char *dir, const AlgorithmState *s)
 
 	if (asprintf(&path, "%s/" ALGORITHM_STATE_FILE, dir) < 0)
 		return -ENOMEM;
+	/* md5 alone is what no file says: a site that never switched has
+	 * none, as before there were algorithms. */
+	if (s->signing == LINK_ALGORITHM_MD5 && s->previous_until == 0) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
 	if (s->previous_until > 0)
 		n = snprintf(text, sizeof(text), "%s\n%s %" PRIu64 "\n",
 		             link_algorithm_to_string(s->signing),

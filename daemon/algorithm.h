@@ -18,8 +18,10 @@ typedef struct AlgorithmState {
 	usec_t previous_until;  /* 0: none */
 } AlgorithmState;
 
-/* Reads the state; -ENOENT when there is none (a first start or an
- * upgrade), -EBADMSG when it is not what algorithm_state_save() writes. */
+/* Reads the state; -ENOENT when there is none (md5 signs, nothing else is
+ * checked: a site that never switched, or from before algorithms), -EBADMSG
+ * when it is not what algorithm_state_save() writes, which writes no file
+ * for that state. */
 int algorithm_state_load(const char *dir, AlgorithmState *ret);
 int algorithm_state_save(const char *dir, const AlgorithmState *s);
 

@@ -300,16 +300,18 @@ static usec_t algorithm_expire(Manager *m, usec_t now)
 }
 
 /* At start: a configuration whose algorithm differs from the one that
- * signed before the restart keeps nginx checking that one's links. */
-static void algorithm_state_start(Manager *m)
+ * signed before the restart keeps nginx checking that one's links. fresh:
+ * a first start (no key yet), where no link of any algorithm can live. */
+static void algorithm_state_start(Manager *m, bool fresh)
 {
 	AlgorithmState s;
 	usec_t now = now_realtime();
 	int r;
 
 	r = algorithm_state_load(m->config->state_directory, &s);
-	if (r == -ENOENT)
-		s = (AlgorithmState){ .signing = m->config->algorithm };
+	if (r == -ENOENT || fresh)
+		s = (AlgorithmState){ .signing =
+			                  fresh ? m->config->algorithm : LINK_ALGORITHM_MD5 };
 	else if (r < 0) {
 		log_warning_errno(r,
 		                  "Failed to read %s/" ALGORITHM_STATE_FILE
@@ -917,7 +919,8 @@ int manager_start(Manager *m)
 	int r;
 
 	manager_watch_clock(m);
-	algorithm_state_start(m);
+	/* mode = derived has keys from its first start on. */
+	algorithm_state_start(m, !manager_derived(m) && m->ring->n_keys == 0);
 	/* Without it clients just do not cache (CACHE answers granularity=0). */
 	r = cache_page_open(&m->cache_page, m->config->state_directory);
 	if (r < 0)
