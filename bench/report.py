@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/run's last step: reads the measurements in OUT (socket.json,
 python.json, go.json, php.json, nginx.json, rotate-*.json), prints the table with every target
-of issue 7 as a ratio and PASS/MISS (and, marked "info", the readings that
+of issues 7 and 16 as a ratio and PASS/MISS (and, marked "info", the readings that
 explain them), writes OUT/results.json and draws OUT/pipeline.png,
 OUT/clients.png and OUT/paced.png with gnuplot.
 
@@ -62,6 +62,16 @@ def main():
            fmt_rate(sign256), fmt_rate(md5), r, ">= 0.4", r >= 0.4,
            f"median of {len(rounds)} rounds; daemon, its client and openssl on CPU"
            f" {s['pipelined_daemon_cpu']:.0f}")
+    grounds = s["grant_pipelined_256_rounds"]
+    r = median([g / f for f, g, _ in grounds])
+    target("pipelined SIGN grant=path, depth 256 / file SIGN, depth 256",
+           fmt_rate(median([g for _, g, _ in grounds])), fmt_rate(median([f for f, _, _ in grounds])),
+           r, ">= 0.9", r >= 0.9,
+           f"median of {len(grounds)} rounds' ratios, the three kinds in turn each round")
+    r = median([c / f for f, _, c in grounds])
+    target("pipelined SIGN grant=cookie, depth 256 / file SIGN, depth 256",
+           fmt_rate(median([c for _, _, c in grounds])), fmt_rate(median([f for f, _, _ in grounds])),
+           r, "", None, "the same rounds")
     r = median([r / m for m, _, r in rounds])
     target("pipelined SIGN, depth 256, client on the other CPU / openssl md5",
            fmt_rate(across256), fmt_rate(md5), r, "", None,
@@ -206,6 +216,17 @@ def main():
         target(f"nginx stripped: secure_link / plain, {int(size) // 1024} KiB file (wrk)",
                fmt_rate(median([p[1] for p in sp])), fmt_rate(median([p[0] for p in sp])), r, "",
                None, f"median of {len(sp)} pairs")
+    # Directory grants (issue 16): a segment through each form of grant
+    # against the same file from the plain location, on the installed-config
+    # server, pairs back to back as above.
+    for form, key in (("path grant", "grant_path_pairs"), ("grant cookie", "grant_cookie_pairs")):
+        gp = ngx[key]
+        r = median([p[1] / p[0] for p in gp])
+        ngx[key.replace("_pairs", "_ratio")] = r
+        target(f"nginx as installed: segment through a {form} / plain location (wrk)",
+               fmt_rate(median([p[1] for p in gp])), fmt_rate(median([p[0] for p in gp])), r,
+               ">= 0.95", r >= 0.95,
+               f"{ngx['segment_bytes'] // 1024} KiB segment; median of {len(gp)} back-to-back pairs")
     cg = ngx["callgrind"]
     n = cg["requests"]
     cg_plain = (cg["plain1"] - cg["zero1"]) / n

@@ -21,6 +21,9 @@
  *                  five rounds (the target), then doubled each step from
  *                  5,120/s; latency percentiles
  *       verify:    VERIFY with 256 in flight
+ *       grant:     SIGN of directory grants (path form, cookie form) at
+ *                  depth 256 against file SIGN at depth 256, alternating
+ *                  in rounds
  *       library:   the C library's sl_client_sign_many()
  *   securelink-bench rotate --socket PATH --count N --activation-delay-ms D --json FILE
  *                    [--nginx-test "CMD ARGS"] [--nginx-pidfile FILE]
@@ -1449,6 +1452,60 @@ static void bench_pipelined(const char *path, const Lines *sign, double seconds)
 	bench_pipelined_target(path, sign, seconds);
 }
 
+/* --- directory grants: SIGN grant= against file SIGN ------------------------ */
+
+#define GRANT_ROUNDS 5U
+/* A stream's directory, 3 segments below media_url as an app names them. */
+#define GRANT_DIR_FMT "/media/private/videos/%06u/ grant=%s"
+
+static Lines grant_lines(const char *form)
+{
+	char *args[N_TARGETS];
+	Lines l;
+
+	for (unsigned i = 0; i < N_TARGETS; i++)
+		if (asprintf(&args[i], GRANT_DIR_FMT, i, form) < 0)
+			die("grant lines", -ENOMEM);
+	l = lines_new("SIGN", args);
+	for (unsigned i = 0; i < N_TARGETS; i++)
+		free(args[i]);
+	return l;
+}
+
+/* SIGN of a grant, pipelined at depth 256, against file SIGN pipelined the
+ * same way, in rounds of (at most) one second each: file, path grant and
+ * cookie grant in turn, the order rotated every round so that the machine's
+ * drift falls on every side. The target is the median of the rounds'
+ * ratios. */
+static void bench_grant(const char *path, const Lines *sign, double seconds)
+{
+	Lines path_form = grant_lines("path"), cookie_form = grant_lines("cookie");
+	const Lines *kinds[] = { sign, &path_form, &cookie_form };
+	static const char *const names[] = { "file", "grant=path", "grant=cookie" };
+	double rate[GRANT_ROUNDS][3];
+	double t = seconds < 1 ? seconds : 1.0;
+
+	for (unsigned i = 0; i < GRANT_ROUNDS; i++) {
+		for (unsigned k = 0; k < 3; k++) {
+			unsigned j = (i + k) % 3;
+			rate[i][j] = run_window(path, 'O', kinds[j], 256, t, names[j]);
+		}
+		fprintf(stderr,
+		        "  round %u: SIGN depth 256: file %.0f/s, grant=path %.0f/s (%.3f), "
+		        "grant=cookie %.0f/s (%.3f)\n",
+		        i + 1, rate[i][0], rate[i][1], rate[i][1] / rate[i][0], rate[i][2],
+		        rate[i][2] / rate[i][0]);
+	}
+	json_key("grant_pipelined_256_rounds");
+	fputc('[', json);
+	for (unsigned i = 0; i < GRANT_ROUNDS; i++)
+		fprintf(json, "%s[%.6g, %.6g, %.6g]", i ? ", " : "", rate[i][0], rate[i][1],
+		        rate[i][2]);
+	fputc(']', json);
+	lines_free(&path_form);
+	lines_free(&cookie_form);
+}
+
 static void cmd_socket(const char *path, const char *dir, double seconds)
 {
 	Lines sign = lines_new("SIGN", NULL);
@@ -1478,6 +1535,8 @@ static void cmd_socket(const char *path, const char *dir, double seconds)
 		bench_paced(path, &sign, seconds);
 	if (want("verify"))
 		bench_verify(path, seconds);
+	if (want("grant"))
+		bench_grant(path, &sign, seconds);
 	if (want("library"))
 		bench_library(path, seconds);
 

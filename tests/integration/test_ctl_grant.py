@@ -12,7 +12,7 @@ import pytest
 
 from ctlsite import CtlDaemon, Offline, ctl_binary
 from daemonsite import close_daemon, open_daemon, require_binaries
-from grantsite import (COOKIE_NAME, OUTSIDE, STREAM_DIR, STREAM_FILES, add_stream, expires_of,
+from grantclients import (COOKIE_NAME, OUTSIDE, STREAM_DIR, STREAM_FILES, add_stream, expires_of,
                        get, parse_set_cookie)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_REFUSED = 0, 1, 3, 6

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from daemonsite import close_daemon, open_daemon, require_binaries
-from grantsite import (COOKIE_NAME, OUTSIDE, STREAM_DIR, STREAM_FILES, add_stream, expires_of,
+from grantclients import (COOKIE_NAME, OUTSIDE, STREAM_DIR, STREAM_FILES, add_stream, expires_of,
                        get, parse_set_cookie)
 from pyclient_fixture import FakeDaemon
 from test_django_app import django_or_skip, manage

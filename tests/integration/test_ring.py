@@ -200,15 +200,15 @@ def test_after_a_revoke_a_corrupt_keyring_cannot_bring_the_revoked_keys_back(mak
     assert_not_on_disk(d, revoked)
 
     assert d.stop() == 0
-    # One character of a secret changed to another base64url one: the file
-    # still parses, only its checksum tells (a flipped bit elsewhere could
-    # make it unparsable, which is another reason in the log).
+    # The last digit of a key's published time (microseconds) changed: the
+    # file still parses, only its checksum tells (a flipped bit elsewhere,
+    # in a secret say, could make it unparsable: another reason in the log).
     with open(d.keyring, "r+b") as f:
         data = bytearray(f.read())
         line_start = data.rindex(b"\nkey ") + 1
-        secret_at = data.rindex(b" ", line_start, data.index(b"\n", line_start)) + 1
-        i = secret_at + 10
-        data[i] = ord("A") if data[i] != ord("A") else ord("B")
+        fields = data[line_start:data.index(b"\n", line_start)].split(b" ")
+        i = line_start + len(b" ".join(fields[:5])) - 1  # "key kid state legacy published"
+        data[i] = ord("4") if data[i] != ord("4") else ord("5")
         f.seek(0)
         f.write(data)
     pos = os.path.getsize(d.log)

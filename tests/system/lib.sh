@@ -211,16 +211,19 @@ container_summary() {
 # check NAME FUNCTION: runs FUNCTION, prints PASS/FAIL. On failure, what the
 # function printed and the journal of both services during the check follow.
 check() {
-	local name=$1 cursor
+	local name=$1 cursor start took
 	shift
 
 	detail=
+	start=${EPOCHREALTIME/[.,]/}
 	cursor=$(ct journalctl -n 0 --show-cursor -q 2>/dev/null | sed -n 's/^-- cursor: //p')
 	if "$@" >"$work/check.out" 2>&1; then
-		echo "PASS $name${detail:+ ($detail)}"
+		took=$(((${EPOCHREALTIME/[.,]/} - start) / 100000))
+		echo "PASS $name${detail:+ ($detail)} [$((took / 10)).$((took % 10))s]"
 		passed=$((passed + 1))
 	else
-		echo "FAIL $name"
+		took=$(((${EPOCHREALTIME/[.,]/} - start) / 100000))
+		echo "FAIL $name [$((took / 10)).$((took % 10))s]"
 		failed=$((failed + 1))
 		sed 's/^/    | /' "$work/check.out"
 		if [ -n "$cursor" ] && container_alive; then
