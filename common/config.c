@@ -108,6 +108,18 @@ const char *reload_method_to_string(ReloadMethod m)
 	return reload_method_table[m];
 }
 
+static const char *const link_algorithm_table[_LINK_ALGORITHM_MAX] = {
+	[LINK_ALGORITHM_MD5] = "md5",
+	[LINK_ALGORITHM_HMAC_SHA256] = "hmac-sha256",
+};
+
+const char *link_algorithm_to_string(LinkAlgorithm a)
+{
+	if (a >= _LINK_ALGORITHM_MAX)
+		return NULL;
+	return link_algorithm_table[a];
+}
+
 const char *key_mode_to_string(KeyMode m)
 {
 	if ((unsigned)m >= _KEY_MODE_MAX)
@@ -759,6 +771,16 @@ static int parse_mode(Parser *p, const KeyDef *k, const char *value, void *field
 	return value_error(p, k, value, "is not a key mode", "use local or derived");
 }
 
+static int parse_algorithm(Parser *p, const KeyDef *k, const char *value, void *field)
+{
+	for (unsigned i = 0; i < _LINK_ALGORITHM_MAX; i++)
+		if (streq(value, link_algorithm_table[i])) {
+			*(LinkAlgorithm *)field = (LinkAlgorithm)i;
+			return 0;
+		}
+	return value_error(p, k, value, "is not a link algorithm", "use md5 or hmac-sha256");
+}
+
 /* [nginx] commands */
 
 /* Splits a command line on spaces and tabs into argv. There is no shell, so
@@ -951,6 +973,7 @@ static const KeyDef key_table[] = {
 	KEY("links", "expires_param", parse_param_name, expires_param, "expires"),
 	KEY("links", "key_param", parse_param_name, key_param, "kid"),
 	KEY("links", "bind_ip", parse_bool, bind_ip, "no"),
+	KEY("links", "algorithm", parse_algorithm, algorithm, "md5"),
 	KEY("links", "allow_binary_paths", parse_bool, allow_binary_paths, "no"),
 	KEY("links", "max_url_length", parse_url_length, max_url_length, "8176"),
 	KEY("links", "expires_granularity", parse_time, expires_granularity, "0"),
@@ -1012,6 +1035,7 @@ Config *config_new(void)
 	c->activation_delay = 2 * USEC_PER_SEC;
 	c->clock_skew = 30 * USEC_PER_SEC;
 	c->bind_ip = false;
+	c->algorithm = LINK_ALGORITHM_MD5;
 	c->allow_binary_paths = false;
 	c->max_url_length = CONFIG_URL_LENGTH_DEFAULT;
 	c->reload = RELOAD_SYSTEMD;
@@ -1729,7 +1753,8 @@ bool config_link_format_equal(const Config *a, const Config *b)
 	       strv_equal(a->private_prefixes, b->private_prefixes) &&
 	       strv_equal(a->public_prefixes, b->public_prefixes) &&
 	       streq(a->token_param, b->token_param) && streq(a->expires_param, b->expires_param) &&
-	       streq(a->key_param, b->key_param) && a->bind_ip == b->bind_ip;
+	       streq(a->key_param, b->key_param) && a->bind_ip == b->bind_ip &&
+	       a->algorithm == b->algorithm;
 }
 
 /* Whether argv0 names an executable file, as execvp() finds it. */

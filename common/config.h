@@ -47,6 +47,16 @@ typedef enum KeyMode {
 	_KEY_MODE_MAX,
 } KeyMode;
 
+/* How link tokens are made and checked (DESIGN.md, "Algorithms"). */
+typedef enum LinkAlgorithm {
+	LINK_ALGORITHM_MD5,         /* nginx's secure_link_md5 */
+	LINK_ALGORITHM_HMAC_SHA256, /* HMAC-SHA256, checked by njs */
+	_LINK_ALGORITHM_MAX,
+} LinkAlgorithm;
+
+/* A set of algorithms, as a bit mask: what nginx checks. */
+#define LINK_ALGORITHM_BIT(a) (1u << (a))
+
 typedef struct Config {
 	/* [daemon] */
 	char *socket;             /* /run/securelink/securelinkd.sock */
@@ -75,6 +85,7 @@ typedef struct Config {
 	char *expires_param;     /* expires */
 	char *key_param;         /* kid */
 	bool bind_ip;            /* no */
+	LinkAlgorithm algorithm; /* md5 */
 	bool allow_binary_paths; /* no: refuse targets whose decoded path is not UTF-8 text */
 	unsigned max_url_length; /* 8176: nginx's default request line, see CONFIG_URL_LENGTH_* */
 	usec_t expires_granularity; /* 0: off; whole seconds, at most max_link_ttl */
@@ -144,3 +155,4 @@ bool config_probe_origin(const Config *c, const char **ret_origin, bool *ret_loo
 
 const char *reload_method_to_string(ReloadMethod m);
 const char *key_mode_to_string(KeyMode m);
+const char *link_algorithm_to_string(LinkAlgorithm a);

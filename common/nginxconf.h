@@ -36,6 +36,22 @@ int render_locations_file_transition(const Config *old, const Config *c, char **
  * render_locations_file_transition(). Returns as render_locations_file(). */
 int render_grant_maps(const Config *old, const Config *c, char **ret, size_t *ret_size);
 
+/* The same while nginx checks the link algorithms algs (a mask of
+ * LINK_ALGORITHM_BIT(), c's own always among them): with hmac-sha256, the
+ * locations test the verdict maps of render_grant_maps_algs(). The
+ * functions above check the algorithms of old and c. */
+int render_locations_file_algs(const Config *old, const Config *c, unsigned algs, char **ret,
+                               size_t *ret_size);
+int render_grant_maps_algs(const Config *old, const Config *c, unsigned algs, char **ret,
+                           size_t *ret_size);
+
+/* The njs module that checks HMAC-SHA256 links, written beside the
+ * locations file as RENDER_NJS_FILE while nginx checks such links: fixed
+ * text, no secret. render_njs_path() gives its path for c. */
+#define RENDER_NJS_FILE "securelink.js"
+const char *render_njs_text(void);
+int render_njs_path(const Config *c, char **ret);
+
 /* The include lines an admin adds to nginx's http {} and server {}. */
 int render_include_lines(const Config *c, char **ret);
 

@@ -203,16 +203,20 @@ static bool grant_maps_match(const Config *c, const Config *installed, const cha
 {
 	const Config *pairs[][2] = { { c, c }, { installed, installed }, { installed, c } };
 
-	for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
-		_cleanup_free_ char *maps = NULL;
-		size_t maps_size = 0;
+	/* Whichever algorithms nginx checks: after a switch, the previous one
+	 * too for a while (securelinkd's state, not the configuration's). */
+	for (size_t i = 0; i < ELEMENTSOF(pairs); i++)
+		for (unsigned algs = 1; algs < LINK_ALGORITHM_BIT(_LINK_ALGORITHM_MAX); algs++) {
+			_cleanup_free_ char *maps = NULL;
+			size_t maps_size = 0;
 
-		if (!pairs[i][0])
-			continue;
-		if (render_grant_maps(pairs[i][0], pairs[i][1], &maps, &maps_size) >= 0 &&
-		    same_text(text, size, maps, maps_size))
-			return true;
-	}
+			if (!pairs[i][0])
+				continue;
+			if (render_grant_maps_algs(pairs[i][0], pairs[i][1], algs, &maps,
+			                           &maps_size) >= 0 &&
+			    same_text(text, size, maps, maps_size))
+				return true;
+		}
 	return false;
 }
 
@@ -222,24 +226,52 @@ static bool grant_maps_match(const Config *c, const Config *installed, const cha
 static int locations_match(const Config *c, const Config *installed, const char *staged,
                            size_t staged_size)
 {
-	_cleanup_free_ char *text = NULL;
-	size_t size = 0;
+	const Config *pairs[][2] = { { c, c }, { installed, installed }, { installed, c } };
 
-	if (render_locations_file(c, &text, &size) >= 0 &&
-	    same_text(staged, staged_size, text, size))
-		return 1;
-	if (!installed)
+	/* As grant_maps_match(): for whichever algorithms nginx checks. */
+	for (size_t i = 0; i < ELEMENTSOF(pairs); i++)
+		for (unsigned algs = 1; algs < LINK_ALGORITHM_BIT(_LINK_ALGORITHM_MAX); algs++) {
+			_cleanup_free_ char *text = NULL;
+			size_t size = 0;
+
+			if (!pairs[i][0])
+				continue;
+			if (render_locations_file_algs(pairs[i][0], pairs[i][1], algs, &text,
+			                               &size) >= 0 &&
+			    same_text(staged, staged_size, text, size))
+				return (int)i + 1;
+		}
+	return 0;
+}
+
+/* securelink.js, when the keys file imports it: staged by securelinkd, and
+ * installed only when it is exactly the text securelink renders (fixed, no
+ * secret, nothing of the configuration). */
+static int install_njs(const Config *c, const char *keys, size_t keys_size, char **ret_error)
+{
+	_cleanup_free_ char *staged = NULL, *text = NULL, *path = NULL;
+	const char *want = render_njs_text();
+	size_t size = 0;
+	int r;
+
+	if (!memmem(keys, keys_size, "\njs_import ", STRLEN("\njs_import ")))
 		return 0;
-	free(text);
-	text = NULL;
-	if (render_locations_file(installed, &text, &size) >= 0 &&
-	    same_text(staged, staged_size, text, size))
-		return 2;
-	free(text);
-	text = NULL;
-	if (render_locations_file_transition(installed, c, &text, &size) >= 0 &&
-	    same_text(staged, staged_size, text, size))
-		return 3;
+	if (asprintf(&staged, "%s/nginx/" RENDER_NJS_FILE, c->state_directory) < 0)
+		return -ENOMEM;
+	r = render_njs_path(c, &path);
+	if (r < 0)
+		return r;
+	r = read_staged(staged, LOCATIONS_MAX, &text, &size, ret_error);
+	if (r < 0)
+		return r;
+	if (!same_text(text, size, want, strlen(want)))
+		return install_error(ret_error, -EBADMSG,
+		                     "%s is not what securelink renders: not installed (systemctl "
+		                     "reload securelinkd writes it again)",
+		                     staged);
+	r = write_file_atomic(path, text, size, 0644, NULL);
+	if (r < 0)
+		return install_error(ret_error, r, "cannot write %s: %s", path, strerror(-r));
 	return 0;
 }
 
@@ -296,6 +328,10 @@ int install_snippets(const Config *c, const char *config_path, char **ret_error)
 		goto out;
 	}
 
+	/* The module before the keys file that imports it. */
+	r = install_njs(c, keys, keys_size, ret_error);
+	if (r < 0)
+		goto out;
 	/* Keys first: the locations of a new format name the keys' variables
 	 * only once both are in place, and nginx reads both at its next test. */
 	r = write_file_atomic(c->keys_file, keys, keys_size, 0600, NULL);

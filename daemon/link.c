@@ -165,7 +165,7 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 	const char *base = t->scheme ? NULL : (c->base_url ?: "");
 	size_t bl = base ? strlen(base) : 0, sl = t->scheme ? strlen(t->scheme) : 0;
 	size_t pl = canonical ? len : urlpath_encoded_len(decoded, len), need;
-	size_t tl = 0, el = 0, kl = 0, kidl = 0, origin;
+	size_t tl = 0, el = 0, kl = 0, kidl = 0, tokl = 0, origin;
 	char kid_text[10];
 	char *p = buf;
 
@@ -179,8 +179,9 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 		el = strlen(c->expires_param);
 		kl = strlen(c->key_param);
 		kidl = format_u64(kid, kid_text);
+		tokl = strlen(token);
 		/* "?t=" token "&e=" digits "&k=" digits */
-		need += 1 + tl + 1 + SIGN_TOKEN_LEN + 1 + el + 1 + expires_len + 1 + kl + 1 + kidl;
+		need += 1 + tl + 1 + tokl + 1 + el + 1 + expires_len + 1 + kl + 1 + kidl;
 	}
 	/* The browser sends the path and query in the request line, where
 	 * nginx answers 414 beyond its buffer; the origin is not in it. */
@@ -206,7 +207,7 @@ static ssize_t url_write(const Config *c, const UrlTarget *t, const char *decode
 		*p++ = '?';
 		p = append(p, c->token_param, tl);
 		*p++ = '=';
-		p = append(p, token, SIGN_TOKEN_LEN);
+		p = append(p, token, tokl);
 		*p++ = '&';
 		p = append(p, c->expires_param, el);
 		*p++ = '=';
@@ -244,7 +245,7 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	static _Thread_local char too_long[256];
 	_cleanup_free_ char *heap = NULL;
 	char dec[PROTO_LINE_MAX];
-	char token[SIGN_TOKEN_LEN + 1];
+	char token[SIGN_TOKEN_MAX + 1];
 	char digits[20];
 	const char *decoded;
 	size_t len, dl, target_len = 0;
@@ -291,8 +292,8 @@ int link_sign_to(const Config *c, const KeyRing *r, Signer *s, const char *targe
 	 * expires as the same digits the link carries; the client's address
 	 * only when nginx's expression has $remote_addr. */
 	dl = format_u64((uint64_t)expires, digits);
-	q = signer_token_text(s, digits, dl, decoded, len, c->bind_ip ? ip : NULL, k->secret,
-	                      token);
+	q = signer_token_alg(s, c->algorithm, digits, dl, decoded, len, c->bind_ip ? ip : NULL,
+	                     k->secret, token);
 	if (q == -E2BIG)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
 	if (q < 0)
@@ -374,7 +375,7 @@ static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, cons
 {
 	const char *base = t->scheme ? NULL : (c->base_url ?: "");
 	size_t ml = strlen(c->media_url), bl = base ? strlen(base) : 0, sl = 0, origin = 0;
-	size_t pl = urlpath_encoded_len(dir, len), kidl, depthl, need;
+	size_t pl = urlpath_encoded_len(dir, len), kidl, depthl, need, tokl = strlen(token);
 	char kid_text[10], depth_text[20], date[64];
 	bool secure = false;
 	char *p = buf;
@@ -388,9 +389,8 @@ static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, cons
 			return -EINVAL;
 		/* name=kid.expires.depth.token; Path=dir; Expires=date; ... */
 		need = STRLEN(GRANT_COOKIE_NAME "=") + kidl + 1 + expires_len + 1 + depthl + 1 +
-		       SIGN_TOKEN_LEN + STRLEN("; Path=") + pl + STRLEN("; Expires=") +
-		       strlen(date) + STRLEN("; HttpOnly; SameSite=Lax") +
-		       (secure ? STRLEN("; Secure") : 0);
+		       tokl + STRLEN("; Path=") + pl + STRLEN("; Expires=") + strlen(date) +
+		       STRLEN("; HttpOnly; SameSite=Lax") + (secure ? STRLEN("; Secure") : 0);
 		if (need >= size)
 			return -ENOBUFS;
 		p = append(p, GRANT_COOKIE_NAME "=", STRLEN(GRANT_COOKIE_NAME "="));
@@ -400,7 +400,7 @@ static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, cons
 		*p++ = '.';
 		p = append(p, depth_text, depthl);
 		*p++ = '.';
-		p = append(p, token, SIGN_TOKEN_LEN);
+		p = append(p, token, tokl);
 		p = append(p, "; Path=", STRLEN("; Path="));
 		p += urlpath_encode_to(dir, len, p);
 		p = append(p, "; Expires=", STRLEN("; Expires="));
@@ -418,7 +418,7 @@ static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, cons
 		 * the rest keeping media_url's last '/'; pl counts that '/'
 		 * in both encoded parts, hence no separate 1 for it. */
 		need = origin + pl + STRLEN(GRANT_PATH_SEGMENT "/") + kidl + 1 + expires_len + 1 +
-		       SIGN_TOKEN_LEN + 1 + depthl + 1;
+		       tokl + 1 + depthl + 1;
 		/* The player appends file names: the base itself must leave
 		 * room under max_url_length (nginx's 414). */
 		if (need - origin >= c->max_url_length)
@@ -439,7 +439,7 @@ static int grant_write(const Config *c, const UrlTarget *t, GrantForm form, cons
 		*p++ = '/';
 		p = append(p, expires, expires_len);
 		*p++ = '/';
-		p = append(p, token, SIGN_TOKEN_LEN);
+		p = append(p, token, tokl);
 		*p++ = '/';
 		p = append(p, depth_text, depthl);
 		p += urlpath_encode_to(dir + ml - 1, len - ml + 1, p);
@@ -457,7 +457,7 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 	static _Thread_local char too_deep[160];
 	_cleanup_free_ char *heap = NULL;
 	char dec[PROTO_LINE_MAX], subject[PROTO_LINE_MAX + STRLEN("grant:") + 1];
-	char token[SIGN_TOKEN_LEN + 1], digits[20];
+	char token[SIGN_TOKEN_MAX + 1], digits[20];
 	const char *decoded;
 	size_t len, dl, depth;
 	bool canonical;
@@ -528,8 +528,8 @@ int link_grant_to(const Config *c, const KeyRing *r, Signer *s, const char *targ
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
 
 	dl = format_u64((uint64_t)expires, digits);
-	q = signer_token_text(s, digits, dl, grant_subject(subject, decoded, len),
-	                      STRLEN("grant:") + len, c->bind_ip ? ip : NULL, k->secret, token);
+	q = signer_token_alg(s, c->algorithm, digits, dl, grant_subject(subject, decoded, len),
+	                     STRLEN("grant:") + len, c->bind_ip ? ip : NULL, k->secret, token);
 	if (q == -E2BIG)
 		return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long", -EINVAL);
 	if (q < 0)
@@ -689,6 +689,23 @@ static int invalid(LinkVerdict *ret_verdict, const char **ret_reason, const char
 	return 0;
 }
 
+static bool is_base64url(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* What nginx's verdict map sends to the njs check: a token of exactly
+ * SIGN_HMAC_TOKEN_LEN base64url digits, while nginx checks HMAC links. */
+static bool is_hmac_token(const char *t, size_t n, unsigned algs)
+{
+	return (algs & LINK_ALGORITHM_BIT(LINK_ALGORITHM_HMAC_SHA256)) &&
+	       n == SIGN_HMAC_TOKEN_LEN && is_base64url(t, n);
+}
+
 /* A link's fields as nginx reads them, raw text. */
 typedef struct LinkFields {
 	const char *token, *exp, *kid;
@@ -698,15 +715,18 @@ typedef struct LinkFields {
 
 /* What nginx's secure_link decides for the fields f over subject (the
  * text hashed after the expiry: $uri, or "grant:" and a directory). */
-static int check_token(const KeyRing *r, Signer *s, const char *subject, const char *ip,
-                       int64_t now, const LinkFields *f, LinkVerdict *ret_verdict,
+static int check_token(const KeyRing *r, Signer *s, unsigned algs, const char *subject,
+                       const char *ip, int64_t now, const LinkFields *f, LinkVerdict *ret_verdict,
                        uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
                        ProtoError *ret_code, const char **ret_message)
 {
-	uint8_t want[NGINX_TOKEN_MAX], got[NGINX_TOKEN_MAX];
-	char computed[SIGN_TOKEN_LEN + 1];
+	/* Decoded tokens: an HMAC's 32 bytes, or what NGINX_TOKEN_MAX digits
+	 * make. */
+	uint8_t want[SIGN_HMAC_BYTES], got[SIGN_HMAC_BYTES];
+	_Static_assert(NGINX_TOKEN_MAX * 3 / 4 <= SIGN_HMAC_BYTES, "room for a decoded token");
+	char computed[SIGN_TOKEN_MAX + 1];
 	uint64_t expires = 0;
-	bool known;
+	bool known, hmac = is_hmac_token(f->token, f->token_len, algs);
 	const Key *k;
 	int q, n;
 
@@ -731,17 +751,45 @@ static int check_token(const KeyRing *r, Signer *s, const char *subject, const c
 	if (expires == 0 || f->exp[0] == '0')
 		return invalid(ret_verdict, ret_reason, "bad expires");
 
-	if (f->token_len > NGINX_TOKEN_MAX)
-		return invalid(ret_verdict, ret_reason, "bad token");
-	n = nginx_base64url_decode(f->token, f->token_len, got);
-	if (n != MD5_LEN)
-		return invalid(ret_verdict, ret_reason, "bad token");
+	/* nginx's verdict map answers "" (403) for what neither check takes. */
+	if (!hmac && !(algs & LINK_ALGORITHM_BIT(LINK_ALGORITHM_MD5)))
+		return invalid(ret_verdict, ret_reason, "bad token (md5 links are not checked)");
+	if (!hmac) {
+		if (f->token_len > NGINX_TOKEN_MAX)
+			return invalid(ret_verdict, ret_reason, "bad token");
+		n = nginx_base64url_decode(f->token, f->token_len, got);
+		if (n != MD5_LEN)
+			return invalid(ret_verdict, ret_reason, "bad token");
+	}
 
 	/* Like nginx's map: the kid's raw text picks a key, anything else
 	 * (absent, unknown, "041") falls back to the default key. */
 	k = key_for_kid_text(r, f->has_kid ? f->kid : "", f->has_kid ? f->kid_len : 0, &known);
 	if (!k)
 		return invalid(ret_verdict, ret_reason, "no key in the ring");
+
+	if (hmac) {
+		/* securelink.js: the HMAC over the expiry's text as sent (no
+		 * leading zero, checked above). */
+		q = signer_token_alg(s, LINK_ALGORITHM_HMAC_SHA256, f->exp, f->exp_len, subject,
+		                     strlen(subject), ip, k->secret, computed);
+		if (q == -E2BIG)
+			return fail(ret_code, ret_message, PROTO_BAD_TARGET, "path too long",
+			            -EINVAL);
+		if (q < 0)
+			return fail(ret_code, ret_message, PROTO_INTERNAL,
+			            "cannot compute the token", q);
+		/* As bytes, as securelink.js compares them: the 2 bits the
+		 * last digit carries beyond 32 bytes do not count. */
+		n = nginx_base64url_decode(computed, SIGN_HMAC_TOKEN_LEN, want);
+		sodium_memzero(computed, sizeof(computed));
+		assert(n == SIGN_HMAC_BYTES);
+		n = nginx_base64url_decode(f->token, f->token_len, got);
+		assert(n == SIGN_HMAC_BYTES);
+		q = sodium_memcmp(want, got, SIGN_HMAC_BYTES);
+		sodium_memzero(want, sizeof(want));
+		goto compared;
+	}
 
 	q = signer_token(s, (int64_t)expires, subject, ip, k->secret, computed);
 	if (q == -E2BIG)
@@ -755,6 +803,7 @@ static int check_token(const KeyRing *r, Signer *s, const char *subject, const c
 	/* Compared as bytes, like nginx: "...g" and "...h" may decode alike. */
 	q = sodium_memcmp(want, got, MD5_LEN);
 	sodium_memzero(want, sizeof(want));
+compared:
 	if (q != 0)
 		return invalid(ret_verdict, ret_reason,
 		               f->has_kid && f->kid_len > 0 && !known ? "unknown kid"
@@ -787,19 +836,29 @@ static bool take_digits(const char **p, const char *end, char stop, const char *
 	return true;
 }
 
-/* A grant's token: 22 base64url digits ("[A-Za-z0-9_-]{22}"), then stop. */
-static bool take_token(const char **p, const char *end, char stop, const char **ret)
+/* The token lengths nginx's grant regexes take: 22 base64url digits, and
+ * 43 while nginx checks HMAC links. */
+static bool grant_token_len_ok(size_t n, unsigned algs)
+{
+	return n == SIGN_TOKEN_LEN || (n == SIGN_HMAC_TOKEN_LEN &&
+	                               (algs & LINK_ALGORITHM_BIT(LINK_ALGORITHM_HMAC_SHA256)));
+}
+
+/* A grant's token: base64url digits of a length grant_token_len_ok()
+ * takes, then stop. */
+static bool take_token(const char **p, const char *end, char stop, unsigned algs, const char **ret,
+                       size_t *ret_len)
 {
 	const char *s = *p;
+	size_t n = 0;
 
-	if (end - s <= SIGN_TOKEN_LEN || s[SIGN_TOKEN_LEN] != stop)
+	while (s + n < end && is_base64url(s + n, 1))
+		n++;
+	if (s + n >= end || s[n] != stop || !grant_token_len_ok(n, algs))
 		return false;
-	for (size_t i = 0; i < SIGN_TOKEN_LEN; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
-			return false;
 	*ret = s;
-	*p += SIGN_TOKEN_LEN + 1;
+	*ret_len = n;
+	*p += n + 1;
 	return true;
 }
 
@@ -851,10 +910,11 @@ static char *grant_subject_new(const Config *c, const char *dir, size_t len)
 }
 
 /* A path-form grant: decoded is $uri, inside media_url + "_grant/". */
-static int verify_path_grant(const Config *c, const KeyRing *r, Signer *s, const char *decoded,
-                             size_t len, const char *ip, int64_t now, LinkVerdict *ret_verdict,
-                             uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
-                             ProtoError *ret_code, const char **ret_message)
+static int verify_path_grant(const Config *c, const KeyRing *r, Signer *s, unsigned algs,
+                             const char *decoded, size_t len, const char *ip, int64_t now,
+                             LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
+                             const char **ret_reason, ProtoError *ret_code,
+                             const char **ret_message)
 {
 	_cleanup_free_ char *subject = NULL;
 	const char *end = decoded + len, *p, *depth;
@@ -864,26 +924,26 @@ static int verify_path_grant(const Config *c, const KeyRing *r, Signer *s, const
 	p = decoded + strlen(c->media_url) + STRLEN(GRANT_PATH_SEGMENT "/");
 	/* nginx's location: "<kid>/<expires>/<token>/<depth>/" then the path. */
 	if (!take_digits(&p, end, '/', &f.kid, &f.kid_len) ||
-	    !take_digits(&p, end, '/', &f.exp, &f.exp_len) || !take_token(&p, end, '/', &f.token) ||
+	    !take_digits(&p, end, '/', &f.exp, &f.exp_len) ||
+	    !take_token(&p, end, '/', algs, &f.token, &f.token_len) ||
 	    !take_digits(&p, end, '/', &depth, &depth_len) || memchr(p, '\n', (size_t)(end - p)))
 		return invalid(ret_verdict, ret_reason, "not a grant's path");
-	f.token_len = SIGN_TOKEN_LEN;
 	if (!grant_cut(depth, depth_len, p, (size_t)(end - p), &dir_len))
 		return invalid(ret_verdict, ret_reason, "bad grant depth");
 	subject = grant_subject_new(c, p, dir_len);
 	if (!subject)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
-	return check_token(r, s, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	return check_token(r, s, algs, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
 	                   ret_reason, ret_code, ret_message);
 }
 
 /* A private path asked for with the grant cookie and no token parameter:
  * the cookie's "<kid>.<expires>.<depth>.<token>" (all or nothing, as
  * nginx's maps read it) and the first <depth> segments of the path. */
-static int verify_cookie_grant(const Config *c, const KeyRing *r, Signer *s, const char *decoded,
-                               size_t len, const char *cookie, const char *ip, int64_t now,
-                               LinkVerdict *ret_verdict, uint32_t *ret_kid, int64_t *ret_expires,
-                               const char **ret_reason, ProtoError *ret_code,
+static int verify_cookie_grant(const Config *c, const KeyRing *r, Signer *s, unsigned algs,
+                               const char *decoded, size_t len, const char *cookie, const char *ip,
+                               int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid,
+                               int64_t *ret_expires, const char **ret_reason, ProtoError *ret_code,
                                const char **ret_message)
 {
 	_cleanup_free_ char *subject = NULL;
@@ -894,20 +954,17 @@ static int verify_cookie_grant(const Config *c, const KeyRing *r, Signer *s, con
 	/* The token runs to the end of the value: a stop byte past it. */
 	if (!take_digits(&p, end, '.', &f.kid, &f.kid_len) ||
 	    !take_digits(&p, end, '.', &f.exp, &f.exp_len) ||
-	    !take_digits(&p, end, '.', &depth, &depth_len) || end - p != SIGN_TOKEN_LEN)
+	    !take_digits(&p, end, '.', &depth, &depth_len) ||
+	    !grant_token_len_ok((size_t)(end - p), algs) || !is_base64url(p, (size_t)(end - p)))
 		return invalid(ret_verdict, ret_reason, "missing token");
-	for (size_t i = 0; i < SIGN_TOKEN_LEN; i++)
-		if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-		      (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_'))
-			return invalid(ret_verdict, ret_reason, "missing token");
 	f.token = p;
-	f.token_len = SIGN_TOKEN_LEN;
+	f.token_len = (size_t)(end - p);
 	if (!grant_cut(depth, depth_len, decoded + ml, len - ml, &dir_len))
 		return invalid(ret_verdict, ret_reason, "the cookie's directory is not the path's");
 	subject = grant_subject_new(c, decoded + ml, dir_len);
 	if (!subject)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
-	return check_token(r, s, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	return check_token(r, s, algs, subject, ip, now, &f, ret_verdict, ret_kid, ret_expires,
 	                   ret_reason, ret_code, ret_message);
 }
 
@@ -915,6 +972,16 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
                 const char *cookie, int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid,
                 int64_t *ret_expires, const char **ret_reason, ProtoError *ret_code,
                 const char **ret_message)
+{
+	return link_verify_algs(c, LINK_ALGORITHM_BIT(c->algorithm), r, s, url, ip, cookie, now,
+	                        ret_verdict, ret_kid, ret_expires, ret_reason, ret_code,
+	                        ret_message);
+}
+
+int link_verify_algs(const Config *c, unsigned algs, const KeyRing *r, Signer *s, const char *url,
+                     const char *ip, const char *cookie, int64_t now, LinkVerdict *ret_verdict,
+                     uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
+                     ProtoError *ret_code, const char **ret_message)
 {
 	_cleanup_free_ char *heap = NULL;
 	char buf[PROTO_LINE_MAX];
@@ -968,7 +1035,7 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 		ip = NULL;
 
 	if (in_grant_area(c, decoded))
-		return verify_path_grant(c, r, s, decoded, decoded_len, ip, now, ret_verdict,
+		return verify_path_grant(c, r, s, algs, decoded, decoded_len, ip, now, ret_verdict,
 		                         ret_kid, ret_expires, ret_reason, ret_code, ret_message);
 
 	/* An absent parameter is an empty $arg_ to nginx. */
@@ -980,10 +1047,10 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
 
 	/* Without a token parameter, nginx checks the grant cookie. */
 	if (f.token_len == 0 && cookie)
-		return verify_cookie_grant(c, r, s, decoded, decoded_len, cookie, ip, now,
+		return verify_cookie_grant(c, r, s, algs, decoded, decoded_len, cookie, ip, now,
 		                           ret_verdict, ret_kid, ret_expires, ret_reason, ret_code,
 		                           ret_message);
 
-	return check_token(r, s, decoded, ip, now, &f, ret_verdict, ret_kid, ret_expires,
+	return check_token(r, s, algs, decoded, ip, now, &f, ret_verdict, ret_kid, ret_expires,
 	                   ret_reason, ret_code, ret_message);
 }

@@ -81,3 +81,12 @@ int link_verify(const Config *c, const KeyRing *r, Signer *s, const char *url, c
                 const char *cookie, int64_t now, LinkVerdict *ret_verdict, uint32_t *ret_kid,
                 int64_t *ret_expires, const char **ret_reason, ProtoError *ret_code,
                 const char **ret_message);
+
+/* link_verify() as nginx decides while it checks the algorithms algs (a
+ * mask of LINK_ALGORITHM_BIT()): a token of 43 base64url digits is an
+ * HMAC link, any other an md5 one; one of an algorithm nginx does not
+ * check is invalid. link_verify() takes c's algorithm alone. */
+int link_verify_algs(const Config *c, unsigned algs, const KeyRing *r, Signer *s, const char *url,
+                     const char *ip, const char *cookie, int64_t now, LinkVerdict *ret_verdict,
+                     uint32_t *ret_kid, int64_t *ret_expires, const char **ret_reason,
+                     ProtoError *ret_code, const char **ret_message);

@@ -16,6 +16,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "manager.h"
+#include "nginx-njs.h"
 #include "nginx.h"
 #include "paths.h"
 #include "version.h"
@@ -355,6 +356,9 @@ static int run(int argc, char *argv[])
 	r = config_load(arg_config, &config, &error);
 	if (r >= 0)
 		r = config_check_commands(config, arg_config, &error);
+	/* Links nginx could not check: refused before anything signs them. */
+	if (r >= 0 && !arg_install_snippets)
+		r = nginx_njs_check(config, &error);
 	if (r < 0) {
 		fprintf(stderr, "securelinkd: %s\n", error ?: strerror(-r));
 		return EXIT_CONFIG;

@@ -358,9 +358,10 @@ static void handle_verify(Manager *m, Conn *c, const Request *req)
 	ProtoError code;
 	int r;
 
-	r = link_verify(m->signing_config, m->ring, m->signer, req->arg, req->ip, req->cookie,
-	                (int64_t)(now_realtime() / USEC_PER_SEC), &verdict, &kid, &expires, &reason,
-	                &code, &message);
+	/* Links of each algorithm nginx checks, as it checks them. */
+	r = link_verify_algs(m->signing_config, manager_algorithms(m), m->ring, m->signer, req->arg,
+	                     req->ip, req->cookie, (int64_t)(now_realtime() / USEC_PER_SEC),
+	                     &verdict, &kid, &expires, &reason, &code, &message);
 	if (r < 0) {
 		reply_error(m, c, code, message);
 		return;

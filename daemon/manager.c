@@ -13,6 +13,8 @@
 #include "manager-fleet.h"
 #include "manager-verbs.h"
 #include "manager.h"
+#include "nginx-njs.h"
+#include "nginxconf.h"
 #include "paths.h"
 #include "render.h"
 #include "status.h"
@@ -110,6 +112,9 @@ StatusInfo manager_status_info(const Manager *m)
 		.revoke_since = m->revoke_since,
 		.rotate_queued = m->rotate_queued,
 		.rotate_since = m->rotate_since,
+		.algorithm = m->signing_config->algorithm,
+		.algorithms_checked = manager_algorithms(m),
+		.algorithm_previous_until = m->alg.previous_until,
 	};
 	DeriveWindow w;
 
@@ -178,12 +183,15 @@ static int write_if_changed(const char *path, const char *text, size_t size, mod
 
 /* Renders both snippets from the ring and config and writes what differs.
  * Returns 1 when something was written, 0 when the files were current. */
+static int manager_write_njs(Manager *m, unsigned algs);
+
 int manager_write_snippets(Manager *m)
 {
 	_cleanup_free_ char *staged_keys = NULL, *staged_locations = NULL, *staged_dir = NULL;
 	const char *keys_path = m->config->keys_file, *locations_path = m->config->locations_file;
 	char *keys = NULL, *locations = NULL;
 	size_t keys_size = 0, locations_size = 0;
+	unsigned algs = manager_algorithms(m);
 	int r, changed = 0;
 
 	/* Under systemd the privileged test unit installs what is staged here,
@@ -202,7 +210,11 @@ int manager_write_snippets(Manager *m)
 	 * snippets check links of both formats: signing switches to the new one
 	 * only then, and links of either pass whichever worker, old or new,
 	 * takes them (nginx runs both for a moment during a reload). */
-	r = render_keys_file_transition(m->ring, m->signing_config, m->config, &keys, &keys_size);
+	r = manager_write_njs(m, algs);
+	if (r < 0)
+		return r;
+	changed |= r;
+	r = render_keys_file_algs(m->ring, m->signing_config, m->config, algs, &keys, &keys_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the keys file: %m");
 	/* The keys file holds secrets: nginx's master reads it as root, and
@@ -213,8 +225,8 @@ int manager_write_snippets(Manager *m)
 		return log_error_errno(r, "Failed to write %s: %m", keys_path);
 	changed |= r;
 
-	r = render_locations_file_transition(m->signing_config, m->config, &locations,
-	                                     &locations_size);
+	r = render_locations_file_algs(m->signing_config, m->config, algs, &locations,
+	                               &locations_size);
 	if (r < 0)
 		return log_error_errno(r, "Failed to render the locations file: %m");
 	r = write_if_changed(locations_path, locations, locations_size, 0644);
@@ -224,6 +236,99 @@ int manager_write_snippets(Manager *m)
 	changed |= r;
 
 	return changed;
+}
+
+unsigned manager_algorithms(const Manager *m)
+{
+	return algorithm_state_checked(&m->alg, now_realtime()) |
+	       LINK_ALGORITHM_BIT(m->config->algorithm) |
+	       LINK_ALGORITHM_BIT(m->signing_config->algorithm);
+}
+
+/* securelink.js, beside the locations file (staged under systemd), while
+ * nginx checks HMAC links: the keys file imports it. Left in place after:
+ * nothing imports it then, and a stale copy holds no secret. */
+static int manager_write_njs(Manager *m, unsigned algs)
+{
+	_cleanup_free_ char *path = NULL;
+	const char *text = render_njs_text();
+	int r;
+
+	if (!(algs & LINK_ALGORITHM_BIT(LINK_ALGORITHM_HMAC_SHA256)))
+		return 0;
+	if (install_staged(m->config))
+		r = asprintf(&path, "%s/nginx/" RENDER_NJS_FILE, m->config->state_directory) < 0
+		        ? -ENOMEM
+		        : 0;
+	else
+		r = render_njs_path(m->config, &path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to render the path of " RENDER_NJS_FILE ": %m");
+	r = write_if_changed(path, text, strlen(text), 0644);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m", path);
+	return r;
+}
+
+static void algorithm_state_persist(Manager *m)
+{
+	int r = algorithm_state_save(m->config->state_directory, &m->alg);
+
+	if (r < 0)
+		log_warning_errno(r,
+		                  "Failed to save %s/" ALGORITHM_STATE_FILE
+		                  ": %m; after a restart nginx may stop checking links of the "
+		                  "previous algorithm early, ignoring.",
+		                  m->config->state_directory);
+}
+
+/* Links of the previous algorithm have all expired: nginx checks them no
+ * more. Returns the next time to look, or USEC_INFINITY. */
+static usec_t algorithm_expire(Manager *m, usec_t now)
+{
+	if (m->alg.previous_until == 0)
+		return USEC_INFINITY;
+	if (now < m->alg.previous_until)
+		return m->alg.previous_until;
+	log_info("The last %s links have expired; nginx checks %s links only from now on",
+	         link_algorithm_to_string(m->alg.previous),
+	         link_algorithm_to_string(m->alg.signing));
+	m->alg.previous_until = 0;
+	algorithm_state_persist(m);
+	m->rotation.sync_needed = true;
+	return USEC_INFINITY;
+}
+
+/* At start: a configuration whose algorithm differs from the one that
+ * signed before the restart keeps nginx checking that one's links. fresh:
+ * a first start (no key yet), where no link of any algorithm can live. */
+static void algorithm_state_start(Manager *m, bool fresh)
+{
+	AlgorithmState s;
+	usec_t now = now_realtime();
+	int r;
+
+	r = algorithm_state_load(m->config->state_directory, &s);
+	if (r == -ENOENT || fresh)
+		s = (AlgorithmState){ .signing =
+			                  fresh ? m->config->algorithm : LINK_ALGORITHM_MD5 };
+	else if (r < 0) {
+		log_warning_errno(r,
+		                  "Failed to read %s/" ALGORITHM_STATE_FILE
+		                  ": %m; assuming links of md5 may live, ignoring.",
+		                  m->config->state_directory);
+		s = algorithm_switch(m->config, LINK_ALGORITHM_MD5, m->config->algorithm, now);
+	}
+	if (s.signing != m->config->algorithm) {
+		log_info("The link algorithm changed from %s to %s; nginx checks both until the "
+		         "last %s link has expired",
+		         link_algorithm_to_string(s.signing),
+		         link_algorithm_to_string(m->config->algorithm),
+		         link_algorithm_to_string(s.signing));
+		s = algorithm_switch(m->config, s.signing, m->config->algorithm, now);
+	}
+	m->alg = s;
+	algorithm_state_persist(m);
 }
 
 void manager_set_nginx_error(Manager *m, const char *message)
@@ -352,6 +457,11 @@ static void confirm_signing_config(Manager *m)
 {
 	if (m->signing_config == m->config)
 		return;
+	if (m->signing_config->algorithm != m->config->algorithm) {
+		m->alg = algorithm_switch(m->config, m->signing_config->algorithm,
+		                          m->config->algorithm, now_realtime());
+		algorithm_state_persist(m);
+	}
 	if (!config_link_format_equal(m->signing_config, m->config)) {
 		log_info("nginx checks the new link format; links are signed in it from now on");
 		/* The snippets nginx has check both formats: now the old one
@@ -615,6 +725,7 @@ void manager_step(Manager *m)
 
 	for (unsigned guard = 0; guard < 16 && !settled; guard++) {
 		usec_t when = USEC_INFINITY, now = now_realtime();
+		usec_t alg_when = algorithm_expire(m, now);
 		RotationAction a;
 
 		if (!manager_derived(m) && manager_nginx_busy(m))
@@ -646,7 +757,7 @@ void manager_step(Manager *m)
 			continue;
 		case ROTATION_WAIT:
 		default:
-			arm_timer(m, when);
+			arm_timer(m, when < alg_when ? when : alg_when);
 			settled = true;
 			break;
 		}
@@ -808,6 +919,8 @@ int manager_start(Manager *m)
 	int r;
 
 	manager_watch_clock(m);
+	/* mode = derived has keys from its first start on. */
+	algorithm_state_start(m, !manager_derived(m) && m->ring->n_keys == 0);
 	/* Without it clients just do not cache (CACHE answers granularity=0). */
 	r = cache_page_open(&m->cache_page, m->config->state_directory);
 	if (r < 0)
@@ -882,6 +995,14 @@ static void manager_apply_config(Manager *m)
 	if (r < 0) {
 		log_error("Configuration not reloaded, keeping the running one: %s",
 		          error ?: strerror(-r));
+		return;
+	}
+	if (r >= 0)
+		r = nginx_njs_check(c, &error);
+	if (r < 0) {
+		log_error("Configuration not reloaded, keeping the running one: %s",
+		          error ?: strerror(-r));
+		config_free(c);
 		return;
 	}
 	for (char **w = c->warnings; *w; w++)

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "algorithm.h"
 #include "config.h"
 #include "derive.h"
 #include "cachepage.h"
@@ -43,6 +44,9 @@ typedef struct Manager {
 	 * until then a SIGHUP that changed the link format does not reach the
 	 * links, so that nginx never gets a link it cannot check. */
 	Config *signing_config;
+	/* The link algorithms nginx checks besides the configured one: the
+	 * previous one while its links live (persisted). */
+	AlgorithmState alg;
 	KeyRing *ring;     /* mode = derived: the epochs at now, from derive_ring() */
 	Masters *masters;  /* mode = derived only */
 	usec_t ring_until; /* mode = derived: when the ring must be recomputed */
@@ -125,6 +129,9 @@ static inline bool manager_nginx_busy(const Manager *m)
 }
 
 /* Takes ownership of config and ring. Returns 0 or a negative errno. */
+/* The mask of LINK_ALGORITHM_BIT()s nginx is to check now. */
+unsigned manager_algorithms(const Manager *m);
+
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret);
 Manager *manager_free(Manager *m);
 static inline void manager_freep(Manager **m)

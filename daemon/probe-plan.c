@@ -60,7 +60,7 @@ static int add_private(ProbePlan *p, const Config *signing, const Config *c, con
                        Signer *s, const char *origin, const char *ip, int64_t now, const char *rel,
                        const char *name)
 {
-	char token[SIGN_TOKEN_LEN + 1], tail[256];
+	char token[SIGN_TOKEN_MAX + 1], tail[256], digits[20];
 	_cleanup_free_ char *path = NULL;
 	int64_t expires = now + 60;
 	int r;
@@ -74,7 +74,10 @@ static int add_private(ProbePlan *p, const Config *signing, const Config *c, con
 	if (r < 0)
 		return r;
 	/* The name is hex: the path is its own encoding, as SIGN makes it. */
-	r = signer_token(s, expires, path, c->bind_ip ? ip : NULL, k->secret, token);
+	/* In the algorithm links are signed in once c is confirmed: nginx
+	 * checks it from c's snippets on. */
+	r = signer_token_alg(s, c->algorithm, digits, format_u64((uint64_t)expires, digits), path,
+	                     strlen(path), c->bind_ip ? ip : NULL, k->secret, token);
 	if (r < 0)
 		return r;
 	(void)snprintf(tail, sizeof(tail), "?%s=%s&%s=%" PRId64 "&%s=%" PRIu32, c->token_param,

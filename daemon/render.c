@@ -65,6 +65,14 @@ int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_
 int render_keys_file_transition(const KeyRing *r, const Config *old, const Config *c, char **ret,
                                 size_t *ret_size)
 {
+	return render_keys_file_algs(
+	    r, old, c, LINK_ALGORITHM_BIT(old->algorithm) | LINK_ALGORITHM_BIT(c->algorithm), ret,
+	    ret_size);
+}
+
+int render_keys_file_algs(const KeyRing *r, const Config *old, const Config *c, unsigned algs,
+                          char **ret, size_t *ret_size)
+{
 	_cleanup_free_ char *grant_maps = NULL;
 	const char *old_key_param;
 	size_t grant_maps_size;
@@ -93,7 +101,7 @@ int render_keys_file_transition(const KeyRing *r, const Config *old, const Confi
 	if (!secret_is_nginx_safe(def->secret))
 		return -EINVAL;
 
-	q = render_grant_maps(old, c, &grant_maps, &grant_maps_size);
+	q = render_grant_maps_algs(old, c, algs, &grant_maps, &grant_maps_size);
 	if (q < 0)
 		return q;
 

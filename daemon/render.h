@@ -20,3 +20,8 @@ int render_keys_file(const KeyRing *r, const Config *c, char **ret, size_t *ret_
  * kid from either key_param (see render_locations_file_transition()). */
 int render_keys_file_transition(const KeyRing *r, const Config *old, const Config *c, char **ret,
                                 size_t *ret_size);
+
+/* The same while nginx checks the link algorithms algs (see
+ * render_locations_file_algs()). */
+int render_keys_file_algs(const KeyRing *r, const Config *old, const Config *c, unsigned algs,
+                          char **ret, size_t *ret_size);

@@ -14,6 +14,7 @@
 #include <openssl/md5.h>
 #include <sodium.h>
 
+#include "config.h"
 #include "keyring.h"
 #include "sign.h"
 #include "util.h"
@@ -122,6 +123,103 @@ int signer_token(Signer *s, int64_t expires, const char *uri, const char *ip, co
 		return -EINVAL;
 	return signer_token_text(s, digits, format_u64((uint64_t)expires, digits), uri,
 	                         strnlen(uri, SIGN_URI_MAX + 1), ip, secret, ret_token);
+}
+
+/* The checks every token's inputs pass, whatever the algorithm. Sets the
+ * lengths of ip and secret. */
+static int check_inputs(const char *expires, size_t expires_len, const char *uri, size_t uri_len,
+                        const char *ip, size_t *ret_ip_len, const char *secret,
+                        size_t *ret_secret_len)
+{
+	/* The canonical digits of a number > 0, as in the link. */
+	if (expires_len == 0 || expires_len > SIGN_EXPIRES_MAX || expires[0] == '0')
+		return -EINVAL;
+	for (size_t i = 0; i < expires_len; i++)
+		if (expires[i] < '0' || expires[i] > '9')
+			return -EINVAL;
+
+	/* $uri always starts with '/'; a directory grant's subject is
+	 * "grant:" and its directory (link.c). */
+	if (uri_len == 0 || memchr(uri, '\0', uri_len) ||
+	    !(uri[0] == '/' ||
+	      (uri_len > STRLEN("grant:/") && memcmp(uri, "grant:/", STRLEN("grant:/")) == 0)))
+		return -EINVAL;
+	if (uri_len > SIGN_URI_MAX)
+		return -E2BIG;
+
+	*ret_ip_len = 0;
+	if (ip) {
+		*ret_ip_len = strnlen(ip, SIGN_IP_MAX + 1);
+		if (*ret_ip_len == 0)
+			return -EINVAL;
+		if (*ret_ip_len > SIGN_IP_MAX)
+			return -E2BIG;
+	}
+
+	*ret_secret_len = strnlen(secret, KEY_SECRET_MAX + 1);
+	if (*ret_secret_len == 0)
+		return -EINVAL;
+	if (*ret_secret_len > KEY_SECRET_MAX)
+		return -E2BIG;
+	return 0;
+}
+
+/* The HMAC token: the message is public (it is in the link), only the key
+ * is secret, and libsodium's state holds its pads in our stack frame: wiped
+ * after. */
+static int hmac_token(const char *expires, size_t expires_len, const char *uri, size_t uri_len,
+                      const char *ip, size_t ip_len, const char *secret, size_t secret_len,
+                      char ret_token[static SIGN_HMAC_TOKEN_LEN + 1])
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	bool grant = uri[0] != '/';
+	int r = 0;
+
+	_Static_assert(SIGN_HMAC_TOKEN_LEN + 1 ==
+	                   sodium_base64_ENCODED_LEN(crypto_auth_hmacsha256_BYTES,
+	                                             sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	               "token length must match unpadded base64url of an HMAC-SHA256");
+
+	if (grant) {
+		uri += STRLEN("grant:");
+		uri_len -= STRLEN("grant:");
+	}
+	if (crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, secret_len) != 0 ||
+	    crypto_auth_hmacsha256_update(&st, (const unsigned char *)(grant ? "grant" : "file"),
+	                                  grant ? STRLEN("grant") + 1 : STRLEN("file") + 1) != 0 ||
+	    crypto_auth_hmacsha256_update(&st, (const unsigned char *)expires, expires_len) != 0 ||
+	    crypto_auth_hmacsha256_update(&st, (const unsigned char *)"", 1) != 0 ||
+	    crypto_auth_hmacsha256_update(&st, (const unsigned char *)uri, uri_len) != 0 ||
+	    (ip && (crypto_auth_hmacsha256_update(&st, (const unsigned char *)"", 1) != 0 ||
+	            crypto_auth_hmacsha256_update(&st, (const unsigned char *)ip, ip_len) != 0)) ||
+	    crypto_auth_hmacsha256_final(&st, mac) != 0)
+		r = -EIO;
+	else
+		sodium_bin2base64(ret_token, SIGN_HMAC_TOKEN_LEN + 1, mac, sizeof(mac),
+		                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(&st, sizeof(st));
+	sodium_memzero(mac, sizeof(mac));
+	return r;
+}
+
+int signer_token_alg(Signer *s, int alg, const char *expires, size_t expires_len, const char *uri,
+                     size_t uri_len, const char *ip, const char *secret,
+                     char ret_token[static SIGN_TOKEN_MAX + 1])
+{
+	size_t ip_len, secret_len;
+	int r;
+
+	if (alg == LINK_ALGORITHM_MD5)
+		return signer_token_text(s, expires, expires_len, uri, uri_len, ip, secret,
+		                         ret_token);
+	if (alg != LINK_ALGORITHM_HMAC_SHA256 || !s || !expires || !uri || !secret || !ret_token)
+		return -EINVAL;
+	r = check_inputs(expires, expires_len, uri, uri_len, ip, &ip_len, secret, &secret_len);
+	if (r < 0)
+		return r;
+	return hmac_token(expires, expires_len, uri, uri_len, ip, ip_len, secret, secret_len,
+	                  ret_token);
 }
 
 int signer_token_text(Signer *s, const char *expires, size_t expires_len, const char *uri,

@@ -122,6 +122,16 @@ int status_format_json(const KeyRing *r, const Config *c, const StatusInfo *info
 		buf_time(&b, "master_switch", info->master_switch, true);
 		buf_time(&b, "previous_master_until", info->previous_until, true);
 	}
+	/* While a switch of algorithm is under way, nginx checks both. */
+	buf_printf(&b, "\"links\":{\"algorithm\":\"%s\",\"checked\":[",
+	           link_algorithm_to_string(info->algorithm));
+	for (unsigned a = 0, n = 0; a < _LINK_ALGORITHM_MAX; a++)
+		if (info->algorithms_checked & LINK_ALGORITHM_BIT(a))
+			buf_printf(&b, "%s\"%s\"", n++ ? "," : "",
+			           link_algorithm_to_string((LinkAlgorithm)a));
+	buf_printf(&b, "],");
+	buf_time(&b, "previous_until", info->algorithm_previous_until, false);
+	buf_printf(&b, "},");
 	buf_printf(&b, "\"keys\":[");
 	for (size_t i = 0; i < r->n_keys; i++) {
 		const Key *k = &r->keys[i];

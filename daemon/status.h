@@ -36,6 +36,11 @@ typedef struct StatusInfo {
 	usec_t revoke_since;
 	bool rotate_queued;
 	usec_t rotate_since;
+	/* The link algorithms: what signs, and what nginx checks (a mask of
+	 * LINK_ALGORITHM_BIT()s) until algorithm_until (0: no other). */
+	LinkAlgorithm algorithm;
+	unsigned algorithms_checked;
+	usec_t algorithm_previous_until;
 	/* mode = derived only: */
 	uint32_t epoch;        /* the schedule's epoch at now (kids are epochs) */
 	usec_t master_switch;  /* 0: no master roll in progress */

@@ -207,7 +207,11 @@ class Daemon:
         with open(self.extra_conf, "w") as f:
             f.write("# tests put directives here\n")
         self.options = self.default_options()
-        for section, keys in (options or {}).items():
+        options = dict(options or {})
+        # Not securelinkd's: whether nginx loads the njs module (hmac-sha256).
+        self.njs = options.pop("njs", False) or \
+            options.get("links", {}).get("algorithm") == "hmac-sha256"
+        for section, keys in options.items():
             self.options.setdefault(section, {}).update(keys)
         self.write_conf()
         self.write_nginx_conf()
@@ -264,7 +268,7 @@ class Daemon:
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
-{nginx_conf_head(self.pid_file, self.error_log, tmp)}
+{nginx_conf_head(self.pid_file, self.error_log, tmp, self.njs)}
     include {self.keys_file};
     include {self.extra_conf};
     server {{

@@ -29,13 +29,18 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 
-def nginx_conf_head(pid_file, error_log, tmp):
+# Debian's libnginx-mod-http-js: what checks hmac-sha256 links.
+NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+
+
+def nginx_conf_head(pid_file, error_log, tmp, njs=False):
     """The start of every test nginx.conf, up to inside http {}: daemon on
     with its pid file, its own error log and temp paths, the worker user when
-    running as root. The caller adds its includes, servers and the closing
-    brace."""
+    running as root; with njs, the njs module loaded. The caller adds its
+    includes, servers and the closing brace."""
     user = worker_user()
-    return f"""{"user " + user + ";" if user else ""}
+    return f"""{"load_module " + NJS_MODULE + ";" if njs else ""}
+{"user " + user + ";" if user else ""}
 daemon on;
 pid {pid_file};
 error_log {error_log} info;

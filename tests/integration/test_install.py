@@ -162,3 +162,34 @@ def test_a_rotation_and_a_link_format_change_install(make_daemon):
         f.write("# nothing\n")
     assert install(d, new)[0] == 1
     assert nginx_test(d)[0] == 0
+
+
+def test_hmac_module_is_installed_only_as_rendered(make_daemon):
+    """With algorithm = hmac-sha256 the keys file imports securelink.js:
+    the installer puts the staged module beside the locations file, and
+    only when it is exactly securelink's (issue 20)."""
+    d = make_daemon({"links": {"algorithm": "hmac-sha256"}})
+    d.add_file("private/report.pdf", BODY)
+    js = os.path.join(os.path.dirname(d.locations_file), "securelink.js")
+    stage(d)
+    shutil.copyfile(js, os.path.join(staged(d), "securelink.js"))
+    with open(js, "rb") as f:
+        want_js = f.read()
+    want = installed(d)
+    for f in (d.keys_file, d.locations_file, js):
+        os.unlink(f)
+
+    assert install(d) == (0, "")
+    assert installed(d) == want
+    with open(js, "rb") as f:
+        assert f.read() == want_js
+    assert nginx_test(d)[0] == 0
+    assert d.get(d.sign(PRIVATE)) == (200, BODY)
+
+    # A module that is not securelink's is refused, and nothing installed.
+    with open(os.path.join(staged(d), "securelink.js"), "a") as f:
+        f.write("function steal(r) {}\n")
+    os.unlink(js)
+    code, err = install(d)
+    assert code == 1 and "securelink.js is not what securelink renders" in err, err
+    assert not os.path.exists(js)

@@ -44,7 +44,7 @@ class ProbedDaemon(Daemon):
         tmp = os.path.join(self.dir, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
-{nginx_conf_head(self.pid_file, self.error_log, tmp)}
+{nginx_conf_head(self.pid_file, self.error_log, tmp, self.njs)}
     {self.HTTP_KEYS.format(**self.fields())}
     include {self.extra_conf};
 {self.SERVERS.format(**self.fields())}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "keyring.h"
 #include "sign.h"
 #include "util.h"
@@ -226,6 +227,53 @@ static void test_token_equal_rejects_wrong_lengths_and_null(void **state)
 	assert_false(signer_token_equal("GdxTxfNK92Grtg-hD7CH6g", NULL));
 }
 
+/* Known answers from Python's hmac module (hmac.new(key, msg,
+ * hashlib.sha256), base64url without padding), by DESIGN.md's formula:
+ * kind NUL expires NUL path [NUL ip]. */
+static void test_hmac_matches_python_vectors(void **state)
+{
+	char token[SIGN_TOKEN_MAX + 1];
+	const char *file = "/media/private/a b.pdf", *grant = "grant:/media/private/videos/42/";
+
+	assert_int_equal(signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1599214310", 10,
+	                                  file, strlen(file), NULL, "secret_xyz", token),
+	                 0);
+	assert_string_equal(token, "to6lMmR_SfWYQMm9HrRBd4KmCnNBG5aANqXw8MJWiww");
+	assert_int_equal(signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1599214310", 10,
+	                                  grant, strlen(grant), NULL, "secret_xyz", token),
+	                 0);
+	assert_string_equal(token, "cSrwc9BCOhKehTNc0FsXxatgWzs6wf_OW0UvyMCwAKU");
+	assert_int_equal(signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1599214310", 10,
+	                                  file, strlen(file), "192.0.2.1", "secret_xyz", token),
+	                 0);
+	assert_string_equal(token, "PLS5wOBWGOGOCCXYtrmp6qztOJcAWZ3iFzz96kiUad0");
+	/* md5 through the same call: signer_token_text()'s token. */
+	assert_int_equal(signer_token_alg(*state, LINK_ALGORITHM_MD5, "1599214310", 10, file,
+	                                  strlen(file), NULL, "secret_xyz", token),
+	                 0);
+	assert_int_equal(strlen(token), SIGN_TOKEN_LEN);
+}
+
+static void test_hmac_rejects_what_md5_rejects(void **state)
+{
+	char token[SIGN_TOKEN_MAX + 1];
+
+	assert_int_equal(signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "01", 2, "/a", 2,
+	                                  NULL, "s", token),
+	                 -EINVAL);
+	assert_int_equal(
+	    signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1", 1, "a", 1, NULL, "s", token),
+	    -EINVAL);
+	/* An empty key would let anyone forge. */
+	assert_int_equal(
+	    signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1", 1, "/a", 2, NULL, "", token),
+	    -EINVAL);
+	assert_int_equal(
+	    signer_token_alg(*state, LINK_ALGORITHM_HMAC_SHA256, "1", 1, "/a", 2, "", "s", token),
+	    -EINVAL);
+	assert_int_equal(signer_token_alg(*state, 7, "1", 1, "/a", 2, NULL, "s", token), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +294,8 @@ int main(void)
 		cmocka_unit_test(test_sign_rejects_bad_ip),
 		cmocka_unit_test(test_token_equal_compares_whole_tokens),
 		cmocka_unit_test(test_token_equal_rejects_wrong_lengths_and_null),
+		cmocka_unit_test(test_hmac_matches_python_vectors),
+		cmocka_unit_test(test_hmac_rejects_what_md5_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,528 @@
+# SPDX-License-Identifier: MIT
+"""[links] algorithm = hmac-sha256 (issue 20): links checked by Debian's
+nginx with its njs module (securelink.js), their tokens checked against
+Python's hmac module by the formula in DESIGN.md (never our own output),
+nginx's verdicts (200/403/410) and VERIFY's."""
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from nginxsite import NJS_MODULE
+
+
+
+@pytest.fixture(autouse=True)
+def njs_module():
+    """Not a skip: without the module every test here would prove nothing."""
+    assert os.path.exists(NJS_MODULE), \
+        "libnginx-mod-http-js is not installed (scripts/bootstrap installs it)"
+
+HMAC = {"links": {"algorithm": "hmac-sha256"}}
+LINK = re.compile(r"^(?P<origin>https?://[^/]+)?(?P<path>/[^?]*)\?token=(?P<token>[^&]+)"
+                  r"&expires=(?P<expires>\d+)&kid=(?P<kid>\d+)$")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def hmac_token(kind, expires, path, secret, ip=None):
+    """DESIGN.md: base64url(HMAC-SHA256(secret, kind NUL expires NUL path
+    [NUL ip])), path the decoded bytes."""
+    if isinstance(path, str):
+        path = path.encode()
+    msg = kind.encode() + b"\0" + str(expires).encode() + b"\0" + path
+    if ip is not None:
+        msg += b"\0" + ip.encode()
+    return b64url(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
+
+
+def md5_token(expires, path, secret):
+    return b64url(hashlib.md5(f"{expires}{path} {secret}".encode()).digest())
+
+
+def parts(url):
+    m = LINK.match(url)
+    assert m, url
+    return m
+
+
+def link(path, token, expires, kid=None):
+    q = f"?token={token}&expires={expires}"
+    return urllib.parse.quote(path) + q + (f"&kid={kid}" if kid is not None else "")
+
+
+@pytest.fixture
+def d(make_daemon):
+    d = make_daemon(HMAC)
+    d.add_file("private/café/a.pdf", b"a pdf")
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    return d
+
+
+def test_token_is_python_hmac_and_nginx_serves_it(d):
+    url = d.sign("/media/private/caf%C3%A9/a.pdf", "ttl=600")
+    m = parts(url)
+    assert len(m["token"]) == 43
+    secret = d.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("file", m["expires"], "/media/private/café/a.pdf", secret)
+    assert d.get(url[len(d.base_url):]) == (200, b"a pdf")
+    v = d.ask(f"VERIFY {url}")
+    assert v == f"OK valid kid={m['kid']} expires={m['expires']}", v
+    d.assert_no_secret_leaked()
+    # The module holds no secret: the key reaches it through the keys map.
+    with open(os.path.join(os.path.dirname(d.locations_file), "securelink.js")) as f:
+        js = f.read()
+    for s in d.keys()[1].values():
+        assert s not in js
+
+
+def test_tampered_links_get_403(d):
+    url = d.sign("/media/private/b.pdf", "ttl=600")
+    m = parts(url)
+    path = m["path"]
+    t = m["token"]
+    flipped = t[:10] + ("A" if t[10] != "A" else "B") + t[11:]
+    bad = [
+        link("/media/private/café/a.pdf", t, m["expires"], m["kid"]),  # another file
+        link(path, flipped, m["expires"], m["kid"]),
+        link(path, t, int(m["expires"]) + 1, m["kid"]),
+        link(path, t[:-1], m["expires"], m["kid"]),  # 42 digits: not an HMAC token
+        link(path, t + "A", m["expires"], m["kid"]),
+        link(path, t, "0" + m["expires"], m["kid"]),
+        path,
+    ]
+    for u in bad:
+        assert d.status_of(u) == 403, u
+        v = d.ask(f"VERIFY {u}")
+        assert v.startswith("OK invalid"), (u, v)
+    # A grant's token is never a file's (the kind is hashed).
+    secret = d.keys()[1][int(m["kid"])]
+    g = hmac_token("grant", m["expires"], path, secret)
+    assert d.status_of(link(path, g, m["expires"], m["kid"])) == 403
+    assert d.status_of(url[len(d.base_url):]) == 200
+
+
+def test_expired_link_gets_410(d):
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) - 100
+    u = link("/media/private/b.pdf", hmac_token("file", expires, "/media/private/b.pdf",
+                                                secrets[kid]), expires, kid)
+    assert d.status_of(u) == 410
+    assert d.ask(f"VERIFY {u}") == f"OK expired kid={kid} expires={expires}"
+
+
+def test_unknown_kid_uses_a_real_key_never_an_empty_one(d):
+    default, secrets = d.keys()
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    for kid in (999, None, ""):
+        for key in ("", "x"):
+            u = link(p, hmac_token("file", expires, p, key), expires, kid)
+            assert d.status_of(u) == 403, (kid, key)
+            assert d.ask(f"VERIFY {u}").startswith("OK invalid"), (kid, key)
+    # As with md5: an unknown kid is checked against the default key.
+    u = link(p, hmac_token("file", expires, p, default), expires, 999)
+    assert d.status_of(u) == 200
+
+
+def test_md5_links_are_refused_by_an_hmac_site(d):
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 403
+    assert d.ask(f"VERIFY {u}").startswith("OK invalid")
+
+
+def test_ip_binding(make_daemon):
+    d = make_daemon({"links": {"algorithm": "hmac-sha256", "bind_ip": "yes"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    url = d.sign("/media/private/b.pdf", "ip=127.0.0.1")
+    m = parts(url)
+    secret = d.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("file", m["expires"], "/media/private/b.pdf", secret,
+                                    "127.0.0.1")
+    assert d.get(url[len(d.base_url):]) == (200, b"b pdf")
+    assert d.ask(f"VERIFY {url} ip=127.0.0.1").startswith("OK valid")
+    other = d.sign("/media/private/b.pdf", "ip=10.1.2.3")
+    assert d.status_of(other[len(d.base_url):]) == 403
+    assert d.ask(f"VERIFY {other} ip=127.0.0.1").startswith("OK invalid")
+
+
+def test_rotation_and_revoke(d):
+    old = d.sign("/media/private/b.pdf")
+    d.rotate()
+    d.wait_active()
+    new = d.sign("/media/private/b.pdf")
+    assert parts(old)["kid"] != parts(new)["kid"]
+    assert d.status_of(old[len(d.base_url):]) == 200
+    assert d.status_of(new[len(d.base_url):]) == 200
+    d.rotate(revoke=True)
+    d.wait_active()
+    assert d.status_of(old[len(d.base_url):]) == 403
+    assert d.status_of(new[len(d.base_url):]) == 403
+    assert d.status_of(d.sign("/media/private/b.pdf")[len(d.base_url):]) == 200
+
+
+NJS_CASES = """
+import sl from 'securelink.js';
+var n = 0;
+function check(a, b, want) {
+    n++;
+    if (sl.equal(Buffer.from(a), Buffer.from(b)) !== want)
+        throw Error('equal(' + JSON.stringify(a) + ', ' + JSON.stringify(b) + ') != ' + want);
+}
+check('abc', 'abc', true);
+check('abc', 'abd', false);
+check('xbc', 'abc', false);
+check('abc', 'ab', false);
+check('ab', 'abc', false);
+check('ab\\u0000', 'ab', false);
+check('ab', 'ab\\u0000', false);
+check('', '', true);
+check('', 'a', false);
+check('a', '', false);
+var t = 'to6lMmR_SfWYQMm9HrRBd4KmCnNBG5aANqXw8MJWiww';
+check(t, t, true);
+check(t, t.slice(0, 42) + 'x', false);
+check(t, t.slice(0, 22), false);
+console.log('passed ' + n);
+"""
+
+
+def test_njs_constant_time_equal(d, tmp_path):
+    """securelink.js's hand-written comparison, run by the njs CLI on the
+    file securelinkd wrote: equal and unequal contents and lengths."""
+    njs = shutil.which("njs")
+    assert njs, "the njs CLI is missing (scripts/bootstrap installs the package njs)"
+    shutil.copy(os.path.join(os.path.dirname(d.locations_file), "securelink.js"), tmp_path)
+    (tmp_path / "cases.js").write_text(NJS_CASES)
+    p = subprocess.run([njs, "-p", str(tmp_path), str(tmp_path / "cases.js")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "passed 13" in p.stdout, p.stdout + p.stderr
+
+
+class Traffic:
+    """Signs a link and fetches every link signed so far that is still live
+    (expires at least 1s ahead), over and over, in a thread: what an
+    application and its users do while the algorithm switches. Counts the
+    answers by algorithm (the token's length) and status."""
+
+    def __init__(self, d):
+        import threading
+        self.d = d
+        self.links = []  # (path and query, expires)
+        self.counts = {}
+        self.bad = []
+        self.error = None
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.hold = self.held = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            while not self.stopping:
+                with self.cond:
+                    while self.hold:
+                        self.held = True
+                        self.cond.notify_all()
+                        self.cond.wait()
+                    self.held = False
+                url = self.d.sign("/media/private/b.pdf")
+                m = parts(url)
+                self.links.append((url[len(self.d.base_url):], int(m["expires"])))
+                for u, e in list(self.links):
+                    if e < time.time() + 1:
+                        continue
+                    status = self.d.status_of(u)
+                    alg = "hmac" if len(parts(u)["token"]) == 43 else "md5"
+                    with self.cond:
+                        self.counts[(alg, status)] = self.counts.get((alg, status), 0) + 1
+                        if status != 200:
+                            self.bad.append((u, status))
+                        self.cond.notify_all()
+        except Exception as e:  # noqa: BLE001 (reported by stop())
+            self.error = e
+            with self.cond:
+                self.cond.notify_all()
+
+    def wait_for(self, alg, n=20):
+        """Returns once n fetches of links of alg got 200."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.error or self.counts.get((alg, 200), 0) >= n,
+                                      timeout=60), self.counts
+        assert not self.error, self.error
+
+    def pause(self):
+        """Returns once the thread waits between two rounds (the daemon
+        can restart)."""
+        with self.cond:
+            self.hold = True
+            assert self.cond.wait_for(lambda: self.held or self.error, timeout=60)
+        assert not self.error, self.error
+
+    def resume(self):
+        with self.cond:
+            self.hold = False
+            self.cond.notify_all()
+
+    def stop(self):
+        self.stopping = True
+        self.resume()
+        self.thread.join(60)
+        assert not self.error, self.error
+        return self.counts
+
+
+def checked(st):
+    return st["links"]["checked"]
+
+
+def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
+    d = make_daemon({"njs": True,
+                     "keys": {"max_link_ttl": "8s", "default_link_ttl": "8s",
+                              "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
+    d.wait_active()
+    st = d.status()
+    assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
+    grants = {"md5": (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
+                      d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])}
+    t = Traffic(d)
+    try:
+        t.wait_for("md5")
+        d.set_option("links", "algorithm", "hmac-sha256")
+        d.sighup()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256",
+                           what="hmac-sha256 signing")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        assert st["links"]["previous_until"] >= time.time() + 8 - 2
+        t.wait_for("hmac")
+        grants["hmac"] = (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
+                          d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])
+        assert len(grants["hmac"][1].split(".")[3]) == 43
+        for base, cookie in grants.values():
+            assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
+        # A restart keeps checking the md5 links that may live.
+        t.pause()
+        d.restart()
+        t.resume()
+        st = d.status()
+        assert checked(st) == ["md5", "hmac-sha256"], st["links"]
+        t.wait_for("hmac", 40)
+
+        d.set_option("links", "algorithm", "md5")
+        d.sighup()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == "md5", what="md5 signing")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        t.wait_for("md5", 60)
+        for base, cookie in grants.values():
+            assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
+    finally:
+        counts = t.stop()
+    assert not t.bad, (t.bad[:5], counts)
+    assert counts.get(("hmac", 200), 0) >= 40 and counts.get(("md5", 200), 0) >= 60, counts
+
+    # Once the last hmac link has expired, nginx checks md5 only: an hmac
+    # token (made here with Python's hmac) is refused, njs is not loaded.
+    st = d.wait_status(lambda s: checked(s) == ["md5"] and not s["nginx"]["pending"],
+                       timeout=30, what="the hmac check removed")
+    assert st["links"]["previous_until"] is None
+    default, secrets = d.keys()
+    kid = max(secrets)
+    expires = int(time.time()) + 600
+    p = "/media/private/b.pdf"
+    u = link(p, hmac_token("file", expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 403
+    assert d.ask(f"VERIFY {u}").startswith("OK invalid")
+    with open(d.keys_file) as f:
+        assert "js_import" not in f.read()
+    u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
+    assert d.status_of(u) == 200
+
+
+GRANT_DIR = "/media/private/videos/42/"
+PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
+                        r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
+
+
+def get_with_cookie(d, path, value):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=15)
+    try:
+        conn.request("GET", path, headers={"Cookie": f"securelink_grant={value}"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def g(make_daemon):
+    d = make_daemon(HMAC)
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
+    d.add_file("private/videos/42/v0/seg1.ts", b"segment")
+    d.add_file("private/videos/420/x.ts", b"sibling")
+    d.wait_active()
+    return d
+
+
+def test_path_grant(g):
+    answer = g.sign(GRANT_DIR, "grant=path", "ttl=600")
+    m = PATH_GRANT.match(answer)
+    assert m, answer
+    secret = g.keys()[1][int(m["kid"])]
+    assert m["token"] == hmac_token("grant", m["expires"], GRANT_DIR, secret)
+    base = answer[len(g.base_url):]
+    assert g.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
+    assert g.get(base + "v0/seg1.ts") == (200, b"segment")
+    assert g.status_of(base.replace("/42/", "/420/") + "x.ts") == 403
+    assert g.ask(f"VERIFY {answer}v0/seg1.ts") == \
+        f"OK valid kid={m['kid']} expires={m['expires']}"
+    # Tampered: the token of a file link for the same path is no grant's.
+    t = m["token"]
+    bad = base.replace(t, t[:5] + ("A" if t[5] != "A" else "B") + t[6:])
+    assert g.status_of(bad + "master.m3u8") == 403
+    assert g.ask(f"VERIFY {g.base_url}{bad}master.m3u8").startswith("OK invalid")
+    file_token = hmac_token("file", m["expires"], GRANT_DIR, secret)
+    assert g.status_of(base.replace(t, file_token) + "master.m3u8") == 403
+    # Expired: a grant Python signs with a past expiry.
+    e = int(time.time()) - 100
+    old = base.replace(f"/{m['expires']}/{t}/",
+                       f"/{e}/{hmac_token('grant', e, GRANT_DIR, secret)}/")
+    assert g.status_of(old + "master.m3u8") == 410
+    assert g.ask(f"VERIFY {g.base_url}{old}master.m3u8").startswith("OK expired")
+
+
+def test_cookie_grant(g):
+    answer = g.sign(GRANT_DIR, "grant=cookie", "ttl=600")
+    value = answer.split(";")[0].partition("=")[2]
+    kid, expires, depth, token = value.split(".")
+    assert token == hmac_token("grant", expires, GRANT_DIR, g.keys()[1][int(kid)])
+    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", value) == (200, b"segment")
+    assert get_with_cookie(g, "/media/private/videos/420/x.ts", value)[0] == 403
+    assert g.status_of(GRANT_DIR + "v0/seg1.ts") == 403
+    assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={value}") == \
+        f"OK valid kid={kid} expires={expires}"
+    bad = value[:-1] + ("A" if value[-1] != "A" else "B")
+    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", bad)[0] == 403
+    assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={bad}").startswith("OK invalid")
+
+
+def test_grants_under_ip_binding(make_daemon):
+    d = make_daemon({"links": {"algorithm": "hmac-sha256", "bind_ip": "yes"}})
+    d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
+    d.wait_active()
+    answer = d.sign(GRANT_DIR, "grant=path", "ip=127.0.0.1")
+    m = PATH_GRANT.match(answer)
+    assert m["token"] == hmac_token("grant", m["expires"], GRANT_DIR,
+                                    d.keys()[1][int(m["kid"])], "127.0.0.1")
+    assert d.get(answer[len(d.base_url):] + "master.m3u8") == (200, b"#EXTM3U\n")
+    other = d.sign(GRANT_DIR, "grant=cookie", "ip=10.1.2.3").split(";")[0].partition("=")[2]
+    assert get_with_cookie(d, GRANT_DIR + "master.m3u8", other)[0] == 403
+
+
+def check_config(d):
+    from daemonsite import daemon_binary
+    return subprocess.run([daemon_binary(), "-c", d.conf, "--check-config"],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_hmac_is_refused_when_nginx_lacks_njs(make_daemon):
+    """Start-up, --check-config and SIGHUP refuse hmac-sha256 when the nginx
+    configuration test_command names does not load the njs module."""
+    d = make_daemon({"links": {"algorithm": "hmac-sha256"}, "njs": False}, start=False)
+    d.njs = False
+    d.write_nginx_conf()
+    r = check_config(d)
+    assert r.returncode != 0, r.stdout
+    assert "libnginx-mod-http-js" in r.stderr and d.nginx_conf in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    p = d.spawn()
+    assert p.wait(30) != 0
+    assert "libnginx-mod-http-js" in d.log_text()
+
+    # Loaded from a file the main configuration includes at its top level,
+    # as Debian's modules-enabled/ does: accepted.
+    mods = os.path.join(d.dir, "modules-enabled")
+    os.makedirs(mods)
+    with open(os.path.join(mods, "50-mod-http-js.conf"), "w") as f:
+        f.write(f'load_module "{NJS_MODULE}"; # as Debian writes it\n')
+    with open(d.nginx_conf) as f:
+        text = f.read()
+    with open(d.nginx_conf, "w") as f:
+        f.write(f"include {mods}/*.conf;\n" + text)
+    r = check_config(d)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sighup_to_hmac_without_njs_keeps_md5(make_daemon):
+    d = make_daemon()
+    d.add_file("private/b.pdf", b"b pdf")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    assert "libnginx-mod-http-js" in d.log_text()
+    st = d.status()
+    assert st["links"]["algorithm"] == "md5" and checked(st) == ["md5"]
+    url = d.sign("/media/private/b.pdf")
+    assert len(parts(url)["token"]) == 22
+    assert d.status_of(url[len(d.base_url):]) == 200
+
+
+def test_securelinkctl_verify_checks_both_algorithms(make_daemon):
+    """securelinkctl passes links through: VERIFY judges each by its own
+    algorithm while nginx checks both (here after a switch to hmac)."""
+    from ctlsite import run_ctl
+    d = make_daemon({"njs": True})
+    d.add_file("private/b.pdf", b"b pdf")
+    md5_url = d.sign("/media/private/b.pdf")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256", what="hmac signing")
+    hmac_url = d.sign("/media/private/b.pdf")
+    assert len(parts(hmac_url)["token"]) == 43
+    for url in (md5_url, hmac_url):
+        assert d.status_of(url[len(d.base_url):]) == 200
+        r = run_ctl("verify", url, socket=d.socket)
+        assert r.rc == 0, r
+        m = parts(url)
+        bad = url.replace(m["token"], m["token"][::-1])
+        r = run_ctl("verify", bad, socket=d.socket)
+        assert r.rc == 1, r
+
+
+def test_probes_check_hmac_links(make_daemon):
+    """The enforcement probe signs its link in the algorithm nginx is to
+    check: a rotation on an hmac-sha256 site activates its key, and the site
+    is reported enforcing."""
+    from test_probes import ProbedDaemon, probed
+    from daemonsite import close_daemon, open_daemon
+    d = open_daemon({"links": {"algorithm": "hmac-sha256"}}, cls=ProbedDaemon)
+    try:
+        st = probed(d)
+        assert st["nginx"]["enforcing"] is True and st["nginx"]["ok"], st
+        assert st["active_kid"] == max(k["kid"] for k in st["keys"]) or \
+            d.wait_status(lambda s: s["active_kid"] == max(k["kid"] for k in s["keys"]))
+    finally:
+        errors = close_daemon(d)
+        assert not errors, errors
