@@ -299,7 +299,7 @@ static ListenKind server_listen_kind(const Server *s, unsigned port, bool *ret_d
  * server_name or rewrite comes near). So is a repeat of a repeat ("a+?",
  * "a{2}*"): POSIX leaves its meaning undefined, PCRE reads it as lazy or
  * possessive, and glibc builds it as one more copy. */
-#define REGEX_COST_MAX 10000U
+#define REGEX_COST_MAX  10000U
 #define REGEX_DEPTH_MAX 32
 
 static size_t cost_cap(size_t n)
@@ -399,7 +399,8 @@ static size_t regex_cost(const char *p)
 			if (*end == ']')
 				end++;
 			while (*end && *end != ']') {
-				if (*end == '[' && (end[1] == ':' || end[1] == '.' || end[1] == '=')) {
+				if (*end == '[' &&
+				    (end[1] == ':' || end[1] == '.' || end[1] == '=')) {
 					const char *close = strchr(end + 2, end[1]);
 
 					while (close && close[1] != ']')

@@ -280,9 +280,10 @@ static void test_audit_refuses_regexes_that_would_take_gigabytes(void **state)
 {
 #define SITE(name)                                                                                 \
 	HEAD "server { listen 80 default_server; server_name _; }\n"                               \
-	     "server { listen 80; server_name \"~%s\";\n"                                           \
-	     "include /s/locations.conf; }\n"                                                       \
-	     "}\n" KEYS LOCS, name
+	     "server { listen 80; server_name \"~%s\";\n"                                          \
+	     "include /s/locations.conf; }\n"                                                      \
+	     "}\n" KEYS LOCS,                                                                      \
+	    name
 	const char *ok[] = { "^files\\.example\\.com$", "^f(il){1,3}es?\\.[a-z]+\\.com$",
 		             "^f[]a-z[:digit:]]+\\.example\\.com$" };
 	/* glibc copies the repeated part per repeat: 99^4 copies, gigabytes;
