@@ -90,6 +90,8 @@ struct NginxOp {
 	pid_t *snapshot;
 	size_t n_snapshot;
 	sd_event_source *poll_source;
+	/* A poll saw the master's SIGHUP taken (no longer pending). */
+	bool hup_taken;
 
 	/* systemd: */
 	sd_bus *bus;

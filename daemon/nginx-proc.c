@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #define CHILDREN_MAX (256 * 1024)
 #define CMDLINE_MAX  4096
 #define STAT_MAX     4096
+#define STATUS_MAX   16384
 
 /* Strict pid: decimal, no sign, 1..INT_MAX. */
 int proc_parse_pid(const char *s, pid_t *ret)
@@ -129,6 +132,70 @@ int proc_is_accepting_worker(pid_t pid)
 	return size >= STRLEN(NGINX_WORKER_TITLE) &&
 	       memcmp(buf, NGINX_WORKER_TITLE, STRLEN(NGINX_WORKER_TITLE)) == 0 &&
 	       !memmem(buf, size, "shutting down", STRLEN("shutting down"));
+}
+
+/* One "Name:\t<hex mask>" line of /proc/PID/status. */
+static int status_mask(const char *buf, const char *name, uint64_t *ret)
+{
+	size_t n = strlen(name);
+
+	for (const char *line = buf; line;) {
+		if (strncmp(line, name, n) == 0 && line[n] == ':')
+			return sscanf(line + n + 1, " %" SCNx64, ret) == 1 ? 0 : -EBADMSG;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return -EBADMSG;
+}
+
+int proc_read_signal(pid_t pid, int sig, bool *ret_pending, bool *ret_blocked)
+{
+	_cleanup_free_ char *buf = NULL;
+	uint64_t bit = UINT64_C(1) << (sig - 1), thread, process, blocked;
+	char path[64];
+	size_t size;
+	int r;
+
+	assert(sig >= 1 && sig <= 64);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	r = read_file(path, STATUS_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	if (strlen(buf) != size)
+		return -EBADMSG;
+	r = status_mask(buf, "SigPnd", &thread);
+	if (r >= 0)
+		r = status_mask(buf, "ShdPnd", &process);
+	if (r >= 0)
+		r = status_mask(buf, "SigBlk", &blocked);
+	if (r < 0)
+		return r;
+	*ret_pending = (thread | process) & bit;
+	*ret_blocked = blocked & bit;
+	return 0;
+}
+
+int proc_read_start_time(pid_t pid, uint64_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	const char *p;
+	size_t size;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = read_file(path, STAT_MAX, &buf, &size);
+	if (r < 0)
+		return r;
+	/* After "pid (comm)": fields 3 to 21, then starttime (proc(5)). */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1,
+	                 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+	                 "%*d %" SCNu64,
+	                 ret) != 1)
+		return -EBADMSG;
+	return 0;
 }
 
 /* Reads the process group and session of pid from /proc/PID/stat. Returns 0,

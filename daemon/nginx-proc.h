@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* nginx's processes as /proc and its pid file show them. Nothing here keeps
@@ -33,5 +34,10 @@ int proc_read_pgrp_session(pid_t pid, pid_t *ret_pgrp, pid_t *ret_session);
 /* Workers of a master that is gone (its session or process group), at most
  * max of them into ret. Returns how many. */
 int proc_find_stray_workers(pid_t master, pid_t *ret, size_t max);
+/* From /proc/PID/status: whether sig is pending for pid (the thread or the
+ * process) and whether pid blocks it now. */
+int proc_read_signal(pid_t pid, int sig, bool *ret_pending, bool *ret_blocked);
+/* When pid started, in clock ticks after boot (/proc/PID/stat). */
+int proc_read_start_time(pid_t pid, uint64_t *ret);
 /* The children of pid (CONFIG_PROC_CHILDREN), malloc'd. */
 int proc_read_children(pid_t pid, pid_t **ret, size_t *ret_n);

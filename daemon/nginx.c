@@ -456,6 +456,57 @@ int nginx_op_snapshot(NginxOp *op, pid_t master)
 	return proc_read_children(master, &op->snapshot, &op->n_snapshot);
 }
 
+/* Whether the reload that followed our SIGHUP is done, the master's
+ * children being children[n]. nginx re-reads its files when it handles a
+ * SIGHUP, not when it is sent, and handles one at a time, with every
+ * signal blocked but in sigsuspend(): while it is still reading for a
+ * SIGHUP someone else sent before our files were written (an admin's
+ * reload, a securelinkd killed mid-sync), ours stays pending, and the
+ * workers that reload starts are new to the snapshot without having our
+ * keys. So, besides new workers:
+ *  - our SIGHUP was seen taken (not pending) at an earlier poll, and now the
+ *    master is idle (SIGHUP not blocked: in sigsuspend()), so the reload
+ *    it started, which read our files, has run to its end;
+ *  - only one generation of workers accepts connections: nginx starts new
+ *    workers, waits 100 ms, then tells the older ones to quit, and an
+ *    older generation of workers also new to the snapshot (the other
+ *    reload's) must have stopped accepting too. Workers of one generation
+ *    start within a few milliseconds of each other. */
+#define GENERATION_SPAN_MSEC 50
+
+static bool reload_is_done(NginxOp *op, const pid_t *children, size_t n)
+{
+	bool new_worker = false, pending, blocked, taken_before = op->hup_taken;
+	uint64_t oldest = UINT64_MAX, newest = 0, ticks = (uint64_t)sysconf(_SC_CLK_TCK);
+
+	if (proc_read_signal(op->master, SIGHUP, &pending, &blocked) < 0)
+		return false; /* gone: the next poll says so */
+	if (!pending)
+		op->hup_taken = true;
+	if (!taken_before || pending || blocked)
+		return false;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t start;
+
+		if (!proc_is_accepting_worker(children[i]))
+			continue;
+		/* An old worker still accepting: links of a revoked or dropped
+		 * key could pass there. Busy with long downloads, old workers
+		 * are "shutting down" and accept nothing new. */
+		if (snapshot_contains(op, children[i]))
+			return false;
+		if (proc_read_start_time(children[i], &start) < 0)
+			return false;
+		new_worker = true;
+		if (start < oldest)
+			oldest = start;
+		if (start > newest)
+			newest = start;
+	}
+	return new_worker && (newest - oldest) * 1000 < GENERATION_SPAN_MSEC * ticks;
+}
+
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	_cleanup_free_ pid_t *children = NULL;
@@ -477,19 +528,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 
-	/* nginx starts the new workers first, then tells the old ones to quit.
-	 * Confirmed: a pid we did not see before (the new configuration is
-	 * live) and no old worker still accepting connections (a link of a
-	 * revoked or dropped key could otherwise still pass there). Old workers
-	 * busy with long downloads are "shutting down" and accept nothing new. */
-	bool new_worker = false, old_accepting = false;
-	for (size_t i = 0; i < n; i++) {
-		if (!snapshot_contains(op, children[i]))
-			new_worker = true;
-		else if (proc_is_accepting_worker(children[i]))
-			old_accepting = true;
-	}
-	if (new_worker && !old_accepting) {
+	if (reload_is_done(op, children, n)) {
 		nginx_op_succeed(op, true, false);
 		return 0;
 	}

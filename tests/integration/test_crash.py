@@ -264,7 +264,7 @@ def test_sigkill_at_random_moments_of_rotations_loses_no_key_and_never_signs_one
             continue
         if f.status == 410 and f.expires < int(f.end_wall):
             continue
-        bad.append((f.kid, f.status, f.url))
+        bad.append((f.kid, f.status, f.url, f.end))
     kids = {f.kid for f in client.fetches}
     print(f"crash test: {len(client.fetches)} fetches, keys {first_kid}..{final_kid} "
           f"({len(kids)} of them signed links), {len(revokes)} revokes, {client.reconnects} "
