@@ -176,7 +176,10 @@ int proc_read_signal(pid_t pid, int sig, bool *ret_pending, bool *ret_blocked)
 	return 0;
 }
 
-int proc_read_start_time(pid_t pid, uint64_t *ret)
+/* Reads /proc/PID/stat into *ret_buf; *ret_fields points after "pid (comm)",
+ * at the state: comm may hold anything, ')' included, so the fields start
+ * after the last ')'. Returns 0, or a negative errno (-ENOENT when gone). */
+static int read_stat(pid_t pid, char **ret_buf, const char **ret_fields)
 {
 	_cleanup_free_ char *buf = NULL;
 	char path[64];
@@ -188,12 +191,28 @@ int proc_read_start_time(pid_t pid, uint64_t *ret)
 	r = read_file(path, STAT_MAX, &buf, &size);
 	if (r < 0)
 		return r;
-	/* After "pid (comm)": fields 3 to 21, then starttime (proc(5)). */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1,
-	                 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-	                 "%*d %" SCNu64,
-	                 ret) != 1)
+	if (!p)
+		return -EBADMSG;
+	*ret_fields = p + 1;
+	*ret_buf = TAKE_PTR(buf);
+	return 0;
+}
+
+int proc_read_start_time(pid_t pid, uint64_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	const char *fields;
+	int r;
+
+	r = read_stat(pid, &buf, &fields);
+	if (r < 0)
+		return r;
+	/* Fields 3 to 21, then starttime (proc(5)). */
+	if (sscanf(fields,
+	           " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
+	           "%" SCNu64,
+	           ret) != 1)
 		return -EBADMSG;
 	return 0;
 }
@@ -203,20 +222,15 @@ int proc_read_start_time(pid_t pid, uint64_t *ret)
 int proc_read_pgrp_session(pid_t pid, pid_t *ret_pgrp, pid_t *ret_session)
 {
 	_cleanup_free_ char *buf = NULL;
-	char path[64], state;
-	const char *p;
+	const char *fields;
 	int ppid, pgrp, session;
-	size_t size;
+	char state;
 	int r;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	r = read_file(path, STAT_MAX, &buf, &size);
+	r = read_stat(pid, &buf, &fields);
 	if (r < 0)
 		return r;
-	/* "pid (comm) state ppid pgrp session ...": comm may hold anything,
-	 * ')' included, so the fields start after the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
+	if (sscanf(fields, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
 		return -EBADMSG;
 	if (state == 'Z' || state == 'X')
 		return -ESRCH;
