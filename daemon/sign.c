@@ -227,42 +227,15 @@ int signer_token_text(Signer *s, const char *expires, size_t expires_len, const 
                       char ret_token[static SIGN_TOKEN_LEN + 1])
 {
 	unsigned char digest[MD5_LEN];
-	size_t ip_len = 0, secret_len, n;
+	size_t ip_len, secret_len, n;
 	MD5_CTX ctx;
-	int r = 0;
+	int r;
 
 	if (!s || !expires || !uri || !secret || !ret_token)
 		return -EINVAL;
-
-	/* The canonical digits of a number > 0, as in the link. */
-	if (expires_len == 0 || expires_len > SIGN_EXPIRES_MAX || expires[0] == '0')
-		return -EINVAL;
-	for (size_t i = 0; i < expires_len; i++)
-		if (expires[i] < '0' || expires[i] > '9')
-			return -EINVAL;
-
-	/* $uri always starts with '/'; a directory grant's subject is
-	 * "grant:" and its directory (link.c). */
-	if (uri_len == 0 || memchr(uri, '\0', uri_len) ||
-	    !(uri[0] == '/' ||
-	      (uri_len > STRLEN("grant:/") && memcmp(uri, "grant:/", STRLEN("grant:/")) == 0)))
-		return -EINVAL;
-	if (uri_len > SIGN_URI_MAX)
-		return -E2BIG;
-
-	if (ip) {
-		ip_len = strnlen(ip, SIGN_IP_MAX + 1);
-		if (ip_len == 0)
-			return -EINVAL;
-		if (ip_len > SIGN_IP_MAX)
-			return -E2BIG;
-	}
-
-	secret_len = strnlen(secret, KEY_SECRET_MAX + 1);
-	if (secret_len == 0)
-		return -EINVAL;
-	if (secret_len > KEY_SECRET_MAX)
-		return -E2BIG;
+	r = check_inputs(expires, expires_len, uri, uri_len, ip, &ip_len, secret, &secret_len);
+	if (r < 0)
+		return r;
 
 	/* Exactly what nginx hashes for
 	 *   secure_link_md5 "$secure_link_expires$uri[$remote_addr] $secret";
