@@ -211,20 +211,24 @@ def streams(tmp_path_factory):
     return root
 
 
-def get(port, target, cookie=None):
+def fetch(port, target, cookie=None):
     """GETs target (a path and query, sent exactly as written: no
     normalization, no re-quoting) from 127.0.0.1:port, with
-    "Cookie: securelink_grant=<cookie>" when cookie is given. Returns the
-    status."""
+    "Cookie: securelink_grant=<cookie>" when cookie is given. Returns
+    (status, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
         conn.request("GET", target,
                      headers={"Cookie": f"securelink_grant={cookie}"} if cookie else {})
         r = conn.getresponse()
-        r.read()
-        return r.status
+        return r.status, r.read()
     finally:
         conn.close()
+
+
+def get(port, target, cookie=None):
+    """fetch()'s status."""
+    return fetch(port, target, cookie)[0]
 
 
 def curl(urls, *opts):

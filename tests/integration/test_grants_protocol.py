@@ -14,6 +14,7 @@ import urllib.parse
 import pytest
 
 from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from grantsite import fetch
 
 DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"(?P<origin>https?://[^/]+)?/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
@@ -38,17 +39,6 @@ def cookie_fields(answer):
         k, _, v = p.partition("=")
         attrs[k.lower()] = v
     return name, value, attrs
-
-
-def get_with_cookie(d, path, value):
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=15)
-    try:
-        conn.request("GET", path, headers={"Cookie": f"securelink_grant={value}"})
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -90,9 +80,9 @@ def test_cookie_grant_is_a_set_cookie_value_nginx_admits_under_its_path(d):
     assert "httponly" in attrs and attrs["samesite"] == "Lax"
     assert "secure" not in attrs  # base_url is http here
     assert email.utils.parsedate_to_datetime(attrs["expires"]).timestamp() == int(expires)
-    assert get_with_cookie(d, DIR + "v0/seg1.ts", value) == (200, b"segment")
-    assert get_with_cookie(d, "/media/private/videos/43/x.ts", value)[0] == 403
-    assert get_with_cookie(d, "/media/private/videos/420/x.ts", value)[0] == 403
+    assert fetch(d.port, DIR + "v0/seg1.ts", value) == (200, b"segment")
+    assert fetch(d.port, "/media/private/videos/43/x.ts", value)[0] == 403
+    assert fetch(d.port, "/media/private/videos/420/x.ts", value)[0] == 403
     assert d.status_of(DIR + "v0/seg1.ts") == 403  # no cookie, no token
     v = d.ask(f"VERIFY {DIR}v0/seg1.ts cookie={value}")
     assert v == f"OK valid kid={kid} expires={expires}", v
@@ -203,5 +193,5 @@ def test_grants_bound_to_an_address(make_daemon):
     assert d.get(base[len(d.base_url):] + "master.m3u8") == (200, b"m")
     other = d.sign(DIR, "grant=cookie", "ip=192.0.2.1")
     value = cookie_fields(other)[1]
-    assert get_with_cookie(d, DIR + "master.m3u8", value)[0] == 403
+    assert fetch(d.port, DIR + "master.m3u8", value)[0] == 403
     assert d.ask(f"VERIFY {DIR}master.m3u8 ip=192.0.2.1 cookie={value}").startswith("OK valid")

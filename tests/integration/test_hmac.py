@@ -17,6 +17,7 @@ import urllib.parse
 import pytest
 
 from daemonsite import make_daemon  # noqa: F401 (a fixture)
+from grantsite import fetch
 from nginxsite import NJS_MODULE
 
 
@@ -321,7 +322,7 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         assert len(grants["hmac"][1].split(".")[3]) == 43
         for base, cookie in grants.values():
             assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
-            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
+            assert fetch(d.port, GRANT_DIR + "master.m3u8", cookie)[0] == 200
         # A restart keeps checking the md5 links that may live.
         t.pause()
         d.restart()
@@ -337,7 +338,7 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         t.wait_for("md5", 60)
         for base, cookie in grants.values():
             assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
-            assert get_with_cookie(d, GRANT_DIR + "master.m3u8", cookie)[0] == 200
+            assert fetch(d.port, GRANT_DIR + "master.m3u8", cookie)[0] == 200
     finally:
         counts = t.stop()
     assert not t.bad, (t.bad[:5], counts)
@@ -364,17 +365,6 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
 GRANT_DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
                         r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
-
-
-def get_with_cookie(d, path, value):
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=15)
-    try:
-        conn.request("GET", path, headers={"Cookie": f"securelink_grant={value}"})
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -419,13 +409,13 @@ def test_cookie_grant(g):
     value = answer.split(";")[0].partition("=")[2]
     kid, expires, depth, token = value.split(".")
     assert token == hmac_token("grant", expires, GRANT_DIR, g.keys()[1][int(kid)])
-    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", value) == (200, b"segment")
-    assert get_with_cookie(g, "/media/private/videos/420/x.ts", value)[0] == 403
+    assert fetch(g.port, GRANT_DIR + "v0/seg1.ts", value) == (200, b"segment")
+    assert fetch(g.port, "/media/private/videos/420/x.ts", value)[0] == 403
     assert g.status_of(GRANT_DIR + "v0/seg1.ts") == 403
     assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={value}") == \
         f"OK valid kid={kid} expires={expires}"
     bad = value[:-1] + ("A" if value[-1] != "A" else "B")
-    assert get_with_cookie(g, GRANT_DIR + "v0/seg1.ts", bad)[0] == 403
+    assert fetch(g.port, GRANT_DIR + "v0/seg1.ts", bad)[0] == 403
     assert g.ask(f"VERIFY {GRANT_DIR}v0/seg1.ts cookie={bad}").startswith("OK invalid")
 
 
@@ -439,7 +429,7 @@ def test_grants_under_ip_binding(make_daemon):
                                     d.keys()[1][int(m["kid"])], "127.0.0.1")
     assert d.get(answer[len(d.base_url):] + "master.m3u8") == (200, b"#EXTM3U\n")
     other = d.sign(GRANT_DIR, "grant=cookie", "ip=10.1.2.3").split(";")[0].partition("=")[2]
-    assert get_with_cookie(d, GRANT_DIR + "master.m3u8", other)[0] == 403
+    assert fetch(d.port, GRANT_DIR + "master.m3u8", other)[0] == 403
 
 
 def check_config(d):
