@@ -108,6 +108,8 @@ int nginx_op_succeed(NginxOp *op, bool reloaded, bool not_running);
 
 /* After a passed test: the configured reload method. */
 int nginx_op_start_reload(NginxOp *op);
+/* nginx-reload.c: reload = pidfile:PATH, and the confirmation of a reload. */
+int nginx_op_reload_pidfile(NginxOp *op);
 /* Remembers master's children, then polls for new ones. */
 int nginx_op_snapshot(NginxOp *op, pid_t master);
 int nginx_op_confirm_start(NginxOp *op);
