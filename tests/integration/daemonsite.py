@@ -263,18 +263,22 @@ class Daemon:
         self.options.setdefault(section, {})[key] = value
         self.write_conf()
 
-    def write_nginx_conf(self):
+    def write_nginx_conf(self, http_extra="", server_extra=""):
+        """nginx.conf: the snippets and extra.conf in http {}, one server;
+        http_extra and server_extra are more directives for each block."""
         d = self.dir
         tmp = os.path.join(d, "tmp")
         with open(self.nginx_conf, "w") as f:
             f.write(f"""
 {nginx_conf_head(self.pid_file, self.error_log, tmp, self.njs)}
+    {http_extra}
     include {self.keys_file};
     include {self.extra_conf};
     server {{
         listen 127.0.0.1:{self.port};
         server_name localhost;
         root {self.www};
+        {server_extra}
         include {self.locations_file};
     }}
 }}

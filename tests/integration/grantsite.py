@@ -22,7 +22,7 @@ import time
 import pytest
 
 from daemonsite import TIMEOUT, Daemon, b64url
-from nginxsite import http_get, nginx_conf_head
+from nginxsite import http_get
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -78,22 +78,9 @@ class LoggedDaemon(Daemon):
 
     def write_nginx_conf(self):
         self.access_log = os.path.join(self.dir, "access.log")
-        tmp = os.path.join(self.dir, "tmp")
-        with open(self.nginx_conf, "w") as f:
-            f.write(f"""
-{nginx_conf_head(self.pid_file, self.error_log, tmp)}
-    log_format grants '$status $http_range $request_uri';
-    include {self.keys_file};
-    include {self.extra_conf};
-    server {{
-        listen 127.0.0.1:{self.port};
-        server_name localhost;
-        root {self.www};
-        access_log {self.access_log} grants;
-        include {self.locations_file};
-    }}
-}}
-""")
+        super().write_nginx_conf(
+            http_extra="log_format grants '$status $http_range $request_uri';",
+            server_extra=f"access_log {self.access_log} grants;")
 
     def log_mark(self):
         """A position in the access log, for requests_since()."""
