@@ -39,6 +39,7 @@ int nginx_op_snapshot(NginxOp *op, pid_t master)
 	op->snapshot = NULL;
 	op->n_snapshot = 0;
 	op->master = master;
+	op->hup_taken = false;
 	return proc_read_children(master, &op->snapshot, &op->n_snapshot);
 }
 
@@ -63,7 +64,11 @@ int nginx_op_snapshot(NginxOp *op, pid_t master)
 static bool reload_is_done(NginxOp *op, const pid_t *children, size_t n)
 {
 	bool new_worker = false, pending, blocked, taken_before = op->hup_taken;
-	uint64_t oldest = UINT64_MAX, newest = 0, ticks = (uint64_t)sysconf(_SC_CLK_TCK);
+	static uint64_t ticks; /* per second, of the start times */
+	uint64_t oldest = UINT64_MAX, newest = 0;
+
+	if (ticks == 0)
+		ticks = (uint64_t)sysconf(_SC_CLK_TCK);
 
 	if (proc_read_signal(op->master, SIGHUP, &pending, &blocked) < 0)
 		return false; /* gone: the next poll says so */
