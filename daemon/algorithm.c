@@ -99,11 +99,15 @@ int algorithm_state_save(const char *dir, const AlgorithmState *s)
 AlgorithmState algorithm_switch(const Config *c, LinkAlgorithm from, LinkAlgorithm to, usec_t now)
 {
 	/* A link signed now may carry expires = now + max_link_ttl, and
-	 * nginx's clock may lag by clock_skew. */
+	 * nginx's clock may lag by clock_skew. Whole seconds, as the state
+	 * file keeps it: a restart checks the same links until the same time. */
+	usec_t until = now + c->max_link_ttl + c->clock_skew;
+
 	return (AlgorithmState){
 		.signing = to,
 		.previous = from,
-		.previous_until = from == to ? 0 : now + c->max_link_ttl + c->clock_skew,
+		.previous_until =
+		    from == to ? 0 : (until + USEC_PER_SEC - 1) / USEC_PER_SEC * USEC_PER_SEC,
 	};
 }
 
