@@ -401,6 +401,39 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
     assert d.status_of(u) == 200
 
 
+@pytest.mark.parametrize("old,new", [("md5", "hmac-sha256"), ("hmac-sha256", "md5")])
+def test_switch_by_restart_breaks_no_link(make_daemon, old, new):
+    """DESIGN.md: a restart is a way to switch too. nginx runs the snippets
+    of the old algorithm until the start's reload: links are signed in the
+    new one only once nginx checks it, never from READY=1 on."""
+    d = make_daemon({"njs": True, "links": {"algorithm": old},
+                     "keys": {"max_link_ttl": "30s", "default_link_ttl": "30s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    short = {"md5": "md5", "hmac-sha256": "hmac"}
+    t = Traffic(d)
+    try:
+        t.wait_for(short[old])
+        d.set_option("links", "algorithm", new)
+        t.pause()
+        assert d.stop() == 0
+        mark = d.notify_mark()
+        d.spawn()
+        d.wait_notify("READY=1", after=mark)
+        # Signs and fetches from READY=1 on, while the start's reload runs.
+        t.resume()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == new
+                           and not s["nginx"]["pending"] and s["nginx"]["ok"],
+                           what=f"{new} signing, nginx reloaded")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        since = t.snapshot()
+        t.wait_for(short[new], 20, since)
+        t.wait_for(short[old], 20, since)
+    finally:
+        counts = t.stop()
+    assert not t.bad, (t.bad[:5], counts)
+
+
 GRANT_DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
                         r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
