@@ -434,6 +434,28 @@ def test_switch_by_restart_breaks_no_link(make_daemon, old, new):
     assert not t.bad, (t.bad[:5], counts)
 
 
+def test_sighup_lowering_max_link_ttl_keeps_checking_old_links(make_daemon):
+    """A SIGHUP that switches the algorithm and lowers max_link_ttl: links
+    of the old one were signed under the old max_link_ttl, and nginx checks
+    them until the last one has expired."""
+    d = make_daemon({"njs": True, "keys": {"max_link_ttl": "60s", "default_link_ttl": "60s",
+                                           "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    u = d.sign("/media/private/b.pdf")
+    expires = int(parts(u)["expires"])
+    d.set_option("keys", "max_link_ttl", "5s")
+    d.set_option("keys", "default_link_ttl", "5s")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    st = d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256"
+                       and not s["nginx"]["pending"], what="hmac-sha256 signing")
+    assert checked(st) == ["md5", "hmac-sha256"]
+    # nginx may lag by clock_skew: checked at least a second past expires.
+    assert st["links"]["previous_until"] >= expires + 1, (st["links"], expires)
+    assert d.status_of(u[len(d.base_url):]) == 200
+
+
 GRANT_DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
                         r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
