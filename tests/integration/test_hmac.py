@@ -456,6 +456,37 @@ def test_sighup_lowering_max_link_ttl_keeps_checking_old_links(make_daemon):
     assert d.status_of(u[len(d.base_url):]) == 200
 
 
+@pytest.mark.parametrize("text", [b"sha1\n", b"hmac-sha256\nmd5 12x\n", b"\0" * 300])
+def test_corrupt_algorithm_state_keeps_checking_the_other(make_daemon, text):
+    """A state file that cannot be read says nothing of which algorithm
+    signed before: nginx checks the one not configured too, for
+    max_link_ttl + clock_skew, so live hmac links of an hmac site switched
+    to md5 keep passing."""
+    d = make_daemon({"njs": True, "links": {"algorithm": "hmac-sha256"},
+                     "keys": {"max_link_ttl": "30s", "default_link_ttl": "30s",
+                              "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    u = d.sign("/media/private/b.pdf")[len(d.base_url):]
+    assert len(parts(u)["token"]) == 43
+    assert d.stop() == 0
+    path = os.path.join(d.state, "link-algorithm")
+    with open(path, "wb") as f:
+        f.write(text)
+    d.set_option("links", "algorithm", "md5")
+    t0 = time.time()
+    d.start()
+    st = d.status()
+    assert checked(st) == ["md5", "hmac-sha256"], st["links"]
+    assert st["links"]["algorithm"] == "md5"
+    assert st["links"]["previous_until"] >= int(t0) + 31, st["links"]
+    assert d.status_of(u) == 200
+    assert f"Failed to read {path}" in d.log_text()
+    # Rewritten: a restart keeps the same state.
+    d.restart()
+    assert d.status()["links"] == st["links"]
+
+
 GRANT_DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
                         r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
