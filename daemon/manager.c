@@ -310,6 +310,23 @@ static usec_t algorithm_live(const Config *a, const Config *b)
 	return ttl + skew;
 }
 
+/* Whether nginx may have checked links of a (hmac-sha256 needs njs):
+ * 1 yes, 0 no, or -ENOMEM. */
+static int njs_possible(const Config *c, LinkAlgorithm a)
+{
+	_cleanup_(config_freep) Config *copy = NULL;
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	if (a != LINK_ALGORITHM_HMAC_SHA256 || c->algorithm == a)
+		return 1;
+	r = config_copy(c, &copy);
+	if (r < 0)
+		return log_error_errno(r, "Failed to copy the configuration: %m");
+	copy->algorithm = a;
+	return nginx_njs_check(copy, &error) != -ENOPKG;
+}
+
 /* At start: a configuration whose algorithm differs from the one that
  * signed before the restart signs in that one until nginx is confirmed to
  * check both (the running nginx has the old snippets until the start's
@@ -332,14 +349,32 @@ static int algorithm_state_start(Manager *m, bool fresh)
 		                          ? LINK_ALGORITHM_HMAC_SHA256
 		                          : LINK_ALGORITHM_MD5;
 
-		s = algorithm_switch(algorithm_live(m->config, m->config), other,
-		                     m->config->algorithm, now);
-		log_warning_errno(r,
-		                  "Failed to read %s/" ALGORITHM_STATE_FILE
-		                  ": %m; nginx checks %s links too for max_link_ttl + clock_skew, "
-		                  "in case they were signed before. The file is rewritten now; if "
-		                  "this repeats, make it readable by securelinkd, ignoring.",
-		                  m->config->state_directory, link_algorithm_to_string(other));
+		int k;
+
+		k = njs_possible(m->config, other);
+		if (k < 0)
+			return k;
+		if (k == 0) {
+			log_warning_errno(
+			    r,
+			    "Failed to read %s/" ALGORITHM_STATE_FILE
+			    ": %m; nginx cannot load njs, so no %s link was checked "
+			    "here. The file is rewritten now; if this repeats, make it "
+			    "readable by securelinkd, ignoring.",
+			    m->config->state_directory, link_algorithm_to_string(other));
+			s = (AlgorithmState){ .signing = m->config->algorithm };
+		} else {
+			log_warning_errno(
+			    r,
+			    "Failed to read %s/" ALGORITHM_STATE_FILE
+			    ": %m; nginx checks %s links too for max_link_ttl + "
+			    "clock_skew, in case they were signed before. The file is "
+			    "rewritten now; if this repeats, make it readable by "
+			    "securelinkd, ignoring.",
+			    m->config->state_directory, link_algorithm_to_string(other));
+			s = algorithm_switch(algorithm_live(m->config, m->config), other,
+			                     m->config->algorithm, now);
+		}
 	}
 	if (s.signing != m->config->algorithm) {
 		Config *c;

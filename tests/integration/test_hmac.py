@@ -489,6 +489,27 @@ def test_corrupt_algorithm_state_keeps_checking_the_other(make_daemon, text):
     assert d.status()["links"] == st["links"]
 
 
+def test_corrupt_algorithm_state_without_njs_checks_md5_only(make_daemon):
+    """An md5 site whose nginx cannot load njs has never checked an hmac
+    link: an unreadable state file adds no hmac check there (nginx -t
+    would refuse its js_import, and no key would be published until
+    max_link_ttl + clock_skew had passed)."""
+    d = make_daemon({"njs": False})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    assert d.stop() == 0
+    path = os.path.join(d.state, "link-algorithm")
+    with open(path, "wb") as f:
+        f.write(b"sha1\n")
+    d.start()
+    st = d.status()
+    assert st["nginx"]["ok"], st["nginx"]
+    assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
+    assert f"Failed to read {path}" in d.log_text()
+    assert d.status_of(d.sign("/media/private/b.pdf")[len(d.base_url):]) == 200
+    assert d.rotate() > 1
+
+
 GRANT_DIR = "/media/private/videos/42/"
 PATH_GRANT = re.compile(r"^(?P<origin>https?://[^/]+)/media/_grant/(?P<kid>\d+)/(?P<expires>\d+)/"
                         r"(?P<token>[A-Za-z0-9_-]+)/(?P<depth>\d+)(?P<dir>/.*/)$")
