@@ -1100,6 +1100,89 @@ Config *config_free(Config *c)
 	return NULL;
 }
 
+static int strv_copy(char *const *l, char ***ret)
+{
+	_cleanup_strv_free_ char **n = NULL;
+	size_t len = strv_length(l);
+
+	if (!l) {
+		*ret = NULL;
+		return 0;
+	}
+	n = calloc(len + 1, sizeof(char *));
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		n[i] = strdup(l[i]);
+		if (!n[i])
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(n);
+	return 0;
+}
+
+static int strdup_or_null(const char *s, char **ret)
+{
+	*ret = s ? strdup(s) : NULL;
+	return s && !*ret ? -ENOMEM : 0;
+}
+
+int config_copy(const Config *c, Config **ret)
+{
+	_cleanup_(config_freep) Config *n = NULL;
+	int r = 0;
+
+	n = calloc(1, sizeof(Config));
+	if (!n)
+		return -ENOMEM;
+	*n = *c;
+	/* None of c's pointers is n's: a copy that fails half way frees only
+	 * its own. */
+#define STRINGS(X)                                                                                 \
+	X(socket)                                                                                  \
+	X(state_directory)                                                                         \
+	X(admin_group)                                                                             \
+	X(master_key_file)                                                                         \
+	X(master_key_file_previous)                                                                \
+	X(base_url)                                                                                \
+	X(media_url)                                                                               \
+	X(token_param)                                                                             \
+	X(expires_param)                                                                           \
+	X(key_param)                                                                               \
+	X(keys_file)                                                                               \
+	X(locations_file)                                                                          \
+	X(media_root)                                                                              \
+	X(probe)                                                                                   \
+	X(test_unit)                                                                               \
+	X(reload_target)
+#define STRVS(X)                                                                                   \
+	X(private_prefixes)                                                                        \
+	X(public_prefixes)                                                                         \
+	X(test_command)                                                                            \
+	X(reload_command)                                                                          \
+	X(warnings)
+#define CLEAR(f) n->f = NULL;
+	STRINGS(CLEAR)
+	STRVS(CLEAR)
+#define COPY_STRING(f)                                                                             \
+	if (r >= 0)                                                                                \
+		r = strdup_or_null(c->f, &n->f);
+#define COPY_STRV(f)                                                                               \
+	if (r >= 0)                                                                                \
+		r = strv_copy(c->f, &n->f);
+	STRINGS(COPY_STRING)
+	STRVS(COPY_STRV)
+#undef COPY_STRV
+#undef COPY_STRING
+#undef CLEAR
+#undef STRVS
+#undef STRINGS
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(n);
+	return 0;
+}
+
 /* Parsing */
 
 /* Section headers never reach the handler, so an empty or misspelt section

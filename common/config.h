@@ -118,6 +118,10 @@ static inline void config_freep(Config **c)
 	config_free(*c);
 }
 
+/* A deep copy of c (config_copy() knows every pointer field of Config: a new
+ * one goes there too). -ENOMEM, or 0 and *ret. */
+int config_copy(const Config *c, Config **ret);
+
 /* Loads path over the defaults. On error returns a negative errno and sets
  * *ret_error to one malloc'd line naming the file, the line and the key, and
  * the fix: `securelinkd.conf:14: max_link_ttl: "3x" is not a duration (use

@@ -96,14 +96,16 @@ int algorithm_state_save(const char *dir, const AlgorithmState *s)
 	return write_file_atomic(path, text, (size_t)n, 0644, NULL);
 }
 
-AlgorithmState algorithm_switch(const Config *c, LinkAlgorithm from, LinkAlgorithm to, usec_t now)
+AlgorithmState algorithm_switch(usec_t live, LinkAlgorithm from, LinkAlgorithm to, usec_t now)
 {
-	/* A link signed now may carry expires = now + max_link_ttl, and
-	 * nginx's clock may lag by clock_skew. */
+	/* Whole seconds, as the state file keeps it: a restart checks the same
+	 * links until the same time. */
+	usec_t until = (now + live + USEC_PER_SEC - 1) / USEC_PER_SEC * USEC_PER_SEC;
+
 	return (AlgorithmState){
 		.signing = to,
 		.previous = from,
-		.previous_until = from == to ? 0 : now + c->max_link_ttl + c->clock_skew,
+		.previous_until = from == to ? 0 : until,
 	};
 }
 

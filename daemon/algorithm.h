@@ -26,8 +26,11 @@ int algorithm_state_load(const char *dir, AlgorithmState *ret);
 int algorithm_state_save(const char *dir, const AlgorithmState *s);
 
 /* Links of the algorithm "from" stop being signed at now: returns the state
- * that checks them until they have all expired. */
-AlgorithmState algorithm_switch(const Config *c, LinkAlgorithm from, LinkAlgorithm to, usec_t now);
+ * that checks them until they have all expired. live: how long after now
+ * such a link may still be checked, max_link_ttl + clock_skew (a link
+ * signed now may carry expires = now + max_link_ttl, and nginx's clock may
+ * lag by clock_skew). */
+AlgorithmState algorithm_switch(usec_t live, LinkAlgorithm from, LinkAlgorithm to, usec_t now);
 
 /* The mask of LINK_ALGORITHM_BIT()s nginx checks at now. */
 unsigned algorithm_state_checked(const AlgorithmState *s, usec_t now);

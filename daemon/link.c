@@ -584,7 +584,7 @@ int link_sign(const Config *c, const KeyRing *r, Signer *s, const char *target, 
 	 * every byte of its path as %XX, and the parameters. */
 	size = strlen(target);
 	extra = strlen(c->base_url ?: "") + strlen(c->token_param) + strlen(c->expires_param) +
-	        strlen(c->key_param) + SIGN_TOKEN_LEN + 64;
+	        strlen(c->key_param) + SIGN_TOKEN_MAX + 64;
 	if (size > (SIZE_MAX - extra) / 3)
 		return fail(ret_code, ret_message, PROTO_INTERNAL, "out of memory", -ENOMEM);
 	size = size * 3 + extra;

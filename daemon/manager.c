@@ -299,10 +299,40 @@ static usec_t algorithm_expire(Manager *m, usec_t now)
 	return USEC_INFINITY;
 }
 
+/* How long links signed until now under a or b may still be checked: the
+ * longer of the two, as links of the old configuration's max_link_ttl may
+ * be out there when the new one lowers it. */
+static usec_t algorithm_live(const Config *a, const Config *b)
+{
+	usec_t ttl = a->max_link_ttl > b->max_link_ttl ? a->max_link_ttl : b->max_link_ttl;
+	usec_t skew = a->clock_skew > b->clock_skew ? a->clock_skew : b->clock_skew;
+
+	return ttl + skew;
+}
+
+/* Whether nginx may have checked links of a (hmac-sha256 needs njs):
+ * 1 yes, 0 no, or -ENOMEM. */
+static int njs_possible(const Config *c, LinkAlgorithm a)
+{
+	_cleanup_(config_freep) Config *copy = NULL;
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	if (a != LINK_ALGORITHM_HMAC_SHA256 || c->algorithm == a)
+		return 1;
+	r = config_copy(c, &copy);
+	if (r < 0)
+		return log_error_errno(r, "Failed to copy the configuration: %m");
+	copy->algorithm = a;
+	return nginx_njs_check(copy, &error) != -ENOPKG;
+}
+
 /* At start: a configuration whose algorithm differs from the one that
- * signed before the restart keeps nginx checking that one's links. fresh:
- * a first start (no key yet), where no link of any algorithm can live. */
-static void algorithm_state_start(Manager *m, bool fresh)
+ * signed before the restart signs in that one until nginx is confirmed to
+ * check both (the running nginx has the old snippets until the start's
+ * reload), then switches as a SIGHUP does. fresh: a first start (no key
+ * yet), where no link of any algorithm can live. */
+static int algorithm_state_start(Manager *m, bool fresh)
 {
 	AlgorithmState s;
 	usec_t now = now_realtime();
@@ -313,22 +343,59 @@ static void algorithm_state_start(Manager *m, bool fresh)
 		s = (AlgorithmState){ .signing =
 			                  fresh ? m->config->algorithm : LINK_ALGORITHM_MD5 };
 	else if (r < 0) {
-		log_warning_errno(r,
-		                  "Failed to read %s/" ALGORITHM_STATE_FILE
-		                  ": %m; assuming links of md5 may live, ignoring.",
-		                  m->config->state_directory);
-		s = algorithm_switch(m->config, LINK_ALGORITHM_MD5, m->config->algorithm, now);
+		/* Which algorithm signed before is unknown: links of the one not
+		 * configured may live. The file is rewritten below. */
+		LinkAlgorithm other = m->config->algorithm == LINK_ALGORITHM_MD5
+		                          ? LINK_ALGORITHM_HMAC_SHA256
+		                          : LINK_ALGORITHM_MD5;
+
+		int k;
+
+		k = njs_possible(m->config, other);
+		if (k < 0)
+			return k;
+		if (k == 0) {
+			log_warning_errno(
+			    r,
+			    "Failed to read %s/" ALGORITHM_STATE_FILE
+			    ": %m; nginx cannot load njs, so no %s link was checked "
+			    "here. The file is rewritten now; if this repeats, make it "
+			    "readable by securelinkd, ignoring.",
+			    m->config->state_directory, link_algorithm_to_string(other));
+			s = (AlgorithmState){ .signing = m->config->algorithm };
+		} else {
+			log_warning_errno(
+			    r,
+			    "Failed to read %s/" ALGORITHM_STATE_FILE
+			    ": %m; nginx checks %s links too for max_link_ttl + "
+			    "clock_skew, in case they were signed before. The file is "
+			    "rewritten now; if this repeats, make it readable by "
+			    "securelinkd, ignoring.",
+			    m->config->state_directory, link_algorithm_to_string(other));
+			s = algorithm_switch(algorithm_live(m->config, m->config), other,
+			                     m->config->algorithm, now);
+		}
 	}
 	if (s.signing != m->config->algorithm) {
-		log_info("The link algorithm changed from %s to %s; nginx checks both until the "
-		         "last %s link has expired",
+		Config *c;
+
+		log_info("The link algorithm changed from %s to %s; links are signed in %s until "
+		         "nginx is confirmed to check %s links, and nginx checks %s links until "
+		         "the last has expired",
+		         link_algorithm_to_string(s.signing),
+		         link_algorithm_to_string(m->config->algorithm),
 		         link_algorithm_to_string(s.signing),
 		         link_algorithm_to_string(m->config->algorithm),
 		         link_algorithm_to_string(s.signing));
-		s = algorithm_switch(m->config, s.signing, m->config->algorithm, now);
+		r = config_copy(m->config, &c);
+		if (r < 0)
+			return log_error_errno(r, "Failed to copy the configuration: %m");
+		c->algorithm = s.signing;
+		m->signing_config = c;
 	}
 	m->alg = s;
 	algorithm_state_persist(m);
+	return 0;
 }
 
 void manager_set_nginx_error(Manager *m, const char *message)
@@ -458,8 +525,9 @@ static void confirm_signing_config(Manager *m)
 	if (m->signing_config == m->config)
 		return;
 	if (m->signing_config->algorithm != m->config->algorithm) {
-		m->alg = algorithm_switch(m->config, m->signing_config->algorithm,
-		                          m->config->algorithm, now_realtime());
+		m->alg = algorithm_switch(algorithm_live(m->signing_config, m->config),
+		                          m->signing_config->algorithm, m->config->algorithm,
+		                          now_realtime());
 		algorithm_state_persist(m);
 	}
 	if (!config_link_format_equal(m->signing_config, m->config)) {
@@ -920,7 +988,9 @@ int manager_start(Manager *m)
 
 	manager_watch_clock(m);
 	/* mode = derived has keys from its first start on. */
-	algorithm_state_start(m, !manager_derived(m) && m->ring->n_keys == 0);
+	r = algorithm_state_start(m, !manager_derived(m) && m->ring->n_keys == 0);
+	if (r < 0)
+		return r;
 	/* Without it clients just do not cache (CACHE answers granularity=0). */
 	r = cache_page_open(&m->cache_page, m->config->state_directory);
 	if (r < 0)

@@ -264,12 +264,22 @@ class Traffic:
             with self.cond:
                 self.cond.notify_all()
 
-    def wait_for(self, alg, n=20):
-        """Returns once n fetches of links of alg got 200."""
+    def snapshot(self):
+        """The counts so far, for wait_for(since=...)."""
         with self.cond:
-            assert self.cond.wait_for(lambda: self.error or self.counts.get((alg, 200), 0) >= n,
-                                      timeout=60), self.counts
+            return dict(self.counts)
+
+    def wait_for(self, alg, n=20, since=None):
+        """Returns once n fetches of links of alg got 200 (after the
+        snapshot since, if given: the counts of a whole test are in the
+        thousands)."""
+        base = (since or {}).get((alg, 200), 0)
+        with self.cond:
+            assert self.cond.wait_for(
+                lambda: self.error or self.bad or self.counts.get((alg, 200), 0) >= base + n,
+                timeout=60), (alg, n, since, self.counts)
         assert not self.error, self.error
+        assert not self.bad, (self.bad[:5], self.counts)
 
     def pause(self):
         """Returns once the thread waits between two rounds (the daemon
@@ -297,8 +307,10 @@ def checked(st):
 
 
 def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
+    # max_link_ttl bounds how long links of the algorithm switched from
+    # live: long enough for a reload and a restart after each switch.
     d = make_daemon({"njs": True,
-                     "keys": {"max_link_ttl": "8s", "default_link_ttl": "8s",
+                     "keys": {"max_link_ttl": "12s", "default_link_ttl": "12s",
                               "clock_skew": "1s"}})
     d.add_file("private/b.pdf", b"b pdf")
     d.add_file("private/videos/42/master.m3u8", b"#EXTM3U\n")
@@ -307,48 +319,77 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
     assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
     grants = {"md5": (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
                       d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])}
+
+    def switched(alg):
+        """After a SIGHUP to alg: signing uses it and nginx has every
+        snippet that follows (STATUS nginx.pending: no reload to come)."""
+        return d.wait_status(lambda s: s["links"]["algorithm"] == alg
+                             and not s["nginx"]["pending"] and s["nginx"]["ok"],
+                             what=f"{alg} signing, nginx reloaded")
+
+    def restart_keeps_state(t):
+        """A restart reads the switch back from the state file: the same
+        algorithms checked until the same time (no file would make it
+        assume md5 links live from now on)."""
+        before = d.status()["links"]
+        # Past the switch's second: a restart that took its own
+        # now as the switch's time would then show a later previous_until
+        # (whole seconds). No event says the clock moved on.
+        time.sleep(max(0.0, before["previous_until"] - 13 + 0.2 - time.time()))
+        t.pause()
+        d.restart()
+        t.resume()
+        after = d.status()["links"]
+        assert after == before, (before, after)
+        return t.snapshot()
+
     t = Traffic(d)
     try:
         t.wait_for("md5")
         d.set_option("links", "algorithm", "hmac-sha256")
         d.sighup()
-        st = d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256",
-                           what="hmac-sha256 signing")
+        st = switched("hmac-sha256")
+        since = t.snapshot()
         assert checked(st) == ["md5", "hmac-sha256"]
-        assert st["links"]["previous_until"] >= time.time() + 8 - 2
-        t.wait_for("hmac")
+        assert st["links"]["previous_until"] >= time.time() + 12 - 2
+        # nginx as reloaded for the switch passes links of both.
+        t.wait_for("hmac", 20, since)
+        t.wait_for("md5", 20, since)
         grants["hmac"] = (d.sign(GRANT_DIR, "grant=path")[len(d.base_url):],
                           d.sign(GRANT_DIR, "grant=cookie").split(";")[0].partition("=")[2])
         assert len(grants["hmac"][1].split(".")[3]) == 43
         for base, cookie in grants.values():
             assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
             assert fetch(d.port, GRANT_DIR + "master.m3u8", cookie)[0] == 200
-        # A restart keeps checking the md5 links that may live.
-        t.pause()
-        d.restart()
-        t.resume()
-        st = d.status()
-        assert checked(st) == ["md5", "hmac-sha256"], st["links"]
-        t.wait_for("hmac", 40)
+        since = restart_keeps_state(t)
+        t.wait_for("hmac", 20, since)
 
         d.set_option("links", "algorithm", "md5")
         d.sighup()
-        st = d.wait_status(lambda s: s["links"]["algorithm"] == "md5", what="md5 signing")
+        st = switched("md5")
+        since = t.snapshot()
         assert checked(st) == ["md5", "hmac-sha256"]
-        t.wait_for("md5", 60)
+        # The hmac links signed before the switch still live, and nginx
+        # as reloaded after it (the last reload of the switch) passes them.
+        t.wait_for("hmac", 20, since)
+        t.wait_for("md5", 20, since)
         for base, cookie in grants.values():
             assert d.get(base + "master.m3u8") == (200, b"#EXTM3U\n")
             assert fetch(d.port, GRANT_DIR + "master.m3u8", cookie)[0] == 200
+        since = restart_keeps_state(t)
+        assert checked(d.status()) == ["md5", "hmac-sha256"]
+        t.wait_for("md5", 20, since)
     finally:
         counts = t.stop()
     assert not t.bad, (t.bad[:5], counts)
-    assert counts.get(("hmac", 200), 0) >= 40 and counts.get(("md5", 200), 0) >= 60, counts
 
     # Once the last hmac link has expired, nginx checks md5 only: an hmac
     # token (made here with Python's hmac) is refused, njs is not loaded.
-    st = d.wait_status(lambda s: checked(s) == ["md5"] and not s["nginx"]["pending"],
-                       timeout=30, what="the hmac check removed")
-    assert st["links"]["previous_until"] is None
+    # previous_until goes when the daemon's timer drops the check (and
+    # starts the reload); checked follows the clock a moment earlier.
+    st = d.wait_status(lambda s: s["links"]["previous_until"] is None
+                       and not s["nginx"]["pending"], timeout=30, what="the hmac check removed")
+    assert checked(st) == ["md5"]
     default, secrets = d.keys()
     kid = max(secrets)
     expires = int(time.time()) + 600
@@ -360,6 +401,113 @@ def test_switch_md5_to_hmac_to_md5_breaks_no_live_link(make_daemon):
         assert "js_import" not in f.read()
     u = link(p, md5_token(expires, p, secrets[kid]), expires, kid)
     assert d.status_of(u) == 200
+
+
+@pytest.mark.parametrize("old,new", [("md5", "hmac-sha256"), ("hmac-sha256", "md5")])
+def test_switch_by_restart_breaks_no_link(make_daemon, old, new):
+    """DESIGN.md: a restart is a way to switch too. nginx runs the snippets
+    of the old algorithm until the start's reload: links are signed in the
+    new one only once nginx checks it, never from READY=1 on."""
+    d = make_daemon({"njs": True, "links": {"algorithm": old},
+                     "keys": {"max_link_ttl": "30s", "default_link_ttl": "30s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    short = {"md5": "md5", "hmac-sha256": "hmac"}
+    t = Traffic(d)
+    try:
+        t.wait_for(short[old])
+        d.set_option("links", "algorithm", new)
+        t.pause()
+        assert d.stop() == 0
+        mark = d.notify_mark()
+        d.spawn()
+        d.wait_notify("READY=1", after=mark)
+        # Signs and fetches from READY=1 on, while the start's reload runs.
+        t.resume()
+        st = d.wait_status(lambda s: s["links"]["algorithm"] == new
+                           and not s["nginx"]["pending"] and s["nginx"]["ok"],
+                           what=f"{new} signing, nginx reloaded")
+        assert checked(st) == ["md5", "hmac-sha256"]
+        since = t.snapshot()
+        t.wait_for(short[new], 20, since)
+        t.wait_for(short[old], 20, since)
+    finally:
+        counts = t.stop()
+    assert not t.bad, (t.bad[:5], counts)
+
+
+def test_sighup_lowering_max_link_ttl_keeps_checking_old_links(make_daemon):
+    """A SIGHUP that switches the algorithm and lowers max_link_ttl: links
+    of the old one were signed under the old max_link_ttl, and nginx checks
+    them until the last one has expired."""
+    d = make_daemon({"njs": True, "keys": {"max_link_ttl": "60s", "default_link_ttl": "60s",
+                                           "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    u = d.sign("/media/private/b.pdf")
+    expires = int(parts(u)["expires"])
+    d.set_option("keys", "max_link_ttl", "5s")
+    d.set_option("keys", "default_link_ttl", "5s")
+    d.set_option("links", "algorithm", "hmac-sha256")
+    d.sighup()
+    st = d.wait_status(lambda s: s["links"]["algorithm"] == "hmac-sha256"
+                       and not s["nginx"]["pending"], what="hmac-sha256 signing")
+    assert checked(st) == ["md5", "hmac-sha256"]
+    # nginx may lag by clock_skew: checked at least a second past expires.
+    assert st["links"]["previous_until"] >= expires + 1, (st["links"], expires)
+    assert d.status_of(u[len(d.base_url):]) == 200
+
+
+@pytest.mark.parametrize("text", [b"sha1\n", b"hmac-sha256\nmd5 12x\n", b"\0" * 300])
+def test_corrupt_algorithm_state_keeps_checking_the_other(make_daemon, text):
+    """A state file that cannot be read says nothing of which algorithm
+    signed before: nginx checks the one not configured too, for
+    max_link_ttl + clock_skew, so live hmac links of an hmac site switched
+    to md5 keep passing."""
+    d = make_daemon({"njs": True, "links": {"algorithm": "hmac-sha256"},
+                     "keys": {"max_link_ttl": "30s", "default_link_ttl": "30s",
+                              "clock_skew": "1s"}})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    u = d.sign("/media/private/b.pdf")[len(d.base_url):]
+    assert len(parts(u)["token"]) == 43
+    assert d.stop() == 0
+    path = os.path.join(d.state, "link-algorithm")
+    with open(path, "wb") as f:
+        f.write(text)
+    d.set_option("links", "algorithm", "md5")
+    t0 = time.time()
+    d.start()
+    st = d.status()
+    assert checked(st) == ["md5", "hmac-sha256"], st["links"]
+    assert st["links"]["algorithm"] == "md5"
+    assert st["links"]["previous_until"] >= int(t0) + 31, st["links"]
+    assert d.status_of(u) == 200
+    assert f"Failed to read {path}" in d.log_text()
+    # Rewritten: a restart keeps the same state.
+    d.restart()
+    assert d.status()["links"] == st["links"]
+
+
+def test_corrupt_algorithm_state_without_njs_checks_md5_only(make_daemon):
+    """An md5 site whose nginx cannot load njs has never checked an hmac
+    link: an unreadable state file adds no hmac check there (nginx -t
+    would refuse its js_import, and no key would be published until
+    max_link_ttl + clock_skew had passed)."""
+    d = make_daemon({"njs": False})
+    d.add_file("private/b.pdf", b"b pdf")
+    d.wait_active()
+    assert d.stop() == 0
+    path = os.path.join(d.state, "link-algorithm")
+    with open(path, "wb") as f:
+        f.write(b"sha1\n")
+    d.start()
+    st = d.status()
+    assert st["nginx"]["ok"], st["nginx"]
+    assert st["links"] == {"algorithm": "md5", "checked": ["md5"], "previous_until": None}
+    assert f"Failed to read {path}" in d.log_text()
+    assert d.status_of(d.sign("/media/private/b.pdf")[len(d.base_url):]) == 200
+    assert d.rotate() > 1
 
 
 GRANT_DIR = "/media/private/videos/42/"

@@ -1484,6 +1484,36 @@ static void test_free_accepts_null(void **state)
 	assert_null(config_free(NULL));
 }
 
+/* A copy owns every string: it outlives the original and frees cleanly. */
+static void test_copy_is_deep(void **state)
+{
+	static const char text[] = "[links]\n"
+	                           "private_prefixes = a/ b/\n"
+	                           "algorithm = hmac-sha256\n"
+	                           "[nginx]\n"
+	                           "test_command = /bin/true -t\n"
+	                           "reload = exec:/bin/true reload\n";
+	_cleanup_free_ char *error = NULL;
+	Config *c = NULL, *copy = NULL;
+
+	assert_int_equal(config_load_string(text, "t.conf", &c, &error), 0);
+	assert_int_equal(config_copy(c, &copy), 0);
+	assert_ptr_not_equal(copy->media_url, c->media_url);
+	assert_ptr_not_equal(copy->private_prefixes, c->private_prefixes);
+	assert_ptr_not_equal(copy->private_prefixes[0], c->private_prefixes[0]);
+	assert_true(config_link_format_equal(c, copy));
+	config_free(c);
+	assert_string_equal(copy->media_url, "/media/");
+	assert_strv_equal(copy->private_prefixes, (const char *const[]){ "a/", "b/", NULL });
+	assert_strv_equal(copy->test_command, (const char *const[]){ "/bin/true", "-t", NULL });
+	assert_strv_equal(copy->reload_command,
+	                  (const char *const[]){ "/bin/true", "reload", NULL });
+	assert_null(copy->test_unit);
+	assert_null(copy->master_key_file);
+	assert_int_equal(copy->algorithm, LINK_ALGORITHM_HMAC_SHA256);
+	config_free(copy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1563,6 +1593,7 @@ int main(void)
 		cmocka_unit_test(test_path_is_private_table),
 		cmocka_unit_test(test_enum_names),
 		cmocka_unit_test(test_free_accepts_null),
+		cmocka_unit_test(test_copy_is_deep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
