@@ -28,8 +28,9 @@ const DEFAULT_TIMEOUT = 5000;
 // space and lines by LF, and refuses control bytes.
 const UNSAFE_RE = /[\x00-\x20\x7f]/;
 const UNSAFE_GLOBAL_RE = /[\x00-\x20\x7f]/g;
-// A batch made of these only is sent as it is, one byte a character.
-const NOT_PRINTABLE_ASCII_RE = /[^\x21-\x7e]/;
+// A batch made of these only is sent as it is, one byte a character. (A
+// positive class: V8 scans it faster than the negated one.)
+const PRINTABLE_ASCII_RE = /^[\x21-\x7e]*$/;
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 class SecurelinkError extends Error {
@@ -254,7 +255,7 @@ class Client {
     }
     let data;
     let latin1 = false;
-    if (longest + suffix.length + 5 <= LINE_MAX && !NOT_PRINTABLE_ASCII_RE.test(list.join(''))) {
+    if (longest + suffix.length + 5 <= LINE_MAX && PRINTABLE_ASCII_RE.test(list.join(''))) {
       data = 'SIGN ' + list.join(suffix + 'SIGN ') + suffix;
       latin1 = true;
     } else {
