@@ -55,6 +55,8 @@ struct SlClient {
 	/* Answer lines read on this connection: the first one may be the
 	 * daemon refusing the connection rather than an answer. */
 	uint64_t n_answers;
+	/* The socket's SO_SNDTIMEO and SO_RCVTIMEO are the timeout above. */
+	bool fast_timeouts;
 
 	SlError last_error;
 	char *last_message;
@@ -131,7 +133,6 @@ _public_ int sl_client_connect(const char *path, SlClient **ret)
 	_cleanup_close_ int fd = -1;
 	SlClient *c;
 	size_t l;
-	int flags;
 
 	assert(ret);
 
@@ -150,16 +151,16 @@ _public_ int sl_client_connect(const char *path, SlClient **ret)
 	 * EAGAIN when the listen backlog is full instead of waiting a moment. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
-	/* From here on every read and write goes through poll(): the socket is
-	 * ours alone, so changing its flags affects nobody else. */
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-		return -errno;
-
+	/* The socket stays blocking: the streams try every send() and recv()
+	 * with MSG_DONTWAIT and wait in poll(), while a single SIGN blocks in
+	 * send() and recv() (sign_fast()), bounded by SO_SNDTIMEO and
+	 * SO_RCVTIMEO, which sl_client_set_timeout() keeps equal to the
+	 * client's timeout. */
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->fd = TAKE_FD(fd);
+	c->fast_timeouts = true; /* none yet, on either side */
 	*ret = c;
 	return 0;
 }
@@ -254,8 +255,19 @@ _public_ SlClient *sl_client_free(SlClient *c)
 
 _public_ void sl_client_set_timeout(SlClient *c, uint64_t usec)
 {
+	struct timeval tv = {
+		.tv_sec = (time_t)(usec / 1000000),
+		.tv_usec = (suseconds_t)(usec % 1000000),
+	};
+
 	assert(c);
 	c->timeout = usec;
+	/* For sign_fast()'s blocking send() and recv(); 0 waits forever, as
+	 * client_wait() does. Should the socket refuse them, SIGN takes the
+	 * stream, which times out in poll(). */
+	c->fast_timeouts = c->fd >= 0 &&
+	                   setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) >= 0 &&
+	                   setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) >= 0;
 }
 
 _public_ SlError sl_client_last_error(const SlClient *c)
@@ -380,9 +392,11 @@ static int out_flush(SlClient *c)
 	return progress;
 }
 
-/* Reads what is there without blocking. Returns 1 when something was read,
- * 0 when nothing was, -ECONNRESET at end of file, or a negative errno. */
-static int in_fill(SlClient *c)
+/* Reads what is there without blocking (flags MSG_DONTWAIT), or waits for
+ * it (flags 0; then SO_RCVTIMEO running out is -ETIMEDOUT). Returns 1 when
+ * something was read, 0 when nothing was, -ECONNRESET at end of file, or a
+ * negative errno. */
+static int in_fill_flags(SlClient *c, int flags)
 {
 	ssize_t k;
 
@@ -401,16 +415,23 @@ static int in_fill(SlClient *c)
 		c->in_size = size;
 	}
 	for (;;) {
-		k = recv(c->fd, c->in + c->in_len, c->in_size - c->in_len, MSG_DONTWAIT);
+		k = recv(c->fd, c->in + c->in_len, c->in_size - c->in_len, flags);
 		if (k >= 0 || errno != EINTR)
 			break;
 	}
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return flags & MSG_DONTWAIT ? 0 : -ETIMEDOUT;
 	if (k < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+		return -errno;
 	if (k == 0)
 		return -ECONNRESET;
 	c->in_len += (size_t)k;
 	return 1;
+}
+
+static int in_fill(SlClient *c)
+{
+	return in_fill_flags(c, MSG_DONTWAIT);
 }
 
 /* Takes the next complete answer line out of the input buffer, NUL-terminated
@@ -973,6 +994,89 @@ _public_ int sl_client_sign_many(SlClient *c, const char *const *targets, size_t
 	return r;
 }
 
+/* One SIGN the way most applications ask, one link at a time: one blocking
+ * send() and one recv() (more only for an answer that arrives in pieces),
+ * where the stream would try both without blocking first and then poll().
+ * Taken only on a connection that has answered before (its first answer
+ * may be securelinkd refusing the connection, which the stream tells from
+ * an answer) with nothing else in flight; a target the stream would refuse
+ * here is left to it. Returns 1 with the result as sl_client_sign_many()
+ * gives it for one target, 0 when the stream is to be taken, or a negative
+ * errno, with the same transport errors as the stream. */
+static int sign_fast(SlClient *c, const char *target, const char *suffix, size_t suffix_len,
+                     char **ret_url, SlError *ret_error, char **ret_message)
+{
+	char line[SL_CLIENT_LINE_MAX];
+	size_t l, n = 0;
+	int r;
+
+	if (c->broken || !c->fast_timeouts || c->n_answers == 0 || c->write_error ||
+	    out_pending(c) > 0 || c->in_len > c->in_start || !token_is_sendable(target))
+		return 0;
+	l = strlen(target);
+	if (STRLEN("SIGN ") + l + suffix_len + 1 > sizeof(line))
+		return 0;
+	memcpy(line, "SIGN ", STRLEN("SIGN "));
+	n += STRLEN("SIGN ");
+	memcpy(line + n, target, l);
+	n += l;
+	memcpy(line + n, suffix, suffix_len);
+	n += suffix_len;
+	line[n++] = '\n';
+
+	for (size_t sent = 0; sent < n;) {
+		ssize_t k = send(c->fd, line + sent, n - sent, MSG_NOSIGNAL);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			/* The daemon hung up: what it said before is still
+			 * read, as the stream does. */
+			if (errno == EPIPE || errno == ECONNRESET) {
+				c->write_error = -errno;
+				break;
+			}
+			return client_break(c, errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT
+			                                                               : -errno);
+		}
+		sent += (size_t)k;
+	}
+
+	for (;;) {
+		char *answer, *dup;
+		const char *text;
+		SlError e;
+
+		r = in_next_line(c, &answer);
+		if (r < 0)
+			return client_break(c, r);
+		if (r == 0) {
+			r = in_fill_flags(c, 0);
+			if (r < 0)
+				return client_break(c, r);
+			continue;
+		}
+		r = answer_parse(answer, &e, &text);
+		if (r < 0)
+			return client_break(c, r);
+		c->n_answers++;
+		dup = strdup(text);
+		if (!dup)
+			return client_break(c, -ENOMEM);
+		/* A second whole answer to one request: out of step. */
+		if (memchr(c->in + c->in_start, '\n', c->in_len - c->in_start)) {
+			free(dup);
+			return client_break(c, -EBADMSG);
+		}
+		*ret_error = e;
+		if (e == SL_ERROR_NONE)
+			*ret_url = dup;
+		else
+			*ret_message = dup;
+		return 1;
+	}
+}
+
 _public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt,
                             char **ret_url)
 {
@@ -1020,7 +1124,22 @@ _public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions
 		}
 	}
 
-	r = sl_client_sign_many(c, &target, 1, opt, &url, &e, &message);
+	{
+		char suffix[128];
+		size_t suffix_len;
+
+		/* The stream's own checks, in its order. */
+		if (c->broken)
+			return c->broken;
+		r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
+		if (r < 0)
+			return r;
+		r = sign_fast(c, target, suffix, suffix_len, &url, &e, &message);
+	}
+	if (r == 0)
+		r = sl_client_sign_many(c, &target, 1, opt, &url, &e, &message);
+	else if (r > 0)
+		r = e != SL_ERROR_NONE;
 	if (r < 0)
 		return r;
 	if (r > 0) {

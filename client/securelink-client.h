@@ -94,7 +94,8 @@ typedef struct SlSignOptions {
 /* Signs one target (a URL path or an absolute http(s) URL). Returns 0 and a
  * malloc'd URL; -EREMOTEIO when the target was refused, by the daemon or
  * already here when it cannot be sent (see sl_client_last_error()); -EINVAL
- * for options that cannot be sent; or a transport error. */
+ * for options that cannot be sent; or a transport error. Once the connection
+ * has answered a request, a call costs one send(2) and one recv(2). */
 int sl_client_sign(SlClient *c, const char *target, const SlSignOptions *opt, char **ret_url);
 
 /* The two forms of a directory grant (DESIGN.md, "Directory grants"). */

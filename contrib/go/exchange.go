@@ -9,16 +9,43 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// answer is one answer line: rest is the text after "OK ", or the message
-// after "ERR <code> ".
-type answer struct {
-	ok   bool
-	code string
-	rest string
+// answers is what one exchange got back, one entry per request line:
+// rest[i] is the text after "OK ", or the message of an "ERR <code>
+// <message>" whose code is codes[i]. codes stays nil while every answer is
+// an OK (a batch's answers cost no more than its URLs).
+type answers struct {
+	rest  []string
+	codes []string
+}
+
+func (a *answers) add(code, rest string) {
+	if code != "" && a.codes == nil {
+		a.codes = make([]string, len(a.rest), cap(a.rest))
+	}
+	a.rest = append(a.rest, rest)
+	if a.codes != nil {
+		a.codes = append(a.codes, code)
+	}
+}
+
+// code is answer i's ERR code, "" for an OK.
+func (a *answers) code(i int) string {
+	if a.codes == nil {
+		return ""
+	}
+	return a.codes[i]
+}
+
+func (a *answers) truncate(n int) {
+	a.rest = a.rest[:n]
+	if a.codes != nil {
+		a.codes = a.codes[:n]
+	}
 }
 
 // broken means the connection ended (EOF, EPIPE, ECONNRESET): worth one
@@ -28,36 +55,36 @@ type broken struct{ reason string }
 func (b *broken) Error() string { return b.reason }
 
 func (c *Client) one(ctx context.Context, line []byte) (string, error) {
-	answers, err := c.exchange(ctx, [][]byte{line})
+	a, err := c.exchange(ctx, line, 1)
 	if err != nil {
 		return "", err
 	}
-	if !answers[0].ok {
-		return "", &Error{Code: answers[0].code, Message: answers[0].rest, Index: -1}
+	if code := a.code(0); code != "" {
+		return "", &Error{Code: code, Message: a.rest[0], Index: -1}
 	}
-	return answers[0].rest, nil
+	return a.rest[0], nil
 }
 
-// exchange sends lines (each ending in LF) and returns one answer per line,
-// in order. A broken connection is reopened once per call and the
+// exchange sends req, n lines each ending in LF, and returns one answer per
+// line, in order. A broken connection is reopened once per call and the
 // unanswered requests are sent again: PING, SIGN, VERIFY and STATUS are
 // idempotent, so a request the daemon got before the break does no harm
 // when repeated.
-func (c *Client) exchange(ctx context.Context, lines [][]byte) ([]answer, error) {
+func (c *Client) exchange(ctx context.Context, req []byte, n int) (*answers, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	answers := make([]answer, 0, len(lines))
+	a := &answers{rest: make([]string, 0, n)}
 	retried := false
 	for {
 		if err := c.connect(ctx); err != nil {
 			return nil, err
 		}
-		err := c.pump(ctx, lines, &answers)
+		err := c.pump(ctx, req, n, a)
 		if err == nil {
-			return answers, nil
+			return a, nil
 		}
 		// Whatever went wrong, answers may still be on their way: this
 		// connection is out of step.
@@ -135,12 +162,15 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 	return t
 }
 
-// pump writes lines[len(*answers):] from a goroutine while reading their
-// answers, appending them to *answers.
-func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) error {
+// pump writes the lines of req not answered yet (those past
+// len(a.rest)) from a goroutine while reading their answers into a.
+func (c *Client) pump(ctx context.Context, req []byte, want int, a *answers) error {
 	conn, in := c.conn, c.in
-	start := len(*answers)
-	want := len(lines)
+	start := len(a.rest)
+	// After a reconnect, from the first unanswered line on.
+	for i := 0; i < start; i++ {
+		req = req[bytes.IndexByte(req, '\n')+1:]
+	}
 
 	// A canceled context interrupts the blocked read and write at once.
 	stop := make(chan struct{})
@@ -161,16 +191,12 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 	// it fits the socket's buffer, and a goroutine per call would cost more
 	// than the round trip.
 	wrote := make(chan error, 1)
-	if small(lines[start:]) {
-		out := lines[start]
-		if want-start > 1 {
-			out = bytes.Join(lines[start:], nil)
-		}
+	if len(req) <= smallExchange {
 		conn.SetWriteDeadline(c.deadline(ctx))
-		_, err := conn.Write(out)
+		_, err := conn.Write(req)
 		wrote <- err
 	} else {
-		go c.write(ctx, conn, lines, start, wrote)
+		go c.write(ctx, conn, req, wrote)
 	}
 	var werr error
 	writerDone := false
@@ -183,12 +209,19 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 		}
 	}()
 
-	for len(*answers) < want {
-		// Only a read from the socket can wait: a whole answer already
-		// buffered needs no new deadline (a batch reads thousands).
-		if buffered, _ := in.Peek(in.Buffered()); bytes.IndexByte(buffered, '\n') < 0 {
-			conn.SetReadDeadline(c.deadline(ctx))
+	for len(a.rest) < want {
+		// Every whole answer already buffered, taken at once: one string
+		// for the block, each answer a slice of it (a batch reads
+		// thousands; a URL kept alone keeps its block, at most a chunk).
+		if block := buffered(in); block != nil {
+			if err := parseBlock(block, want, a); err != nil {
+				return err
+			}
+			in.Discard(len(block))
+			continue
 		}
+		// Only a read from the socket can wait.
+		conn.SetReadDeadline(c.deadline(ctx))
 		raw, err := readLine(in)
 		if err != nil {
 			if !writerDone {
@@ -211,17 +244,22 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 				}
 				if werr != nil && errors.As(werr, &ne) && ne.Timeout() {
 					return newError("timeout", "securelinkd at %s did not read requests within %s (%d of %d answers)",
-						c.socket, c.timeout, len(*answers), want)
+						c.socket, c.timeout, len(a.rest), want)
 				}
 				return newError("timeout", "securelinkd at %s did not answer within %s (%d of %d answers)",
-					c.socket, c.timeout, len(*answers), want)
+					c.socket, c.timeout, len(a.rest), want)
 			}
 			if e, ok := err.(*Error); ok {
 				return e
 			}
-			if refused := refusedAtConnect(*answers, start); refused != nil {
-				*answers = (*answers)[:start]
-				return newError(refused.code, "securelinkd at %s refused the connection: %s", c.socket, refused.rest)
+			if len(a.rest)-start == 1 && a.code(start) != "" {
+				// The only answer on this connection was an ERR while
+				// more were outstanding: no answer but securelinkd
+				// refusing the connection (max_connections) before
+				// reading a request.
+				code, msg := a.code(start), a.rest[start]
+				a.truncate(start)
+				return newError(code, "securelinkd at %s refused the connection: %s", c.socket, msg)
 			}
 			reason := "end of file"
 			if !errors.Is(err, io.EOF) {
@@ -231,11 +269,11 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 			}
 			return &broken{reason}
 		}
-		a, err := parseAnswer(raw)
+		code, rest, err := parseAnswer(string(raw))
 		if err != nil {
 			return err
 		}
-		*answers = append(*answers, a)
+		a.add(code, rest)
 	}
 	if in.Buffered() > 0 {
 		return newError("protocol", "securelinkd sent more answers than the %d requests", want)
@@ -243,45 +281,48 @@ func (c *Client) pump(ctx context.Context, lines [][]byte, answers *[]answer) er
 	return nil
 }
 
-// small is true for requests that are written at once without a writer
-// goroutine.
-func small(lines [][]byte) bool {
-	n := 0
-	for _, l := range lines {
-		if n += len(l); n > smallExchange {
-			return false
-		}
+// buffered returns the whole answer lines in's buffer holds, nil if none.
+func buffered(in *bufio.Reader) []byte {
+	b, _ := in.Peek(in.Buffered())
+	if end := bytes.LastIndexByte(b, '\n'); end >= 0 {
+		return b[:end+1]
 	}
-	return true
+	return nil
 }
 
-// write writes lines[next:] in chunks and reports how it ended on wrote.
-func (c *Client) write(ctx context.Context, conn *net.UnixConn, lines [][]byte, next int, wrote chan<- error) {
-	var out bytes.Buffer
-	for next < len(lines) {
-		out.Reset()
-		for next < len(lines) && (out.Len() == 0 || out.Len()+len(lines[next]) <= chunk) {
-			out.Write(lines[next])
-			next++
+// parseBlock adds the answers of block (whole lines) to a.
+func parseBlock(block []byte, want int, a *answers) error {
+	text := string(block)
+	for len(text) > 0 {
+		if len(a.rest) == want {
+			return newError("protocol", "securelinkd sent more answers than the %d requests", want)
+		}
+		nl := strings.IndexByte(text, '\n')
+		code, rest, err := parseAnswer(text[:nl])
+		if err != nil {
+			return err
+		}
+		a.add(code, rest)
+		text = text[nl+1:]
+	}
+	return nil
+}
+
+// write writes req in chunks and reports how it ended on wrote.
+func (c *Client) write(ctx context.Context, conn *net.UnixConn, req []byte, wrote chan<- error) {
+	for len(req) > 0 {
+		n := len(req)
+		if n > chunk {
+			n = chunk
 		}
 		conn.SetWriteDeadline(c.deadline(ctx))
-		if _, err := conn.Write(out.Bytes()); err != nil {
+		if _, err := conn.Write(req[:n]); err != nil {
 			wrote <- err
 			return
 		}
+		req = req[n:]
 	}
 	wrote <- nil
-}
-
-// refusedAtConnect: at the end of a connection, when its only answer was an
-// ERR while more requests were outstanding, that ERR was no answer but
-// securelinkd refusing the connection (max_connections) before reading a
-// request.
-func refusedAtConnect(answers []answer, start int) *answer {
-	if len(answers)-start == 1 && !answers[start].ok {
-		return &answers[start]
-	}
-	return nil
 }
 
 // readLine returns one answer line without its LF.
@@ -309,19 +350,24 @@ func readLine(in *bufio.Reader) ([]byte, error) {
 	}
 }
 
-func parseAnswer(raw []byte) (answer, error) {
-	raw = bytes.TrimSuffix(raw, []byte("\r"))
-	if bytes.HasPrefix(raw, []byte("OK ")) || bytes.Equal(raw, []byte("OK")) {
-		if len(raw) == 2 {
-			return answer{ok: true}, nil
-		}
-		return answer{ok: true, rest: string(raw[3:])}, nil
+// parseAnswer splits one answer line (without its LF): code is "" for an
+// "OK <rest>", the ERR code of an "ERR <code> <rest>".
+func parseAnswer(raw string) (code, rest string, err error) {
+	if len(raw) > 3 && raw[:3] == "OK " && raw[len(raw)-1] != '\r' {
+		return "", raw[3:], nil // the common answer
 	}
-	if bytes.HasPrefix(raw, []byte("ERR ")) {
-		code, msg, _ := bytes.Cut(raw[4:], []byte(" "))
-		if len(code) > 0 {
-			return answer{code: string(code), rest: string(msg)}, nil
+	raw = strings.TrimSuffix(raw, "\r")
+	if raw == "OK" {
+		return "", "", nil
+	}
+	if strings.HasPrefix(raw, "OK ") {
+		return "", raw[3:], nil
+	}
+	if strings.HasPrefix(raw, "ERR ") {
+		code, msg, _ := strings.Cut(raw[4:], " ")
+		if code != "" {
+			return code, msg, nil
 		}
 	}
-	return answer{}, newError("protocol", "unexpected answer from securelinkd: %q", clip(string(raw)))
+	return "", "", newError("protocol", "unexpected answer from securelinkd: %q", clip(raw))
 }

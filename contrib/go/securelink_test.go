@@ -235,6 +235,33 @@ func TestConnectionLostTwiceInOneCallIsReported(t *testing.T) {
 	}
 }
 
+func TestBatchCutInTheMiddleResendsOnlyTheUnanswered(t *testing.T) {
+	// The cut fake echoes, but closes its first connection at the third
+	// request: the answers to the first two are kept, and only the rest is
+	// sent again, in order.
+	c := New(Options{Socket: need(t, "SECURELINK_TEST_CUT_SOCKET")})
+	defer c.Close()
+	targets := make([]string, 2000) // more than is written without the writer goroutine
+	for i := range targets {
+		targets[i] = fmt.Sprintf("/m/%d", i)
+	}
+	urls, err := c.SignMany(ctx, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range urls {
+		if want := "SIGN " + targets[i]; u != want {
+			t.Fatalf("answer %d: %q, want %q", i, u, want)
+		}
+	}
+	if n := control(t, "conns cut"); n != "2" {
+		t.Errorf("connections: %s, want 2", n)
+	}
+	if n := control(t, "lines cut"); n != "2001" {
+		t.Errorf("lines received: %s, want 2001 (3, then the 1,998 unanswered)", n)
+	}
+}
+
 // the real securelinkd and nginx
 
 func TestRealSignedLinksAreServedByNginx(t *testing.T) {

@@ -8,9 +8,11 @@ test. For each, ClientSite starts:
   (daemonsite.open_daemon, media_url /media/, private_prefixes = private/,
   links as paths: no base_url; max_connections = 1 when the name also
   contains "OneConnection");
-- three fakes (pyclient_fixture.FakeDaemon): "echo" answers "OK <request
+- four fakes (pyclient_fixture.FakeDaemon): "echo" answers "OK <request
   line>", so a test sees the wire exactly; "hang" never answers; "drop"
-  closes every connection at its first request;
+  closes every connection at its first request; "cut" echoes too, but
+  closes its first connection at the third request, unanswered (a batch
+  cut in the middle);
 - a control socket the test drives the harness with, one command per
   connection, answered "ok [value]" or "error <why>":
       add <relpath>     creates media/<relpath>; the value is its content
@@ -20,7 +22,7 @@ test. For each, ClientSite starts:
 
 and passes their paths in the environment: SECURELINK_TEST_SOCKET,
 SECURELINK_TEST_HTTP (nginx's host:port), SECURELINK_TEST_CONTROL,
-SECURELINK_TEST_{ECHO,HANG,DROP}_SOCKET, SECURELINK_TEST_VECTORS (the shared
+SECURELINK_TEST_{ECHO,HANG,DROP,CUT}_SOCKET, SECURELINK_TEST_VECTORS (the shared
 table tests/vectors/clients.json) and SECURELINK_TEST_STRICT=1 (a missing
 variable fails the test instead of skipping it).
 """
@@ -46,6 +48,18 @@ def declared_tests(path, pattern):
         return re.findall(pattern, f.read(), re.M)
 
 
+def cut_at_third():
+    """An echo handler that closes the connection at the third request line
+    it sees, once."""
+    seen = [0]
+
+    def handler(line):
+        seen[0] += 1
+        return None if seen[0] == 3 else "OK " + line
+
+    return handler
+
+
 class ClientSite:
     def __init__(self, name):
         real_name = name if "Real" in name else ""
@@ -66,6 +80,7 @@ class ClientSite:
                 "echo": FakeDaemon(os.path.join(self.dir, "echo.sock"), lambda line: "OK " + line),
                 "hang": FakeDaemon(os.path.join(self.dir, "hang.sock"), lambda line: FakeDaemon.HANG),
                 "drop": FakeDaemon(os.path.join(self.dir, "drop.sock"), lambda line: None),
+                "cut": FakeDaemon(os.path.join(self.dir, "cut.sock"), cut_at_third()),
             }
             self.control_path = os.path.join(self.dir, "control.sock")
             self._control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

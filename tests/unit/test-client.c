@@ -779,6 +779,156 @@ static void test_first_answer_err_on_a_live_connection_is_the_targets(void **sta
 	assert_string_equal(f.lines[2], "SIGN /bad1");
 }
 
+/* ---- one SIGN at a time, after the connection's first answer ---- */
+
+/* Answers the first request at once; then each in pieces (one byte per
+ * write, CRLF), twice, or never, by f->answer_after: 1 bytewise, 2 twice,
+ * 3 silent (reads on without answering). */
+static void answer_then(Fake *f, int fd, const char *line)
+{
+	static const char a[] = "OK https://h/x?token=t&expires=1&kid=2\r\n";
+
+	if (f->n_lines == 1 || f->answer_after == 0) {
+		write_all(fd, "OK https://h/first\n", 19);
+		return;
+	}
+	switch (f->answer_after) {
+	case 1:
+		for (size_t i = 0; i + 1 < sizeof(a); i++)
+			write_all(fd, a + i, 1);
+		break;
+	case 2:
+		write_all(fd, "OK https://h/one\nOK https://h/two\n", 34);
+		break;
+	default:
+		break;
+	}
+}
+
+static void serve_answer_then(Fake *f, int fd)
+{
+	serve_lines(f, fd, answer_then);
+}
+
+static void test_sign_one_by_one_reassembles_split_answer(void **state)
+{
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+
+	fake_start(&f, serve_answer_then);
+	f.answer_after = 1;
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
+	assert_string_equal(u, "https://h/first");
+	free(u);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sl_client_sign(c, "/x", NULL, &u), 0);
+		assert_string_equal(u, "https://h/x?token=t&expires=1&kid=2");
+		free(u);
+	}
+	sl_client_free(c);
+	fake_stop(&f);
+	assert_int_equal(f.n_lines, 4);
+	assert_string_equal(f.lines[3], "SIGN /x");
+}
+
+static void test_sign_one_by_one_times_out_and_stays_failed(void **state)
+{
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+
+	fake_start(&f, serve_answer_then);
+	f.answer_after = 3;
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 50 * 1000);
+	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
+	free(u);
+	u = NULL;
+	assert_int_equal(sl_client_sign(c, "/x", NULL, &u), -ETIMEDOUT);
+	assert_null(u);
+	assert_int_equal(sl_client_sign(c, "/y", NULL, &u), -ETIMEDOUT);
+	sl_client_free(c);
+	fake_stop(&f);
+	assert_int_equal(f.n_lines, 2); /* nothing sent on a failed connection */
+}
+
+static void test_sign_one_by_one_two_answers_to_one_request_is_ebadmsg(void **state)
+{
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+
+	fake_start(&f, serve_answer_then);
+	f.answer_after = 2;
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
+	free(u);
+	u = NULL;
+	/* Both answers come in one write, so both are read at once. */
+	assert_int_equal(sl_client_sign(c, "/x", NULL, &u), -EBADMSG);
+	assert_null(u);
+	assert_int_equal(sl_client_sign(c, "/y", NULL, &u), -EBADMSG);
+	sl_client_free(c);
+	fake_stop(&f);
+}
+
+static void test_sign_one_by_one_daemon_closing_fails_and_stays_failed(void **state)
+{
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+	int r;
+
+	fake_start(&f, serve_close_after);
+	f.answer_after = 1;
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_sign(c, "/a", NULL, &u), 0);
+	assert_string_equal(u, "/x?token=t");
+	free(u);
+	u = NULL;
+	r = sl_client_sign(c, "/b", NULL, &u);
+	assert_true(r == -ECONNRESET || r == -EPIPE);
+	assert_null(u);
+	assert_int_equal(sl_client_sign(c, "/c", NULL, &u), r);
+	sl_client_free(c);
+	fake_stop(&f);
+}
+
+static void test_sign_one_by_one_err_is_the_targets_and_keeps_the_connection(void **state)
+{
+	SlSignOptions bad_ip = { .ip = "1.2.3.4 x" };
+	Fake f;
+	SlClient *c = NULL;
+	char *u = NULL;
+
+	fake_start(&f, serve_sign);
+	assert_int_equal(sl_client_connect(f.path, &c), 0);
+	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
+	assert_int_equal(sl_client_sign(c, "/a", NULL, &u), 0);
+	free(u);
+	u = NULL;
+	assert_int_equal(sl_client_sign(c, "/bad", NULL, &u), -EREMOTEIO);
+	assert_null(u);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_string_equal(sl_client_last_message(c), "/bad is bad (fix it)");
+	/* Refused here, never sent: as from the stream. */
+	assert_int_equal(sl_client_sign(c, "/a b", NULL, &u), -EREMOTEIO);
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
+	assert_int_equal(sl_client_sign(c, "/c", &bad_ip, &u), -EINVAL);
+	assert_int_equal(sl_client_sign(c, "/b", NULL, &u), 0);
+	assert_string_equal(u, "https://h/b?token=tok&expires=9&kid=1");
+	assert_int_equal(sl_client_last_error(c), SL_ERROR_NONE);
+	free(u);
+	sl_client_free(c);
+	fake_stop(&f);
+	assert_int_equal(f.n_lines, 3);
+}
+
 static void test_sign_sends_options_as_fields(void **state)
 {
 	SlSignOptions ttl = { .has_ttl = true, .ttl = 60, .ip = "192.0.2.1" };
@@ -1165,6 +1315,11 @@ int main(void)
 		cmocka_unit_test(test_sign_many_pipelines_thousands_in_order),
 		cmocka_unit_test(test_sign_many_reports_each_failure_and_continues),
 		cmocka_unit_test(test_first_answer_err_on_a_live_connection_is_the_targets),
+		cmocka_unit_test(test_sign_one_by_one_reassembles_split_answer),
+		cmocka_unit_test(test_sign_one_by_one_times_out_and_stays_failed),
+		cmocka_unit_test(test_sign_one_by_one_two_answers_to_one_request_is_ebadmsg),
+		cmocka_unit_test(test_sign_one_by_one_daemon_closing_fails_and_stays_failed),
+		cmocka_unit_test(test_sign_one_by_one_err_is_the_targets_and_keeps_the_connection),
 		cmocka_unit_test(test_sign_sends_options_as_fields),
 		cmocka_unit_test(test_sign_stream_waits_on_source_fd),
 		cmocka_unit_test(

@@ -158,6 +158,22 @@ final class ClientTest extends TestCase
         self::assertSame('4', self::control('conns drop'));
     }
 
+    public function testBatchCutInTheMiddleResendsOnlyTheUnanswered(): void
+    {
+        // The cut fake echoes, but closes its first connection at the third
+        // request: the answers to the first two are kept, and only the rest
+        // is sent again, in order.
+        $c = new Client(self::need('SECURELINK_TEST_CUT_SOCKET'));
+        $paths = [];
+        for ($i = 0; $i < 2000; $i++) {
+            $paths[] = "/m/$i";
+        }
+        $urls = $c->signMany($paths);
+        self::assertSame(array_map(fn (string $p): string => "SIGN $p", $paths), $urls);
+        self::assertSame('2', self::control('conns cut'));
+        self::assertSame('2001', self::control('lines cut'), '3, then the 1,998 unanswered');
+    }
+
     public function testForkedChildOpensItsOwnConnection(): void
     {
         if (!function_exists('pcntl_fork')) {
