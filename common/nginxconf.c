@@ -96,13 +96,46 @@ static void render_media_regex(Out *o, const Config *c)
 	out_put(o, "\\E");
 }
 
+/* A grant's directory in nginx's regexes: "<depth>" + sep + the first
+ * <depth> whole segments after it, which $securelink_gd captures. One
+ * branch-reset group of depths 0 to GRANT_DEPTH_MAX (every alternative sets
+ * the same capture), so PCRE picks the depth in one match, where a map of
+ * one regex per depth ran one match per depth up to the one taken. Neither
+ * another number ("03", "17") nor a path shallower than its depth matches. */
+static void render_depth_regex(Out *o, const Config *c, bool cookie)
+{
+	char repeat[sizeof("(?:[^/]+/){99}")];
+
+	out_put(o, "(?|");
+	for (unsigned d = 0; d <= GRANT_DEPTH_MAX; d++) {
+		if (d > 0)
+			out_put(o, "|");
+		out_put_u32(o, d);
+		/* The path form's depth is a segment of its own; the cookie's
+		 * is put before $uri, which begins with media_url. */
+		if (cookie)
+			render_media_regex(o, c);
+		else
+			out_put(o, "/");
+		out_put(o, "(?<securelink_gd>");
+		if (d > 0) {
+			(void)snprintf(repeat, sizeof(repeat), "(?:[^/]+/){%u}", d);
+			out_put(o, repeat);
+		}
+		out_put(o, ")");
+	}
+	out_put(o, ")");
+}
+
 /* Directory grants, path form (DESIGN.md, "Directory grants"):
- * media_url + "_grant/<kid>/<expires>/<token>/<depth>/<dir><rest>". The
- * keys file's maps pick the kid's key and cut the first <depth> segments
- * off the path below the fields as the signed directory; what is served is
- * that whole path, so the file always lies inside the directory hashed.
- * ^~ keeps regex locations of the site away; anything not of this shape is
- * refused. */
+ * media_url + "_grant/<kid>/<expires>/<token>/<depth>/<dir><rest>". One
+ * match of the location's regex takes every field and cuts the first
+ * <depth> segments below them as the signed directory; what is served is
+ * that directory and the rest of the very same path, so the file always
+ * lies inside the directory hashed. The capture names are those the keys
+ * file's cookie maps declare too (render_grant_maps()), so the keys file
+ * never reads a variable only this file defines. ^~ keeps regex locations
+ * of the site away; anything not of this shape is refused. */
 static void render_grant_location(Out *o, const Config *c, unsigned algs)
 {
 	out_put(o, "\n# Directory grants (path form): ");
@@ -113,20 +146,23 @@ static void render_grant_location(Out *o, const Config *c, unsigned algs)
 	out_put(o, GRANT_PATH_SEGMENT "/ {\n");
 	out_put(o, "\tlocation ~ \"^");
 	render_media_regex(o, c);
-	out_put(o, GRANT_PATH_SEGMENT "/[0-9]+/(?<securelink_ge>[0-9]+)/(?<securelink_gt>");
+	out_put(o, GRANT_PATH_SEGMENT
+	        "/(?<securelink_gk>[0-9]+)/(?<securelink_ge>[0-9]+)/(?<securelink_gt>");
 	render_token_regex(o, algs);
-	out_put(o, ")/[0-9]+/(?<securelink_gf>.*)$\" {\n");
+	out_put(o, ")/");
+	render_depth_regex(o, c, false);
+	out_put(o, "(?<securelink_gr>.*)$\" {\n");
 	out_put(o, "\t\tsecure_link $securelink_gt,$securelink_ge;\n");
 	out_put(o, "\t\tsecure_link_md5 \"${secure_link_expires}grant:");
 	out_put(o, c->media_url);
-	out_put(o, "$securelink_grant_dir");
+	out_put(o, "$securelink_gd");
 	if (c->bind_ip)
 		out_put(o, "$remote_addr");
 	out_put(o, " $securelink_grant_secret\";\n");
 	render_checks(o, "\t\t", algs_hmac(algs) ? "$securelink_grant_verdict" : "$secure_link");
 	out_put(o, "\t\talias ");
 	out_put(o, c->media_root);
-	out_put(o, "$securelink_gf;\n\t}\n\treturn 403;\n}\n");
+	out_put(o, "$securelink_gd$securelink_gr;\n\t}\n\treturn 403;\n}\n");
 }
 
 /* One location block. secured: checked by secure_link with the keys map;
@@ -422,34 +458,16 @@ int render_locations_file_algs(const Config *old, const Config *c, unsigned algs
 	return 0;
 }
 
-/* One map of the grant cookie's value "<kid>.<expires>.<depth>.<token>" to
- * one of its fields (the others matched as what they must be). */
-static void render_cookie_map(Out *o, unsigned algs, const char *var, const char *capture,
-                              unsigned field)
+/* The grant cookie's value "<kid>.<expires>.<depth>.<token>": one match
+ * sets every field, under the path form's capture names (the forms never
+ * meet in one request: the path form's location matches no plain path). */
+static void render_cookie_map(Out *o, unsigned algs)
 {
-	static const char *const fields[] = { "[0-9]+", "[0-9]+", "[0-9]+", NULL };
-
-	out_put(o, "map $cookie_" GRANT_COOKIE_NAME " ");
-	out_put(o, var);
-	out_put(o, " {\n\t\"~^");
-	for (unsigned i = 0; i < ELEMENTSOF(fields); i++) {
-		if (i > 0)
-			out_put(o, "\\.");
-		if (i == field) {
-			out_put(o, "(?<");
-			out_put(o, capture);
-			out_put(o, ">");
-		}
-		if (fields[i])
-			out_put(o, fields[i]);
-		else
-			render_token_regex(o, algs);
-		if (i == field)
-			out_put(o, ")");
-	}
-	out_put(o, "$\" $");
-	out_put(o, capture);
-	out_put(o, ";\n\tdefault \"\";\n}\n");
+	out_put(o, "map $cookie_" GRANT_COOKIE_NAME " $securelink_cookie_token {\n");
+	out_put(o, "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\."
+	           "(?<securelink_gc>[0-9]+)\\.(?<securelink_gt>");
+	render_token_regex(o, algs);
+	out_put(o, ")$\" $securelink_gt;\n\tdefault \"\";\n}\n");
 }
 
 /* A map over the token parameter (both names while they change): a file
@@ -497,9 +515,9 @@ static void render_hmac_maps(Out *o, const Config *old, const Config *c, unsigne
 	out_put(o, " $securelink_hmac_path {\n\t\"\" \"");
 	out_put(o, c->media_url);
 	out_put(o, "$securelink_grant_dir\";\n\tdefault $uri;\n}\n");
-	out_put(o, "map $securelink_grant_dir $securelink_hmac_grant_path {\n\tdefault \"");
+	out_put(o, "map $securelink_gd $securelink_hmac_grant_path {\n\tdefault \"");
 	out_put(o, c->media_url);
-	out_put(o, "$securelink_grant_dir\";\n}\n");
+	out_put(o, "$securelink_gd\";\n}\n");
 	out_put(o, "map $uri $securelink_hmac_ip {\n\tdefault ");
 	out_put(o, c->bind_ip ? "$remote_addr" : "\"\"");
 	out_put(o, ";\n}\n");
@@ -516,50 +534,25 @@ static void render_hmac_maps(Out *o, const Config *old, const Config *c, unsigne
 static void render_grant_maps_text(Out *o, const Config *old, const Config *c, unsigned algs,
                                    const char *js_path)
 {
-	char depth[sizeof("/(?<securelink_gd>(?:[^/]+/){99})\" $securelink_gd;")];
-
 	out_put(o, "# Directory grants and file links (no secret): the token, expiry,\n");
 	out_put(o, "# directory and key each request is checked with.\n");
-	render_cookie_map(o, algs, "$securelink_cookie_kid", "securelink_ck", 0);
-	render_cookie_map(o, algs, "$securelink_cookie_expires", "securelink_ce", 1);
-	render_cookie_map(o, algs, "$securelink_cookie_depth", "securelink_cd", 2);
-	render_cookie_map(o, algs, "$securelink_cookie_token", "securelink_ct", 3);
+	render_cookie_map(o, algs);
+	/* The cookie form's directory: the first <depth> whole segments of
+	 * the path below media_url. Anything else is "!", which ends in no
+	 * '/' as every signed directory does. $securelink_gc is the cookie
+	 * map's: secure_link reads the token (that map) before it builds
+	 * the string it hashes, where this map is read. */
+	out_put(o, "map $securelink_gc$uri $securelink_grant_dir {\n\t\"~^");
+	render_depth_regex(o, c, true);
+	out_put(o, "\" $securelink_gd;\n\tdefault \"!\";\n}\n");
 
-	/* The path form's kid, else the cookie's. */
-	out_put(o, "map $uri $securelink_grant_kid {\n\t\"~^");
-	render_media_regex(o, c);
-	out_put(o, GRANT_PATH_SEGMENT "/(?<securelink_gk>[0-9]+)/\" $securelink_gk;\n");
-	out_put(o, "\tdefault $securelink_cookie_kid;\n}\n");
-
-	/* "<depth>/<path below media_url>": the path form's depth and path,
-	 * else the cookie's depth and the plain path. */
-	out_put(o, "map $uri $securelink_grant_drel {\n\t\"~^");
-	render_media_regex(o, c);
-	/* The fields after media_url: kid, expires, token, depth. */
-	out_put(o, GRANT_PATH_SEGMENT "/[0-9]+/[0-9]+/");
-	render_token_regex(o, algs);
-	out_put(o, "/(?<securelink_gp>[0-9]+/.*)$\" $securelink_gp;\n\t\"~^");
-	render_media_regex(o, c);
-	out_put(o, "(?<securelink_gu>.*)$\" \"$securelink_cookie_depth/$securelink_gu\";\n");
-	out_put(o, "\tdefault \"\";\n}\n");
-
-	/* The directory: the first <depth> whole segments. Anything else is
-	 * "!", which ends in no '/' as every signed directory does. */
-	out_put(o, "map $securelink_grant_drel $securelink_grant_dir {\n\t\"~^0/\" \"\";\n");
-	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
-		out_put(o, "\t\"~^");
-		out_put_u32(o, d);
-		(void)snprintf(depth, sizeof(depth),
-		               "/(?<securelink_gd>(?:[^/]+/){%u})\" $securelink_gd;", d);
-		out_put(o, depth);
-		out_put(o, "\n");
-	}
-	out_put(o, "\tdefault \"!\";\n}\n");
-
+	/* The cookie's fields, when the request has no token parameter;
+	 * its expiry and kid were set by the match that gave the token,
+	 * which secure_link reads first. */
 	render_link_map(o, old, c, "$securelink_link_token", "$securelink_cookie_token",
 	                c->token_param, old->token_param, NULL);
-	render_link_map(o, old, c, "$securelink_link_expires", "$securelink_cookie_expires",
-	                c->expires_param, old->expires_param, NULL);
+	render_link_map(o, old, c, "$securelink_link_expires", "$securelink_ge", c->expires_param,
+	                old->expires_param, NULL);
 	/* What is hashed before the secret: "grant:" and the directory
 	 * (media_url + the cut segments) for a grant, $uri for a file; the
 	 * "grant:" after the digits keeps the two kinds of token apart. */

@@ -18,7 +18,7 @@
 
 #define KEYS_COMMENT     "# written by securelinkd; do not edit"
 #define MAP_VALUE        " $securelink_secret {"
-#define GRANT_MAP_HEADER "map $securelink_grant_kid $securelink_grant_secret {\n"
+#define GRANT_MAP_HEADER "map $securelink_gk $securelink_grant_secret {\n"
 /* A keys file: a few header lines and one line per key of a full ring. */
 #define KEYS_TEXT_MAX (64 * 1024)
 #define LOCATIONS_MAX (1024 * 1024)

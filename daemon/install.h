@@ -31,7 +31,7 @@ int install_staged_paths(const Config *c, char **ret_keys, char **ret_locations)
  * line, one `map $arg_P[$arg_Q] $securelink_secret {` block, one default
  * and any number of kid entries, each a literal secret nginx keeps between
  * double quotes, and the closing brace; then the grant map
- * `map $securelink_grant_kid $securelink_grant_secret {` with exactly the
+ * `map $securelink_gk $securelink_grant_secret {` with exactly the
  * same entries. *ret_maps_offset is where the maps without secrets begin,
  * which the caller compares with their rendering, so that nothing but map
  * entries and securelink's own maps can reach nginx. Returns 0, or -EBADMSG

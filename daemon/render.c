@@ -51,8 +51,9 @@ static void render_keys(Out *o, const KeyRing *r, const char *key_param, const c
 	out_put(o, " $securelink_secret {\n");
 	render_key_map(o, r, def);
 	/* The same keys for directory grants, whose kid is in the path or
-	 * the cookie (render_grant_maps() finds it). */
-	out_put(o, "map $securelink_grant_kid $securelink_grant_secret {\n");
+	 * the cookie: the grant location's regex or the cookie map
+	 * (render_grant_maps()) sets $securelink_gk. */
+	out_put(o, "map $securelink_gk $securelink_grant_secret {\n");
 	render_key_map(o, r, def);
 	out_put(o, grant_maps);
 }

@@ -19,9 +19,12 @@ from grantsite import (cookie_value, curl, get, grant_token, path_form, split_ba
                        split_cookie)
 
 DIR = "/media/private/videos/42/"
+# Directories at the bound (16 segments below /media/) and one past it.
+DEEP16 = "private/" + "".join(f"d{i}/" for i in range(1, 16))
+DEEP17 = DEEP16 + "d16/"
 FILES = ["private/videos/42/seg.ts", "private/videos/42/v0/index.m3u8",
          "private/videos/420/seg.ts", "private/videos/43/seg.ts",
-         "private/videos/secret.ts", "private/top.ts"]
+         "private/videos/secret.ts", "private/top.ts", DEEP16 + "seg.ts", DEEP17 + "seg.ts"]
 
 
 class Grant:
@@ -109,6 +112,37 @@ def test_path_form_refuses_parents_of_the_grant_fields_and_a_changed_depth(g):
     for depth in (2, 4, 0):
         p = path_form("/media/", g.kid, g.expires, g.token, depth, "private/videos/42/")
         assert g.status(p + "seg.ts") == 403, depth
+
+
+# Grants made here with the real key for a directory of the given depth,
+# sent with the depth field spelled as given: (directory below /media/,
+# depth as written, the file under it, nginx's verdict).
+DEPTH_SPELLINGS = [
+    ("private/", "1", "top.ts", 200),
+    ("private/", "01", "top.ts", 403),
+    ("private/", "10", "top.ts", 403),
+    ("private/videos/42/", "03", "seg.ts", 403),
+    ("private/videos/42/", "3 ", "seg.ts", 403),
+    (DEEP16, "16", "seg.ts", 200),
+    (DEEP16, "016", "seg.ts", 403),
+    (DEEP16, "1", "seg.ts", 403),
+    (DEEP17, "17", "seg.ts", 403),
+    (DEEP17, "16", "seg.ts", 403),
+]
+
+
+@pytest.mark.parametrize("below,depth,rest,want", DEPTH_SPELLINGS)
+def test_the_depth_is_read_as_written_up_to_the_bound(g, below, depth, rest, want):
+    """nginx cuts the directory it hashes by the depth the grant carries:
+    only the daemon's spelling of it (no leading zero, no other number whose
+    digits begin alike) and only up to the bound (16), in both forms. Each
+    token is right for the directory, so a 200 where 403 is wanted would be
+    nginx admitting a grant outside the documented shape."""
+    t = grant_token(g.expires, "/media/" + below, g.secret())
+    path = path_form("/media/", g.kid, g.expires, t, depth, below) + rest
+    assert g.status(path.replace(" ", "%20")) == want, path
+    cookie = cookie_value(g.kid, g.expires, depth, t)
+    assert g.status("/media/" + below + rest, cookie=cookie) == want, cookie
 
 
 def test_path_form_refuses_a_tampered_token_kid_or_expiry(g):

@@ -80,7 +80,7 @@ def test_injected_directives_are_refused_and_nothing_is_installed(make_daemon):
 
     # In the keys file (http {}): inside the keys' map, inside the grants'
     # copy of it, among the maps without secrets, and at the end.
-    grant_map = "map $securelink_grant_kid $securelink_grant_secret {\n"
+    grant_map = "map $securelink_gk $securelink_grant_secret {\n"
     for where, message in (("inside", "keys file is not what securelinkd writes"),
                            ("grant map", "grant map (after line"),
                            ("maps", "maps after the keys in"),

@@ -108,7 +108,7 @@ static void test_locations_no_prefixes_secure_all_of_media_url(void **state)
 	                             "$securelink_link_token,$securelink_link_expires;\n"));
 	assert_non_null(strstr(text, "\talias /srv/files/;\n}\n"));
 	assert_non_null(strstr(text, "\nlocation ^~ /files/_grant/ {\n"));
-	assert_non_null(strstr(text, "\t\talias /srv/files/$securelink_gf;\n"));
+	assert_non_null(strstr(text, "\t\talias /srv/files/$securelink_gd$securelink_gr;\n"));
 	assert_int_equal(count(text, "\nlocation "), 2);
 }
 
@@ -126,9 +126,8 @@ static void test_locations_bind_ip_hashes_remote_addr(void **state)
 	assert_non_null(strstr(
 	    maps,
 	    "\t\"\" \"${secure_link_expires}grant:/media/$securelink_grant_dir$remote_addr\";\n"));
-	assert_non_null(strstr(text,
-	                       "\t\tsecure_link_md5 \"${secure_link_expires}grant:/media/"
-	                       "$securelink_grant_dir$remote_addr $securelink_grant_secret\";\n"));
+	assert_non_null(strstr(text, "\t\tsecure_link_md5 \"${secure_link_expires}grant:/media/"
+	                             "$securelink_gd$remote_addr $securelink_grant_secret\";\n"));
 	assert_int_equal(render_locations_file(plain, &text_plain, &size), 0);
 	assert_int_equal(render_grant_maps(plain, plain, &maps_plain, &size), 0);
 	assert_null(strstr(text_plain, "$remote_addr"));
@@ -148,7 +147,7 @@ static void test_locations_use_configured_parameter_names(void **state)
 	assert_non_null(strstr(maps, "map $arg_t $securelink_link_token {\n"
 	                             "\t\"\" $securelink_cookie_token;\n\tdefault $arg_t;\n}\n"));
 	assert_non_null(strstr(maps, "map $arg_t $securelink_link_expires {\n"
-	                             "\t\"\" $securelink_cookie_expires;\n\tdefault $arg_e;\n}\n"));
+	                             "\t\"\" $securelink_ge;\n\tdefault $arg_e;\n}\n"));
 	/* While the names change, links of either pass. */
 	assert_int_equal(render_grant_maps(old, c, &both, &size), 0);
 	assert_non_null(strstr(both, "map $arg_t$arg_token $securelink_link_token {\n"
@@ -166,27 +165,37 @@ static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
 	char line[128];
 
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
-	/* media_url is a literal inside the regexes ('.' is not "any"). */
-	assert_non_null(strstr(maps, "\t\"~^\\Q/a.b/\\E_grant/(?<securelink_gk>[0-9]+)/\" "
-	                             "$securelink_gk;\n\tdefault $securelink_cookie_kid;\n"));
+	/* media_url is a literal inside the regexes ('.' is not "any"); one
+	 * alternative per depth, each setting the same capture. */
+	assert_non_null(strstr(maps, "map $securelink_gc$uri $securelink_grant_dir {\n"
+	                             "\t\"~^(?|0\\Q/a.b/\\E(?<securelink_gd>)|1\\Q/a.b/\\E"));
 	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
-		snprintf(line, sizeof(line),
-		         "\t\"~^%u/(?<securelink_gd>(?:[^/]+/){%u})\" $securelink_gd;\n", d, d);
+		snprintf(line, sizeof(line), "|%u\\Q/a.b/\\E(?<securelink_gd>(?:[^/]+/){%u})%s", d,
+		         d, d == GRANT_DEPTH_MAX ? ")\" $securelink_gd;\n" : "|");
 		assert_non_null(strstr(maps, line));
 	}
-	assert_int_equal(count(maps, "(?<securelink_gd>"), GRANT_DEPTH_MAX);
+	assert_int_equal(count(maps, "(?<securelink_gd>"), GRANT_DEPTH_MAX + 1);
 	assert_non_null(strstr(maps, "\tdefault \"!\";\n"));
-	assert_non_null(
-	    strstr(maps, "map $cookie_securelink_grant $securelink_cookie_token {\n\t\"~^[0-9]+"
-	                 "\\.[0-9]+\\.[0-9]+\\.(?<securelink_ct>[A-Za-z0-9_-]{22})$\" "
-	                 "$securelink_ct;\n\tdefault \"\";\n}\n"));
+	assert_non_null(strstr(maps,
+	                       "map $cookie_securelink_grant $securelink_cookie_token {\n"
+	                       "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\."
+	                       "(?<securelink_gc>[0-9]+)\\.(?<securelink_gt>[A-Za-z0-9_-]{22})$\" "
+	                       "$securelink_gt;\n\tdefault \"\";\n}\n"));
 	/* No secret here: those maps are the keys file's first two. */
 	assert_null(strstr(maps, "$securelink_secret {"));
 	assert_null(strstr(maps, "$securelink_grant_secret {"));
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
-	assert_non_null(strstr(text, "\tlocation ~ \"^\\Q/a.b/\\E_grant/[0-9]+/"));
-	assert_non_null(strstr(text, "\t\talias /srv/m/$securelink_gf;\n\t}\n\treturn 403;\n}\n"));
+	assert_non_null(strstr(text, "\tlocation ~ \"^\\Q/a.b/\\E_grant/(?<securelink_gk>[0-9]+)/"
+	                             "(?<securelink_ge>[0-9]+)/(?<securelink_gt>[A-Za-z0-9_-]{22})/"
+	                             "(?|0/(?<securelink_gd>)|1/(?<securelink_gd>(?:[^/]+/){1})|"));
+	snprintf(line, sizeof(line),
+	         "|%u/(?<securelink_gd>(?:[^/]+/){%u}))(?<securelink_gr>.*)$\" {\n",
+	         GRANT_DEPTH_MAX, GRANT_DEPTH_MAX);
+	assert_non_null(strstr(text, line));
+	assert_int_equal(count(text, "(?<securelink_gd>"), GRANT_DEPTH_MAX + 1);
+	assert_non_null(strstr(
+	    text, "\t\talias /srv/m/$securelink_gd$securelink_gr;\n\t}\n\treturn 403;\n}\n"));
 }
 
 /* Replaces a string field of a loaded config, as a caller that bypassed the

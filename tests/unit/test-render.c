@@ -162,7 +162,7 @@ static void test_keys_file_structure(void **state)
 	assert_true(strncmp(text, "# written by securelinkd; do not edit\n", 38) == 0);
 	assert_non_null(strstr(text, "\nmap $arg_key_id $securelink_secret {\n"));
 	/* Then the same entries for directory grants, and nothing else. */
-	grant = strstr(text, "}\nmap $securelink_grant_kid $securelink_grant_secret {\n");
+	grant = strstr(text, "}\nmap $securelink_gk $securelink_grant_secret {\n");
 	assert_non_null(grant);
 	assert_int_equal(strlen(grant + 2) + (size_t)(grant + 2 - text), strlen(text));
 	assert_string_equal(strrchr(text, '}'), "}\n");
