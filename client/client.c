@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/* libsecurelink-client: the connection and its buffered transport, single
+ * requests (sl_client_request(), sl_client_sign() and its blocking fast
+ * path), the link cache and grants. Pipelined signing is client-stream.c;
+ * what both share is client-internal.h. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,62 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client-internal.h"
 #include "securelink-client.h"
 #include "util.h"
-
-#define _public_ __attribute__((visibility("default")))
-
-static inline void *mfree(void *p)
-{
-	free(p);
-	return NULL;
-}
 
 /* Answers are one line each; STATUS's JSON is the longest. Anything beyond
  * this is not securelinkd talking. */
 #define ANSWER_MAX (64U * 1024U)
 #define READ_CHUNK (64U * 1024U)
-/* Pipelining: at most this many requests in flight, and this much request
- * text queued before it is written. Both bound our memory only: the kernel's
- * socket buffers and the daemon's bounded output buffer bound the rest, and
- * since answers are read while requests are written, neither side waits on
- * the other. */
-#define WINDOW    4096U
-#define OUT_BATCH (256U * 1024U)
-
-struct SlClient {
-	int fd;
-	int broken; /* 0, or the negative errno every later call returns */
-	uint64_t timeout;
-
-	/* Request bytes not yet written: out[out_start..out_len). */
-	char *out;
-	size_t out_start, out_len, out_size;
-
-	/* Answer bytes read and not yet consumed: in[in_start..in_len). */
-	char *in;
-	size_t in_start, in_len, in_size;
-
-	/* The daemon stopped reading (EPIPE, ECONNRESET on send): nothing
-	 * more is written, but what it said before hanging up is still read. */
-	int write_error;
-	/* Answer lines read on this connection: the first one may be the
-	 * daemon refusing the connection rather than an answer. */
-	uint64_t n_answers;
-	/* The socket's SO_SNDTIMEO and SO_RCVTIMEO are the timeout above. */
-	bool fast_timeouts;
-
-	SlError last_error;
-	char *last_message;
-
-	/* The link cache (sl_client_cache(), docs/client-cache.md): the
-	 * daemon's page, mapped read-only ([1] is the generation), or NULL. */
-	const uint64_t *cache_page;
-	int64_t cache_default_ttl;
-	char cache_expires_param[72];
-	struct CacheEntry *cache;
-	size_t n_cached;
-};
 
 /* A cached link: key is "<target> <ttl or -> <ip or ->". */
 typedef struct CacheEntry {
@@ -263,7 +219,7 @@ _public_ void sl_client_set_timeout(SlClient *c, uint64_t usec)
 	assert(c);
 	c->timeout = usec;
 	/* For sign_fast()'s blocking send() and recv(); 0 waits forever, as
-	 * client_wait() does. Should the socket refuse them, SIGN takes the
+	 * slc_wait() does. Should the socket refuse them, SIGN takes the
 	 * stream, which times out in poll(). */
 	c->fast_timeouts = c->fd >= 0 &&
 	                   setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) >= 0 &&
@@ -282,7 +238,7 @@ _public_ const char *sl_client_last_message(const SlClient *c)
 	return c->last_message ? c->last_message : "";
 }
 
-static int set_last_error(SlClient *c, SlError e, const char *message)
+int slc_set_last_error(SlClient *c, SlError e, const char *message)
 {
 	char *m = NULL;
 
@@ -299,7 +255,7 @@ static int set_last_error(SlClient *c, SlError e, const char *message)
 
 /* Marks the connection unusable: after a transport error the answers that
  * may still arrive could not be matched to their requests. */
-static int client_break(SlClient *c, int r)
+int slc_break(SlClient *c, int r)
 {
 	assert(r < 0);
 	if (c->broken == 0)
@@ -313,7 +269,7 @@ static int client_break(SlClient *c, int r)
 	return c->broken;
 }
 
-static int out_append(SlClient *c, const char *a, size_t n)
+int slc_out_append(SlClient *c, const char *a, size_t n)
 {
 	size_t pending = c->out_len - c->out_start;
 
@@ -350,7 +306,7 @@ static int out_append(SlClient *c, const char *a, size_t n)
 	return 0;
 }
 
-static size_t out_pending(const SlClient *c)
+size_t slc_out_pending(const SlClient *c)
 {
 	return c->out_len - c->out_start;
 }
@@ -359,7 +315,7 @@ static size_t out_pending(const SlClient *c)
  * was written, 0 when nothing could be, or a negative errno. A daemon that
  * hung up is not an error here: the caller reads on, to the end, so that
  * its last words (ERR unavailable too many connections) are not lost. */
-static int out_flush(SlClient *c)
+int slc_out_flush(SlClient *c)
 {
 	bool progress = false;
 
@@ -367,11 +323,11 @@ static int out_flush(SlClient *c)
 		out_wipe(c);
 		return 0;
 	}
-	while (out_pending(c) > 0) {
+	while (slc_out_pending(c) > 0) {
 		/* MSG_NOSIGNAL: a daemon that went away is an error to return,
 		 * not a SIGPIPE to kill the application with. */
-		ssize_t k =
-		    send(c->fd, c->out + c->out_start, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t k = send(c->fd, c->out + c->out_start, slc_out_pending(c),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -387,7 +343,7 @@ static int out_flush(SlClient *c)
 		c->out_start += (size_t)k;
 		progress = true;
 	}
-	if (out_pending(c) == 0)
+	if (slc_out_pending(c) == 0)
 		out_wipe(c);
 	return progress;
 }
@@ -429,7 +385,7 @@ static int in_fill_flags(SlClient *c, int flags)
 	return 1;
 }
 
-static int in_fill(SlClient *c)
+int slc_in_fill(SlClient *c)
 {
 	return in_fill_flags(c, MSG_DONTWAIT);
 }
@@ -437,8 +393,8 @@ static int in_fill(SlClient *c)
 /* Takes the next complete answer line out of the input buffer, NUL-terminated
  * in place without LF (and a CR before it). Returns 1 and *ret_line, 0 when
  * no complete line is buffered, -EMSGSIZE for an overlong one. The line is
- * valid until the next in_fill(). */
-static int in_next_line(SlClient *c, char **ret_line)
+ * valid until the next slc_in_fill(). */
+int slc_in_next_line(SlClient *c, char **ret_line)
 {
 	char *start = c->in + c->in_start, *lf;
 	size_t avail = c->in_len - c->in_start;
@@ -461,7 +417,7 @@ static int in_next_line(SlClient *c, char **ret_line)
 /* Splits an answer line. "OK <text>": *ret_error = SL_ERROR_NONE and
  * *ret_text = text. "ERR <code> <message>": the code and *ret_text = message
  * ("" when absent). Anything else is -EBADMSG. */
-static int answer_parse(char *line, SlError *ret_error, const char **ret_text)
+int slc_answer_parse(char *line, SlError *ret_error, const char **ret_text)
 {
 	if (streq(line, "OK")) {
 		*ret_error = SL_ERROR_NONE;
@@ -490,7 +446,7 @@ static int answer_parse(char *line, SlError *ret_error, const char **ret_text)
 /* Waits until the socket (events) or extra_fd (POLLIN) is ready. Returns a
  * bit mask: 1 socket ready, 2 extra_fd ready; -ETIMEDOUT when the socket was
  * waited for and nothing happened for the client's timeout. */
-static int client_wait(SlClient *c, short events, int extra_fd)
+int slc_wait(SlClient *c, short events, int extra_fd)
 {
 	struct pollfd p[2] = {
 		{ .fd = events ? c->fd : -1, .events = events },
@@ -521,7 +477,7 @@ static int client_wait(SlClient *c, short events, int extra_fd)
 /* A request token must not contain what ends a field or a line: a space
  * would add a field, an LF a whole request whose answer would then be
  * attributed to the next target. Raw UTF-8 (bytes >= 0x80) is fine. */
-static bool token_is_sendable(const char *s)
+bool slc_token_is_sendable(const char *s)
 {
 	if (!s || !*s)
 		return false;
@@ -546,13 +502,13 @@ _public_ int sl_client_request(SlClient *c, const char *line, char **ret_answer)
 		return -EINVAL;
 	if (l + 1 > SL_CLIENT_LINE_MAX)
 		return -EMSGSIZE;
-	r = set_last_error(c, SL_ERROR_NONE, NULL);
+	r = slc_set_last_error(c, SL_ERROR_NONE, NULL);
 	if (r < 0)
 		return r;
 
-	r = out_append(c, line, l);
+	r = slc_out_append(c, line, l);
 	if (r >= 0)
-		r = out_append(c, "\n", 1);
+		r = slc_out_append(c, "\n", 1);
 	if (r < 0) {
 		out_wipe(c);
 		return r;
@@ -563,20 +519,20 @@ _public_ int sl_client_request(SlClient *c, const char *line, char **ret_answer)
 		const char *text;
 		SlError e;
 
-		r = in_next_line(c, &answer);
+		r = slc_in_next_line(c, &answer);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 		if (r > 0) {
-			if (out_pending(c) > 0)
+			if (slc_out_pending(c) > 0)
 				/* An answer before the whole request was sent:
 				 * not a conversation we can follow. */
-				return client_break(c, -EBADMSG);
-			r = answer_parse(answer, &e, &text);
+				return slc_break(c, -EBADMSG);
+			r = slc_answer_parse(answer, &e, &text);
 			if (r < 0)
-				return client_break(c, r);
+				return slc_break(c, r);
 			c->n_answers++;
 			if (e != SL_ERROR_NONE) {
-				r = set_last_error(c, e, text);
+				r = slc_set_last_error(c, e, text);
 				return r < 0 ? r : -EREMOTEIO;
 			}
 			if (ret_answer) {
@@ -588,23 +544,23 @@ _public_ int sl_client_request(SlClient *c, const char *line, char **ret_answer)
 			return 0;
 		}
 
-		r = out_flush(c);
+		r = slc_out_flush(c);
 		if (r < 0)
-			return client_break(c, r);
-		r = in_fill(c);
+			return slc_break(c, r);
+		r = slc_in_fill(c);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 		if (r > 0)
 			continue;
-		r = client_wait(c, POLLIN | (out_pending(c) > 0 ? POLLOUT : 0), -1);
+		r = slc_wait(c, POLLIN | (slc_out_pending(c) > 0 ? POLLOUT : 0), -1);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 	}
 }
 
 /* " ttl=60", " expires=1700000000", " ip=192.0.2.1": the part of every
  * SIGN line after the target. */
-static int sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t *ret_len)
+int slc_sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t *ret_len)
 {
 	size_t n = 0;
 	int k;
@@ -626,7 +582,7 @@ static int sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t 
 		return -EINVAL;
 	n = (size_t)k;
 	if (opt->ip) {
-		if (!token_is_sendable(opt->ip))
+		if (!slc_token_is_sendable(opt->ip))
 			return -EINVAL;
 		k = snprintf(buf + n, size - n, " ip=%s", opt->ip);
 		if (k < 0 || (size_t)k >= size - n)
@@ -635,363 +591,6 @@ static int sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t 
 	}
 	*ret_len = n;
 	return 0;
-}
-
-/* One target in flight, or failed here: local is SL_ERROR_NONE for a
- * request sent to the daemon. A probe is our own PING, not a target. */
-typedef struct Pending {
-	SlError local;
-	const char *message;
-	bool probe;
-} Pending;
-
-typedef struct Stream {
-	Pending ring[WINDOW + 1]; /* + 1: room for a probe */
-	size_t head, n, n_remote;
-	size_t next_index;
-	int n_failed;
-
-	/* The connection's first answer, when it is an ERR, is held until the
-	 * daemon says more: securelinkd refusing a connection (max_connections)
-	 * sends one ERR and hangs up before reading any request. Then the ERR
-	 * belongs to no target, and the stream fails with it. */
-	bool holding;
-	SlError held_error;
-	char *held_message;
-} Stream;
-
-static Stream *stream_free(Stream *s)
-{
-	if (s)
-		free(s->held_message);
-	free(s);
-	return NULL;
-}
-
-static inline void stream_freep(Stream **s)
-{
-	*s = stream_free(*s);
-}
-
-static void stream_push(Stream *s, SlError local, const char *message, bool probe)
-{
-	assert(s->n < ELEMENTSOF(s->ring));
-	s->ring[(s->head + s->n) % ELEMENTSOF(s->ring)] =
-	    (Pending){ .local = local, .message = message, .probe = probe };
-	s->n++;
-	if (local == SL_ERROR_NONE)
-		s->n_remote++;
-}
-
-static void stream_pop(Stream *s, SlSignResult on_result, void *userdata, const char *url,
-                       SlError error, const char *message)
-{
-	bool probe;
-
-	assert(s->n > 0);
-	probe = s->ring[s->head].probe;
-	s->head = (s->head + 1) % ELEMENTSOF(s->ring);
-	s->n--;
-	if (probe)
-		return;
-	if (error != SL_ERROR_NONE)
-		s->n_failed++;
-	on_result(userdata, s->next_index++, url, error, message);
-}
-
-/* Items that failed here are answered as soon as everything before them
- * has been: results stay in input order. */
-static bool stream_deliver_local(Stream *s, SlSignResult on_result, void *userdata)
-{
-	bool any = false;
-
-	while (s->n > 0 && s->ring[s->head].local != SL_ERROR_NONE) {
-		Pending p = s->ring[s->head];
-
-		stream_pop(s, on_result, userdata, NULL, p.local, p.message);
-		any = true;
-	}
-	return any;
-}
-
-static int stream_queue(SlClient *c, Stream *s, const char *target, const char *suffix,
-                        size_t suffix_len)
-{
-	size_t l = target ? strlen(target) : 0;
-	int r;
-
-	if (!token_is_sendable(target)) {
-		stream_push(s, SL_ERROR_BAD_TARGET,
-		            l == 0 ? "empty target (give a URL path or an http(s) URL)"
-		                   : "target contains a space or a control character "
-		                     "(percent-encode it)",
-		            false);
-		return 0;
-	}
-	/* The daemon closes the connection after line-too-long; refusing such
-	 * a line here keeps the rest of the batch going. */
-	if (STRLEN("SIGN ") + l + suffix_len + 1 > SL_CLIENT_LINE_MAX) {
-		stream_push(s, SL_ERROR_LINE_TOO_LONG,
-		            "target too long for one request line (at most 8192 bytes)", false);
-		return 0;
-	}
-	r = out_append(c, "SIGN ", STRLEN("SIGN "));
-	if (r >= 0)
-		r = out_append(c, target, l);
-	if (r >= 0)
-		r = out_append(c, suffix, suffix_len);
-	if (r >= 0)
-		r = out_append(c, "\n", 1);
-	if (r < 0)
-		return r;
-	stream_push(s, SL_ERROR_NONE, NULL, false);
-	return 0;
-}
-
-/* A PING after a held ERR that is the only request in flight: its answer
- * says the connection is alive and the ERR was an answer; an end of file
- * instead says the daemon refused the connection. */
-static int stream_queue_probe(SlClient *c, Stream *s)
-{
-	int r = out_append(c, "PING\n", STRLEN("PING\n"));
-
-	if (r < 0)
-		return r;
-	stream_push(s, SL_ERROR_NONE, NULL, true);
-	return 0;
-}
-
-/* Ends the stream on a transport error. With an ERR held, the daemon said
- * why before it hung up: that is the error, -EREMOTEIO. */
-static int stream_fail(SlClient *c, Stream *s, int r)
-{
-	int q;
-
-	if (s->holding && (r == -ECONNRESET || r == -EPIPE)) {
-		q = set_last_error(c, s->held_error, s->held_message);
-		(void)client_break(c, r);
-		return q < 0 ? q : -EREMOTEIO;
-	}
-	return client_break(c, r);
-}
-
-_public_ int sl_client_sign_stream(SlClient *c, const SlSignOptions *opt, SlTargetSource next,
-                                   int source_fd, SlSignResult on_result, void *userdata)
-{
-	_cleanup_(stream_freep) Stream *s = NULL;
-	char suffix[128];
-	size_t suffix_len;
-	bool eof = false, waiting = false;
-	int r;
-
-	assert(c);
-	assert(next);
-	assert(on_result);
-
-	if (c->broken)
-		return c->broken;
-	r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
-	if (r < 0)
-		return r;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-
-/* Room for one more target; none once the daemon stopped reading. */
-#define CAN_QUEUE()                                                                                \
-	(!eof && !waiting && !c->write_error && s->n < WINDOW && out_pending(c) < OUT_BATCH)
-
-	for (;;) {
-		bool delivered = false;
-		int progress = 0;
-		short events = 0;
-
-		/* Queue targets while there is room. */
-		while (CAN_QUEUE()) {
-			const char *t = NULL;
-
-			r = next(userdata, &t);
-			if (r == -EAGAIN) {
-				if (source_fd < 0)
-					return client_break(c, -EINVAL);
-				waiting = true;
-			} else if (r < 0)
-				return client_break(c, r);
-			else if (r == 0)
-				eof = true;
-			else {
-				r = stream_queue(c, s, t, suffix, suffix_len);
-				if (r < 0)
-					return client_break(c, r);
-			}
-		}
-
-		/* Hand out every answer already read. */
-		for (;;) {
-			char *answer;
-			const char *text;
-			SlError e;
-
-			if (stream_deliver_local(s, on_result, userdata))
-				delivered = true;
-			r = in_next_line(c, &answer);
-			if (r < 0)
-				return stream_fail(c, s, r);
-			if (r == 0)
-				break;
-			if (s->n_remote <= (size_t)s->holding)
-				return stream_fail(c, s, -EBADMSG);
-			r = answer_parse(answer, &e, &text);
-			if (r < 0)
-				return stream_fail(c, s, r);
-			if (c->n_answers++ == 0 && e != SL_ERROR_NONE) {
-				s->held_message = strdup(text);
-				if (!s->held_message)
-					return client_break(c, -ENOMEM);
-				s->held_error = e;
-				s->holding = true;
-				if (s->n_remote == 1) {
-					r = stream_queue_probe(c, s);
-					if (r < 0)
-						return client_break(c, r);
-				}
-				continue;
-			}
-			if (s->holding) {
-				/* More came: the held ERR was the first target's
-				 * answer. */
-				s->holding = false;
-				s->n_remote--;
-				stream_pop(s, on_result, userdata, NULL, s->held_error,
-				           s->held_message);
-				s->held_message = mfree(s->held_message);
-				(void)stream_deliver_local(s, on_result, userdata);
-			}
-			s->n_remote--;
-			stream_pop(s, on_result, userdata, e == SL_ERROR_NONE ? text : NULL, e,
-			           e == SL_ERROR_NONE ? NULL : text);
-			delivered = true;
-		}
-		if (eof && s->n == 0)
-			break;
-		/* The daemon stopped reading and answered all it read: the rest
-		 * cannot be sent. */
-		if (c->write_error && s->n_remote == 0)
-			return stream_fail(c, s, c->write_error);
-		/* Results were handed out: ask the source again, so a caller
-		 * that flushes its output when it has no input ready gets the
-		 * chance to do so. */
-		if (delivered)
-			waiting = false;
-
-		r = out_flush(c);
-		if (r < 0)
-			return stream_fail(c, s, r);
-		progress |= r;
-		if (s->n_remote > 0) {
-			r = in_fill(c);
-			if (r < 0)
-				return stream_fail(c, s, r);
-			progress |= r;
-		}
-		if (progress || CAN_QUEUE())
-			continue;
-
-		if (s->n_remote > 0)
-			events |= POLLIN;
-		if (out_pending(c) > 0)
-			events |= POLLOUT;
-		r = client_wait(c, events, waiting && s->n < WINDOW ? source_fd : -1);
-		if (r < 0)
-			return stream_fail(c, s, r);
-		if (r & 2)
-			waiting = false;
-	}
-#undef CAN_QUEUE
-
-	return s->n_failed;
-}
-
-typedef struct ManyState {
-	const char *const *targets;
-	size_t n, i;
-	char **urls;
-	SlError *errors;
-	char **messages;
-	bool oom;
-} ManyState;
-
-static int many_next(void *userdata, const char **ret_target)
-{
-	ManyState *m = userdata;
-
-	if (m->i >= m->n)
-		return 0;
-	*ret_target = m->targets[m->i++];
-	return 1;
-}
-
-static void many_result(void *userdata, size_t index, const char *url, SlError error,
-                        const char *message)
-{
-	ManyState *m = userdata;
-
-	assert(index < m->n);
-	if (m->errors)
-		m->errors[index] = error;
-	if (url) {
-		m->urls[index] = strdup(url);
-		if (!m->urls[index])
-			m->oom = true;
-	} else if (m->messages) {
-		m->messages[index] = strdup(message ? message : "");
-		if (!m->messages[index])
-			m->oom = true;
-	}
-}
-
-static void many_clear(ManyState *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		m->urls[i] = mfree(m->urls[i]);
-		if (m->messages)
-			m->messages[i] = mfree(m->messages[i]);
-		if (m->errors)
-			m->errors[i] = SL_ERROR_NONE;
-	}
-}
-
-_public_ int sl_client_sign_many(SlClient *c, const char *const *targets, size_t n,
-                                 const SlSignOptions *opt, char **ret_urls, SlError *ret_errors,
-                                 char **ret_messages)
-{
-	ManyState m = {
-		.targets = targets,
-		.n = n,
-		.urls = ret_urls,
-		.errors = ret_errors,
-		.messages = ret_messages,
-	};
-	int r;
-
-	assert(c);
-	assert(targets || n == 0);
-	assert(ret_urls || n == 0);
-
-	for (size_t i = 0; i < n; i++) {
-		ret_urls[i] = NULL;
-		if (ret_messages)
-			ret_messages[i] = NULL;
-		if (ret_errors)
-			ret_errors[i] = SL_ERROR_NONE;
-	}
-
-	r = sl_client_sign_stream(c, opt, many_next, -1, many_result, &m);
-	if (r >= 0 && m.oom)
-		r = -ENOMEM;
-	if (r < 0)
-		many_clear(&m);
-	return r;
 }
 
 /* One SIGN the way most applications ask, one link at a time: one blocking
@@ -1011,7 +610,7 @@ static int sign_fast(SlClient *c, const char *target, const char *suffix, size_t
 	int r;
 
 	if (c->broken || !c->fast_timeouts || c->n_answers == 0 || c->write_error ||
-	    out_pending(c) > 0 || c->in_len > c->in_start || !token_is_sendable(target))
+	    slc_out_pending(c) > 0 || c->in_len > c->in_start || !slc_token_is_sendable(target))
 		return 0;
 	l = strlen(target);
 	if (STRLEN("SIGN ") + l + suffix_len + 1 > sizeof(line))
@@ -1036,8 +635,8 @@ static int sign_fast(SlClient *c, const char *target, const char *suffix, size_t
 				c->write_error = -errno;
 				break;
 			}
-			return client_break(c, errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT
-			                                                               : -errno);
+			return slc_break(c, errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT
+			                                                            : -errno);
 		}
 		sent += (size_t)k;
 	}
@@ -1047,26 +646,26 @@ static int sign_fast(SlClient *c, const char *target, const char *suffix, size_t
 		const char *text;
 		SlError e;
 
-		r = in_next_line(c, &answer);
+		r = slc_in_next_line(c, &answer);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 		if (r == 0) {
 			r = in_fill_flags(c, 0);
 			if (r < 0)
-				return client_break(c, r);
+				return slc_break(c, r);
 			continue;
 		}
-		r = answer_parse(answer, &e, &text);
+		r = slc_answer_parse(answer, &e, &text);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 		c->n_answers++;
 		dup = strdup(text);
 		if (!dup)
-			return client_break(c, -ENOMEM);
+			return slc_break(c, -ENOMEM);
 		/* A second whole answer to one request: out of step. */
 		if (memchr(c->in + c->in_start, '\n', c->in_len - c->in_start)) {
 			free(dup);
-			return client_break(c, -EBADMSG);
+			return slc_break(c, -EBADMSG);
 		}
 		*ret_error = e;
 		if (e == SL_ERROR_NONE)
@@ -1113,7 +712,7 @@ _public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions
 				url = strdup(slot->url);
 				if (!url)
 					return -ENOMEM;
-				r = set_last_error(c, SL_ERROR_NONE, NULL);
+				r = slc_set_last_error(c, SL_ERROR_NONE, NULL);
 				if (r < 0) {
 					free(url);
 					return r;
@@ -1131,7 +730,7 @@ _public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions
 		/* The stream's own checks, in its order. */
 		if (c->broken)
 			return c->broken;
-		r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
+		r = slc_sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
 		if (r < 0)
 			return r;
 		r = sign_fast(c, target, suffix, suffix_len, &url, &e, &message);
@@ -1143,10 +742,10 @@ _public_ int sl_client_sign(SlClient *c, const char *target, const SlSignOptions
 	if (r < 0)
 		return r;
 	if (r > 0) {
-		r = set_last_error(c, e, message);
+		r = slc_set_last_error(c, e, message);
 		return r < 0 ? r : -EREMOTEIO;
 	}
-	r = set_last_error(c, SL_ERROR_NONE, NULL);
+	r = slc_set_last_error(c, SL_ERROR_NONE, NULL);
 	if (r < 0) {
 		free(url);
 		return r;
@@ -1201,21 +800,21 @@ _public_ int sl_client_cache(SlClient *c)
 		return 1;
 	/* The descriptor comes with the answer's first byte: nothing else may
 	 * be in flight. */
-	if (out_pending(c) > 0 || c->in_len > c->in_start)
+	if (slc_out_pending(c) > 0 || c->in_len > c->in_start)
 		return -EBUSY;
-	r = out_append(c, "CACHE\n", 6);
+	r = slc_out_append(c, "CACHE\n", 6);
 	if (r < 0)
 		return r;
-	while (out_pending(c) > 0) {
-		r = out_flush(c);
+	while (slc_out_pending(c) > 0) {
+		r = slc_out_flush(c);
 		if (r < 0)
-			return client_break(c, r);
+			return slc_break(c, r);
 		if (c->write_error)
 			break;
-		if (out_pending(c) > 0) {
-			r = client_wait(c, POLLOUT, -1);
+		if (slc_out_pending(c) > 0) {
+			r = slc_wait(c, POLLOUT, -1);
 			if (r < 0)
-				return client_break(c, r);
+				return slc_break(c, r);
 		}
 	}
 	for (;;) {
@@ -1235,7 +834,7 @@ _public_ int sl_client_cache(SlClient *c)
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				r = client_wait(c, POLLIN, -1);
+				r = slc_wait(c, POLLIN, -1);
 				if (r >= 0)
 					continue;
 			} else if (k < 0)
@@ -1266,14 +865,14 @@ _public_ int sl_client_cache(SlClient *c)
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
-		return client_break(c, r);
+		return slc_break(c, r);
 	}
 	c->n_answers++;
-	r = answer_parse(buf, &e, &text);
+	r = slc_answer_parse(buf, &e, &text);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
-		return client_break(c, r);
+		return slc_break(c, r);
 	}
 	if (e != SL_ERROR_NONE) {
 		if (fd >= 0)
@@ -1281,7 +880,7 @@ _public_ int sl_client_cache(SlClient *c)
 		/* A daemon without CACHE: no cache. */
 		if (e == SL_ERROR_UNKNOWN_VERB)
 			return 0;
-		r = set_last_error(c, e, text);
+		r = slc_set_last_error(c, e, text);
 		return r < 0 ? r : -EREMOTEIO;
 	}
 	{
@@ -1301,7 +900,7 @@ _public_ int sl_client_cache(SlClient *c)
 			return -errno;
 		if (memcmp(map, CACHE_PAGE_MAGIC, 8) != 0) {
 			(void)munmap(map, CACHE_PAGE_SIZE);
-			return client_break(c, -EBADMSG);
+			return slc_break(c, -EBADMSG);
 		}
 		if (!c->cache) {
 			c->cache = calloc(CACHE_SLOTS, sizeof(CacheEntry));
@@ -1321,7 +920,7 @@ _public_ int sl_client_cache(SlClient *c)
  * sent at all. Returns -EREMOTEIO (or -ENOMEM). */
 static int grant_refuse(SlClient *c, SlError e, const char *message)
 {
-	int r = set_last_error(c, e, message);
+	int r = slc_set_last_error(c, e, message);
 
 	return r < 0 ? r : -EREMOTEIO;
 }
@@ -1345,13 +944,13 @@ _public_ int sl_client_grant(SlClient *c, const char *dir, SlGrantForm form,
 		return c->broken;
 	if ((unsigned)form >= _SL_GRANT_FORM_MAX)
 		return -EINVAL;
-	r = sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
+	r = slc_sign_suffix(opt, suffix, sizeof(suffix), &suffix_len);
 	if (r < 0)
 		return r;
 	/* A space in dir would add a field (a second grant=, an ip=), an LF a
 	 * whole request. A missing trailing "/" is sendable: the daemon says
 	 * why it refuses it (bad-target), and so does no client guess. */
-	if (!token_is_sendable(dir))
+	if (!slc_token_is_sendable(dir))
 		return grant_refuse(c, SL_ERROR_BAD_TARGET,
 		                    !dir || !*dir
 		                        ? "empty directory (give a URL path or an http(s) URL "
