@@ -810,19 +810,33 @@ static void serve_answer_then(Fake *f, int fd)
 	serve_lines(f, fd, answer_then);
 }
 
-static void test_sign_one_by_one_reassembles_split_answer(void **state)
+/* A client whose connection has answered first_target once (with
+ * first_url, when given): the state in which sl_client_sign() takes its
+ * blocking fast path. */
+static SlClient *connect_answered(Fake *f, serve_t serve, int answer_after, uint64_t timeout,
+                                  const char *first_target, const char *first_url)
 {
-	Fake f;
 	SlClient *c = NULL;
 	char *u = NULL;
 
-	fake_start(&f, serve_answer_then);
-	f.answer_after = 1;
-	assert_int_equal(sl_client_connect(f.path, &c), 0);
-	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
-	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
-	assert_string_equal(u, "https://h/first");
+	fake_start(f, serve);
+	f->answer_after = answer_after;
+	assert_int_equal(sl_client_connect(f->path, &c), 0);
+	sl_client_set_timeout(c, timeout);
+	assert_int_equal(sl_client_sign(c, first_target, NULL, &u), 0);
+	if (first_url)
+		assert_string_equal(u, first_url);
 	free(u);
+	return c;
+}
+
+static void test_sign_one_by_one_reassembles_split_answer(void **state)
+{
+	Fake f;
+	SlClient *c = connect_answered(&f, serve_answer_then, 1, 20 * USEC_PER_SEC, "/first",
+	                               "https://h/first");
+	char *u = NULL;
+
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sl_client_sign(c, "/x", NULL, &u), 0);
 		assert_string_equal(u, "https://h/x?token=t&expires=1&kid=2");
@@ -837,16 +851,9 @@ static void test_sign_one_by_one_reassembles_split_answer(void **state)
 static void test_sign_one_by_one_times_out_and_stays_failed(void **state)
 {
 	Fake f;
-	SlClient *c = NULL;
+	SlClient *c = connect_answered(&f, serve_answer_then, 3, 50 * 1000, "/first", NULL);
 	char *u = NULL;
 
-	fake_start(&f, serve_answer_then);
-	f.answer_after = 3;
-	assert_int_equal(sl_client_connect(f.path, &c), 0);
-	sl_client_set_timeout(c, 50 * 1000);
-	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
-	free(u);
-	u = NULL;
 	assert_int_equal(sl_client_sign(c, "/x", NULL, &u), -ETIMEDOUT);
 	assert_null(u);
 	assert_int_equal(sl_client_sign(c, "/y", NULL, &u), -ETIMEDOUT);
@@ -858,16 +865,9 @@ static void test_sign_one_by_one_times_out_and_stays_failed(void **state)
 static void test_sign_one_by_one_two_answers_to_one_request_is_ebadmsg(void **state)
 {
 	Fake f;
-	SlClient *c = NULL;
+	SlClient *c = connect_answered(&f, serve_answer_then, 2, 20 * USEC_PER_SEC, "/first", NULL);
 	char *u = NULL;
 
-	fake_start(&f, serve_answer_then);
-	f.answer_after = 2;
-	assert_int_equal(sl_client_connect(f.path, &c), 0);
-	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
-	assert_int_equal(sl_client_sign(c, "/first", NULL, &u), 0);
-	free(u);
-	u = NULL;
 	/* Both answers come in one write, so both are read at once. */
 	assert_int_equal(sl_client_sign(c, "/x", NULL, &u), -EBADMSG);
 	assert_null(u);
@@ -879,18 +879,11 @@ static void test_sign_one_by_one_two_answers_to_one_request_is_ebadmsg(void **st
 static void test_sign_one_by_one_daemon_closing_fails_and_stays_failed(void **state)
 {
 	Fake f;
-	SlClient *c = NULL;
+	SlClient *c =
+	    connect_answered(&f, serve_close_after, 1, 20 * USEC_PER_SEC, "/a", "/x?token=t");
 	char *u = NULL;
 	int r;
 
-	fake_start(&f, serve_close_after);
-	f.answer_after = 1;
-	assert_int_equal(sl_client_connect(f.path, &c), 0);
-	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
-	assert_int_equal(sl_client_sign(c, "/a", NULL, &u), 0);
-	assert_string_equal(u, "/x?token=t");
-	free(u);
-	u = NULL;
 	r = sl_client_sign(c, "/b", NULL, &u);
 	assert_true(r == -ECONNRESET || r == -EPIPE);
 	assert_null(u);
@@ -903,15 +896,9 @@ static void test_sign_one_by_one_err_is_the_targets_and_keeps_the_connection(voi
 {
 	SlSignOptions bad_ip = { .ip = "1.2.3.4 x" };
 	Fake f;
-	SlClient *c = NULL;
+	SlClient *c = connect_answered(&f, serve_sign, 0, 20 * USEC_PER_SEC, "/a", NULL);
 	char *u = NULL;
 
-	fake_start(&f, serve_sign);
-	assert_int_equal(sl_client_connect(f.path, &c), 0);
-	sl_client_set_timeout(c, 20 * USEC_PER_SEC);
-	assert_int_equal(sl_client_sign(c, "/a", NULL, &u), 0);
-	free(u);
-	u = NULL;
 	assert_int_equal(sl_client_sign(c, "/bad", NULL, &u), -EREMOTEIO);
 	assert_null(u);
 	assert_int_equal(sl_client_last_error(c), SL_ERROR_BAD_TARGET);
