@@ -348,33 +348,24 @@ static int algorithm_state_start(Manager *m, bool fresh)
 		LinkAlgorithm other = m->config->algorithm == LINK_ALGORITHM_MD5
 		                          ? LINK_ALGORITHM_HMAC_SHA256
 		                          : LINK_ALGORITHM_MD5;
+		int k = njs_possible(m->config, other);
 
-		int k;
-
-		k = njs_possible(m->config, other);
 		if (k < 0)
 			return k;
-		if (k == 0) {
-			log_warning_errno(
-			    r,
-			    "Failed to read %s/" ALGORITHM_STATE_FILE
-			    ": %m; nginx cannot load njs, so no %s link was checked "
-			    "here. The file is rewritten now; if this repeats, make it "
-			    "readable by securelinkd, ignoring.",
-			    m->config->state_directory, link_algorithm_to_string(other));
-			s = (AlgorithmState){ .signing = m->config->algorithm };
-		} else {
-			log_warning_errno(
-			    r,
-			    "Failed to read %s/" ALGORITHM_STATE_FILE
-			    ": %m; nginx checks %s links too for max_link_ttl + "
-			    "clock_skew, in case they were signed before. The file is "
-			    "rewritten now; if this repeats, make it readable by "
-			    "securelinkd, ignoring.",
-			    m->config->state_directory, link_algorithm_to_string(other));
-			s = algorithm_switch(algorithm_live(m->config, m->config), other,
-			                     m->config->algorithm, now);
-		}
+		/* An nginx that cannot load njs never checked hmac-sha256 links. */
+		s = k > 0 ? algorithm_switch(algorithm_live(m->config, m->config), other,
+		                             m->config->algorithm, now)
+		          : (AlgorithmState){ .signing = m->config->algorithm };
+		log_warning_errno(r,
+		                  "Failed to read %s/" ALGORITHM_STATE_FILE
+		                  ": %m; %s %s %s The file is rewritten now; if this repeats, "
+		                  "make it readable by securelinkd, ignoring.",
+		                  m->config->state_directory,
+		                  k > 0 ? "nginx checks" : "nginx cannot load njs, so no",
+		                  link_algorithm_to_string(other),
+		                  k > 0 ? "links too for max_link_ttl + clock_skew, in case they "
+		                          "were signed before."
+		                        : "link was checked here.");
 	}
 	if (s.signing != m->config->algorithm) {
 		Config *c;
