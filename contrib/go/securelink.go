@@ -286,10 +286,7 @@ func (c *Client) SignMany(ctx context.Context, targets []string, opts ...Option)
 	}
 	req := make([]byte, 0, size)
 	for i, t := range targets {
-		n := len(req)
-		req = append(appendField(append(req, "SIGN "...), t), suffix...)
-		req = append(req, '\n')
-		if err := checkLine(req[n:], "target", t); err != nil {
+		if req, err = appendSignLine(req, t, suffix); err != nil {
 			err.(*Error).Index = i
 			return nil, err
 		}
@@ -449,10 +446,15 @@ func signLine(target string, opts []Option) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len("SIGN ")+len(target)+len(suffix)+16)
-	b = append(appendField(append(b, "SIGN "...), target), suffix...)
-	b = append(b, '\n')
-	if err := checkLine(b, "target", target); err != nil {
+	return appendSignLine(make([]byte, 0, len("SIGN ")+len(target)+len(suffix)+16), target, suffix)
+}
+
+// appendSignLine appends "SIGN <target><suffix>\n" to b, the target
+// encoded as a field; an *Error when the line would be too long.
+func appendSignLine(b []byte, target string, suffix []byte) ([]byte, error) {
+	n := len(b)
+	b = append(append(appendField(append(b, "SIGN "...), target), suffix...), '\n')
+	if err := checkLine(b[n:], "target", target); err != nil {
 		return nil, err
 	}
 	return b, nil
