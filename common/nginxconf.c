@@ -96,13 +96,16 @@ static void render_media_regex(Out *o, const Config *c)
 	out_put(o, "\\E");
 }
 
-/* A grant's directory in nginx's regexes: "<depth>" + sep + the first
- * <depth> whole segments after it, which $securelink_gd captures. One
- * branch-reset group of depths 0 to GRANT_DEPTH_MAX (every alternative sets
- * the same capture), so PCRE picks the depth in one match, where a map of
- * one regex per depth ran one match per depth up to the one taken. Neither
- * another number ("03", "17") nor a path shallower than its depth matches. */
-static void render_depth_regex(Out *o, const Config *c, bool cookie)
+/* A grant's directory in nginx's regexes: "<depth>" + what follows it + the
+ * first <depth> whole segments after that, which $securelink_gd captures.
+ * One branch-reset group of depths 0 to GRANT_DEPTH_MAX (every alternative
+ * sets the same captures), so PCRE picks the depth in one match, where a
+ * map of one regex per depth ran one match per depth up to the one taken.
+ * Neither another number ("03", "17") nor a path shallower than its depth
+ * matches. In the path form the depth is a segment of its own; in the
+ * cookie's match it is followed by the token, the '|' and $uri, which
+ * begins with media_url. */
+static void render_depth_regex(Out *o, const Config *c, unsigned algs, bool cookie)
 {
 	char repeat[sizeof("(?:[^/]+/){99}")];
 
@@ -111,11 +114,12 @@ static void render_depth_regex(Out *o, const Config *c, bool cookie)
 		if (d > 0)
 			out_put(o, "|");
 		out_put_u32(o, d);
-		/* The path form's depth is a segment of its own; the cookie's
-		 * is put before $uri, which begins with media_url. */
-		if (cookie)
+		if (cookie) {
+			out_put(o, "\\.(?<securelink_gt>");
+			render_token_regex(o, algs);
+			out_put(o, ")\\|");
 			render_media_regex(o, c);
-		else
+		} else
 			out_put(o, "/");
 		out_put(o, "(?<securelink_gd>");
 		if (d > 0) {
@@ -150,7 +154,7 @@ static void render_grant_location(Out *o, const Config *c, unsigned algs)
 	        "/(?<securelink_gk>[0-9]+)/(?<securelink_ge>[0-9]+)/(?<securelink_gt>");
 	render_token_regex(o, algs);
 	out_put(o, ")/");
-	render_depth_regex(o, c, false);
+	render_depth_regex(o, c, algs, false);
 	out_put(o, "(?<securelink_gr>.*)$\" {\n");
 	out_put(o, "\t\tsecure_link $securelink_gt,$securelink_ge;\n");
 	out_put(o, "\t\tsecure_link_md5 \"${secure_link_expires}grant:");
@@ -189,9 +193,8 @@ static void render_location(Out *o, const Config *c, unsigned algs, const char *
 		 * when the request has one, else the grant cookie's fields
 		 * (render_grant_maps()). $uri is the decoded path: what
 		 * securelinkd hashes. */
-		out_put(o, "\tsecure_link $securelink_link_token,$securelink_link_expires;\n");
-		out_put(
-		    o, "\tsecure_link_md5 \"$securelink_link_subject $securelink_link_secret\";\n");
+		out_put(o, "\tsecure_link $securelink_link_pair;\n");
+		out_put(o, "\tsecure_link_md5 $securelink_link_md5;\n");
 		render_checks(o, "\t", algs_hmac(algs) ? "$securelink_verdict" : "$secure_link");
 	}
 	out_put(o, "\talias ");
@@ -458,16 +461,23 @@ int render_locations_file_algs(const Config *old, const Config *c, unsigned algs
 	return 0;
 }
 
-/* The grant cookie's value "<kid>.<expires>.<depth>.<token>": one match
- * sets every field, under the path form's capture names (the forms never
- * meet in one request: the path form's location matches no plain path). */
-static void render_cookie_map(Out *o, unsigned algs)
+/* The grant cookie's value "<kid>.<expires>.<depth>.<token>" and the
+ * directory it admits for this request, in one match over the cookie, a
+ * '|' and $uri (a valid cookie has no '|'): every field, and the first
+ * <depth> whole segments of the path below media_url as the signed
+ * directory, under the path form's capture names (the forms never meet in
+ * one request: the path form's location matches no plain path). The depth
+ * leads each alternative of one branch-reset group, as in the path form;
+ * neither another number ("03", "17") nor a path shallower than its depth
+ * matches, and then the token is "" and secure_link refuses. Two maps,
+ * one for the cookie and one for the directory, ran two matches and two
+ * map lookups over the same text. */
+static void render_cookie_map(Out *o, const Config *c, unsigned algs)
 {
-	out_put(o, "map $cookie_" GRANT_COOKIE_NAME " $securelink_cookie_token {\n");
-	out_put(o, "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\."
-	           "(?<securelink_gc>[0-9]+)\\.(?<securelink_gt>");
-	render_token_regex(o, algs);
-	out_put(o, ")$\" $securelink_gt;\n\tdefault \"\";\n}\n");
+	out_put(o, "map \"$cookie_" GRANT_COOKIE_NAME "|$uri\" $securelink_cookie_token {\n");
+	out_put(o, "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.");
+	render_depth_regex(o, c, algs, true);
+	out_put(o, "\" $securelink_gt;\n\tdefault \"\";\n}\n");
 }
 
 /* A map over the token parameter (both names while they change): a file
@@ -506,6 +516,14 @@ static void render_hmac_maps(Out *o, const Config *old, const Config *c, unsigne
 	out_put(o, js_path);
 	out_put(o, ";\njs_set $securelink_hmac securelink.link;\n");
 	out_put(o, "js_set $securelink_grant_hmac securelink.path_grant;\n");
+	/* The fields securelink.js reads one by one, chosen as the two
+	 * maps above choose them. */
+	render_link_map(o, old, c, "$securelink_link_token", "$securelink_cookie_token",
+	                c->token_param, old->token_param, NULL);
+	render_link_map(o, old, c, "$securelink_link_expires", "$securelink_ge", c->expires_param,
+	                old->expires_param, NULL);
+	render_link_map(o, old, c, "$securelink_link_secret", "$securelink_grant_secret", NULL,
+	                NULL, "$securelink_secret");
 	/* What a file link or the grant cookie signs: its kind and path. */
 	out_put(o, "map ");
 	render_arg(o, c->token_param, old->token_param);
@@ -514,7 +532,7 @@ static void render_hmac_maps(Out *o, const Config *old, const Config *c, unsigne
 	render_arg(o, c->token_param, old->token_param);
 	out_put(o, " $securelink_hmac_path {\n\t\"\" \"");
 	out_put(o, c->media_url);
-	out_put(o, "$securelink_grant_dir\";\n\tdefault $uri;\n}\n");
+	out_put(o, "$securelink_gd\";\n\tdefault $uri;\n}\n");
 	out_put(o, "map $securelink_gd $securelink_hmac_grant_path {\n\tdefault \"");
 	out_put(o, c->media_url);
 	out_put(o, "$securelink_gd\";\n}\n");
@@ -536,39 +554,36 @@ static void render_grant_maps_text(Out *o, const Config *old, const Config *c, u
 {
 	out_put(o, "# Directory grants and file links (no secret): the token, expiry,\n");
 	out_put(o, "# directory and key each request is checked with.\n");
-	render_cookie_map(o, algs);
-	/* The cookie form's directory: the first <depth> whole segments of
-	 * the path below media_url. Anything else is "!", which ends in no
-	 * '/' as every signed directory does. $securelink_gc is the cookie
-	 * map's: secure_link reads the token (that map) before it builds
-	 * the string it hashes, where this map is read. */
-	out_put(o, "map $securelink_gc$uri $securelink_grant_dir {\n\t\"~^");
-	render_depth_regex(o, c, true);
-	out_put(o, "\" $securelink_gd;\n\tdefault \"!\";\n}\n");
+	render_cookie_map(o, c, algs);
 
-	/* The cookie's fields, when the request has no token parameter;
-	 * its expiry and kid were set by the match that gave the token,
-	 * which secure_link reads first. */
-	render_link_map(o, old, c, "$securelink_link_token", "$securelink_cookie_token",
-	                c->token_param, old->token_param, NULL);
-	render_link_map(o, old, c, "$securelink_link_expires", "$securelink_ge", c->expires_param,
-	                old->expires_param, NULL);
-	/* What is hashed before the secret: "grant:" and the directory
-	 * (media_url + the cut segments) for a grant, $uri for a file; the
-	 * "grant:" after the digits keeps the two kinds of token apart. */
+	/* What secure_link reads, in two maps over the token parameter:
+	 * "<token>,<expires>" and the string it hashes, "<subject>
+	 * <secret>" (two lookups a request, where a map per field made
+	 * four). A file link's parameters and $uri when the request has a
+	 * token; the cookie's fields when not, all from the one match that
+	 * gave its token, which secure_link reads before the string it
+	 * hashes: without a match there is no token, and secure_link
+	 * refuses before it reads the directory. "grant:" after the digits
+	 * keeps the two kinds of token apart. */
 	out_put(o, "map ");
 	render_arg(o, c->token_param, old->token_param);
-	out_put(o, " $securelink_link_subject {\n\t\"\" \"${secure_link_expires}grant:");
-	out_put(o, c->media_url);
-	out_put(o, "$securelink_grant_dir");
-	if (c->bind_ip)
-		out_put(o, "$remote_addr");
-	out_put(o, "\";\n\tdefault \"$secure_link_expires$uri");
-	if (c->bind_ip)
-		out_put(o, "$remote_addr");
+	out_put(o, " $securelink_link_pair {\n\t\"\" \"$securelink_cookie_token,$securelink_ge\";\n"
+	           "\tdefault \"");
+	render_arg(o, c->token_param, old->token_param);
+	out_put(o, ",");
+	render_arg(o, c->expires_param, old->expires_param);
 	out_put(o, "\";\n}\n");
-	render_link_map(o, old, c, "$securelink_link_secret", "$securelink_grant_secret", NULL,
-	                NULL, "$securelink_secret");
+	out_put(o, "map ");
+	render_arg(o, c->token_param, old->token_param);
+	out_put(o, " $securelink_link_md5 {\n\t\"\" \"${secure_link_expires}grant:");
+	out_put(o, c->media_url);
+	out_put(o, "$securelink_gd");
+	if (c->bind_ip)
+		out_put(o, "$remote_addr");
+	out_put(o, " $securelink_grant_secret\";\n\tdefault \"$secure_link_expires$uri");
+	if (c->bind_ip)
+		out_put(o, "$remote_addr");
+	out_put(o, " $securelink_secret\";\n}\n");
 	if (algs_hmac(algs))
 		render_hmac_maps(o, old, c, algs, js_path);
 }

@@ -28,8 +28,8 @@ static size_t count(const char *hay, const char *needle)
 
 static const char secured_private[] =
     "\nlocation ^~ /media/private/ {\n"
-    "\tsecure_link $securelink_link_token,$securelink_link_expires;\n"
-    "\tsecure_link_md5 \"$securelink_link_subject $securelink_link_secret\";\n"
+    "\tsecure_link $securelink_link_pair;\n"
+    "\tsecure_link_md5 $securelink_link_md5;\n"
     "\tif ($secure_link = \"\")  { return 403; }\n"
     "\tif ($secure_link = \"0\") { return 410; }\n"
     "\talias /srv/media/private/;\n"
@@ -53,7 +53,7 @@ static void test_locations_private_prefixes_only(void **state)
 	 * answers unsigned), without ^~ so the private ones keep theirs. */
 	/* And the directory grants' location. */
 	assert_int_equal(count(text, "\nlocation "), 4);
-	assert_int_equal(count(text, "secure_link $securelink_link_token"), 2);
+	assert_int_equal(count(text, "secure_link $securelink_link_pair;"), 2);
 	assert_int_equal(count(text, "\nlocation ^~ /media/_grant/ {\n"), 1);
 	assert_non_null(strstr(text, "\nlocation /media/ {\n\talias /srv/media/;\n}\n"));
 	assert_null(strstr(text, "location ^~ /media/ "));
@@ -86,14 +86,14 @@ static void test_locations_public_prefixes_only(void **state)
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	/* media_url itself is secured ... */
 	assert_non_null(
-	    strstr(text, "\nlocation ^~ /media/ {\n\tsecure_link $securelink_link_token,"));
+	    strstr(text, "\nlocation ^~ /media/ {\n\tsecure_link $securelink_link_pair;\n"));
 	assert_non_null(strstr(text, "\talias /srv/media/;\n"));
 	/* ... and each public prefix plain: no secure_link inside. */
 	pub = strstr(text, "\nlocation /media/public/ {\n\talias /srv/media/public/;\n}\n");
 	assert_non_null(pub);
 	assert_non_null(strstr(text, "\nlocation /media/img/ {\n\talias /srv/media/img/;\n}\n"));
 	assert_int_equal(count(text, "\nlocation "), 4);
-	assert_int_equal(count(text, "secure_link $securelink_link_token"), 1);
+	assert_int_equal(count(text, "secure_link $securelink_link_pair;"), 1);
 }
 
 static void test_locations_no_prefixes_secure_all_of_media_url(void **state)
@@ -105,7 +105,7 @@ static void test_locations_no_prefixes_secure_all_of_media_url(void **state)
 
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	assert_non_null(strstr(text, "\nlocation ^~ /files/ {\n\tsecure_link "
-	                             "$securelink_link_token,$securelink_link_expires;\n"));
+	                             "$securelink_link_pair;\n"));
 	assert_non_null(strstr(text, "\talias /srv/files/;\n}\n"));
 	assert_non_null(strstr(text, "\nlocation ^~ /files/_grant/ {\n"));
 	assert_non_null(strstr(text, "\t\talias /srv/files/$securelink_gd$securelink_gr;\n"));
@@ -122,10 +122,10 @@ static void test_locations_bind_ip_hashes_remote_addr(void **state)
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
 	/* A file link's hash, a cookie grant's and a path grant's. */
-	assert_non_null(strstr(maps, "\tdefault \"$secure_link_expires$uri$remote_addr\";\n"));
-	assert_non_null(strstr(
-	    maps,
-	    "\t\"\" \"${secure_link_expires}grant:/media/$securelink_grant_dir$remote_addr\";\n"));
+	assert_non_null(
+	    strstr(maps, "\tdefault \"$secure_link_expires$uri$remote_addr $securelink_secret\";\n"));
+	assert_non_null(strstr(maps, "\t\"\" \"${secure_link_expires}grant:/media/"
+	                             "$securelink_gd$remote_addr $securelink_grant_secret\";\n"));
 	assert_non_null(strstr(text, "\t\tsecure_link_md5 \"${secure_link_expires}grant:/media/"
 	                             "$securelink_gd$remote_addr $securelink_grant_secret\";\n"));
 	assert_int_equal(render_locations_file(plain, &text_plain, &size), 0);
@@ -144,16 +144,16 @@ static void test_locations_use_configured_parameter_names(void **state)
 
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
 	assert_int_equal(strlen(maps), size);
-	assert_non_null(strstr(maps, "map $arg_t $securelink_link_token {\n"
-	                             "\t\"\" $securelink_cookie_token;\n\tdefault $arg_t;\n}\n"));
-	assert_non_null(strstr(maps, "map $arg_t $securelink_link_expires {\n"
-	                             "\t\"\" $securelink_ge;\n\tdefault $arg_e;\n}\n"));
+	assert_non_null(strstr(maps, "map $arg_t $securelink_link_pair {\n"
+	                             "\t\"\" \"$securelink_cookie_token,$securelink_ge\";\n"
+	                             "\tdefault \"$arg_t,$arg_e\";\n}\n"));
+	assert_non_null(strstr(maps, "map $arg_t $securelink_link_md5 {\n"));
 	/* While the names change, links of either pass. */
 	assert_int_equal(render_grant_maps(old, c, &both, &size), 0);
-	assert_non_null(strstr(both, "map $arg_t$arg_token $securelink_link_token {\n"
-	                             "\t\"\" $securelink_cookie_token;\n"
-	                             "\tdefault $arg_t$arg_token;\n}\n"));
-	assert_non_null(strstr(both, "\tdefault $arg_e$arg_expires;\n"));
+	assert_non_null(strstr(both, "map $arg_t$arg_token $securelink_link_pair {\n"
+	                             "\t\"\" \"$securelink_cookie_token,$securelink_ge\";\n"
+	                             "\tdefault \"$arg_t$arg_token,$arg_e$arg_expires\";\n}\n"));
+	assert_non_null(strstr(both, "map $arg_t$arg_token $securelink_link_md5 {\n"));
 }
 
 static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
@@ -162,25 +162,23 @@ static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
 	                                                   "[nginx]\nmedia_root = /srv/m/\n");
 	_cleanup_free_ char *maps = NULL, *text = NULL;
 	size_t size = 0;
-	char line[128];
+	char line[256];
 
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
-	/* media_url is a literal inside the regexes ('.' is not "any"); one
-	 * alternative per depth, each setting the same capture. */
-	assert_non_null(strstr(maps, "map $securelink_gc$uri $securelink_grant_dir {\n"
-	                             "\t\"~^(?|0\\Q/a.b/\\E(?<securelink_gd>)|1\\Q/a.b/\\E"));
+	/* One match over the cookie, '|' and $uri: media_url is a literal
+	 * inside the regex ('.' is not "any"); one alternative per depth,
+	 * each setting the same captures. */
+	assert_non_null(strstr(maps, "map \"$cookie_securelink_grant|$uri\" $securelink_cookie_token {\n"
+	                             "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.(?|"
+	                             "0\\.(?<securelink_gt>[A-Za-z0-9_-]{22})\\|\\Q/a.b/\\E(?<securelink_gd>)|"));
 	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
-		snprintf(line, sizeof(line), "|%u\\Q/a.b/\\E(?<securelink_gd>(?:[^/]+/){%u})%s", d,
-		         d, d == GRANT_DEPTH_MAX ? ")\" $securelink_gd;\n" : "|");
+		snprintf(line, sizeof(line),
+		         "|%u\\.(?<securelink_gt>[A-Za-z0-9_-]{22})\\|\\Q/a.b/\\E"
+		         "(?<securelink_gd>(?:[^/]+/){%u})%s",
+		         d, d, d == GRANT_DEPTH_MAX ? ")\" $securelink_gt;\n\tdefault \"\";\n}\n" : "|");
 		assert_non_null(strstr(maps, line));
 	}
 	assert_int_equal(count(maps, "(?<securelink_gd>"), GRANT_DEPTH_MAX + 1);
-	assert_non_null(strstr(maps, "\tdefault \"!\";\n"));
-	assert_non_null(strstr(maps,
-	                       "map $cookie_securelink_grant $securelink_cookie_token {\n"
-	                       "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\."
-	                       "(?<securelink_gc>[0-9]+)\\.(?<securelink_gt>[A-Za-z0-9_-]{22})$\" "
-	                       "$securelink_gt;\n\tdefault \"\";\n}\n"));
 	/* No secret here: those maps are the keys file's first two. */
 	assert_null(strstr(maps, "$securelink_secret {"));
 	assert_null(strstr(maps, "$securelink_grant_secret {"));
