@@ -103,7 +103,7 @@ static void render_media_regex(Out *o, const Config *c)
  * map of one regex per depth ran one match per depth up to the one taken.
  * Neither another number ("03", "17") nor a path shallower than its depth
  * matches. In the path form the depth is a segment of its own; in the
- * cookie's match it is followed by the token, the '|' and $uri, which
+ * cookie's match it is followed by the token, the ';' and $uri, which
  * begins with media_url. */
 static void render_depth_regex(Out *o, const Config *c, unsigned algs, bool cookie)
 {
@@ -117,7 +117,7 @@ static void render_depth_regex(Out *o, const Config *c, unsigned algs, bool cook
 		if (cookie) {
 			out_put(o, "\\.(?<securelink_gt>");
 			render_token_regex(o, algs);
-			out_put(o, ")\\|");
+			out_put(o, ");");
 			render_media_regex(o, c);
 		} else
 			out_put(o, "/");
@@ -463,18 +463,21 @@ int render_locations_file_algs(const Config *old, const Config *c, unsigned algs
 
 /* The grant cookie's value "<kid>.<expires>.<depth>.<token>" and the
  * directory it admits for this request, in one match over the cookie, a
- * '|' and $uri (a valid cookie has no '|'): every field, and the first
+ * ';' and $uri: every field, and the first
  * <depth> whole segments of the path below media_url as the signed
  * directory, under the path form's capture names (the forms never meet in
  * one request: the path form's location matches no plain path). The depth
  * leads each alternative of one branch-reset group, as in the path form;
  * neither another number ("03", "17") nor a path shallower than its depth
- * matches, and then the token is "" and secure_link refuses. Two maps,
- * one for the cookie and one for the directory, ran two matches and two
- * map lookups over the same text. */
+ * matches, and then the token is "" and secure_link refuses. The
+ * separator is one the value cannot hold: the client writes the cookie,
+ * and a '|' after the token and a directory would pose as the path, but
+ * nginx ends a cookie's value at the first ';' (and a header's at its
+ * end). Two maps, one for the cookie and one for the directory, ran two
+ * matches and two map lookups over the same text. */
 static void render_cookie_map(Out *o, const Config *c, unsigned algs)
 {
-	out_put(o, "map \"$cookie_" GRANT_COOKIE_NAME "|$uri\" $securelink_cookie_token {\n");
+	out_put(o, "map \"$cookie_" GRANT_COOKIE_NAME ";$uri\" $securelink_cookie_token {\n");
 	out_put(o, "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.");
 	render_depth_regex(o, c, algs, true);
 	out_put(o, "\" $securelink_gt;\n\tdefault \"\";\n}\n");

@@ -173,6 +173,23 @@ def test_cookie_refuses_a_changed_depth_or_a_tampered_token(g):
     assert g.status(DIR + "seg.ts", cookie=g.value + "x") == 403
 
 
+@pytest.mark.parametrize("tail", ["|" + DIR, "|" + DIR + "|", ";" + DIR, "," + DIR, "%7C" + DIR,
+                                  "/" + DIR, " " + DIR])
+def test_a_cookie_that_carries_its_own_path_is_refused(g, tail):
+    """nginx checks the cookie and the requested path in one match; a client
+    writes what it likes after the token, and whatever it writes there (a
+    separator and the granted directory, to pose as the path) is not the
+    path nginx serves: elsewhere it admits nothing, and the cookie is no
+    longer the grant's even under the directory itself (but where ';' ends
+    the value, as it ends every cookie's)."""
+    value = g.value + tail
+    for target in ("/media/private/videos/secret.ts", "/media/private/videos/43/seg.ts",
+                   "/media/private/top.ts"):
+        assert g.status(target, cookie=value) == 403, target
+    # A ';' ends a cookie's value: nginx reads the grant itself there.
+    assert g.status(DIR + "seg.ts", cookie=value) == (200 if tail[0] == ";" else 403)
+
+
 def test_a_cookie_whose_path_claims_a_wider_directory_is_refused(g, tmp_path):
     """The daemon's Set-Cookie value with its Path widened to the parent:
     curl (its own cookie parser) now sends it for /videos/43/ too, and nginx

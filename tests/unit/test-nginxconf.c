@@ -165,15 +165,15 @@ static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
 	char line[256];
 
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
-	/* One match over the cookie, '|' and $uri: media_url is a literal
+	/* One match over the cookie, ';' and $uri: media_url is a literal
 	 * inside the regex ('.' is not "any"); one alternative per depth,
 	 * each setting the same captures. */
-	assert_non_null(strstr(maps, "map \"$cookie_securelink_grant|$uri\" $securelink_cookie_token {\n"
+	assert_non_null(strstr(maps, "map \"$cookie_securelink_grant;$uri\" $securelink_cookie_token {\n"
 	                             "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.(?|"
-	                             "0\\.(?<securelink_gt>[A-Za-z0-9_-]{22})\\|\\Q/a.b/\\E(?<securelink_gd>)|"));
+	                             "0\\.(?<securelink_gt>[A-Za-z0-9_-]{22});\\Q/a.b/\\E(?<securelink_gd>)|"));
 	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
 		snprintf(line, sizeof(line),
-		         "|%u\\.(?<securelink_gt>[A-Za-z0-9_-]{22})\\|\\Q/a.b/\\E"
+		         "|%u\\.(?<securelink_gt>[A-Za-z0-9_-]{22});\\Q/a.b/\\E"
 		         "(?<securelink_gd>(?:[^/]+/){%u})%s",
 		         d, d, d == GRANT_DEPTH_MAX ? ")\" $securelink_gt;\n\tdefault \"\";\n}\n" : "|");
 		assert_non_null(strstr(maps, line));
