@@ -206,7 +206,8 @@ class Client:
         # None while there is no page (no cache).
         self._gen = None
         self._default_ttl = None
-        self._expires_param = None
+        # "?expires=" and "&expires=", with the daemon's expires_param.
+        self._expires_marks = None
         self._asked_cache = False  # CACHE sent on the current connection
         # The ERR CACHE got on this connection: if the connection then ends,
         # it was securelinkd refusing it (max_connections), see _refused().
@@ -281,7 +282,7 @@ class Client:
         if check is not None:
             check(rest)
         if seen is not None:
-            expires = _expires_of(rest, self._expires_param)
+            expires = _expires_of(rest, self._expires_marks)
             if expires is not None:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
@@ -581,7 +582,7 @@ class Client:
                 raise Error("protocol", "the page securelinkd passed with CACHE is not "
                             "its cache page")
             self._default_ttl = default_ttl
-            self._expires_param = fields["expires_param"]
+            self._expires_marks = _expires_marks(fields["expires_param"])
             self._gen = memoryview(page).cast("Q")
         finally:
             for fd in fds:
@@ -629,15 +630,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _expires_of(url, param):
-    """The expires parameter of a signed link, or None (a public link)."""
+def _expires_marks(param):
+    """What _expires_of() looks for: the parameter after "?" and after "&"."""
+    return ("?" + param + "=", "&" + param + "=")
+
+
+def _expires_of(url, marks):
+    """The expires parameter of a signed link, or None (a public link);
+    marks: _expires_marks() of the parameter's name."""
     q = url.find("?")
     if q < 0:
         return None
-    for lead in ("?", "&"):
-        i = url.find(lead + param + "=", q)
+    for mark in marks:
+        i = url.find(mark, q)
         if i >= 0:
-            i += len(param) + 2
+            i += len(mark)
             j = url.find("&", i)
             try:
                 return int(url[i:] if j < 0 else url[i:j])

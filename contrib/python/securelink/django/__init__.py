@@ -110,6 +110,8 @@ class SecureLinkStorage(FileSystemStorage):
         self._private_prefixes = private_prefixes
         self._public_prefixes = public_prefixes
         self._client = None
+        # The base_url _unsigned_url() last judged, and its verdict.
+        self._judged_base = self._base_concatenates = None
         if nginx_secret_key is not None or getattr(settings, "SECURE_LINK_SECRET_KEY", None):
             warnings.warn(
                 "SECURE_LINK_SECRET_KEY is not used by securelink: import it with "
@@ -190,13 +192,17 @@ class SecureLinkStorage(FileSystemStorage):
         empty segment to resolve; filepath_to_uri() leaves no ':', '?' or '#'),
         the same string is made directly."""
         base = self.base_url
-        if (base is not None and base.endswith("/") and "/." not in base
-                and "//" not in base.split("://", 1)[-1].lstrip("/")):
+        if base is not self._judged_base:
+            self._base_concatenates = (
+                base is not None and base.endswith("/") and "/." not in base
+                and "//" not in base.split("://", 1)[-1].lstrip("/"))
+            self._judged_base = base
+        if self._base_concatenates:
             url = filepath_to_uri(name)
             if url is not None:
                 url = url.lstrip("/")
                 # urljoin() resolves dot segments and empty ones.
-                if "/." not in "/" + url and "//" not in url:
+                if url[:1] != "." and "/." not in url and "//" not in url:
                     return base + url
         return super().url(name)
 
