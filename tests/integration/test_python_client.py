@@ -645,6 +645,9 @@ def test_django_unsigned_url_is_filesystemstorages(django_settings, base_url):
     from django.core.files.storage import FileSystemStorage
     names = ["a.pdf", "private/a b.pdf", "/lead.pdf", "x/../y.pdf", "./z.pdf", ".hidden",
              "d/.e/f", "ü #?%.pdf", "a:b.pdf", "a//b.pdf", "", "a\\b.pdf"]
+    # Every ASCII byte in a name: those quote() keeps are taken as they
+    # are, the rest go through filepath_to_uri().
+    names += [f"p/a{chr(b)}b.pdf" for b in range(1, 128)]
     ours = storage(base_url=base_url)
     theirs = FileSystemStorage(location=tempfile.gettempdir(), base_url=base_url)
     for n in names:

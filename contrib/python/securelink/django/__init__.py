@@ -85,6 +85,10 @@ from securelink import GRANT_COOKIE, Client
 
 # A path grant's fields ahead of the directory: _grant/KID/EXPIRES/TOKEN/DEPTH/.
 _PATH_GRANT_RE = re.compile(r"/_grant/[0-9]+/[0-9]+/[A-Za-z0-9_-]+/[0-9]+/")
+# A name filepath_to_uri() returns unchanged: only what urllib's quote()
+# always keeps and Django's safe="/~!*()'" adds (no '\\', which it turns
+# into '/'). Most file names are such; matching is cheaper than quoting.
+_NAME_AS_URI = re.compile(r"[A-Za-z0-9_.~/!*()'-]*").fullmatch
 
 
 class SecureLinkStorage(FileSystemStorage):
@@ -198,7 +202,7 @@ class SecureLinkStorage(FileSystemStorage):
                 and "//" not in base.split("://", 1)[-1].lstrip("/"))
             self._judged_base = base
         if self._base_concatenates:
-            url = filepath_to_uri(name)
+            url = name if type(name) is str and _NAME_AS_URI(name) else filepath_to_uri(name)
             if url is not None:
                 url = url.lstrip("/")
                 # urljoin() resolves dot segments and empty ones.
@@ -256,12 +260,12 @@ class SecureLinkStorage(FileSystemStorage):
 
     def _sign(self, key, url, ttl):
         self._prefixes()  # both settings given: ImproperlyConfigured, as before
+        return self.client._sign_keyed(key, url, ttl, check=self._check_answer)
 
-        def check(signed):
-            # Only an unsigned answer can contradict the settings.
-            if "?" not in signed:
-                self._check_not_private(url)
-        return self.client._sign_keyed(key, url, ttl, check=check)
+    def _check_answer(self, url, signed):
+        # Only an unsigned answer can contradict the settings.
+        if "?" not in signed:
+            self._check_not_private(url)
 
 
 def set_grant_cookie(response, dir_name, ttl=None, ip=None, storage=None):
