@@ -196,7 +196,12 @@ static void render_location(Out *o, const Config *c, unsigned algs, const char *
 		out_put(o, "\tsecure_link $securelink_link_pair;\n");
 		out_put(o, "\tsecure_link_md5 $securelink_link_md5;\n");
 		render_checks(o, "\t", algs_hmac(algs) ? "$securelink_verdict" : "$secure_link");
-	}
+	} else
+		/* A server with "merge_slashes off" keeps "//" in $uri:
+		 * "/media//private/x" misses every private prefix, lands
+		 * here, and the alias opens media_root/private/x all the
+		 * same. A plain location serves no path with "//". */
+		out_put(o, "\tlocation ~ // { return 403; }\n");
 	out_put(o, "\talias ");
 	out_put(o, c->media_root);
 	out_put(o, rel);

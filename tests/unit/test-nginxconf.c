@@ -26,14 +26,13 @@ static size_t count(const char *hay, const char *needle)
 	return n;
 }
 
-static const char secured_private[] =
-    "\nlocation ^~ /media/private/ {\n"
-    "\tsecure_link $securelink_link_pair;\n"
-    "\tsecure_link_md5 $securelink_link_md5;\n"
-    "\tif ($secure_link = \"\")  { return 403; }\n"
-    "\tif ($secure_link = \"0\") { return 410; }\n"
-    "\talias /srv/media/private/;\n"
-    "}\n";
+static const char secured_private[] = "\nlocation ^~ /media/private/ {\n"
+                                      "\tsecure_link $securelink_link_pair;\n"
+                                      "\tsecure_link_md5 $securelink_link_md5;\n"
+                                      "\tif ($secure_link = \"\")  { return 403; }\n"
+                                      "\tif ($secure_link = \"0\") { return 410; }\n"
+                                      "\talias /srv/media/private/;\n"
+                                      "}\n";
 
 static void test_locations_private_prefixes_only(void **state)
 {
@@ -55,7 +54,9 @@ static void test_locations_private_prefixes_only(void **state)
 	assert_int_equal(count(text, "\nlocation "), 4);
 	assert_int_equal(count(text, "secure_link $securelink_link_pair;"), 2);
 	assert_int_equal(count(text, "\nlocation ^~ /media/_grant/ {\n"), 1);
-	assert_non_null(strstr(text, "\nlocation /media/ {\n\talias /srv/media/;\n}\n"));
+	assert_non_null(strstr(
+	    text,
+	    "\nlocation /media/ {\n\tlocation ~ // { return 403; }\n\talias /srv/media/;\n}\n"));
 	assert_null(strstr(text, "location ^~ /media/ "));
 	/* No secret, not even the map's content. */
 	assert_null(strstr(text, "map "));
@@ -89,9 +90,11 @@ static void test_locations_public_prefixes_only(void **state)
 	    strstr(text, "\nlocation ^~ /media/ {\n\tsecure_link $securelink_link_pair;\n"));
 	assert_non_null(strstr(text, "\talias /srv/media/;\n"));
 	/* ... and each public prefix plain: no secure_link inside. */
-	pub = strstr(text, "\nlocation /media/public/ {\n\talias /srv/media/public/;\n}\n");
+	pub = strstr(text, "\nlocation /media/public/ {\n\tlocation ~ // { return 403; }\n\talias "
+	                   "/srv/media/public/;\n}\n");
 	assert_non_null(pub);
-	assert_non_null(strstr(text, "\nlocation /media/img/ {\n\talias /srv/media/img/;\n}\n"));
+	assert_non_null(strstr(text, "\nlocation /media/img/ {\n\tlocation ~ // { return 403; "
+	                             "}\n\talias /srv/media/img/;\n}\n"));
 	assert_int_equal(count(text, "\nlocation "), 4);
 	assert_int_equal(count(text, "secure_link $securelink_link_pair;"), 1);
 }
@@ -122,8 +125,8 @@ static void test_locations_bind_ip_hashes_remote_addr(void **state)
 	assert_int_equal(render_locations_file(c, &text, &size), 0);
 	assert_int_equal(render_grant_maps(c, c, &maps, &size), 0);
 	/* A file link's hash, a cookie grant's and a path grant's. */
-	assert_non_null(
-	    strstr(maps, "\tdefault \"$secure_link_expires$uri$remote_addr $securelink_secret\";\n"));
+	assert_non_null(strstr(
+	    maps, "\tdefault \"$secure_link_expires$uri$remote_addr $securelink_secret\";\n"));
 	assert_non_null(strstr(maps, "\t\"\" \"${secure_link_expires}grant:/media/"
 	                             "$securelink_gd$remote_addr $securelink_grant_secret\";\n"));
 	assert_non_null(strstr(text, "\t\tsecure_link_md5 \"${secure_link_expires}grant:/media/"
@@ -168,14 +171,16 @@ static void test_grant_maps_cut_each_depth_and_read_the_cookie(void **state)
 	/* One match over the cookie, ';' and $uri: media_url is a literal
 	 * inside the regex ('.' is not "any"); one alternative per depth,
 	 * each setting the same captures. */
-	assert_non_null(strstr(maps, "map \"$cookie_securelink_grant;$uri\" $securelink_cookie_token {\n"
-	                             "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.(?|"
-	                             "0\\.(?<securelink_gt>[A-Za-z0-9_-]{22});\\Q/a.b/\\E(?<securelink_gd>)|"));
+	assert_non_null(
+	    strstr(maps, "map \"$cookie_securelink_grant;$uri\" $securelink_cookie_token {\n"
+	                 "\t\"~^(?<securelink_gk>[0-9]+)\\.(?<securelink_ge>[0-9]+)\\.(?|"
+	                 "0\\.(?<securelink_gt>[A-Za-z0-9_-]{22});\\Q/a.b/\\E(?<securelink_gd>)|"));
 	for (unsigned d = 1; d <= GRANT_DEPTH_MAX; d++) {
 		snprintf(line, sizeof(line),
 		         "|%u\\.(?<securelink_gt>[A-Za-z0-9_-]{22});\\Q/a.b/\\E"
 		         "(?<securelink_gd>(?:[^/]+/){%u})%s",
-		         d, d, d == GRANT_DEPTH_MAX ? ")\" $securelink_gt;\n\tdefault \"\";\n}\n" : "|");
+		         d, d,
+		         d == GRANT_DEPTH_MAX ? ")\" $securelink_gt;\n\tdefault \"\";\n}\n" : "|");
 		assert_non_null(strstr(maps, line));
 	}
 	assert_int_equal(count(maps, "(?<securelink_gd>"), GRANT_DEPTH_MAX + 1);
