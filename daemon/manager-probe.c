@@ -36,6 +36,16 @@ static char *url_for_people(const char *url)
 	return url ? strndup(url, strcspn(url, "?")) : NULL;
 }
 
+/* Whether url's path holds "//": the probe plan's spelling of a private
+ * path for a server with merge_slashes off. */
+static bool doubled_slash(const char *url)
+{
+	const char *host = url ? strstr(url, "://") : NULL;
+	const char *path = host ? strchr(host + 3, '/') : NULL;
+
+	return path && strstr(path, "//");
+}
+
 static void set_probe_state(Manager *m, int enforcing, const char *reason, const char *url)
 {
 	char *r = reason ? strdup(reason) : NULL, *u = url_for_people(url);
@@ -98,12 +108,21 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 		m->n_probe_failures++;
 	switch (res->verdict) {
 	case PROBE_FAIL_OPEN:
-		if (asprintf(&reason,
-		             "a private path answered HTTP %ld without a token: locations.conf is "
-		             "not what serves it (not included in the server {} of %s, or a "
-		             "location, rewrite or return of the site's own takes the path "
-		             "first; securelinkctl check names it)",
-		             res->status, url ? url : "the probe URL") < 0)
+		if (doubled_slash(res->url)
+		        ? asprintf(
+		              &reason,
+		              "a private path spelled with \"//\" answered HTTP %ld without a "
+		              "token: the server keeps doubled slashes (merge_slashes off) and a "
+		              "location of the site's own serves them (%s); make it refuse them "
+		              "(location ~ // { return 403; }) or turn merge_slashes on",
+		              res->status, url ? url : "the probe URL") < 0
+		        : asprintf(
+		              &reason,
+		              "a private path answered HTTP %ld without a token: locations.conf "
+		              "is not what serves it (not included in the server {} of %s, or a "
+		              "location, rewrite or return of the site's own takes the path "
+		              "first; securelinkctl check names it)",
+		              res->status, url ? url : "the probe URL") < 0)
 			reason = NULL;
 		if (m->enforcing >= 0) {
 			log_event(LOG_CRIT, SL_MESSAGE_FAIL_OPEN,

@@ -73,6 +73,12 @@ static int add_private(ProbePlan *p, const Config *signing, const Config *c, con
 	r = add(p, PROBE_UNSIGNED, join(origin, path, "", ""), 0);
 	if (r < 0)
 		return r;
+	/* The same path with "//" after media_url: a server with
+	 * merge_slashes off keeps it, no private location's prefix matches,
+	 * and a plain location of the site would serve the file. */
+	r = add(p, PROBE_UNSIGNED, join(origin, c->media_url, "/", path + strlen(c->media_url)), 0);
+	if (r < 0)
+		return r;
 	/* The name is hex: the path is its own encoding, as SIGN makes it. */
 	/* In the algorithm links are signed in once c is confirmed: nginx
 	 * checks it from c's snippets on. */

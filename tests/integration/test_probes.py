@@ -11,6 +11,7 @@ import pytest
 
 from ctlsite import run_ctl
 from daemonsite import Daemon, close_daemon, open_daemon, require_binaries
+from grantsite import get
 from nginxsite import nginx_conf_head
 
 ENFORCED = """
@@ -363,6 +364,31 @@ def test_public_path_refused_is_reported_but_links_are_enforced(make_probed):
     assert "But a public path got 403" in r.out
     assert "A public path got HTTP 403 from nginx" in d.log_text()
     assert d.status()["nginx"]["enforcing"] is True
+
+
+@pytest.mark.parametrize("merge", ["off", "on"])
+def test_doubled_slashes_through_the_site_s_own_location_are_fail_open(make_probed, merge):
+    # serve_public = no, the site serves media_url itself: with
+    # merge_slashes off "/media//private/x" misses the private location
+    # and the site's location serves it; merged, nginx checks it.
+    d = make_probed(servers="""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes %s;
+        location /media/ {{ alias {media}/; }}
+        include {locations};
+    }}""" % merge, options={"nginx": {"serve_public": "no"}})
+    d.add_file("private/secret.pdf")
+    assert get(d.port, "/media//private/secret.pdf") == (200 if merge == "off" else 403)
+    st = probed(d)
+    if merge == "on":
+        assert st["nginx"]["enforcing"] is True, st
+        return
+    assert st["nginx"]["enforcing"] is False, st
+    assert "merge_slashes" in st["nginx"]["enforcing_reason"]
+    assert st["nginx"]["probe_url"].startswith(d.options["links"]["base_url"] + "/media//private/")
+    assert "FAIL-OPEN" in d.log_text()
 
 
 def test_probes_run_at_start_when_nginx_runs(make_probed):
