@@ -371,15 +371,17 @@ class Daemon:
         with self._cond:
             return len(self.notifications)
 
-    def wait_notify(self, field, after=0, timeout=TIMEOUT):
-        """Waits for a datagram holding the line `field` (e.g. "READY=1")
-        among those after position `after`; returns its position + 1.
-        Raises DaemonExited when the daemon exits first."""
+    def wait_notify(self, field, after=0, timeout=TIMEOUT, prefix=False):
+        """Waits for a datagram holding the line `field` (e.g. "READY=1"),
+        or with prefix=True a line starting with it, among those after
+        position `after`; returns its position + 1. Raises DaemonExited
+        when the daemon exits first."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for i in range(after, len(self.notifications)):
-                    if field in self.notifications[i].split("\n"):
+                    lines = self.notifications[i].split("\n")
+                    if field in lines or (prefix and any(x.startswith(field) for x in lines)):
                         return i + 1
                 if self.proc is not None and self.proc.poll() is not None:
                     raise DaemonExited(f"securelinkd exited with {self.proc.returncode} "
