@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* What client.c (the connection, single requests, the cache) and
- * client-stream.c (pipelined signing) share inside libsecurelink-client:
+/* What client.c (the connection, single requests), client-stream.c
+ * (pipelined signing) and client-cache.c (the link cache) share inside
+ * libsecurelink-client:
  * the client's state and its buffered transport. Nothing here is exported
  * from the shared library; the slc_ prefix keeps the static library's
  * symbols out of an application's way. */
@@ -61,3 +62,19 @@ int slc_answer_parse(char *line, SlError *ret_error, const char **ret_text);
 int slc_wait(SlClient *c, short events, int extra_fd);
 bool slc_token_is_sendable(const char *s);
 int slc_sign_suffix(const SlSignOptions *opt, char *buf, size_t size, size_t *ret_len);
+
+/* The link cache, in client-cache.c. A sign's look into it: the key, its
+ * slot (NULL: not cacheable) and the generation read before asking. */
+typedef struct SlCacheProbe {
+	char key[SL_CLIENT_LINE_MAX + 64];
+	struct CacheEntry *slot;
+	uint64_t generation;
+} SlCacheProbe;
+
+/* 1 and *ret_url (last error cleared) when a live link is cached; 0 when
+ * the daemon must be asked, with p ready for slc_cache_store(). */
+int slc_cache_lookup(SlClient *c, const char *target, const SlSignOptions *opt, SlCacheProbe *p,
+                     char **ret_url);
+/* Keeps url, the daemon's answer for p, when it is a signed link. */
+void slc_cache_store(SlClient *c, SlCacheProbe *p, const char *url);
+void slc_cache_free(SlClient *c);
