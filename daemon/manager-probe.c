@@ -36,16 +36,6 @@ static char *url_for_people(const char *url)
 	return url ? strndup(url, strcspn(url, "?")) : NULL;
 }
 
-/* Whether url's path holds "//": the probe plan's spelling of a private
- * path for a server with merge_slashes off. */
-static bool doubled_slash(const char *url)
-{
-	const char *host = url ? strstr(url, "://") : NULL;
-	const char *path = host ? strchr(host + 3, '/') : NULL;
-
-	return path && strstr(path, "//");
-}
-
 static void set_probe_state(Manager *m, int enforcing, const char *reason, const char *url)
 {
 	char *r = reason ? strdup(reason) : NULL, *u = url_for_people(url);
@@ -108,7 +98,7 @@ static void on_probe_done(void *userdata, const ProbeResult *res)
 		m->n_probe_failures++;
 	switch (res->verdict) {
 	case PROBE_FAIL_OPEN:
-		if (doubled_slash(res->url)
+		if (res->kind == PROBE_UNSIGNED_DOUBLED
 		        ? asprintf(
 		              &reason,
 		              "a private path spelled with \"//\" answered HTTP %ld without a "

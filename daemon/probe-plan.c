@@ -76,7 +76,8 @@ static int add_private(ProbePlan *p, const Config *signing, const Config *c, con
 	/* The same path with "//" after media_url: a server with
 	 * merge_slashes off keeps it, no private location's prefix matches,
 	 * and a plain location of the site would serve the file. */
-	r = add(p, PROBE_UNSIGNED, join(origin, c->media_url, "/", path + strlen(c->media_url)), 0);
+	r = add(p, PROBE_UNSIGNED_DOUBLED,
+	        join(origin, c->media_url, "/", path + strlen(c->media_url)), 0);
 	if (r < 0)
 		return r;
 	/* The name is hex: the path is its own encoding, as SIGN makes it. */
@@ -154,6 +155,7 @@ ProbeVerdict probe_judge(ProbeKind kind, long status)
 		return PROBE_UNREACHABLE;
 	switch (kind) {
 	case PROBE_UNSIGNED:
+	case PROBE_UNSIGNED_DOUBLED:
 		/* secure_link without a token: "" -> return 403. Anything
 		 * else, a 404 included, means no check ran. */
 		return status == 403 ? PROBE_PASS : PROBE_FAIL_OPEN;

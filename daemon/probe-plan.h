@@ -13,9 +13,11 @@
  * ask nginx for and what its answers mean. probe.c sends them. */
 
 typedef enum ProbeKind {
-	PROBE_UNSIGNED, /* a private path without a token: must get 403 */
-	PROBE_SIGNED,   /* the same path signed with the newest key: must pass the check */
-	PROBE_PUBLIC,   /* a public path: must not get 403 */
+	PROBE_UNSIGNED,         /* a private path without a token: must get 403 */
+	PROBE_UNSIGNED_DOUBLED, /* the same with "//" after media_url: must get 403
+	                         * (a server with merge_slashes off keeps it) */
+	PROBE_SIGNED,           /* the same path signed with the newest key: must pass the check */
+	PROBE_PUBLIC,           /* a public path: must not get 403 */
 	_PROBE_KIND_MAX,
 } ProbeKind;
 

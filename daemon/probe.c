@@ -53,6 +53,7 @@ static void finish(Probe *p)
 			res.key_passed = false;
 		if (rank[v] > rank[res.verdict]) {
 			res.verdict = v;
+			res.kind = p->plan.requests[i].kind;
 			res.url = p->plan.requests[i].url;
 			res.status = p->status[i];
 			res.error = p->errors[i][0] ? p->errors[i] : "no answer";

@@ -10,8 +10,9 @@
 
 typedef struct ProbeResult {
 	ProbeVerdict verdict; /* the worst of all requests; PROBE_PASS when all passed */
-	const char *url;      /* the request that decided it; valid during the callback */
-	long status;          /* its HTTP status, 0 for none */
+	ProbeKind kind;       /* the request that decided it: its kind, */
+	const char *url;      /* its URL (valid during the callback), */
+	long status;          /* and its HTTP status, 0 for none */
 	const char *error;    /* PROBE_UNREACHABLE: curl's message */
 	uint32_t kid;         /* the plan's newest key */
 	bool key_passed;      /* every signed request passed */

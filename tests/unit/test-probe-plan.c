@@ -36,13 +36,13 @@ static size_t count_kind(const ProbePlan *p, ProbeKind k)
 	return n;
 }
 
-/* The unsigned requests whose URL begins with lead. */
+/* The "//" requests whose URL begins with lead. */
 static size_t count_doubled(const ProbePlan *p, const char *lead)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < p->n_requests; i++)
-		n += p->requests[i].kind == PROBE_UNSIGNED &&
+		n += p->requests[i].kind == PROBE_UNSIGNED_DOUBLED &&
 		     strncmp(p->requests[i].url, lead, strlen(lead)) == 0;
 	return n;
 }
@@ -74,7 +74,8 @@ static void test_plan_probes_each_private_prefix_unsigned_and_signed_with_newest
 	assert_int_equal(p.kid, 2);
 	/* Each prefix unsigned twice: as written and with "//" after
 	 * media_url (a server with merge_slashes off keeps it). */
-	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 4);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 2);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED_DOUBLED), 2);
 	assert_int_equal(count_doubled(&p, "https://f.example/media//a/.securelink-probe-"), 1);
 	assert_int_equal(count_doubled(&p, "https://f.example/media//b/.securelink-probe-"), 1);
 	assert_int_equal(count_kind(&p, PROBE_SIGNED), 2);
@@ -84,7 +85,9 @@ static void test_plan_probes_each_private_prefix_unsigned_and_signed_with_newest
 		const char *u = q->url;
 
 		assert_true(strncmp(u, "https://f.example/media/", 24) == 0);
-		assert_true(q->kind == PROBE_UNSIGNED || strstr(u + 8, "//") == NULL);
+		/* The kind says which spelling it is (the daemon's FAIL-OPEN
+		 * reason names merge_slashes by it). */
+		assert_int_equal(q->kind == PROBE_UNSIGNED_DOUBLED, strstr(u + 8, "//") != NULL);
 		assert_non_null(strstr(u, "/.securelink-probe-"));
 		if (q->kind == PROBE_SIGNED) {
 			char path[256], token[64], want[128];
@@ -116,7 +119,8 @@ static void test_plan_skips_prefixes_not_private_in_both_formats(void **state)
 
 	assert_int_equal(signer_new(&s), 0);
 	assert_int_equal(probe_plan_build(old, c, r, s, "http://127.0.0.1", "127.0.0.1", 1, &p), 0);
-	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 2);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 1);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED_DOUBLED), 1);
 	for (size_t i = 0; i < p.n_requests; i++)
 		assert_null(strstr(p.requests[i].url, "/media/b/"));
 }
@@ -130,7 +134,7 @@ static void test_plan_without_prefixes_probes_media_url_itself(void **state)
 
 	assert_int_equal(signer_new(&s), 0);
 	assert_int_equal(probe_plan_build(c, c, r, s, "http://127.0.0.1", "127.0.0.1", 1, &p), 0);
-	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 2);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 1);
 	assert_int_equal(count_doubled(&p, "http://127.0.0.1/media//.securelink-probe-"), 1);
 	assert_int_equal(count_kind(&p, PROBE_PUBLIC), 0);
 	assert_true(strncmp(p.requests[0].url, "http://127.0.0.1/media/.securelink-probe-", 41) ==
@@ -156,6 +160,9 @@ static void test_judge_follows_nginx_secure_link_answers(void **state)
 	assert_int_equal(probe_judge(PROBE_UNSIGNED, 200), PROBE_FAIL_OPEN);
 	assert_int_equal(probe_judge(PROBE_UNSIGNED, 301), PROBE_FAIL_OPEN);
 	assert_int_equal(probe_judge(PROBE_UNSIGNED, 0), PROBE_UNREACHABLE);
+	assert_int_equal(probe_judge(PROBE_UNSIGNED_DOUBLED, 403), PROBE_PASS);
+	assert_int_equal(probe_judge(PROBE_UNSIGNED_DOUBLED, 200), PROBE_FAIL_OPEN);
+	assert_int_equal(probe_judge(PROBE_UNSIGNED_DOUBLED, 404), PROBE_FAIL_OPEN);
 	assert_int_equal(probe_judge(PROBE_SIGNED, 404), PROBE_PASS);
 	assert_int_equal(probe_judge(PROBE_SIGNED, 403), PROBE_KEY_REFUSED);
 	assert_int_equal(probe_judge(PROBE_SIGNED, 410), PROBE_KEY_REFUSED);
