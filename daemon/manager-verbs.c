@@ -6,6 +6,7 @@
 
 #include "link.h"
 #include "log.h"
+#include "manager-algorithm.h"
 #include "manager-verbs.h"
 #include "status.h"
 

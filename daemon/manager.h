@@ -129,9 +129,6 @@ static inline bool manager_nginx_busy(const Manager *m)
 }
 
 /* Takes ownership of config and ring. Returns 0 or a negative errno. */
-/* The mask of LINK_ALGORITHM_BIT()s nginx is to check now. */
-unsigned manager_algorithms(const Manager *m);
-
 int manager_new(sd_event *e, const char *config_path, Config *config, KeyRing *ring, Manager **ret);
 Manager *manager_free(Manager *m);
 static inline void manager_freep(Manager **m)
