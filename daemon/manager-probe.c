@@ -239,6 +239,7 @@ static int audit_site(const Manager *m, NginxAuditSite *site, char **ret_host, c
 	site->keys_file = c->keys_file;
 	site->locations_file = c->locations_file;
 	site->host = *ret_host;
+	site->media_url = c->media_url;
 	site->private_paths = paths;
 	*ret_paths = TAKE_PTR(paths);
 	return 0;

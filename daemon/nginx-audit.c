@@ -51,6 +51,7 @@ typedef struct Server {
 	size_t n_locations;
 	const NginxNode **rewrites; /* server-level rewrite, return and if, in order */
 	size_t n_rewrites;
+	const NginxNode *merge_slashes; /* its own, or NULL */
 } Server;
 
 typedef struct Audit {
@@ -63,6 +64,7 @@ typedef struct Audit {
 	size_t n_locations_elsewhere;
 	const NginxNode **keys_elsewhere;
 	size_t n_keys_elsewhere;
+	const NginxNode *http_merge_slashes; /* http {}'s, which servers inherit */
 	int error;
 } Audit;
 
@@ -189,6 +191,8 @@ static void visit_server(Audit *a, Server *s, const NginxNode *n)
 		PUSH(a, s->locations, s->n_locations, l);
 	} else if (is(n, "rewrite", 0) || is(n, "return", 0) || (is(n, "if", 0) && n->block))
 		PUSH(a, s->rewrites, s->n_rewrites, n);
+	else if (is(n, "merge_slashes", 2))
+		s->merge_slashes = n;
 }
 
 static void visit_http(Audit *a, Server *unused, const NginxNode *n)
@@ -204,6 +208,8 @@ static void visit_http(Audit *a, Server *unused, const NginxNode *n)
 			a->out->n_keys_included++;
 	} else if (kind == 'l')
 		PUSH(a, a->locations_elsewhere, a->n_locations_elsewhere, n);
+	else if (is(n, "merge_slashes", 2))
+		a->http_merge_slashes = n;
 	else if (is(n, "server", 1) && n->block) {
 		Server s = { .node = n };
 
@@ -524,6 +530,80 @@ static void check_rewrites(Audit *a, const Server *s)
 	}
 }
 
+/* Whether location n holds "location ~ // { ... }", as the locations
+ * file's plain locations do: nested, it runs before the server's regexes. */
+static bool refuses_doubled_slashes(const NginxNode *n)
+{
+	for (size_t i = 0; i < n->n_children; i++) {
+		const NginxNode *c = n->children[i];
+
+		if (is(c, "location", 3) && c->block && streq(c->args[1], "~") &&
+		    streq(c->args[2], "//"))
+			return true;
+	}
+	return false;
+}
+
+/* With merge_slashes off nginx keeps "//": "/media//private/x" matches no
+ * private location's prefix, and whatever location takes it instead serves
+ * the file unchecked, unless it refuses "//" (the probes find the prefix
+ * case by its effect; a regex location of the site, "\.mp4$" say, only by
+ * chance). */
+static void check_merge_slashes(Audit *a, const Server *s)
+{
+	const NginxNode *ms = s->merge_slashes ? s->merge_slashes : a->http_merge_slashes;
+	const char *media = a->site->media_url;
+
+	if (!ms || !streq(ms->args[1], "off") || !media)
+		return;
+	for (char *const *p = a->site->private_paths; p && *p && a->error >= 0; p++) {
+		_cleanup_free_ char *doubled = NULL;
+		const Location *best = NULL, *regex = NULL;
+
+		if (!has_prefix(*p, media))
+			continue;
+		if (asprintf(&doubled, "%s/%s", media, *p + strlen(media)) < 0) {
+			doubled = NULL;
+			a->error = -ENOMEM;
+			return;
+		}
+		/* nginx's choice: the longest prefix; then, unless it is ^~ or
+		 * a location nested in it matches, the server's regexes. */
+		for (size_t i = 0; i < s->n_locations; i++) {
+			const Location *l = &s->locations[i];
+
+			if ((streq(l->modifier, "") || streq(l->modifier, "^~")) &&
+			    has_prefix(doubled, l->path) &&
+			    (!best || strlen(l->path) > strlen(best->path)))
+				best = l;
+			else if (!regex && !l->ours && *l->modifier == '~')
+				regex = l;
+		}
+		if (best && (best->ours || refuses_doubled_slashes(best->node)))
+			continue;
+		if (best)
+			add_finding(
+			    a, "merge-slashes-off", ms,
+			    "merge_slashes off keeps \"//\": %s..., a private path spelled "
+			    "so, misses the private locations, and location %s%s%s serves it "
+			    "without any secure_link check. Fix: add \"location ~ // { return "
+			    "403; }\" inside that location, or turn merge_slashes on.",
+			    doubled, best->modifier, *best->modifier ? " " : "", best->path);
+		else if (regex)
+			add_finding(
+			    a, "merge-slashes-off", ms,
+			    "merge_slashes off keeps \"//\": %s..., a private path spelled "
+			    "so, misses the private locations and every prefix location, and "
+			    "regex locations such as %s %s serve what they match of it without "
+			    "any secure_link check. Fix: turn merge_slashes on, or serve %s "
+			    "from a location %s holding \"location ~ // { return 403; }\".",
+			    doubled, regex->modifier, regex->path, media, media);
+		else
+			continue;
+		return;
+	}
+}
+
 static char *server_desc(const Server *s)
 {
 	_cleanup_free_ char *names = NULL;
@@ -594,6 +674,7 @@ static void check_servers(Audit *a)
 	}
 	check_locations(a, serving, serving->locations_include);
 	check_rewrites(a, serving);
+	check_merge_slashes(a, serving);
 }
 
 /* ---- the result ---- */

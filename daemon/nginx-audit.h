@@ -17,6 +17,7 @@ typedef struct NginxAuditSite {
 	const char *locations_file;
 	const char *host; /* base_url's host, as a Host header names it */
 	unsigned port;
+	const char *media_url;      /* ending in '/' */
 	char *const *private_paths; /* media_url + private prefix, each ending '/' */
 } NginxAuditSite;
 

@@ -383,13 +383,20 @@ def test_doubled_slashes_through_the_site_s_own_location_are_fail_open(make_prob
     d.add_file("private/secret.pdf")
     assert get(d.port, "/media//private/secret.pdf") == (200 if merge == "off" else 403)
     st = probed(d)
+    r, config = checked(d)
     if merge == "on":
         assert st["nginx"]["enforcing"] is True, st
+        assert config["findings"] == [], config
         return
     assert st["nginx"]["enforcing"] is False, st
     assert "merge_slashes" in st["nginx"]["enforcing_reason"]
     assert st["nginx"]["probe_url"].startswith(d.options["links"]["base_url"] + "/media//private/")
     assert "FAIL-OPEN" in d.log_text()
+    # check's reading of nginx -T names the directive and the location.
+    assert kinds(config) == ["merge-slashes-off"], config
+    at = conf_line(d, "merge_slashes off;")
+    assert f"Problem at {at}: merge_slashes off keeps" in r.out, r.out
+    assert "location /media/ serves it without any secure_link check" in r.out, r.out
 
 
 def test_probes_run_at_start_when_nginx_runs(make_probed):

@@ -186,6 +186,7 @@ static NginxAudit *audit(const char *text, const char *host, unsigned port)
 		.locations_file = "/s/locations.conf",
 		.host = host,
 		.port = port,
+		.media_url = "/media/",
 		.private_paths = paths,
 	};
 	NginxDump *d = parse_ok(text);
@@ -319,6 +320,73 @@ static void test_audit_without_the_includes(void **state)
 	nginx_audit_free(a);
 }
 
+/* The locations file of serve_public = no: the private location alone. */
+#define LOCS_PRIVATE                                                                               \
+	"# configuration file /s/locations.conf:\n"                                                \
+	"location ^~ /media/private/ { alias /m/private/; }\n"
+
+static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off(void **state)
+{
+	/* http {}'s merge_slashes off; the site serves media_url itself. */
+	NginxAudit *a = audit(HEAD "merge_slashes off;\n"
+	                           "server { listen 80; include /s/locations.conf;\n"
+	                           "location /media/ { alias /m/; }\n"
+	                           "}\n}\n" KEYS LOCS_PRIVATE,
+	                      "x", 80);
+
+	assert_string_equal(kinds(a), "merge-slashes-off");
+	assert_string_equal(a->findings[0].at, "/n/nginx.conf:3");
+	assert_non_null(strstr(a->findings[0].text, "/media//private/..."));
+	assert_non_null(strstr(a->findings[0].text, "location /media/ serves it"));
+	nginx_audit_free(a);
+
+	/* Its location refuses "//", as the locations file's plain one does. */
+	a = audit(HEAD "merge_slashes off;\n"
+	               "server { listen 80; include /s/locations.conf;\n"
+	               "location /media/ { location ~ // { return 403; } alias /m/; }\n"
+	               "}\n}\n" KEYS LOCS_PRIVATE,
+	          "x", 80);
+	assert_string_equal(kinds(a), "");
+	nginx_audit_free(a);
+
+	/* The server's own merge_slashes on wins over http {}'s. */
+	a = audit(HEAD "merge_slashes off;\n"
+	               "server { listen 80; merge_slashes on; include /s/locations.conf;\n"
+	               "location /media/ { alias /m/; }\n"
+	               "}\n}\n" KEYS LOCS_PRIVATE,
+	          "x", 80);
+	assert_string_equal(kinds(a), "");
+	nginx_audit_free(a);
+
+	/* The locations file's plain location takes "/media//private/x". */
+	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+	               "location / { }\n"
+	               "}\n}\n" KEYS LOCS,
+	          "x", 80);
+	assert_string_equal(kinds(a), "");
+	nginx_audit_free(a);
+
+	/* Without it, the longest prefix of the site's takes it... */
+	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+	               "location / { }\n"
+	               "location /med { }\n"
+	               "}\n}\n" KEYS LOCS_PRIVATE,
+	          "x", 80);
+	assert_string_equal(kinds(a), "merge-slashes-off");
+	assert_string_equal(a->findings[0].at, "/n/nginx.conf:3");
+	assert_non_null(strstr(a->findings[0].text, "location /med serves it"));
+	nginx_audit_free(a);
+
+	/* ...and with none, a regex location of the site may. */
+	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+	               "location ~* \\.mp4$ { root /m; }\n"
+	               "}\n}\n" KEYS LOCS_PRIVATE,
+	          "x", 80);
+	assert_string_equal(kinds(a), "merge-slashes-off");
+	assert_non_null(strstr(a->findings[0].text, "such as ~* \\.mp4$ serve"));
+	nginx_audit_free(a);
+}
+
 static void test_audit_origin(void **state)
 {
 	char *host = NULL;
@@ -353,6 +421,8 @@ int main(void)
 		cmocka_unit_test(test_audit_finds_the_server_nginx_picks_by_listen_and_name),
 		cmocka_unit_test(test_audit_refuses_regexes_that_would_take_gigabytes),
 		cmocka_unit_test(test_audit_without_the_includes),
+		cmocka_unit_test(
+		    test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off),
 		cmocka_unit_test(test_audit_origin),
 	};
 
