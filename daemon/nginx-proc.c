@@ -110,10 +110,17 @@ int proc_has_title(pid_t pid, const char *title)
 /* A stale pid file may name a pid that was reused by an unrelated process;
  * SIGHUP would kill most programs. Only nginx's own title identifies a
  * master: php-fpm's is "php-fpm: master process (...)", postfix's master
- * is called "master". Returns 1, 0, or -ENOENT when the process is gone. */
+ * is called "master". Returns 1, 0, or -ENOENT when the process is gone,
+ * a zombie included: a master killed with SIGKILL stays one until its
+ * parent reaps it, with an empty title. */
 int proc_is_nginx_master(pid_t pid)
 {
-	return proc_has_title(pid, NGINX_MASTER_TITLE);
+	pid_t pgrp, session;
+	int r = proc_has_title(pid, NGINX_MASTER_TITLE);
+
+	if (r == 0 && proc_read_pgrp_session(pid, &pgrp, &session) == -ESRCH)
+		return -ENOENT;
+	return r;
 }
 
 /* Whether pid is an nginx worker that still accepts connections: its title

@@ -75,11 +75,40 @@ static void test_read_start_time_orders_parent_and_child(void **state)
 	                 -ENOENT);
 }
 
+static void test_a_zombie_is_no_master_but_gone(void **state)
+{
+	/* A master killed with SIGKILL: a zombie, its title empty, until its
+	 * parent reaps it. "Not an nginx master" would send the operator to
+	 * the pid directive; it is gone. */
+	siginfo_t si = {};
+	pid_t pid;
+	int fds[2];
+	char c;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+	/* Alive, another program's title. */
+	assert_int_equal(proc_is_nginx_master(pid), 0);
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	close(fds[0]);
+	close(fds[1]);
+	/* Exited, not reaped (WNOWAIT). */
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	assert_int_equal(si.si_pid, pid);
+	assert_int_equal(proc_is_nginx_master(pid), -ENOENT);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(proc_is_nginx_master(pid), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_signal_sees_pending_and_blocked),
 		cmocka_unit_test(test_read_start_time_orders_parent_and_child),
+		cmocka_unit_test(test_a_zombie_is_no_master_but_gone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
