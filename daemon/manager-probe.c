@@ -240,6 +240,7 @@ static int audit_site(const Manager *m, NginxAuditSite *site, char **ret_host, c
 	site->locations_file = c->locations_file;
 	site->host = *ret_host;
 	site->media_url = c->media_url;
+	site->media_root = c->media_root;
 	site->private_paths = paths;
 	*ret_paths = TAKE_PTR(paths);
 	return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "nginx-audit-internal.h"
 #include "nginx-audit.h"
 #include "regex-bounded.h"
 #include "proto.h"
@@ -34,40 +35,6 @@ static char *strv_join(char *const *l, const char *sep)
 	return s;
 }
 
-typedef struct Location {
-	const NginxNode *node;
-	const char *modifier; /* "", "=", "^~", "~", "~*" */
-	const char *path;
-	bool ours; /* from the locations file */
-} Location;
-
-typedef struct Server {
-	const NginxNode *node;
-	char **names;
-	const NginxNode **listens;
-	size_t n_listens;
-	const NginxNode *locations_include;
-	Location *locations;
-	size_t n_locations;
-	const NginxNode **rewrites; /* server-level rewrite, return and if, in order */
-	size_t n_rewrites;
-	const NginxNode *merge_slashes; /* its own, or NULL */
-} Server;
-
-typedef struct Audit {
-	const NginxDump *dump;
-	const NginxAuditSite *site;
-	NginxAudit *out;
-	Server *servers;
-	size_t n_servers;
-	const NginxNode **locations_elsewhere; /* includes outside any server {} */
-	size_t n_locations_elsewhere;
-	const NginxNode **keys_elsewhere;
-	size_t n_keys_elsewhere;
-	const NginxNode *http_merge_slashes; /* http {}'s, which servers inherit */
-	int error;
-} Audit;
-
 static char *node_at(const NginxNode *n)
 {
 	char *s;
@@ -75,26 +42,7 @@ static char *node_at(const NginxNode *n)
 	return asprintf(&s, "%s:%u", n->file, n->line) < 0 ? NULL : s;
 }
 
-static void *grow(void *p, size_t n, size_t size, int *error)
-{
-	void *q = reallocarray(p, n + 1, size);
-
-	if (!q)
-		*error = -ENOMEM;
-	return q;
-}
-
-#define PUSH(a, array, n, value)                                                                   \
-	do {                                                                                       \
-		__typeof__(array) _q = grow((array), (n), sizeof(*(array)), &(a)->error);          \
-		if (_q) {                                                                          \
-			(array) = _q;                                                              \
-			(array)[(n)++] = (value);                                                  \
-		}                                                                                  \
-	} while (0)
-
-_printf_(4, 5) static void add_finding(Audit *a, const char *kind, const NginxNode *at,
-                                       const char *format, ...)
+void audit_finding(Audit *a, const char *kind, const NginxNode *at, const char *format, ...)
 {
 	NginxFinding f = { .kind = kind };
 	va_list ap;
@@ -116,9 +64,28 @@ _printf_(4, 5) static void add_finding(Audit *a, const char *kind, const NginxNo
 	}
 }
 
-static bool is(const NginxNode *n, const char *name, size_t n_args)
+Location audit_location(const Audit *a, const NginxNode *n)
 {
-	return streq(n->args[0], name) && (n_args == 0 || n->n_args == n_args);
+	Location l = { .node = n, .modifier = "", .path = n->args[1] };
+	const char *arg = n->args[1];
+
+	if (n->n_args >= 3) {
+		l.modifier = n->args[1];
+		l.path = n->args[2];
+	} else if (arg[0] == '=' && arg[1]) {
+		/* nginx also takes the modifier joined to the path. */
+		l.modifier = "=";
+		l.path = arg + 1;
+	} else if (arg[0] == '^' && arg[1] == '~' && arg[2]) {
+		l.modifier = "^~";
+		l.path = arg + 2;
+	} else if (arg[0] == '~') {
+		l.modifier = arg[1] == '*' ? "~*" : "~";
+		l.path = arg + strlen(l.modifier);
+	} else if (arg[0] == '@')
+		l.modifier = "@";
+	l.ours = streq(n->file, a->site->locations_file);
+	return l;
 }
 
 /* Which kind of include n is: 'k' the keys file, 'l' the locations file. */
@@ -142,29 +109,26 @@ static char include_kind(const Audit *a, const NginxNode *n)
 	return 0;
 }
 
-typedef void (*visit_t)(Audit *a, Server *s, const NginxNode *n);
-
-/* Calls visit for each directive of block, with the files its includes
- * name read in place, as nginx reads them. The keys file is never entered:
- * nothing of it is needed, and nothing of it may reach a finding. */
-static void walk(Audit *a, Server *s, const NginxNode *block, visit_t visit, unsigned depth)
+void audit_walk(Audit *a, void *userdata, const NginxNode *block, audit_visit_t visit,
+                unsigned depth)
 {
 	for (size_t i = 0; i < block->n_children && a->error >= 0; i++) {
 		const NginxNode *n = block->children[i];
 		const NginxDumpFile *f;
 		size_t k = 0;
 
-		visit(a, s, n);
+		visit(a, userdata, n);
 		if (!is(n, "include", 2) || depth >= INCLUDE_DEPTH_MAX)
 			continue;
 		while ((f = nginx_dump_next_include(a->dump, n->args[1], &k)))
 			if (!streq(f->name, a->site->keys_file))
-				walk(a, s, &f->root, visit, depth + 1);
+				audit_walk(a, userdata, &f->root, visit, depth + 1);
 	}
 }
 
-static void visit_server(Audit *a, Server *s, const NginxNode *n)
+static void visit_server(Audit *a, void *userdata, const NginxNode *n)
 {
+	Server *s = userdata;
 	char kind = include_kind(a, n);
 
 	if (kind == 'l' && !s->locations_include)
@@ -180,22 +144,17 @@ static void visit_server(Audit *a, Server *s, const NginxNode *n)
 		}
 	} else if (is(n, "listen", 0) && n->n_args >= 2)
 		PUSH(a, s->listens, s->n_listens, n);
-	else if (is(n, "location", 0) && n->block && n->n_args >= 2) {
-		Location l = { .node = n, .modifier = "", .path = n->args[1] };
-
-		if (n->n_args >= 3) {
-			l.modifier = n->args[1];
-			l.path = n->args[2];
-		}
-		l.ours = streq(n->file, a->site->locations_file);
-		PUSH(a, s->locations, s->n_locations, l);
-	} else if (is(n, "rewrite", 0) || is(n, "return", 0) || (is(n, "if", 0) && n->block))
+	else if (is(n, "location", 0) && n->block && n->n_args >= 2)
+		PUSH(a, s->locations, s->n_locations, audit_location(a, n));
+	else if (is(n, "rewrite", 0) || is(n, "return", 0) || (is(n, "if", 0) && n->block))
 		PUSH(a, s->rewrites, s->n_rewrites, n);
 	else if (is(n, "merge_slashes", 2))
 		s->merge_slashes = n;
+	else if (is(n, "root", 2))
+		s->root = n;
 }
 
-static void visit_http(Audit *a, Server *unused, const NginxNode *n)
+static void visit_http(Audit *a, void *unused, const NginxNode *n)
 {
 	char kind = include_kind(a, n);
 	char *at;
@@ -210,12 +169,14 @@ static void visit_http(Audit *a, Server *unused, const NginxNode *n)
 		PUSH(a, a->locations_elsewhere, a->n_locations_elsewhere, n);
 	else if (is(n, "merge_slashes", 2))
 		a->http_merge_slashes = n;
+	else if (is(n, "root", 2))
+		a->http_root = n;
 	else if (is(n, "server", 1) && n->block) {
 		Server s = { .node = n };
 
 		/* Locations nested in locations are not walked: ours are at
 		 * server level, where nginx's longest-prefix match runs. */
-		walk(a, &s, n, visit_server, 0);
+		audit_walk(a, &s, n, visit_server, 0);
 		PUSH(a, a->servers, a->n_servers, s);
 		if (a->error < 0) {
 			strv_free(s.names);
@@ -226,7 +187,7 @@ static void visit_http(Audit *a, Server *unused, const NginxNode *n)
 	}
 }
 
-static void visit_main(Audit *a, Server *unused, const NginxNode *n)
+static void visit_main(Audit *a, void *unused, const NginxNode *n)
 {
 	char kind = include_kind(a, n);
 
@@ -235,7 +196,7 @@ static void visit_main(Audit *a, Server *unused, const NginxNode *n)
 	else if (kind == 'l')
 		PUSH(a, a->locations_elsewhere, a->n_locations_elsewhere, n);
 	else if (is(n, "http", 1) && n->block)
-		walk(a, NULL, n, visit_http, 0);
+		audit_walk(a, NULL, n, visit_http, 0);
 }
 
 /* ---- which server {} serves base_url's host ---- */
@@ -330,14 +291,12 @@ static size_t name_score(const char *name, const char *host)
 	return 0;
 }
 
-static Server *serving_server(Audit *a)
+/* Which servers see connections to 127.0.0.1:port: those listening on
+ * 127.0.0.1 there; the wildcard ones only when none does. */
+static ListenKind wanted_listen(const Audit *a)
 {
 	ListenKind want = LISTEN_NONE;
-	Server *best = NULL, *deflt = NULL, *first = NULL;
-	size_t best_score = 0;
 
-	/* A server listening on 127.0.0.1:port takes such connections; the
-	 * wildcard ones see them only when none does. */
 	for (size_t i = 0; i < a->n_servers; i++) {
 		bool d;
 		ListenKind k = server_listen_kind(&a->servers[i], a->site->port, &d);
@@ -345,6 +304,16 @@ static Server *serving_server(Audit *a)
 		if (k > want)
 			want = k;
 	}
+	return want;
+}
+
+/* The default server {} of those connections: the one nginx parses the
+ * request line with, before the Host header picks one. */
+static Server *default_server(Audit *a)
+{
+	ListenKind want = wanted_listen(a);
+	Server *first = NULL;
+
 	if (want == LISTEN_NONE)
 		return NULL;
 	for (size_t i = 0; i < a->n_servers; i++) {
@@ -353,10 +322,28 @@ static Server *serving_server(Audit *a)
 
 		if (server_listen_kind(s, a->site->port, &d) != want)
 			continue;
+		if (d)
+			return s;
 		if (!first)
 			first = s;
-		if (d && !deflt)
-			deflt = s;
+	}
+	return first;
+}
+
+static Server *serving_server(Audit *a)
+{
+	ListenKind want = wanted_listen(a);
+	Server *best = NULL;
+	size_t best_score = 0;
+
+	if (want == LISTEN_NONE)
+		return NULL;
+	for (size_t i = 0; i < a->n_servers; i++) {
+		Server *s = &a->servers[i];
+		bool d;
+
+		if (server_listen_kind(s, a->site->port, &d) != want)
+			continue;
 		for (char **n = s->names; n && *n; n++) {
 			size_t score = name_score(*n, a->site->host);
 
@@ -367,15 +354,10 @@ static Server *serving_server(Audit *a)
 			}
 		}
 	}
-	return best ? best : deflt ? deflt : first;
+	return best ? best : default_server(a);
 }
 
 /* ---- what takes private paths away ---- */
-
-static bool has_prefix(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
 static bool is_private(const Audit *a, const char *path)
 {
@@ -399,7 +381,7 @@ static void check_locations(Audit *a, const Server *s, bool included)
 			 * wins over ours. Regexes lose to our ^~. */
 			if ((streq(l->modifier, "=") && has_prefix(l->path, *p)) ||
 			    (prefix && has_prefix(l->path, *p) && !streq(l->path, *p))) {
-				add_finding(
+				audit_finding(
 				    a, "location-shadows", l->node,
 				    "location %s%s%s takes %s away from the secure_link "
 				    "check of %s: nginx prefers it to the locations file's. "
@@ -411,7 +393,7 @@ static void check_locations(Audit *a, const Server *s, bool included)
 				break;
 			}
 			if (!included && prefix && has_prefix(*p, l->path)) {
-				add_finding(
+				audit_finding(
 				    a, "location-serves-private", l->node,
 				    "location %s%s%s serves %s without any secure_link check. "
 				    "Fix: include the locations file in this server {} and "
@@ -462,12 +444,12 @@ static void check_rewrite(Audit *a, const NginxNode *n)
 		return;
 	r = regcomp_bounded(&re, n->args[1], REG_EXTENDED);
 	if (r != 0) {
-		add_finding(a, "server-rewrite", n,
-		            "rewrite %s at server level runs before any location, the checks "
-		            "of the locations file included, and may take private paths away "
-		            "from them. Fix: move it into the location it is for, or make its "
-		            "pattern spare media_url.",
-		            n->args[1]);
+		audit_finding(a, "server-rewrite", n,
+		              "rewrite %s at server level runs before any location, the checks "
+		              "of the locations file included, and may take private paths away "
+		              "from them. Fix: move it into the location it is for, or make its "
+		              "pattern spare media_url.",
+		              n->args[1]);
 		return;
 	}
 	for (char *const *p = a->site->private_paths; p && *p && a->error >= 0; p++) {
@@ -490,12 +472,12 @@ static void check_rewrite(Audit *a, const NginxNode *n)
 			if (is_private(a, result))
 				continue;
 		}
-		add_finding(a, "server-rewrite", n,
-		            "rewrite %s at server level runs before any location and takes %s "
-		            "away from the secure_link check (a private file is served, or "
-		            "redirected, without its token being checked). Fix: move it into "
-		            "the location it is for, or make its pattern spare %s.",
-		            n->args[1], *p, *p);
+		audit_finding(a, "server-rewrite", n,
+		              "rewrite %s at server level runs before any location and takes %s "
+		              "away from the secure_link check (a private file is served, or "
+		              "redirected, without its token being checked). Fix: move it into "
+		              "the location it is for, or make its pattern spare %s.",
+		              n->args[1], *p, *p);
 		break;
 	}
 	regfree(&re);
@@ -515,92 +497,19 @@ static void check_rewrites(Audit *a, const Server *s)
 		const NginxNode *n = s->rewrites[i];
 
 		if (is(n, "return", 0))
-			add_finding(a, "server-return", n,
-			            "return at server level answers every request to this server "
-			            "{} before any location, the checks of the locations file "
-			            "included. Fix: move it into a location, or into an if that "
-			            "spares media_url.");
+			audit_finding(a, "server-return", n,
+			              "return at server level answers every request to this server "
+			              "{} before any location, the checks of the locations file "
+			              "included. Fix: move it into a location, or into an if that "
+			              "spares media_url.");
 		else if (is(n, "rewrite", 0))
 			check_rewrite(a, n);
 		else if (if_changes_path(n))
-			add_finding(a, "server-if", n,
-			            "if at server level returns or rewrites before any location "
-			            "runs: check that it spares media_url's private prefixes. Fix: "
-			            "move it into the location it is for.");
-	}
-}
-
-/* Whether location n holds "location ~ // { ... }", as the locations
- * file's plain locations do: nested, it runs before the server's regexes. */
-static bool refuses_doubled_slashes(const NginxNode *n)
-{
-	for (size_t i = 0; i < n->n_children; i++) {
-		const NginxNode *c = n->children[i];
-
-		if (is(c, "location", 3) && c->block && streq(c->args[1], "~") &&
-		    streq(c->args[2], "//"))
-			return true;
-	}
-	return false;
-}
-
-/* With merge_slashes off nginx keeps "//": "/media//private/x" matches no
- * private location's prefix, and whatever location takes it instead serves
- * the file unchecked, unless it refuses "//" (the probes find the prefix
- * case by its effect; a regex location of the site, "\.mp4$" say, only by
- * chance). */
-static void check_merge_slashes(Audit *a, const Server *s)
-{
-	const NginxNode *ms = s->merge_slashes ? s->merge_slashes : a->http_merge_slashes;
-	const char *media = a->site->media_url;
-
-	if (!ms || !streq(ms->args[1], "off") || !media)
-		return;
-	for (char *const *p = a->site->private_paths; p && *p && a->error >= 0; p++) {
-		_cleanup_free_ char *doubled = NULL;
-		const Location *best = NULL, *regex = NULL;
-
-		if (!has_prefix(*p, media))
-			continue;
-		if (asprintf(&doubled, "%s/%s", media, *p + strlen(media)) < 0) {
-			doubled = NULL;
-			a->error = -ENOMEM;
-			return;
-		}
-		/* nginx's choice: the longest prefix; then, unless it is ^~ or
-		 * a location nested in it matches, the server's regexes. */
-		for (size_t i = 0; i < s->n_locations; i++) {
-			const Location *l = &s->locations[i];
-
-			if ((streq(l->modifier, "") || streq(l->modifier, "^~")) &&
-			    has_prefix(doubled, l->path) &&
-			    (!best || strlen(l->path) > strlen(best->path)))
-				best = l;
-			else if (!regex && !l->ours && *l->modifier == '~')
-				regex = l;
-		}
-		if (best && (best->ours || refuses_doubled_slashes(best->node)))
-			continue;
-		if (best)
-			add_finding(
-			    a, "merge-slashes-off", ms,
-			    "merge_slashes off keeps \"//\": %s..., a private path spelled "
-			    "so, misses the private locations, and location %s%s%s serves it "
-			    "without any secure_link check. Fix: add \"location ~ // { return "
-			    "403; }\" inside that location, or turn merge_slashes on.",
-			    doubled, best->modifier, *best->modifier ? " " : "", best->path);
-		else if (regex)
-			add_finding(
-			    a, "merge-slashes-off", ms,
-			    "merge_slashes off keeps \"//\": %s..., a private path spelled "
-			    "so, misses the private locations and every prefix location, and "
-			    "regex locations such as %s %s serve what they match of it without "
-			    "any secure_link check. Fix: turn merge_slashes on, or serve %s "
-			    "from a location %s holding \"location ~ // { return 403; }\".",
-			    doubled, regex->modifier, regex->path, media, media);
-		else
-			continue;
-		return;
+			audit_finding(
+			    a, "server-if", n,
+			    "if at server level returns or rewrites before any location "
+			    "runs: check that it spares media_url's private prefixes. Fix: "
+			    "move it into the location it is for.");
 	}
 }
 
@@ -623,25 +532,25 @@ static void check_servers(Audit *a)
 	const char *keys = a->site->keys_file, *locs = a->site->locations_file;
 
 	if (a->out->n_keys_included == 0 && a->n_keys_elsewhere == 0)
-		add_finding(a, "keys-missing", NULL,
-		            "the keys file %s is not included: nginx has no secrets to check "
-		            "links with. Fix: add \"include %s;\" to http {}.",
-		            keys, keys);
+		audit_finding(a, "keys-missing", NULL,
+		              "the keys file %s is not included: nginx has no secrets to check "
+		              "links with. Fix: add \"include %s;\" to http {}.",
+		              keys, keys);
 	for (size_t i = 0; i < a->n_keys_elsewhere; i++)
-		add_finding(a, "keys-outside-http", a->keys_elsewhere[i],
-		            "the keys file is included outside http {}. Fix: include it in "
-		            "http {} itself.");
+		audit_finding(a, "keys-outside-http", a->keys_elsewhere[i],
+		              "the keys file is included outside http {}. Fix: include it in "
+		              "http {} itself.");
 	for (size_t i = 0; i < a->n_locations_elsewhere; i++)
-		add_finding(a, "locations-outside-server", a->locations_elsewhere[i],
-		            "the locations file is included outside any server {}. Fix: "
-		            "include it in the server {} that serves base_url.");
+		audit_finding(a, "locations-outside-server", a->locations_elsewhere[i],
+		              "the locations file is included outside any server {}. Fix: "
+		              "include it in the server {} that serves base_url.");
 
 	if (!serving) {
-		add_finding(a, "no-server", NULL,
-		            "no server {} listens on 127.0.0.1 or all addresses, port %u, where "
-		            "links to %s go. Fix: give the server {} that serves them that "
-		            "listen line, or set [nginx] probe and base_url to its origin.",
-		            a->site->port, a->site->host);
+		audit_finding(a, "no-server", NULL,
+		              "no server {} listens on 127.0.0.1 or all addresses, port %u, where "
+		              "links to %s go. Fix: give the server {} that serves them that "
+		              "listen line, or set [nginx] probe and base_url to its origin.",
+		              a->site->port, a->site->host);
 		return;
 	}
 	desc = server_desc(serving);
@@ -650,11 +559,11 @@ static void check_servers(Audit *a)
 		return;
 	}
 	if (!serving->locations_include) {
-		add_finding(a, "locations-missing", serving->node,
-		            "the %s serves %s:%u, and does not include the locations file %s: "
-		            "its private files have no check. Fix: add \"include %s;\" to that "
-		            "server {}.",
-		            desc, a->site->host, a->site->port, locs, locs);
+		audit_finding(a, "locations-missing", serving->node,
+		              "the %s serves %s:%u, and does not include the locations file %s: "
+		              "its private files have no check. Fix: add \"include %s;\" to that "
+		              "server {}.",
+		              desc, a->site->host, a->site->port, locs, locs);
 		for (size_t i = 0; i < a->n_servers; i++) {
 			_cleanup_free_ char *other = NULL;
 
@@ -665,16 +574,17 @@ static void check_servers(Audit *a)
 				a->error = -ENOMEM;
 				return;
 			}
-			add_finding(a, "locations-in-other-server", a->servers[i].locations_include,
-			            "the locations file is included in the %s, which does not "
-			            "serve %s:%u (the %s does). Fix: move the include into that "
-			            "server {}, or give this one base_url's host as server_name.",
-			            other, a->site->host, a->site->port, desc);
+			audit_finding(a, "locations-in-other-server",
+			              a->servers[i].locations_include,
+			              "the locations file is included in the %s, which does not "
+			              "serve %s:%u (the %s does). Fix: move the include into that "
+			              "server {}, or give this one base_url's host as server_name.",
+			              other, a->site->host, a->site->port, desc);
 		}
 	}
 	check_locations(a, serving, serving->locations_include);
 	check_rewrites(a, serving);
-	check_merge_slashes(a, serving);
+	audit_check_merge_slashes(a, serving, default_server(a));
 }
 
 /* ---- the result ---- */
@@ -719,7 +629,7 @@ int nginx_audit_run(const NginxDump *d, const NginxAuditSite *site, NginxAudit *
 	if (!a.out)
 		return -ENOMEM;
 	if (d->n_files > 0)
-		walk(&a, NULL, &d->files[0].root, visit_main, 0);
+		audit_walk(&a, NULL, &d->files[0].root, visit_main, 0);
 	if (a.error >= 0)
 		check_servers(&a);
 	r = a.error >= 0 ? export_servers(&a) : a.error;

@@ -18,6 +18,7 @@ typedef struct NginxAuditSite {
 	const char *host; /* base_url's host, as a Host header names it */
 	unsigned port;
 	const char *media_url;      /* ending in '/' */
+	const char *media_root;     /* ending in '/': where media_url's files are */
 	char *const *private_paths; /* media_url + private prefix, each ending '/' */
 } NginxAuditSite;
 

@@ -73,13 +73,24 @@ static int add_private(ProbePlan *p, const Config *signing, const Config *c, con
 	r = add(p, PROBE_UNSIGNED, join(origin, path, "", ""), 0);
 	if (r < 0)
 		return r;
-	/* The same path with "//" after media_url: a server with
-	 * merge_slashes off keeps it, no private location's prefix matches,
-	 * and a plain location of the site would serve the file. */
-	r = add(p, PROBE_UNSIGNED_DOUBLED,
-	        join(origin, c->media_url, "/", path + strlen(c->media_url)), 0);
-	if (r < 0)
-		return r;
+	/* The same path with a second '/' at each '/' from media_url's last
+	 * to the directory's last, which the private location's prefix still
+	 * matches: a server with merge_slashes off keeps it, no private
+	 * location's prefix matches, and a location of the site's own for
+	 * media_url would serve the file. Not before media_url's end: there a
+	 * 404 cannot tell the site's root, which may not hold media_root, from
+	 * a file served unchecked (securelinkctl check reads that). */
+	for (size_t i = strlen(c->media_url) - 1; i + 1 < strlen(c->media_url) + strlen(rel); i++) {
+		char *u;
+
+		if (path[i] != '/')
+			continue;
+		if (asprintf(&u, "%s%.*s/%s", origin, (int)i, path, path + i) < 0)
+			return -ENOMEM;
+		r = add(p, PROBE_UNSIGNED_DOUBLED, u, 0);
+		if (r < 0)
+			return r;
+	}
 	/* The name is hex: the path is its own encoding, as SIGN makes it. */
 	/* In the algorithm links are signed in once c is confirmed: nginx
 	 * checks it from c's snippets on. */

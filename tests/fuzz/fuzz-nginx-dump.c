@@ -45,6 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.locations_file = "/s/locations.conf",
 		.host = "x",
 		.port = 80,
+		.media_url = "/media/",
+		.media_root = "/m/",
 		.private_paths = paths,
 	};
 	NginxDump *d = NULL;

@@ -4,6 +4,7 @@ the real nginx, over HTTP(S), whether a private path without a token gets
 403 and whether a link of the newest key passes. nginx's answers are the
 known answers; each misconfiguration below is one a new user made."""
 
+import http.client
 import os
 import subprocess
 
@@ -396,7 +397,113 @@ def test_doubled_slashes_through_the_site_s_own_location_are_fail_open(make_prob
     assert kinds(config) == ["merge-slashes-off"], config
     at = conf_line(d, "merge_slashes off;")
     assert f"Problem at {at}: merge_slashes off keeps" in r.out, r.out
-    assert "location /media/ serves it without any secure_link check" in r.out, r.out
+    assert "and location /media/ (at " in r.out and "opens the private files" in r.out, r.out
+
+
+# Layouts of merge_slashes off: (servers, serve_public, whether nginx
+# serves a private file to some spelling with "//", whether the probes'
+# name sees it). check's merge-slashes-off finding must say so exactly
+# when nginx does; the probes see what their name matches.
+DOUBLED_LAYOUTS = {
+    # The site serves media_url itself with an alias.
+    "site-alias": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location /media/ {{ alias {media}/; }}
+        include {locations};
+    }}""", "no", True, True),
+    # ... whose location refuses "//" first.
+    "site-alias-refusing": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location /media/ {{ location ~ // {{ return 403; }} alias {media}/; }}
+        include {locations};
+    }}""", "no", False, False),
+    # The locations file's own /media/ refuses "//", but "//media/" reaches
+    # the server's root, where media_url's files lie (the probes do not ask
+    # for "//media/": a 404 there cannot tell a root without media_root).
+    "server-root": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        root {www};
+        include {locations};
+    }}""", "yes", True, False),
+    # A regex location of the site's takes "//media/private/x.pdf".
+    "site-regex": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location ~* \\.pdf$ {{ root {www}; }}
+        include {locations};
+    }}""", "yes", True, False),
+    # nginx reads the request line with the default server's setting...
+    "default-server-off": ("""
+    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name _;
+        merge_slashes off;
+        return 444;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost 127.0.0.1;
+        location /media/ {{ alias {media}/; }}
+        include {locations};
+    }}""", "no", True, True),
+    # ... so the serving server's own off does nothing.
+    "serving-server-off": ("""
+    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name _;
+        return 444;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost 127.0.0.1;
+        merge_slashes off;
+        location /media/ {{ alias {media}/; }}
+        include {locations};
+    }}""", "no", False, False),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(DOUBLED_LAYOUTS))
+def test_check_names_what_serves_doubled_slashes_exactly_when_nginx_does(make_probed, layout):
+    servers, serve_public, serves, probe_sees = DOUBLED_LAYOUTS[layout]
+    d = make_probed(servers=servers, options={"nginx": {"serve_public": serve_public}})
+    d.add_file("private/secret.pdf")
+    statuses = {t: get_host(d.port, t) for t in
+                ("/media//private/secret.pdf", "//media/private/secret.pdf")}
+    assert any(s == 200 for s in statuses.values()) == serves, statuses
+    st = probed(d)
+    assert st["nginx"]["enforcing"] is (not probe_sees), st
+    if probe_sees:
+        assert "merge_slashes" in st["nginx"]["enforcing_reason"], st
+    r, config = checked(d)
+    if serves:
+        assert kinds(config) == ["merge-slashes-off"], config
+        assert "Problem at " in r.out and "merge_slashes off keeps" in r.out, r.out
+    else:
+        assert "merge-slashes-off" not in kinds(config), config
+
+
+def get_host(port, target):
+    """The status of target from the server {} named localhost."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", target, headers={"Host": "localhost"})
+        return conn.getresponse().status
+    except (ConnectionError, http.client.RemoteDisconnected):
+        return None  # return 444: closed
+    finally:
+        conn.close()
 
 
 def test_probes_run_at_start_when_nginx_runs(make_probed):

@@ -178,15 +178,19 @@ static void test_dump_argv_makes_the_test_flag_dump(void **state)
 	"location ^~ /media/private/ { alias /m/private/; }\n"                                     \
 	"location /media/ { alias /m/; }\n"
 
-static NginxAudit *audit(const char *text, const char *host, unsigned port)
+/* The audit of text for a site whose media_url /media/ is media_root, its
+ * private path private_path. */
+static NginxAudit *audit_site(const char *text, const char *host, unsigned port,
+                              const char *media_root, const char *private_path)
 {
-	char *paths[] = { "/media/private/", NULL };
+	char *paths[] = { (char *)private_path, NULL };
 	NginxAuditSite site = {
 		.keys_file = "/s/keys.conf",
 		.locations_file = "/s/locations.conf",
 		.host = host,
 		.port = port,
 		.media_url = "/media/",
+		.media_root = media_root,
 		.private_paths = paths,
 	};
 	NginxDump *d = parse_ok(text);
@@ -200,6 +204,11 @@ static NginxAudit *audit(const char *text, const char *host, unsigned port)
 	free(json);
 	nginx_dump_free(d);
 	return a;
+}
+
+static NginxAudit *audit(const char *text, const char *host, unsigned port)
+{
+	return audit_site(text, host, port, "/m/", "/media/private/");
 }
 
 static const char *kinds(const NginxAudit *a)
@@ -327,64 +336,89 @@ static void test_audit_without_the_includes(void **state)
 
 static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off(void **state)
 {
-	/* http {}'s merge_slashes off; the site serves media_url itself. */
-	NginxAudit *a = audit(HEAD "merge_slashes off;\n"
-	                           "server { listen 80; include /s/locations.conf;\n"
-	                           "location /media/ { alias /m/; }\n"
-	                           "}\n}\n" KEYS LOCS_PRIVATE,
-	                      "x", 80);
+	/* Each: the servers (in http {}, after the keys include), the locations
+	 * file, media_root, the private path, and what the finding names (NULL:
+	 * no finding): nginx 1.22's answer to the layout. */
+	static const struct {
+		const char *servers, *locs, *media_root, *private_path, *names;
+	} t[] = {
+		/* http {}'s off; the site serves media_url itself. */
+		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location /media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "/media//private/..., a private" },
+		/* Its location refuses "//" first, as the locations file's does. */
+		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location /media/ { location ~ // { return 403; } alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		/* A "//" location that refuses nothing inherits the alias. */
+		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location /media/ { location ~ // { } alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ // (at /n/nginx.conf:5)" },
+		/* An earlier nested regex answers the files it matches. */
+		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location /media/ { location ~ \\.txt$ { } location ~ // { return 403; }\n"
+		  "alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ \\.txt$" },
+		/* The refusal in a nested prefix location of the site's. */
+		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location / { location /media/ { location ~ // { return 403; } alias /m/; } } "
+		  "}\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		/* nginx parses the request line with the default server {}'s. */
+		{ "server { listen 80 default_server; merge_slashes off; }\n"
+		  "server { listen 80; server_name x; include /s/locations.conf;\n"
+		  "location /media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location /media/ (at /n/nginx.conf:5)" },
+		{ "server { listen 80 default_server; }\n"
+		  "server { listen 80; server_name x; merge_slashes off;\n"
+		  "include /s/locations.conf; location /media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		{ "merge_slashes OFF;\nserver { listen 80; include /s/locations.conf;\n"
+		  "location ^~/media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ^~ /media/" },
+		/* The locations file's plain location refuses "//"; "//media/"
+		 * reaches the site's root, which is not media_root. */
+		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf;\n"
+		  "location / { } }\n",
+		  LOCS, "/m/", "/media/private/", NULL },
+		/* Unless media_root lies under it. */
+		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf;\n"
+		  "location / { } }\n",
+		  LOCS, "/w/media/", "/media/private/", "//media/private/..., a private path" },
+		/* No location at all: the server {}'s own root. */
+		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf; }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "the server {}'s own root" },
+		/* A regex location of the site opens what it matches. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~* \\.mp4$ { root /w; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location ~* \\.mp4$" },
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~* \\.mp4$ { proxy_pass http://app; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL },
+		/* A "//" inside the private path: a parent location of the site's. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location /media/private/ { alias /m/private/; } }\n",
+		  "# configuration file /s/locations.conf:\n"
+		  "location ^~ /media/private/docs/ { alias /m/private/docs/; }\n",
+		  "/m/", "/media/private/docs/", "/media/private//docs/..." },
+	};
 
-	assert_string_equal(kinds(a), "merge-slashes-off");
-	assert_string_equal(a->findings[0].at, "/n/nginx.conf:3");
-	assert_non_null(strstr(a->findings[0].text, "/media//private/..."));
-	assert_non_null(strstr(a->findings[0].text, "location /media/ serves it"));
-	nginx_audit_free(a);
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+		char text[2048];
+		NginxAudit *a;
 
-	/* Its location refuses "//", as the locations file's plain one does. */
-	a = audit(HEAD "merge_slashes off;\n"
-	               "server { listen 80; include /s/locations.conf;\n"
-	               "location /media/ { location ~ // { return 403; } alias /m/; }\n"
-	               "}\n}\n" KEYS LOCS_PRIVATE,
-	          "x", 80);
-	assert_string_equal(kinds(a), "");
-	nginx_audit_free(a);
-
-	/* The server's own merge_slashes on wins over http {}'s. */
-	a = audit(HEAD "merge_slashes off;\n"
-	               "server { listen 80; merge_slashes on; include /s/locations.conf;\n"
-	               "location /media/ { alias /m/; }\n"
-	               "}\n}\n" KEYS LOCS_PRIVATE,
-	          "x", 80);
-	assert_string_equal(kinds(a), "");
-	nginx_audit_free(a);
-
-	/* The locations file's plain location takes "/media//private/x". */
-	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
-	               "location / { }\n"
-	               "}\n}\n" KEYS LOCS,
-	          "x", 80);
-	assert_string_equal(kinds(a), "");
-	nginx_audit_free(a);
-
-	/* Without it, the longest prefix of the site's takes it... */
-	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
-	               "location / { }\n"
-	               "location /med { }\n"
-	               "}\n}\n" KEYS LOCS_PRIVATE,
-	          "x", 80);
-	assert_string_equal(kinds(a), "merge-slashes-off");
-	assert_string_equal(a->findings[0].at, "/n/nginx.conf:3");
-	assert_non_null(strstr(a->findings[0].text, "location /med serves it"));
-	nginx_audit_free(a);
-
-	/* ...and with none, a regex location of the site may. */
-	a = audit(HEAD "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
-	               "location ~* \\.mp4$ { root /m; }\n"
-	               "}\n}\n" KEYS LOCS_PRIVATE,
-	          "x", 80);
-	assert_string_equal(kinds(a), "merge-slashes-off");
-	assert_non_null(strstr(a->findings[0].text, "such as ~* \\.mp4$ serve"));
-	nginx_audit_free(a);
+		snprintf(text, sizeof(text), "%s%s}\n%s%s", HEAD, t[i].servers, KEYS, t[i].locs);
+		a = audit_site(text, "x", 80, t[i].media_root, t[i].private_path);
+		if (!t[i].names)
+			assert_string_equal(kinds(a), "");
+		else {
+			assert_string_equal(kinds(a), "merge-slashes-off");
+			if (!strstr(a->findings[0].text, t[i].names))
+				fail_msg("layout %zu: \"%s\" not in \"%s\"", i, t[i].names,
+				         a->findings[0].text);
+		}
+		nginx_audit_free(a);
+	}
 }
 
 static void test_audit_origin(void **state)

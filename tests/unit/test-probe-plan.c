@@ -72,8 +72,8 @@ static void test_plan_probes_each_private_prefix_unsigned_and_signed_with_newest
 	assert_int_equal(
 	    probe_plan_build(c, c, r, s, "https://f.example", "127.0.0.1", 1700000000, &p), 0);
 	assert_int_equal(p.kid, 2);
-	/* Each prefix unsigned twice: as written and with "//" after
-	 * media_url (a server with merge_slashes off keeps it). */
+	/* Each prefix unsigned as written and with "//" after media_url (a
+	 * server with merge_slashes off keeps it). */
 	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 2);
 	assert_int_equal(count_kind(&p, PROBE_UNSIGNED_DOUBLED), 2);
 	assert_int_equal(count_doubled(&p, "https://f.example/media//a/.securelink-probe-"), 1);
@@ -84,7 +84,8 @@ static void test_plan_probes_each_private_prefix_unsigned_and_signed_with_newest
 		const ProbeRequest *q = p.requests + i;
 		const char *u = q->url;
 
-		assert_true(strncmp(u, "https://f.example/media/", 24) == 0);
+		assert_true(strncmp(u, "https://f.example/", 18) == 0);
+		assert_non_null(strstr(u, "/media/"));
 		/* The kind says which spelling it is (the daemon's FAIL-OPEN
 		 * reason names merge_slashes by it). */
 		assert_int_equal(q->kind == PROBE_UNSIGNED_DOUBLED, strstr(u + 8, "//") != NULL);
@@ -134,11 +135,29 @@ static void test_plan_without_prefixes_probes_media_url_itself(void **state)
 
 	assert_int_equal(signer_new(&s), 0);
 	assert_int_equal(probe_plan_build(c, c, r, s, "http://127.0.0.1", "127.0.0.1", 1, &p), 0);
+	/* All of media_url is private: "/media//x" is still under its
+	 * location, no doubled spelling to ask for. */
 	assert_int_equal(count_kind(&p, PROBE_UNSIGNED), 1);
-	assert_int_equal(count_doubled(&p, "http://127.0.0.1/media//.securelink-probe-"), 1);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED_DOUBLED), 0);
 	assert_int_equal(count_kind(&p, PROBE_PUBLIC), 0);
 	assert_true(strncmp(p.requests[0].url, "http://127.0.0.1/media/.securelink-probe-", 41) ==
 	            0);
+}
+
+static void test_plan_doubles_each_slash_inside_a_deeper_prefix(void **state)
+{
+	/* "/media/a//b/x" misses the private location of a/b/ as
+	 * "/media//a/b/x" does: a site's location /media/a/ would take it. */
+	_cleanup_(config_freep) Config *c = config_or_fail("[links]\nprivate_prefixes = a/b/\n");
+	_cleanup_(keyring_freep) KeyRing *r = ring_with_pending_key(c);
+	_cleanup_(signer_freep) Signer *s = NULL;
+	_cleanup_(probe_plan_done) ProbePlan p = {};
+
+	assert_int_equal(signer_new(&s), 0);
+	assert_int_equal(probe_plan_build(c, c, r, s, "http://h", "127.0.0.1", 1, &p), 0);
+	assert_int_equal(count_kind(&p, PROBE_UNSIGNED_DOUBLED), 2);
+	assert_int_equal(count_doubled(&p, "http://h/media//a/b/.securelink-probe-"), 1);
+	assert_int_equal(count_doubled(&p, "http://h/media/a//b/.securelink-probe-"), 1);
 }
 
 static void test_plan_needs_a_key(void **state)
@@ -178,6 +197,7 @@ int main(void)
 		    test_plan_probes_each_private_prefix_unsigned_and_signed_with_newest_key),
 		cmocka_unit_test(test_plan_skips_prefixes_not_private_in_both_formats),
 		cmocka_unit_test(test_plan_without_prefixes_probes_media_url_itself),
+		cmocka_unit_test(test_plan_doubles_each_slash_inside_a_deeper_prefix),
 		cmocka_unit_test(test_plan_needs_a_key),
 		cmocka_unit_test(test_judge_follows_nginx_secure_link_answers),
 	};
