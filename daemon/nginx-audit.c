@@ -307,21 +307,30 @@ static ListenKind wanted_listen(const Audit *a)
 	return want;
 }
 
+/* The next server {} from *i on that sees those connections (of kind
+ * want), and whether it is their default_server. */
+static Server *next_listening(Audit *a, ListenKind want, size_t *i, bool *ret_default)
+{
+	while (*i < a->n_servers) {
+		Server *s = &a->servers[(*i)++];
+
+		if (server_listen_kind(s, a->site->port, ret_default) == want)
+			return s;
+	}
+	return NULL;
+}
+
 /* The default server {} of those connections: the one nginx parses the
  * request line with, before the Host header picks one. */
 static Server *default_server(Audit *a)
 {
 	ListenKind want = wanted_listen(a);
-	Server *first = NULL;
+	Server *s, *first = NULL;
+	bool d;
 
 	if (want == LISTEN_NONE)
 		return NULL;
-	for (size_t i = 0; i < a->n_servers; i++) {
-		Server *s = &a->servers[i];
-		bool d;
-
-		if (server_listen_kind(s, a->site->port, &d) != want)
-			continue;
+	for (size_t i = 0; (s = next_listening(a, want, &i, &d));) {
 		if (d)
 			return s;
 		if (!first)
@@ -333,17 +342,13 @@ static Server *default_server(Audit *a)
 static Server *serving_server(Audit *a)
 {
 	ListenKind want = wanted_listen(a);
-	Server *best = NULL;
+	Server *s, *best = NULL;
 	size_t best_score = 0;
+	bool d;
 
 	if (want == LISTEN_NONE)
 		return NULL;
-	for (size_t i = 0; i < a->n_servers; i++) {
-		Server *s = &a->servers[i];
-		bool d;
-
-		if (server_listen_kind(s, a->site->port, &d) != want)
-			continue;
+	for (size_t i = 0; (s = next_listening(a, want, &i, &d));)
 		for (char **n = s->names; n && *n; n++) {
 			size_t score = name_score(*n, a->site->host);
 
@@ -353,7 +358,6 @@ static Server *serving_server(Audit *a)
 				best = s;
 			}
 		}
-	}
 	return best ? best : default_server(a);
 }
 
