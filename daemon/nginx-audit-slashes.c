@@ -106,12 +106,32 @@ static bool takes_all(const Location *l, const char *dir)
 	return m;
 }
 
+/* Whether the regex location l cannot match any path under dir: anchored,
+ * one branch, its literal start is not compatible with dir ("^/api/"
+ * against "/media//private/"). */
+static bool cannot_match_under(const Location *l, const char *dir)
+{
+	int (*cmp)(const char *, const char *, size_t) =
+	    streq(l->modifier, "~*") ? strncasecmp : strncmp;
+	const char *p = l->path + 1;
+	size_t n, d = strlen(dir);
+
+	if (l->path[0] != '^' || strchr(p, '|'))
+		return false;
+	n = strcspn(p, ".[]()*+?{}|\\^$");
+	if (n > 0 && p[n] && strchr("*?{", p[n]))
+		n--; /* "^/ab*": the b may be absent */
+	/* Some path under dir starts with those n bytes iff one begins the other. */
+	return cmp(dir, p, n < d ? n : d) != 0;
+}
+
 static bool opens_private(const Audit *a, const Answer *r, const char *dir, const char *private);
 
 /* nginx's choice among locs for a file under dir, as ngx_http_core_find_location
  * makes it: the longest prefix, then its nested locations, then (unless the
  * prefix is ^~) the regexes in order, then the prefix itself. A regex is
- * taken to match some file under dir (its file name is unknown), so the
+ * taken to match some file under dir (its file name is unknown) unless its
+ * anchored start rules that out (cannot_match_under()), so the
  * first that opens a file under private (the private directory) answers,
  * and one that refuses answers only where it matches every file there
  * (takes_all(): "location ~ //"). The locations file's own locations check
@@ -149,7 +169,7 @@ static bool pick(Audit *a, const Location *locs, size_t n, const char *dir, cons
 		Settings s;
 		Answer r;
 
-		if (*l->modifier != '~')
+		if (*l->modifier != '~' || cannot_match_under(l, dir))
 			continue;
 		r = settle(a, l, base, &s);
 		free(s.nested);

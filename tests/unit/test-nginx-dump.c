@@ -395,6 +395,16 @@ static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~* \\.mp4$ { proxy_pass http://app; } }\n",
 		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL },
+		/* One anchored elsewhere cannot match; "^/+" and a branch may. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~ ^/api/ { root /w; } }\n",
+		  LOCS, "/w/media/", "/media/private/", NULL },
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~* ^/+media/ { root /w; } }\n",
+		  LOCS, "/w/media/", "/media/private/", "location ~* ^/+media/" },
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~ ^/api/|\\.pdf$ { root /w; } }\n",
+		  LOCS, "/w/media/", "/media/private/", "location ~ ^/api/|\\.pdf$" },
 		/* A "//" inside the private path: a parent location of the site's. */
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location /media/private/ { alias /m/private/; } }\n",
