@@ -223,7 +223,7 @@ static bool opens_private(const Audit *a, const Answer *r, const char *dir, cons
 	return f && p && has_prefix(f, p);
 }
 
-/* Where the answer is: "location /media/" or "the server {} itself". */
+/* Where the answer is: "location /media/", or the server {}'s root. */
 static char *answer_desc(const Answer *r)
 {
 	char *s;
@@ -292,11 +292,12 @@ void audit_check_merge_slashes(Audit *a, const Server *serving, const Server *de
 			    "merge_slashes off keeps \"//\" in paths: %s..., a private path "
 			    "spelled so, misses the private locations, and %s (at %s:%u) "
 			    "opens the private files under %s with it, without any "
-			    "secure_link check. Fix: turn merge_slashes on here, or make "
-			    "\"location ~ // { return 403; }\" the first location inside "
-			    "that one.",
+			    "secure_link check. Fix: turn merge_slashes on here%s.",
 			    dir, where, r.by.node ? r.by.node->file : serving->node->file,
-			    r.by.node ? r.by.node->line : serving->node->line, private);
+			    r.by.node ? r.by.node->line : serving->node->line, private,
+			    r.by.node ? ", or make \"location ~ // { return 403; }\" the first "
+			                "location inside that one"
+			              : "");
 			return;
 		}
 	}
