@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <systemd/sd-daemon.h>
 
 #include <sys/mman.h>
@@ -227,6 +228,7 @@ static int audit_site(const Manager *m, NginxAuditSite *site, char **ret_host, c
 	r = nginx_audit_origin(origin, ret_host, &site->port);
 	if (r < 0)
 		return r;
+	site->tls = strncasecmp(origin, "https://", 8) == 0;
 	for (size_t i = 0; c->private_prefixes && c->private_prefixes[i]; i++) {
 		if (asprintf(&p, "%s%s", c->media_url,
 		             c->private_prefixes[i] + strspn(c->private_prefixes[i], "/")) < 0 ||

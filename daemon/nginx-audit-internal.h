@@ -94,7 +94,8 @@ void audit_walk(Audit *a, void *userdata, const NginxNode *block, audit_visit_t 
  * nginx reads it: "location ~* x", also "location ~*x". */
 Location audit_location(const Audit *a, const NginxNode *n);
 
-/* merge-slashes-off: with merge_slashes off in deflt (the server {} nginx
- * parses the request line with, before Host picks one) or http {}, which
- * location of serving answers a private path spelled with "//". */
+/* merge-slashes-off: with merge_slashes off in the server {} nginx parses
+ * the request line with (over http deflt, before Host picks one; over
+ * https serving, which SNI picked) or http {}, which location of serving
+ * answers a private path spelled with "//". */
 void audit_check_merge_slashes(Audit *a, const Server *serving, const Server *deflt);

@@ -24,7 +24,9 @@ typedef struct Settings {
 	Location *nested; /* its locations, includes read in place */
 	size_t n_nested;
 	const NginxNode *root, *alias;
-	const NginxNode *deny; /* deny all, which nested locations inherit */
+	bool access_rules;     /* allow or deny of its own: none inherited */
+	bool allowed;          /* an allow before any deny all */
+	const NginxNode *deny; /* deny all before any allow: refuses everyone */
 	const NginxNode *stop; /* return or a *_pass: no file, not inherited */
 } Settings;
 
@@ -35,7 +37,7 @@ typedef struct Answer {
 	const NginxNode *dir; /* root or alias, inherited; NULL: nginx's default */
 	const char *alias_of; /* dir is an alias that replaces this location path */
 	bool alias_in_regex;  /* ... of a regex location: captures, not a prefix */
-	bool denied;          /* deny all, inherited */
+	bool denied;          /* deny all, inherited unless rules of its own */
 	bool refused;         /* no file opened: denied, a return or *_pass, or the
 	                       * locations file's (which checks or refuses "//") */
 } Answer;
@@ -53,9 +55,14 @@ static void visit_location(Audit *a, void *userdata, const NginxNode *n)
 		s->root = n;
 	else if (is(n, "alias", 2))
 		s->alias = n;
-	else if (is(n, "deny", 2) && streq(n->args[1], "all"))
-		s->deny = n;
-	else if (is(n, "return", 0))
+	else if (is(n, "allow", 2)) {
+		s->access_rules = true;
+		s->allowed = s->allowed || !s->deny;
+	} else if (is(n, "deny", 2)) {
+		s->access_rules = true;
+		if (streq(n->args[1], "all") && !s->allowed && !s->deny)
+			s->deny = n;
+	} else if (is(n, "return", 0))
 		s->stop = n;
 	else
 		for (const char *const *p = passes; *p; p++)
@@ -79,29 +86,46 @@ static Answer settle(Audit *a, const Location *l, const Answer *base, Settings *
 		r.dir = s->root;
 		r.alias_of = NULL;
 	}
-	r.denied = base->denied || s->deny;
+	r.denied = s->access_rules ? s->deny != NULL : base->denied;
 	r.refused = l->ours || s->stop || r.denied;
 	return r;
 }
 
 /* Whether the regex location l surely takes every file under dir, whatever
- * its name: it matches dir and dir + SAMPLE_NAME (POSIX here, PCRE in nginx;
- * "//" reads alike). */
-static bool takes_all(const Location *l, const char *dir)
+ * its name: it matches dir, dir + SAMPLE_NAME, and the same with the "//"
+ * made "///" (POSIX here, PCRE in nginx; "//" reads alike). */
+static bool takes_all(Audit *a, const Location *l, const char *dir)
 {
-	_cleanup_free_ char *file = NULL;
+	_cleanup_free_ char *tripled = NULL;
+	const char *spellings[] = { dir, NULL };
+	const char *twice = strstr(dir, "//");
 	regex_t re;
-	bool m;
+	bool m = true;
 
-	if (asprintf(&file, "%s" SAMPLE_NAME, dir) < 0) {
-		file = NULL;
+	if (twice && asprintf(&tripled, "%.*s/%s", (int)(twice - dir), dir, twice) < 0) {
+		tripled = NULL;
+		a->error = -ENOMEM;
 		return false;
 	}
+	spellings[1] = tripled;
 	if (regcomp_bounded(&re, l->path,
 	                    REG_EXTENDED | REG_NOSUB |
 	                        (streq(l->modifier, "~*") ? REG_ICASE : 0)) != 0)
 		return false;
-	m = regexec(&re, dir, 0, NULL, 0) == 0 && regexec(&re, file, 0, NULL, 0) == 0;
+	for (size_t i = 0; i < ELEMENTSOF(spellings) && m; i++) {
+		_cleanup_free_ char *file = NULL;
+
+		if (!spellings[i])
+			continue;
+		if (asprintf(&file, "%s" SAMPLE_NAME, spellings[i]) < 0) {
+			file = NULL;
+			a->error = -ENOMEM;
+			m = false;
+			break;
+		}
+		m = regexec(&re, spellings[i], 0, NULL, 0) == 0 &&
+		    regexec(&re, file, 0, NULL, 0) == 0;
+	}
 	regfree(&re);
 	return m;
 }
@@ -125,24 +149,29 @@ static bool cannot_match_under(const Location *l, const char *dir)
 	return cmp(dir, p, n < d ? n : d) != 0;
 }
 
-static bool opens_private(const Audit *a, const Answer *r, const char *dir, const char *private);
+static bool opens_private(Audit *a, const Answer *r, const char *dir, const char *private);
 
-/* nginx's choice among locs for a file under dir, as ngx_http_core_find_location
- * makes it: the longest prefix, then its nested locations, then (unless the
- * prefix is ^~) the regexes in order, then the prefix itself. A regex is
- * taken to match some file under dir (its file name is unknown) unless its
- * anchored start rules that out (cannot_match_under()), so the
- * first that opens a file under private (the private directory) answers,
- * and one that refuses answers only where it matches every file there
- * (takes_all(): "location ~ //"). The locations file's own locations check
- * links or refuse "//" first. Returns whether a location of locs answers,
- * in *ret. */
-static bool pick(Audit *a, const Location *locs, size_t n, const char *dir, const char *private,
-                 const Answer *base, Answer *ret, unsigned depth)
+typedef enum Picked {
+	PICKED_NONE,   /* no location of the level matched */
+	PICKED_PREFIX, /* a prefix location, which the level above's regexes may still override */
+	PICKED_FINAL,  /* a regex location (or the locations file's): nginx looks no further */
+} Picked;
+
+/* nginx's choice among locs (one level) for a file under dir, as
+ * ngx_http_core_find_location() makes it: the longest prefix and, in it,
+ * its own nested locations; then, unless that prefix is ^~, the regexes in
+ * order, each with its nested locations; else the deepest prefix. A regex
+ * is taken to match some file under dir (its file name is unknown) unless
+ * its anchored start rules that out (cannot_match_under()), so the first
+ * that opens a file under private (the private directory) answers, and one
+ * that refuses answers only where it matches every file there (takes_all():
+ * "location ~ //"). The locations file's own locations check links or
+ * refuse "//" first. The answer in *ret. */
+static Picked pick(Audit *a, const Location *locs, size_t n, const char *dir, const char *private,
+                   const Answer *base, Answer *ret, unsigned depth)
 {
 	const Location *best = NULL;
-	Answer prefix = {};
-	bool found = false;
+	Picked picked = PICKED_NONE;
 
 	for (size_t i = 0; i < n; i++)
 		if ((streq(locs[i].modifier, "") || streq(locs[i].modifier, "^~")) &&
@@ -150,41 +179,42 @@ static bool pick(Audit *a, const Location *locs, size_t n, const char *dir, cons
 		    (!best || strlen(locs[i].path) > strlen(best->path)))
 			best = &locs[i];
 	if (best) {
+		Answer prefix, inner;
 		Settings s;
+		Picked p = PICKED_NONE;
 
 		prefix = settle(a, best, base, &s);
 		if (!best->ours && depth < NEST_MAX)
-			found =
-			    pick(a, s.nested, s.n_nested, dir, private, &prefix, ret, depth + 1);
+			p = pick(a, s.nested, s.n_nested, dir, private, &prefix, &inner, depth + 1);
 		free(s.nested);
-		if (found)
-			return true;
-		if (best->ours || streq(best->modifier, "^~")) {
-			*ret = prefix;
-			return true;
-		}
+		*ret = p == PICKED_NONE ? prefix : inner;
+		if (p == PICKED_FINAL || best->ours)
+			return PICKED_FINAL;
+		if (streq(best->modifier, "^~"))
+			return PICKED_PREFIX;
+		picked = PICKED_PREFIX;
 	}
 	for (size_t i = 0; i < n && a->error >= 0; i++) {
 		const Location *l = &locs[i];
+		Answer r, inner;
 		Settings s;
-		Answer r;
+		Picked p = PICKED_NONE;
 
 		if (*l->modifier != '~' || cannot_match_under(l, dir))
 			continue;
 		r = settle(a, l, base, &s);
+		if (depth < NEST_MAX)
+			p = pick(a, s.nested, s.n_nested, dir, private, &r, &inner, depth + 1);
 		free(s.nested);
-		if (r.refused && takes_all(l, dir)) {
+		if (p != PICKED_NONE)
+			r = inner;
+		if ((r.refused && takes_all(a, l, dir)) ||
+		    (!r.refused && opens_private(a, &r, dir, private))) {
 			*ret = r;
-			return true;
-		}
-		if (!r.refused && opens_private(a, &r, dir, private)) {
-			*ret = r;
-			return true;
+			return PICKED_FINAL;
 		}
 	}
-	if (best)
-		*ret = prefix;
-	return best;
+	return picked;
 }
 
 /* s with every run of '/' made one, malloc'd. */
@@ -205,7 +235,7 @@ static char *squeeze(const char *s)
  * (media_root's private directory); a root or alias with a variable, a
  * relative one or an alias in a regex location cannot be told, and counts.
  * nginx's default root (its prefix's html/) does not. */
-static bool opens_private(const Audit *a, const Answer *r, const char *dir, const char *private)
+static bool opens_private(Audit *a, const Answer *r, const char *dir, const char *private)
 {
 	_cleanup_free_ char *file = NULL, *f = NULL, *p = NULL;
 	const char *d = r->dir ? r->dir->args[1] : NULL;
@@ -216,10 +246,13 @@ static bool opens_private(const Audit *a, const Answer *r, const char *dir, cons
 		return true;
 	if (asprintf(&file, "%s/%s", d, r->alias_of ? dir + strlen(r->alias_of) : dir) < 0) {
 		file = NULL;
+		a->error = -ENOMEM;
 		return false;
 	}
 	f = squeeze(file);
 	p = squeeze(private);
+	if (!f || !p)
+		a->error = -ENOMEM;
 	return f && p && has_prefix(f, p);
 }
 
@@ -247,8 +280,11 @@ static char *doubled_at(const char *p, size_t k)
 
 void audit_check_merge_slashes(Audit *a, const Server *serving, const Server *deflt)
 {
+	/* Over TLS the server name (SNI) picks the server before the request
+	 * line is read; over plain HTTP nginx reads it with the default one. */
+	const Server *reads = a->site->tls ? serving : deflt;
 	const NginxNode *ms =
-	    deflt && deflt->merge_slashes ? deflt->merge_slashes : a->http_merge_slashes;
+	    reads && reads->merge_slashes ? reads->merge_slashes : a->http_merge_slashes;
 	const char *media = a->site->media_url, *root = a->site->media_root;
 	Answer base = { .dir = serving->root ? serving->root : a->http_root };
 
@@ -277,8 +313,8 @@ void audit_check_merge_slashes(Audit *a, const Server *serving, const Server *de
 				a->error = -ENOMEM;
 				return;
 			}
-			if (!pick(a, serving->locations, serving->n_locations, dir, private, &base,
-			          &r, 0))
+			if (pick(a, serving->locations, serving->n_locations, dir, private, &base,
+			         &r, 0) == PICKED_NONE)
 				r = base;
 			if (r.refused || !opens_private(a, &r, dir, private))
 				continue;

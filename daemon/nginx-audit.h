@@ -17,6 +17,7 @@ typedef struct NginxAuditSite {
 	const char *locations_file;
 	const char *host; /* base_url's host, as a Host header names it */
 	unsigned port;
+	bool tls;                   /* base_url is https: the server is picked by SNI */
 	const char *media_url;      /* ending in '/' */
 	const char *media_root;     /* ending in '/': where media_url's files are */
 	char *const *private_paths; /* media_url + private prefix, each ending '/' */

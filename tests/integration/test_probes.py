@@ -443,6 +443,34 @@ DOUBLED_LAYOUTS = {
         location ~* \\.pdf$ {{ root {www}; }}
         include {locations};
     }}""", "yes", True, False),
+    # ... unless a "//" refusal inside it answers first.
+    "site-regex-refusing": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location ~* \\.pdf$ {{ location ~ // {{ return 403; }} root {www}; }}
+        include {locations};
+    }}""", "yes", False, False),
+    # A nested prefix does not end nginx's search: the regexes after it.
+    "nested-prefix-then-regex": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location / {{ return 404; location /media/ {{ deny all; }} }}
+        location ~ ^/media/.+\\.pdf$ {{ root {www}; }}
+        include {locations};
+    }}""", "no", True, False),
+    # allow before deny all lets the allowed in.
+    "allow-then-deny": ("""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        merge_slashes off;
+        location /media/ {{ alias {media}/; allow 127.0.0.1; deny all; }}
+        include {locations};
+    }}""", "no", True, True),
     # nginx reads the request line with the default server's setting...
     "default-server-off": ("""
     server {{

@@ -180,7 +180,7 @@ static void test_dump_argv_makes_the_test_flag_dump(void **state)
 
 /* The audit of text for a site whose media_url /media/ is media_root, its
  * private path private_path. */
-static NginxAudit *audit_site(const char *text, const char *host, unsigned port,
+static NginxAudit *audit_site(const char *text, const char *host, unsigned port, bool tls,
                               const char *media_root, const char *private_path)
 {
 	char *paths[] = { (char *)private_path, NULL };
@@ -189,6 +189,7 @@ static NginxAudit *audit_site(const char *text, const char *host, unsigned port,
 		.locations_file = "/s/locations.conf",
 		.host = host,
 		.port = port,
+		.tls = tls,
 		.media_url = "/media/",
 		.media_root = media_root,
 		.private_paths = paths,
@@ -208,7 +209,7 @@ static NginxAudit *audit_site(const char *text, const char *host, unsigned port,
 
 static NginxAudit *audit(const char *text, const char *host, unsigned port)
 {
-	return audit_site(text, host, port, "/m/", "/media/private/");
+	return audit_site(text, host, port, false, "/m/", "/media/private/");
 }
 
 static const char *kinds(const NginxAudit *a)
@@ -341,76 +342,114 @@ static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off
 	 * no finding): nginx 1.22's answer to the layout. */
 	static const struct {
 		const char *servers, *locs, *media_root, *private_path, *names;
+		bool tls; /* port 443, https: SNI picks the server */
 	} t[] = {
 		/* http {}'s off; the site serves media_url itself. */
 		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location /media/ { alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", "/media//private/..., a private" },
+		  LOCS_PRIVATE, "/m/", "/media/private/", "/media//private/..., a private", false },
 		/* Its location refuses "//" first, as the locations file's does. */
 		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location /media/ { location ~ // { return 403; } alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL, false },
 		/* A "//" location that refuses nothing inherits the alias. */
 		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location /media/ { location ~ // { } alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ // (at /n/nginx.conf:5)" },
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ // (at /n/nginx.conf:5)",
+		  false },
 		/* An earlier nested regex answers the files it matches. */
 		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location /media/ { location ~ \\.txt$ { } location ~ // { return 403; }\n"
 		  "alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ \\.txt$" },
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ~ \\.txt$", false },
 		/* The refusal in a nested prefix location of the site's. */
 		{ "merge_slashes off;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location / { location /media/ { location ~ // { return 403; } alias /m/; } } "
 		  "}\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL, false },
 		/* nginx parses the request line with the default server {}'s. */
 		{ "server { listen 80 default_server; merge_slashes off; }\n"
 		  "server { listen 80; server_name x; include /s/locations.conf;\n"
 		  "location /media/ { alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", "location /media/ (at /n/nginx.conf:5)" },
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location /media/ (at /n/nginx.conf:5)",
+		  false },
 		{ "server { listen 80 default_server; }\n"
 		  "server { listen 80; server_name x; merge_slashes off;\n"
 		  "include /s/locations.conf; location /media/ { alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", NULL },
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL, false },
 		{ "merge_slashes OFF;\nserver { listen 80; include /s/locations.conf;\n"
 		  "location ^~/media/ { alias /m/; } }\n",
-		  LOCS_PRIVATE, "/m/", "/media/private/", "location ^~ /media/" },
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location ^~ /media/", false },
 		/* The locations file's plain location refuses "//"; "//media/"
 		 * reaches the site's root, which is not media_root. */
 		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf;\n"
 		  "location / { } }\n",
-		  LOCS, "/m/", "/media/private/", NULL },
+		  LOCS, "/m/", "/media/private/", NULL, false },
 		/* Unless media_root lies under it. */
 		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf;\n"
 		  "location / { } }\n",
-		  LOCS, "/w/media/", "/media/private/", "//media/private/..., a private path" },
+		  LOCS, "/w/media/", "/media/private/", "//media/private/..., a private path",
+		  false },
 		/* No location at all: the server {}'s own root. */
 		{ "server { listen 80; merge_slashes off; root /w; include /s/locations.conf; }\n",
-		  LOCS_PRIVATE, "/w/media/", "/media/private/", "the server {}'s own root" },
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "the server {}'s own root", false },
 		/* A regex location of the site opens what it matches. */
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~* \\.mp4$ { root /w; } }\n",
-		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location ~* \\.mp4$" },
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location ~* \\.mp4$", false },
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~* \\.mp4$ { proxy_pass http://app; } }\n",
-		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL },
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL, false },
 		/* One anchored elsewhere cannot match; "^/+" and a branch may. */
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~ ^/api/ { root /w; } }\n",
-		  LOCS, "/w/media/", "/media/private/", NULL },
+		  LOCS, "/w/media/", "/media/private/", NULL, false },
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~* ^/+media/ { root /w; } }\n",
-		  LOCS, "/w/media/", "/media/private/", "location ~* ^/+media/" },
+		  LOCS, "/w/media/", "/media/private/", "location ~* ^/+media/", false },
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location ~ ^/api/|\\.pdf$ { root /w; } }\n",
-		  LOCS, "/w/media/", "/media/private/", "location ~ ^/api/|\\.pdf$" },
+		  LOCS, "/w/media/", "/media/private/", "location ~ ^/api/|\\.pdf$", false },
+		/* A nested prefix does not end the search: the server's regexes
+		 * still run after it. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location / { proxy_pass http://app; location /media/ { deny all; } }\n"
+		  "location ~ ^/media/.+\\.pdf$ { root /w; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location ~ ^/media/.+\\.pdf$",
+		  false },
+		/* A regex location's own nested locations answer for it. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~ /media/ { return 404; location ~ \\.pdf$ { root /w; } } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location ~ \\.pdf$", false },
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location ~* \\.pdf$ { location ~ // { return 403; } root /w; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL, false },
+		/* allow before deny all lets someone in; deny all first, nobody. */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location /media/ { root /w; allow 127.0.0.1; deny all; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", "location /media/", false },
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location /media/ { root /w; deny all; allow 127.0.0.1; } }\n",
+		  LOCS_PRIVATE, "/w/media/", "/media/private/", NULL, false },
+		/* A refusal of exactly "//" leaves "///". */
+		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
+		  "location /media/ { location ~ ^/media//[^/] { return 403; } alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location /media/", false },
+		/* Over https the server SNI picked reads the request line. */
+		{ "server { listen 443 ssl default_server; }\n"
+		  "server { listen 443 ssl; server_name x; merge_slashes off;\n"
+		  "include /s/locations.conf; location /media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", "location /media/", true },
+		{ "server { listen 443 ssl default_server; merge_slashes off; }\n"
+		  "server { listen 443 ssl; server_name x;\n"
+		  "include /s/locations.conf; location /media/ { alias /m/; } }\n",
+		  LOCS_PRIVATE, "/m/", "/media/private/", NULL, true },
 		/* A "//" inside the private path: a parent location of the site's. */
 		{ "server { listen 80; merge_slashes off; include /s/locations.conf;\n"
 		  "location /media/private/ { alias /m/private/; } }\n",
 		  "# configuration file /s/locations.conf:\n"
 		  "location ^~ /media/private/docs/ { alias /m/private/docs/; }\n",
-		  "/m/", "/media/private/docs/", "/media/private//docs/..." },
+		  "/m/", "/media/private/docs/", "/media/private//docs/...", false },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -418,7 +457,8 @@ static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off
 		NginxAudit *a;
 
 		snprintf(text, sizeof(text), "%s%s}\n%s%s", HEAD, t[i].servers, KEYS, t[i].locs);
-		a = audit_site(text, "x", 80, t[i].media_root, t[i].private_path);
+		a = audit_site(text, "x", t[i].tls ? 443 : 80, t[i].tls, t[i].media_root,
+		               t[i].private_path);
 		if (!t[i].names)
 			assert_string_equal(kinds(a), "");
 		else {
