@@ -45,13 +45,21 @@ typedef struct Audit {
 	size_t n_keys_elsewhere;
 	const NginxNode *http_merge_slashes; /* http {}'s, which servers inherit */
 	const NginxNode *http_root;
+	size_t visits_left; /* directives audit_walk() may still visit */
 	int error;
 } Audit;
 
+/* Room for element n of an array that PUSH() alone grows: its capacity is
+ * n rounded up to a power of two, doubled when n reaches one (a push costs
+ * O(1) on average; one realloc per push was quadratic in the servers of a
+ * large configuration). */
 static inline void *audit_grow(void *p, size_t n, size_t size, int *error)
 {
-	void *q = reallocarray(p, n + 1, size);
+	void *q;
 
+	if (p && (n & (n - 1)) != 0)
+		return p;
+	q = reallocarray(p, n ? 2 * n : 1, size);
 	if (!q)
 		*error = -ENOMEM;
 	return q;
@@ -86,7 +94,9 @@ typedef void (*audit_visit_t)(Audit *a, void *userdata, const NginxNode *n);
 
 /* Calls visit for each directive of block, with the files its includes
  * name read in place, as nginx reads them. The keys file is never entered:
- * nothing of it is needed, and nothing of it may reach a finding. */
+ * nothing of it is needed, and nothing of it may reach a finding. Past
+ * AUDIT_VISITS_MAX directives in all (includes that include each other
+ * several times over) it stops with a->error = -E2BIG. */
 void audit_walk(Audit *a, void *userdata, const NginxNode *block, audit_visit_t visit,
                 unsigned depth);
 

@@ -117,6 +117,11 @@ void audit_walk(Audit *a, void *userdata, const NginxNode *block, audit_visit_t 
 		const NginxDumpFile *f;
 		size_t k = 0;
 
+		if (a->visits_left == 0) {
+			a->error = -E2BIG;
+			return;
+		}
+		a->visits_left--;
 		visit(a, userdata, n);
 		if (!is(n, "include", 2) || depth >= INCLUDE_DEPTH_MAX)
 			continue;
@@ -177,7 +182,9 @@ static void visit_http(Audit *a, void *unused, const NginxNode *n)
 		/* Locations nested in locations are not walked: ours are at
 		 * server level, where nginx's longest-prefix match runs. */
 		audit_walk(a, &s, n, visit_server, 0);
-		PUSH(a, a->servers, a->n_servers, s);
+		/* Pushed only whole: what failed is freed here, once. */
+		if (a->error >= 0)
+			PUSH(a, a->servers, a->n_servers, s);
 		if (a->error < 0) {
 			strv_free(s.names);
 			free(s.listens);
@@ -626,7 +633,7 @@ static int export_servers(Audit *a)
 
 int nginx_audit_run(const NginxDump *d, const NginxAuditSite *site, NginxAudit **ret)
 {
-	Audit a = { .dump = d, .site = site };
+	Audit a = { .dump = d, .site = site, .visits_left = AUDIT_VISITS_MAX };
 	int r;
 
 	a.out = calloc(1, sizeof(NginxAudit));

@@ -46,7 +46,13 @@ typedef struct NginxAudit {
 	size_t n_findings;
 } NginxAudit;
 
-/* Audits a parsed dump for site. Returns 0 or -ENOMEM. */
+/* At most this many directives are read in all, includes read in place:
+ * a configuration has thousands; includes that include each other several
+ * times over would take exponential time. */
+#define AUDIT_VISITS_MAX (1U << 18)
+
+/* Audits a parsed dump for site. Returns 0, -E2BIG past AUDIT_VISITS_MAX,
+ * or -ENOMEM. */
 int nginx_audit_run(const NginxDump *d, const NginxAuditSite *site, NginxAudit **ret);
 NginxAudit *nginx_audit_free(NginxAudit *a);
 static inline void nginx_audit_freep(NginxAudit **a)

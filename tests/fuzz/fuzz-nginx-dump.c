@@ -64,7 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	FUZZ_CHECK(!error && d && d->n_files > 0);
-	FUZZ_CHECK(nginx_audit_run(d, &site, &a) == 0);
+	r = nginx_audit_run(d, &site, &a);
+	/* Includes that include each other several times over: refused. */
+	if (r == -E2BIG) {
+		nginx_dump_free(d);
+		return 0;
+	}
+	FUZZ_CHECK(r == 0);
 	FUZZ_CHECK(nginx_audit_json(a, &json) == 0);
 	/* The seeds' keys file holds this secret. */
 	FUZZ_CHECK(!strstr(json, "TOPSECRET") ||

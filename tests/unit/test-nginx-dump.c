@@ -471,6 +471,28 @@ static void test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off
 	}
 }
 
+static void test_audit_refuses_includes_that_multiply(void **state)
+{
+	/* A file listed three times that includes itself: 3^16 readings at
+	 * the depth bound. Refused after AUDIT_VISITS_MAX, in well under a
+	 * second (seen taking minutes before: the fuzzer's timeout). */
+	NginxDump *d = parse_ok(HEAD "server { listen 80; include /s/l.conf; }\n}\n" KEYS
+	                             "# configuration file /s/l.conf:\ninclude /s/l.conf;\n"
+	                             "# configuration file /s/l.conf:\ninclude /s/l.conf;\n"
+	                             "# configuration file /s/l.conf:\ninclude /s/l.conf;\n");
+	char *paths[] = { "/media/private/", NULL };
+	NginxAuditSite site = { .keys_file = "/s/keys.conf",
+		                .locations_file = "/s/locations.conf",
+		                .host = "x",
+		                .port = 80,
+		                .private_paths = paths };
+	NginxAudit *a = NULL;
+
+	assert_int_equal(nginx_audit_run(d, &site, &a), -E2BIG);
+	assert_null(a);
+	nginx_dump_free(d);
+}
+
 static void test_audit_origin(void **state)
 {
 	char *host = NULL;
@@ -507,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_audit_without_the_includes),
 		cmocka_unit_test(
 		    test_audit_names_what_serves_doubled_slashes_under_merge_slashes_off),
+		cmocka_unit_test(test_audit_refuses_includes_that_multiply),
 		cmocka_unit_test(test_audit_origin),
 	};
 
