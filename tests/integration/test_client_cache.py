@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from ctlsite import run_ctl
-from daemonsite import kid_of, make_daemon  # noqa: F401
+from daemonsite import kid_of, make_daemon, query  # noqa: F401
 from pyclient_fixture import SOURCE_DIR  # noqa: F401  (puts contrib/python on the path)
 
 import securelink  # noqa: E402
@@ -63,6 +63,38 @@ def test_a_repeated_sign_comes_from_memory_and_nginx_serves_it(make_daemon):
         # an explicit expires= is never cached.
         c.sign(PATHS[0], ttl=3000)
         assert signed_count(d) == n + 1
+
+
+def test_a_cached_link_is_handed_out_only_with_the_lifetime_asked_left(make_daemon,
+                                                                      monkeypatch):
+    # The link's expires is read from it at its first hit (a miss does not
+    # parse it); the client's clock is moved to either side of the last
+    # second at which the link still has 60 s left.
+    d = site(make_daemon)
+    with securelink.Client(socket=d.socket) as c:
+        url = c.sign(PATHS[0], ttl=60)
+        expires = int(query(url)["expires"])
+        n = signed_count(d)
+        monkeypatch.setattr(securelink, "_time", lambda: expires - 60)
+        assert c.sign(PATHS[0], ttl=60) == url
+        assert signed_count(d) == n
+        monkeypatch.setattr(securelink, "_time", lambda: expires - 59.5)
+        c.sign(PATHS[0], ttl=60)
+        assert signed_count(d) == n + 1
+        assert d.status_of(url) == 200
+
+
+def test_a_public_link_is_asked_for_every_time(make_daemon):
+    # A public link has no expires: it never comes from memory, also once
+    # it has been asked for twice.
+    d = site(make_daemon)
+    d.add_file("public/a.css", BODY)
+    with securelink.Client(socket=d.socket) as c:
+        n = signed_count(d)
+        urls = [c.sign("/media/public/a.css", ttl=60) for _ in range(3)]
+        assert signed_count(d) == n + 3
+        assert set(urls) == {urls[0]} and "?" not in urls[0]
+        assert d.status_of(urls[0]) == 200
 
 
 def test_no_granularity_no_cache(make_daemon):

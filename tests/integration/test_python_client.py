@@ -235,6 +235,12 @@ def test_two_answers_to_one_request_are_a_protocol_error_and_drop_the_connection
     assert len(d.conns) == 2
 
 
+def test_an_answer_ending_in_cr_lf_is_read_without_the_cr(fake):
+    d, c = fake(lambda line: "OK /m/a?token=t&expires=1&kid=1\r")
+    assert c.sign("/m/a") == "/m/a?token=t&expires=1&kid=1"
+    assert c.sign_many(["/m/a"]) == ["/m/a?token=t&expires=1&kid=1"]
+
+
 def test_sign_timeout_on_the_fast_path_names_the_socket(fake):
     d, c = fake(lambda line: FakeDaemon.HANG, timeout=0.2)
     with pytest.raises(securelink.Error) as e:
@@ -644,7 +650,9 @@ def test_django_unsigned_url_is_filesystemstorages(django_settings, base_url):
     # answer for every name, also where it resolves segments.
     from django.core.files.storage import FileSystemStorage
     names = ["a.pdf", "private/a b.pdf", "/lead.pdf", "x/../y.pdf", "./z.pdf", ".hidden",
-             "d/.e/f", "ü #?%.pdf", "a:b.pdf", "a//b.pdf", "", "a\\b.pdf"]
+             "d/.e/f", "ü #?%.pdf", "a:b.pdf", "a//b.pdf", "", "a\\b.pdf",
+             # Segment edges of the names taken as they are.
+             "dir/", "a/b/", "/", "..", "a/..", "a/./b", "a./b.", "-x/_y~z(1)!*'.pdf", "a/.."]
     # Every ASCII byte in a name: those quote() keeps are taken as they
     # are, the rest go through filepath_to_uri().
     names += [f"p/a{chr(b)}b.pdf" for b in range(1, 128)]

@@ -85,10 +85,13 @@ from securelink import GRANT_COOKIE, Client
 
 # A path grant's fields ahead of the directory: _grant/KID/EXPIRES/TOKEN/DEPTH/.
 _PATH_GRANT_RE = re.compile(r"/_grant/[0-9]+/[0-9]+/[A-Za-z0-9_-]+/[0-9]+/")
-# A name filepath_to_uri() returns unchanged: only what urllib's quote()
-# always keeps and Django's safe="/~!*()'" adds (no '\\', which it turns
-# into '/'). Most file names are such; matching is cheaper than quoting.
-_NAME_AS_URI = re.compile(r"[A-Za-z0-9_.~/!*()'-]*").fullmatch
+# A name that is its own URL path below base_url: segments of what urllib's
+# quote() always keeps and Django's safe="/~!*()'" adds (no '\\', which it
+# turns into '/'), none empty or starting with '.', no '/' in front, so
+# urljoin() has nothing to resolve. Most file names are such; one match is
+# cheaper than quoting and joining.
+_PLAIN_NAME = re.compile(r"[\w~!*()'-][\w.~!*()'-]*(?:/[\w~!*()'-][\w.~!*()'-]*)*",
+                         re.ASCII).fullmatch
 
 
 class SecureLinkStorage(FileSystemStorage):
@@ -113,7 +116,6 @@ class SecureLinkStorage(FileSystemStorage):
         self._expires_seconds = expires_seconds
         self._private_prefixes = private_prefixes
         self._public_prefixes = public_prefixes
-        self._client = None
         # The base_url _unsigned_url() last judged, and its verdict.
         self._judged_base = self._base_concatenates = None
         if nginx_secret_key is not None or getattr(settings, "SECURE_LINK_SECRET_KEY", None):
@@ -126,19 +128,23 @@ class SecureLinkStorage(FileSystemStorage):
         # token_field_name, expires_field_name: accepted for compatibility,
         # securelinkd's token_param / expires_param decide.
 
-    @property
+    @cached_property
     def client(self):
         """One Client per storage, connected on first use and kept."""
-        if self._client is None:
-            socket = self._socket or getattr(settings, "SECURELINK_SOCKET", None)
-            self._client = Client(socket=socket, timeout=self._timeout, cache=self._cache)
-        return self._client
+        socket = self._socket or getattr(settings, "SECURELINK_SOCKET", None)
+        return Client(socket=socket, timeout=self._timeout, cache=self._cache)
 
     @property
     def expires_seconds(self):
         if self._expires_seconds is not None:
             return self._expires_seconds
         return getattr(settings, "SECURE_LINK_EXPIRATION_SECONDS", None)
+
+    @cached_property
+    def _default_ttl(self):
+        # Cached as _prefix_settings is: a property is a function call in
+        # every url(), hit or miss.
+        return self.expires_seconds
 
     def _prefixes(self):
         return self._prefix_settings
@@ -165,6 +171,7 @@ class SecureLinkStorage(FileSystemStorage):
         super()._clear_cached_properties(setting, **kwargs)
         if setting.startswith("SECURE_LINK_"):
             self.__dict__.pop("_prefix_settings", None)
+            self.__dict__.pop("_default_ttl", None)
 
     def _app_says_private(self, url):
         """None when neither prefix setting is given (securelinkd alone
@@ -178,7 +185,7 @@ class SecureLinkStorage(FileSystemStorage):
         return None
 
     def url(self, name, lifetime=None):
-        ttl = self.expires_seconds if lifetime is None else self._ttl(lifetime)
+        ttl = self._default_ttl if lifetime is None else self._ttl(lifetime)
         client = self.client
         # Keyed by the name: a hit skips Django's url() as well.
         key = (id(self), self.base_url, name, ttl)
@@ -202,7 +209,9 @@ class SecureLinkStorage(FileSystemStorage):
                 and "//" not in base.split("://", 1)[-1].lstrip("/"))
             self._judged_base = base
         if self._base_concatenates:
-            url = name if type(name) is str and _NAME_AS_URI(name) else filepath_to_uri(name)
+            if type(name) is str and _PLAIN_NAME(name):
+                return base + name
+            url = filepath_to_uri(name)
             if url is not None:
                 url = url.lstrip("/")
                 # urljoin() resolves dot segments and empty ones.
@@ -215,7 +224,7 @@ class SecureLinkStorage(FileSystemStorage):
         URL as url() makes it (MEDIA_URL + the file's path); returns it
         signed for `seconds` (None: the default lifetime), or unsigned when
         it is public."""
-        ttl = self.expires_seconds if seconds is None else self._ttl(seconds)
+        ttl = self._default_ttl if seconds is None else self._ttl(seconds)
         key = (id(self), None, url, ttl)
         return self.client._cached(key, ttl) or self._sign(key, url, ttl)
 
@@ -225,7 +234,7 @@ class SecureLinkStorage(FileSystemStorage):
         return self._grant(dir_name, "path", ttl, ip)
 
     def _grant(self, dir_name, form, ttl, ip):
-        ttl = self.expires_seconds if ttl is None else self._ttl(ttl)
+        ttl = self._default_ttl if ttl is None else self._ttl(ttl)
         if not dir_name.endswith("/"):
             dir_name += "/"
         url = self._unsigned_url(dir_name)
@@ -259,8 +268,11 @@ class SecureLinkStorage(FileSystemStorage):
             )
 
     def _sign(self, key, url, ttl):
-        self._prefixes()  # both settings given: ImproperlyConfigured, as before
-        return self.client._sign_keyed(key, url, ttl, check=self._check_answer)
+        # Both settings given: ImproperlyConfigured, as before. Neither:
+        # securelinkd alone decides, and there is nothing to check.
+        private, public = self._prefixes()
+        check = self._check_answer if private or public else None
+        return self.client._sign_keyed(key, url, ttl, check=check)
 
     def _check_answer(self, url, signed):
         # Only an unsigned answer can contradict the settings.
