@@ -160,13 +160,13 @@ def _check_line(line, what):
 
 
 def _sign_line(path, ttl=None, expires=None, ip=None):
+    if ttl is not None and expires is not None:
+        raise ValueError("give ttl or expires, not both")
     target = _encode_field(path, "path")
-    if type(ttl) is int and expires is None and ip is None:
+    if type(ttl) is int and ip is None:
         # The common case in one format (an int, as _int_option() checks).
         line = b"SIGN %s ttl=%d\n" % (target, ttl)
     else:
-        if ttl is not None and expires is not None:
-            raise ValueError("give ttl or expires, not both")
         line = b"SIGN " + target
         if ttl is not None:
             line += _int_option("ttl", ttl)
@@ -278,7 +278,7 @@ class Client:
     def _read_expires(self, key, hit):
         """A link's expires, read at its first hit: a link that is never
         asked for again costs no parsing (most of a page's links, when
-        every name is new). A link without one (public) leaves the cache."""
+        every name is new). A link without one leaves the cache."""
         expires = _expires_of(hit[0], self._expires_marks)
         if expires is None:
             self._cache.pop(key, None)
@@ -295,7 +295,9 @@ class Client:
             raise Error(*rest)
         if check is not None:
             check(path, rest)
-        if seen is not None:
+        # A public link ("?" nowhere) is not kept: it would only take the
+        # place of signed ones.
+        if seen is not None and "?" in rest:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             # Its expires is read when it is first asked for again.

@@ -206,6 +206,7 @@ class SecureLinkStorage(FileSystemStorage):
         if base is not self._judged_base:
             self._base_concatenates = (
                 base is not None and base.endswith("/") and "/." not in base
+                and "?" not in base and "#" not in base
                 and "//" not in base.split("://", 1)[-1].lstrip("/"))
             self._judged_base = base
         if self._base_concatenates:
