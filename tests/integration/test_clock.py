@@ -96,9 +96,12 @@ def test_a_rotation_that_cannot_complete_is_answered_at_its_deadline(make_daemon
     # The clock steps back a day between nginx's confirmation of the new key
     # and its activation, and the daemon is not told (libfaketime alone): the
     # key would activate a day late. The client gets its answer at the
-    # deadline, activation_delay + 3 x timeout = 8s, not a day later.
+    # deadline, activation_delay + 3 x timeout = 11s, not a day later. The
+    # step must come before the key's activation_delay is over: 5s leaves
+    # room for a loaded CI machine (2s once did not, and the key activated
+    # before the step).
     d, clock, _ = faked_daemon(make_daemon, tmp_path, "+0",
-                               {"keys": {"activation_delay": "2s"}, "nginx": {"timeout": "2s"}})
+                               {"keys": {"activation_delay": "5s"}, "nginx": {"timeout": "2s"}})
     active = d.status()["active_kid"]
     with d.connect() as c:
         rotate_until_confirmed(d, c)
