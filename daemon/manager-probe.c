@@ -281,11 +281,13 @@ static void audit_dump(Manager *m, const char *path)
 	m->check_config = NULL;
 	if (r >= 0)
 		r = nginx_audit_json(a, &m->check_config);
-	if (r == -E2BIG)
-		set_check_config_error(m, "cannot audit nginx's configuration: its includes, read "
-		                          "in place, hold over 262,144 directives (files that "
-		                          "include each other?)");
-	else if (r < 0)
+	if (r == -E2BIG) {
+		if (asprintf(&msg,
+		             "cannot audit nginx's configuration: its includes, read in place, "
+		             "hold over %u directives (files that include each other?)",
+		             AUDIT_VISITS_MAX) >= 0)
+			set_check_config_error(m, msg);
+	} else if (r < 0)
 		set_check_config_error(m, "cannot audit nginx's configuration: out of memory");
 }
 
